@@ -1,0 +1,190 @@
+//! The REST front door: `GET|POST /tools` and `POST /invoke`.
+//!
+//! A thin adapter: it reads the wire format, hands one call to the
+//! [`Pipeline`], and writes the answer back. Every rule (who may see or call
+//! what, what gets recorded) lives in the pipeline.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use rmcp::model::JsonObject;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use crate::audit::{Action, FrontDoor};
+use crate::identity::bearer_token;
+use crate::pipeline::{Assertions, CallContext, Pipeline, PipelineError};
+
+/// The JSON body of both routes. `action` and `payload` belong to `/invoke`;
+/// the seed clients' `agent_id`, `agent_role` and `environment` are accepted
+/// on both and must match the verified caller and the deployment.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestBody {
+    /// The public tool name.
+    action: Option<String>,
+    /// The tool's arguments.
+    payload: Option<JsonObject>,
+    agent_id: Option<String>,
+    agent_role: Option<String>,
+    environment: Option<String>,
+}
+
+impl RestBody {
+    fn assertions(&self) -> Assertions<'_> {
+        Assertions {
+            agent_id: self.agent_id.as_deref(),
+            role: self.agent_role.as_deref(),
+            environment: self.environment.as_deref(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolsQuery {
+    #[serde(default)]
+    detail: bool,
+}
+
+/// `GET|POST /tools[?detail=true]`: the caller's view of the catalog.
+pub async fn tools(
+    State(pipeline): State<Arc<Pipeline>>,
+    query: Result<Query<ToolsQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let ctx = context(&headers);
+    let token = token(&headers);
+    let parsed = query
+        .map_err(|e| PipelineError::InvalidRequest(e.body_text()))
+        .and_then(|Query(query)| {
+            let body = read_json(&pipeline, &headers, body, false)?.unwrap_or_default();
+            match body {
+                RestBody {
+                    action: None,
+                    payload: None,
+                    ..
+                } => Ok((query, body)),
+                _ => Err(PipelineError::InvalidRequest(
+                    "`action` and `payload` belong to /invoke".into(),
+                )),
+            }
+        });
+    let (query, body) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => return failure(&ctx, pipeline.reject(&ctx, Action::Discovery, token, e)),
+    };
+    match pipeline.discover(&ctx, token, body.assertions(), query.detail) {
+        Ok(discovery) => {
+            let mut body = json!({ "tools": discovery.tools });
+            if let Some(definitions) = discovery.definitions {
+                body["definitions"] = json!(definitions);
+            }
+            success(&ctx, body)
+        }
+        Err(e) => failure(&ctx, e),
+    }
+}
+
+/// `POST /invoke`: call one tool.
+pub async fn invoke(
+    State(pipeline): State<Arc<Pipeline>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let ctx = context(&headers);
+    let token = token(&headers);
+    let parsed = read_json::<RestBody>(&pipeline, &headers, body, true).and_then(|body| {
+        let mut body = body.unwrap_or_default();
+        let action = body.action.take().ok_or_else(|| {
+            PipelineError::InvalidRequest("missing field `action` (the tool to call)".into())
+        })?;
+        Ok((action, body))
+    });
+    let (action, mut body) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => return failure(&ctx, pipeline.reject(&ctx, Action::Call, token, e)),
+    };
+    let arguments = body.payload.take().unwrap_or_default();
+    match pipeline
+        .call(&ctx, token, body.assertions(), &action, arguments)
+        .await
+    {
+        Ok(result) => success(
+            &ctx,
+            json!({ "trace_id": ctx.trace.trace_id_hex(), "result": result }),
+        ),
+        Err(e) => failure(&ctx, e),
+    }
+}
+
+fn context(headers: &HeaderMap) -> CallContext {
+    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
+    CallContext::new(FrontDoor::Rest, traceparent)
+}
+
+fn token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_token)
+}
+
+/// Parse a JSON body. `None` when the body is empty and not `required`.
+fn read_json<T: DeserializeOwned>(
+    pipeline: &Pipeline,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    required: bool,
+) -> Result<Option<T>, PipelineError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            PipelineError::PayloadTooLarge(pipeline.catalog().max_body_bytes)
+        } else {
+            PipelineError::InvalidRequest(rejection.body_text())
+        }
+    })?;
+    if body.is_empty() {
+        return if required {
+            Err(PipelineError::InvalidRequest(
+                "a JSON body is required".into(),
+            ))
+        } else {
+            Ok(None)
+        };
+    }
+    if !is_json(headers) {
+        return Err(PipelineError::UnsupportedMediaType);
+    }
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|e| PipelineError::InvalidRequest(format!("invalid JSON body: {e}")))
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn success(ctx: &CallContext, body: Value) -> Response {
+    let mut response = Json(body).into_response();
+    if let Ok(value) = HeaderValue::from_str(&ctx.trace.traceparent()) {
+        response.headers_mut().insert("traceparent", value);
+    }
+    response
+}
+
+fn failure(ctx: &CallContext, error: PipelineError) -> Response {
+    ApiError::from(error).into_response_with(&ctx.trace)
+}

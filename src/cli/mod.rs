@@ -1,0 +1,65 @@
+//! The command line: one file per verb. `main` only parses and hands over.
+
+mod check;
+mod example_server;
+mod logging;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use logging::{LogFormat, LoggingArgs};
+
+/// MCP Control Plane: one address between AI agents and MCP servers, with
+/// per-role discovery, verified identity, policy and an audit record for every call.
+#[derive(Debug, Parser)]
+#[command(name = "mcp-control-plane", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub logging: LoggingArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Serve(serve::ServeArgs),
+    Check(check::CheckArgs),
+    ExampleServer(example_server::ExampleServerArgs),
+}
+
+/// Run a parsed command line; the exit code says whether it succeeded.
+pub fn run(cli: Cli) -> ExitCode {
+    if let Err(error) = logging::init(&cli.logging) {
+        eprintln!("error: {error}");
+        return ExitCode::from(2);
+    }
+    match cli.command {
+        Command::Check(args) => check::run(&args),
+        Command::Serve(args) => runtime_then(|| serve::run(args)),
+        Command::ExampleServer(args) => runtime_then(|| example_server::run(args)),
+    }
+}
+
+fn runtime_then<F, Fut>(f: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(f()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! `serve`: run the control plane.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::catalog::Catalog;
+use crate::pipeline::Pipeline;
+use crate::upstream::UpstreamPool;
+use crate::{api, config};
+
+/// Start the control plane on a catalog: connect to every upstream MCP server
+/// and serve the REST API (`/tools`, `/invoke`) plus `/healthz` and `/readyz`.
+/// Prints `listening on ADDR` on stdout once the port is bound.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The catalog file (YAML, or JSON with a `.json` extension).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "MCP_CP_LISTEN")]
+    pub listen: SocketAddr,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let file = config::load_file(&args.config).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    let base_dir = args.config.parent().map(PathBuf::from).unwrap_or_default();
+    let catalog = Arc::new(Catalog::compile(&file, &base_dir));
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let upstreams = UpstreamPool::start(&catalog);
+    let pipeline = Arc::new(Pipeline::new(catalog.clone(), upstreams));
+    tracing::info!(
+        %addr,
+        environment = %catalog.environment,
+        servers = catalog.servers().len(),
+        "control plane started"
+    );
+    println!("{}", crate::example_servers::listening_line(addr));
+    api::serve(listener, pipeline.clone(), shutdown_signal()).await?;
+    pipeline.upstreams().shutdown();
+    tracing::info!("control plane stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}

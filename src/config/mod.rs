@@ -1,0 +1,138 @@
+//! The catalog file: what an operator writes (YAML or JSON, managed by GitOps).
+//!
+//! These are plain serde types. Every struct denies unknown fields so a typo
+//! such as `timout:` is an error instead of a silently ignored setting, and
+//! every map is a [`UniqueMap`] so a repeated name is an error too. Loading and
+//! validation live in [`load`] and [`validate`]; the compiled, queryable form
+//! is [`crate::catalog::Catalog`].
+
+mod load;
+mod unique_map;
+mod validate;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use load::{ConfigError, ConfigErrors, load_file, parse_str};
+pub use unique_map::UniqueMap;
+
+/// Default per-call timeout of an upstream server.
+pub const DEFAULT_SERVER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default limit on the size of a request body.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The whole catalog file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogFile {
+    /// The deployment's environment (for example `production`). Callers can
+    /// never choose it; it is handed to policy and audit as a fact.
+    pub environment: String,
+    /// Logical server name -> how to reach that MCP server.
+    #[serde(default)]
+    pub servers: UniqueMap<ServerConfig>,
+    /// Public tool name -> which server offers it, under which name.
+    #[serde(default)]
+    pub tools: UniqueMap<ToolConfig>,
+    /// Role -> the public tool names that role may use.
+    #[serde(default)]
+    pub roles: UniqueMap<Vec<String>>,
+    /// Agent id -> its role and the SHA-256 of its service token.
+    #[serde(default)]
+    pub agents: UniqueMap<AgentConfig>,
+    /// Limits of the HTTP front doors.
+    #[serde(default)]
+    pub http: HttpLimits,
+}
+
+/// One upstream MCP server. Exactly one of `stdio` and `http` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Launch the server as a child process speaking MCP over stdin/stdout.
+    pub stdio: Option<StdioConfig>,
+    /// Reach the server over MCP Streamable HTTP.
+    pub http: Option<HttpConfig>,
+    /// How long one call may take before the caller gets 504 (`30s`, `500ms`).
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_timeout() -> Duration {
+    DEFAULT_SERVER_TIMEOUT
+}
+
+/// A server launched as a child process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdioConfig {
+    /// The program, looked up on `PATH`. The value `$SELF` names this
+    /// control-plane executable (the shipped example uses it to run its
+    /// built-in demo servers).
+    pub command: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Extra environment variables for the child. The child does not inherit
+    /// the control plane's environment beyond `PATH`, `HOME` and locale.
+    #[serde(default)]
+    pub env: UniqueMap<String>,
+    /// Working directory; relative paths are resolved against the catalog
+    /// file's directory.
+    pub cwd: Option<PathBuf>,
+}
+
+/// A server reached over Streamable HTTP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// The MCP endpoint, for example `https://marketdata.internal:8443/mcp`.
+    pub url: String,
+    /// Static headers sent with every request to this server.
+    #[serde(default)]
+    pub headers: UniqueMap<String>,
+}
+
+/// One public tool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolConfig {
+    /// The logical name of the server that offers it.
+    pub server: String,
+    /// The tool's name on that server; defaults to the public name.
+    pub upstream_name: Option<String>,
+    /// Replaces the description the server declares.
+    pub description: Option<String>,
+}
+
+/// One agent identity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    pub role: String,
+    /// Lower-case hex SHA-256 of the agent's service token. The token itself
+    /// is never stored.
+    pub token_sha256: String,
+}
+
+/// Limits of the HTTP front doors.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpLimits {
+    /// Largest accepted request body in bytes; larger bodies get 413.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+}
+
+fn default_max_body_bytes() -> usize {
+    DEFAULT_MAX_BODY_BYTES
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}

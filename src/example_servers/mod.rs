@@ -1,0 +1,165 @@
+//! The shipped example's MCP servers (`examples/trading/`): `marketdata`
+//! (`read_positions`), `execution` (`execute_trade`) and `research`
+//! (`run_report`). They are real MCP servers built with `rmcp`, serving stdio
+//! (how the example catalog runs them) or Streamable HTTP, with deterministic
+//! data so demos and tests can check exact results.
+
+mod data;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
+use tokio::net::TcpListener;
+
+pub use data::{ExecuteTradeArgs, ReadPositionsArgs, RunReportArgs};
+
+/// Which of the example's servers to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExampleServer {
+    Marketdata,
+    Execution,
+    Research,
+}
+
+impl ExampleServer {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Marketdata => "marketdata",
+            Self::Execution => "execution",
+            Self::Research => "research",
+        }
+    }
+
+    fn tool(self) -> &'static str {
+        match self {
+            Self::Marketdata => "read_positions",
+            Self::Execution => "execute_trade",
+            Self::Research => "run_report",
+        }
+    }
+}
+
+/// One example server: the trading desk's tools, restricted to the ones
+/// this server offers.
+#[derive(Clone)]
+pub struct TradingDesk {
+    server: ExampleServer,
+    /// Simulated backend latency added to every call.
+    latency: Duration,
+    tool_router: ToolRouter<Self>,
+}
+
+#[tool_router]
+impl TradingDesk {
+    pub fn new(server: ExampleServer, latency: Duration) -> Self {
+        let mut tool_router = Self::tool_router();
+        for name in ["read_positions", "execute_trade", "run_report"] {
+            if name != server.tool() {
+                tool_router.remove_route(name);
+            }
+        }
+        Self {
+            server,
+            latency,
+            tool_router,
+        }
+    }
+
+    #[tool(
+        description = "Read the current positions of a trading account, optionally for one symbol."
+    )]
+    async fn read_positions(
+        &self,
+        Parameters(args): Parameters<ReadPositionsArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.simulate_latency().await;
+        Ok(data::read_positions(&args))
+    }
+
+    #[tool(description = "Submit a trade order (market or limit) to the execution venue.")]
+    async fn execute_trade(
+        &self,
+        Parameters(args): Parameters<ExecuteTradeArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.simulate_latency().await;
+        Ok(data::execute_trade(&args))
+    }
+
+    #[tool(description = "Run a research report (pnl, exposure or risk) for a desk.")]
+    async fn run_report(
+        &self,
+        Parameters(args): Parameters<RunReportArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.simulate_latency().await;
+        Ok(data::run_report(&args))
+    }
+}
+
+impl TradingDesk {
+    async fn simulate_latency(&self) {
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for TradingDesk {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new(
+                format!("trading-{}", self.server.name()),
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions("A demo server of the MCP Control Plane trading example.")
+    }
+}
+
+/// Serve MCP over this process's stdin/stdout until the client hangs up.
+pub async fn serve_stdio(server: ExampleServer, latency: Duration) -> anyhow::Result<()> {
+    let service = TradingDesk::new(server, latency)
+        .serve(rmcp::transport::stdio())
+        .await?;
+    service.waiting().await?;
+    Ok(())
+}
+
+/// Serve MCP over Streamable HTTP at `/mcp` on `listener` until the process ends.
+pub async fn serve_http(
+    server: ExampleServer,
+    latency: Duration,
+    listener: TcpListener,
+) -> anyhow::Result<()> {
+    let service: StreamableHttpService<TradingDesk, LocalSessionManager> =
+        StreamableHttpService::new(
+            move || Ok(TradingDesk::new(server, latency)),
+            Default::default(),
+            StreamableHttpServerConfig::default(),
+        );
+    let router = axum::Router::new().nest_service("/mcp", service);
+    axum::serve(listener, router).await?;
+    Ok(())
+}
+
+/// Text content of a JSON value, for clients that read only `content`.
+fn json_result(value: serde_json::Value, is_error: bool) -> CallToolResult {
+    let text = ContentBlock::text(value.to_string());
+    let mut result = if is_error {
+        CallToolResult::error(vec![text])
+    } else {
+        CallToolResult::success(vec![text])
+    };
+    result.structured_content = Some(value);
+    result
+}
+
+/// The address an HTTP example server reports on start-up.
+pub fn listening_line(addr: SocketAddr) -> String {
+    format!("listening on {addr}")
+}

@@ -1,0 +1,110 @@
+//! Identity: who is calling.
+//!
+//! An agent proves who it is with a service token (`Authorization: Bearer`).
+//! The catalog stores only each token's SHA-256; we hash what the caller sends
+//! and compare against every agent in constant time, so neither the token nor
+//! the position of a match leaks through timing. The caller's role comes from
+//! this verified identity and nothing else.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::catalog::Catalog;
+
+/// A verified caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub agent_id: Arc<str>,
+    pub role: Arc<str>,
+}
+
+/// Why a caller could not be authenticated. Deliberately coarse: the agent
+/// learns only that its credential was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    #[error("missing bearer credential")]
+    Missing,
+    #[error("invalid bearer credential")]
+    Invalid,
+}
+
+/// Extract the token from an `Authorization` header value (`Bearer <token>`,
+/// scheme case-insensitive).
+pub fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Authenticate a service token against the catalog's agents.
+pub fn authenticate(catalog: &Catalog, token: Option<&str>) -> Result<Caller, IdentityError> {
+    let token = token.ok_or(IdentityError::Missing)?;
+    let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    let mut found = None;
+    // No early exit: every agent is compared, whatever matches.
+    for agent in catalog.agents() {
+        if bool::from(agent.token_sha256.ct_eq(&digest)) {
+            found = Some(agent);
+        }
+    }
+    found
+        .map(|agent| Caller {
+            agent_id: agent.id.clone(),
+            role: agent.role.clone(),
+        })
+        .ok_or(IdentityError::Invalid)
+}
+
+/// Lower-case hex SHA-256 of a token: the value to put in `token_sha256`.
+pub fn token_sha256_hex(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_str;
+    use std::path::Path;
+
+    fn catalog() -> Catalog {
+        let yaml = format!(
+            "environment: test\nroles: {{analyst: []}}\nagents:\n  a1: {{role: analyst, token_sha256: {}}}\n",
+            token_sha256_hex("secret-1")
+        );
+        let file = parse_str(&yaml, false, Path::new("t.yaml")).unwrap();
+        Catalog::compile(&file, Path::new("."))
+    }
+
+    #[test]
+    fn parses_bearer_scheme_case_insensitively() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearer"), None);
+    }
+
+    #[test]
+    fn accepts_known_token_and_refuses_others() {
+        let catalog = catalog();
+        let caller = authenticate(&catalog, Some("secret-1")).unwrap();
+        assert_eq!(&*caller.agent_id, "a1");
+        assert_eq!(&*caller.role, "analyst");
+        assert_eq!(
+            authenticate(&catalog, Some("secret-2")),
+            Err(IdentityError::Invalid)
+        );
+        assert_eq!(authenticate(&catalog, None), Err(IdentityError::Missing));
+    }
+
+    #[test]
+    fn hash_matches_sha256sum() {
+        // printf %s analyst-demo-token | sha256sum
+        assert_eq!(
+            token_sha256_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

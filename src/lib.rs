@@ -1,0 +1,20 @@
+//! MCP Control Plane: one address between AI agents and MCP servers.
+//!
+//! Every request takes one path, [`pipeline`]: authenticate ([`identity`]) ->
+//! the caller's view of the catalog ([`discovery`]) -> authorize ([`policy`])
+//! -> call the upstream ([`upstream`]) -> record ([`audit`]). Front doors in
+//! [`api`] are thin adapters over it. [`config`] reads the catalog file and
+//! [`catalog`] is its compiled, immutable form.
+
+pub mod api;
+pub mod audit;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod discovery;
+pub mod example_servers;
+pub mod identity;
+pub mod pipeline;
+pub mod policy;
+pub mod telemetry;
+pub mod upstream;

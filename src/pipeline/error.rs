@@ -1,0 +1,60 @@
+//! The one error type of the pipeline. Front doors map it to their wire
+//! format in one place each (HTTP status in `api::error`), so REST and MCP
+//! can never disagree. No variant carries upstream text, a URL, a command or
+//! a credential.
+
+use crate::audit::Outcome;
+use crate::identity::IdentityError;
+use crate::policy::NotPermitted;
+use crate::upstream::UpstreamError;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PipelineError {
+    #[error("the request is malformed: {0}")]
+    InvalidRequest(String),
+    #[error("the request body exceeds the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("the request body must be `application/json`")]
+    UnsupportedMediaType,
+    #[error("authentication required: {0}")]
+    Unauthenticated(#[from] IdentityError),
+    /// The request body names another agent, role or environment than the
+    /// verified identity and the deployment.
+    #[error("the request's `{0}` does not match the authenticated caller or deployment")]
+    Impersonation(&'static str),
+    #[error("the tool does not exist or is not permitted for this caller")]
+    Forbidden(#[from] NotPermitted),
+    #[error("{0}")]
+    Upstream(#[from] UpstreamError),
+}
+
+impl PipelineError {
+    /// Stable machine-readable code, shared by every front door.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Unauthenticated(_) => "unauthenticated",
+            Self::Impersonation(_) => "impersonation",
+            Self::Forbidden(_) => "forbidden",
+            Self::Upstream(UpstreamError::Timeout) => "upstream_timeout",
+            Self::Upstream(UpstreamError::Rejected { .. }) => "upstream_rejected",
+            Self::Upstream(_) => "upstream_unavailable",
+        }
+    }
+
+    /// The audit outcome of a request that ended with this error.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Self::InvalidRequest(_) | Self::PayloadTooLarge(_) | Self::UnsupportedMediaType => {
+                Outcome::BadRequest
+            }
+            Self::Unauthenticated(_) => Outcome::Unauthenticated,
+            Self::Impersonation(_) => Outcome::Impersonation,
+            Self::Forbidden(_) => Outcome::DeniedRole,
+            Self::Upstream(UpstreamError::Timeout) => Outcome::Timeout,
+            Self::Upstream(_) => Outcome::UpstreamError,
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Opening one MCP client session to an upstream server, over either transport,
+//! and reading its tool list.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+
+use axum::http::{HeaderName, HeaderValue};
+use rmcp::ServiceExt;
+use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, Tool};
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+
+use crate::catalog::{ServerSpec, TransportSpec};
+
+/// The command value that names this control-plane executable.
+pub const SELF_COMMAND: &str = "$SELF";
+
+/// Environment variables a stdio child inherits; everything else it gets
+/// from the catalog, so the control plane's own secrets never leak into it.
+const INHERITED_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ"];
+
+pub type Session = RunningService<RoleClient, ClientConfig>;
+
+/// Why a connection attempt failed. The `Display` text is for operators'
+/// logs; [`ConnectError::kind`] is the only part shown outside (readyz).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot start the server process: {0}")]
+    Spawn(std::io::Error),
+    #[error("invalid static header {0}")]
+    Header(String),
+    #[error("MCP handshake failed: {0}")]
+    Handshake(String),
+    #[error("tools/list failed: {0}")]
+    ListTools(String),
+    #[error("timed out")]
+    Timeout,
+}
+
+impl ConnectError {
+    /// A fixed, topology-free label for this failure.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Spawn(_) => "spawn_failed",
+            Self::Header(_) => "invalid_configuration",
+            Self::Handshake(_) => "handshake_failed",
+            Self::ListTools(_) => "list_tools_failed",
+            Self::Timeout => "connect_timeout",
+        }
+    }
+}
+
+/// Connect, run the MCP handshake, and list every tool (following pagination).
+pub async fn establish(
+    spec: &ServerSpec,
+) -> Result<(Session, HashMap<String, Tool>), ConnectError> {
+    let attempt = async {
+        let session = open_session(spec).await?;
+        let tools = session
+            .peer()
+            .list_all_tools()
+            .await
+            .map_err(|e| ConnectError::ListTools(e.to_string()))?;
+        let tools = tools.into_iter().map(|t| (t.name.to_string(), t)).collect();
+        Ok((session, tools))
+    };
+    tokio::time::timeout(spec.timeout, attempt)
+        .await
+        .unwrap_or(Err(ConnectError::Timeout))
+}
+
+fn client_config() -> ClientConfig {
+    ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION")),
+    )
+}
+
+async fn open_session(spec: &ServerSpec) -> Result<Session, ConnectError> {
+    let handshake =
+        |e: rmcp::service::ClientInitializeError| ConnectError::Handshake(e.to_string());
+    match &spec.transport {
+        TransportSpec::Stdio {
+            command,
+            args,
+            env,
+            cwd,
+        } => {
+            let program = if command == SELF_COMMAND {
+                std::env::current_exe().map_err(ConnectError::Spawn)?
+            } else {
+                command.into()
+            };
+            let mut cmd = tokio::process::Command::new(program);
+            cmd.args(args).current_dir(cwd).env_clear();
+            for key in INHERITED_ENV {
+                if let Some(value) = std::env::var_os(key) {
+                    cmd.env(key, value);
+                }
+            }
+            cmd.envs(env.iter().map(|(k, v)| (k, v)));
+            let (transport, _) = TokioChildProcess::builder(cmd)
+                .stderr(Stdio::inherit())
+                .spawn()
+                .map_err(ConnectError::Spawn)?;
+            client_config().serve(transport).await.map_err(handshake)
+        }
+        TransportSpec::Http { url, headers } => {
+            let mut custom = HashMap::new();
+            for (name, value) in headers {
+                let header = HeaderName::try_from(name.as_str())
+                    .map_err(|_| ConnectError::Header(name.clone()))?;
+                let value = HeaderValue::try_from(value.as_str())
+                    .map_err(|_| ConnectError::Header(name.clone()))?;
+                custom.insert(header, value);
+            }
+            let config =
+                StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(custom);
+            let transport = StreamableHttpClientTransport::from_config(config);
+            client_config().serve(transport).await.map_err(handshake)
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Upstream MCP servers: one long-lived client session per server.
+//!
+//! Each server has a supervisor task ([`supervisor`]) that owns the session
+//! and publishes the current [`Connection`] behind an atomic pointer. A call
+//! only loads that pointer and talks to the session's peer handle, so calls to
+//! different servers never wait on each other, and a slow server is bounded
+//! by its own timeout.
+
+mod connect;
+mod supervisor;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwap;
+use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject, Tool};
+use rmcp::service::{Peer, RoleClient, ServiceError};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::{Catalog, ServerId, ServerSpec, ToolRoute};
+
+pub use connect::SELF_COMMAND;
+
+/// Why an upstream call failed, already free of any URL, command or message
+/// text from the upstream: safe to show to an agent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("the tool's server is unavailable")]
+    Unavailable,
+    #[error("the tool is currently unavailable on its server")]
+    ToolUnavailable,
+    #[error("the tool's server did not answer in time")]
+    Timeout,
+    /// The server answered with a JSON-RPC error (for example invalid params).
+    #[error("the tool's server rejected the call (JSON-RPC error {code})")]
+    Rejected { code: i32 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    Connecting,
+    Ready,
+    Down,
+}
+
+/// The published state of one server's session.
+struct Connection {
+    health: Health,
+    peer: Option<Peer<RoleClient>>,
+    /// The server's tools by their upstream name.
+    tools: HashMap<String, Tool>,
+    last_error: Option<&'static str>,
+    /// Cancelled by a call that saw the transport fail, to make the
+    /// supervisor reconnect.
+    lost: CancellationToken,
+}
+
+impl Connection {
+    fn connecting() -> Self {
+        Self::with_health(Health::Connecting, None)
+    }
+
+    fn down(reason: &'static str) -> Self {
+        Self::with_health(Health::Down, Some(reason))
+    }
+
+    fn with_health(health: Health, last_error: Option<&'static str>) -> Self {
+        Self {
+            health,
+            peer: None,
+            tools: HashMap::new(),
+            last_error,
+            lost: CancellationToken::new(),
+        }
+    }
+}
+
+struct Upstream {
+    spec: ServerSpec,
+    /// The catalog's tools on this server, to report the ones it lacks.
+    catalog_tools: Vec<ToolRoute>,
+    state: ArcSwap<Connection>,
+    first_attempt_done: AtomicBool,
+}
+
+impl Upstream {
+    fn publish(&self, connection: Connection) {
+        self.state.store(Arc::new(connection));
+    }
+}
+
+/// What readiness reports about one server: its logical name and state,
+/// never its address.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerStatus {
+    pub name: Arc<str>,
+    pub state: Health,
+    pub tools_offered: usize,
+    /// Public names of catalog tools this server does not offer.
+    pub missing_tools: Vec<Arc<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<&'static str>,
+}
+
+/// Every upstream server of the catalog, indexed by [`ServerId`].
+pub struct UpstreamPool {
+    upstreams: Vec<Arc<Upstream>>,
+    shutdown: CancellationToken,
+}
+
+impl UpstreamPool {
+    /// Start a supervisor for every server of `catalog`. Returns at once;
+    /// connections come up in the background.
+    pub fn start(catalog: &Catalog) -> Self {
+        let shutdown = CancellationToken::new();
+        let upstreams: Vec<_> = catalog
+            .servers()
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let mut catalog_tools: Vec<ToolRoute> =
+                    catalog.tools_of(ServerId(i)).cloned().collect();
+                catalog_tools.sort_by(|a, b| a.public_name.cmp(&b.public_name));
+                Arc::new(Upstream {
+                    spec: spec.clone(),
+                    catalog_tools,
+                    state: ArcSwap::from_pointee(Connection::connecting()),
+                    first_attempt_done: AtomicBool::new(false),
+                })
+            })
+            .collect();
+        for upstream in &upstreams {
+            tokio::spawn(supervisor::supervise(upstream.clone(), shutdown.clone()));
+        }
+        Self {
+            upstreams,
+            shutdown,
+        }
+    }
+
+    /// Call `route`'s tool on its server, bounded by the server's timeout.
+    pub async fn call_tool(
+        &self,
+        route: &ToolRoute,
+        arguments: JsonObject,
+    ) -> Result<CallToolResult, UpstreamError> {
+        let upstream = &self.upstreams[route.server.0];
+        let connection = upstream.state.load_full();
+        let peer = connection.peer.as_ref().ok_or(UpstreamError::Unavailable)?;
+        if !connection.tools.contains_key(&*route.upstream_name) {
+            return Err(UpstreamError::ToolUnavailable);
+        }
+        let params =
+            CallToolRequestParams::new(route.upstream_name.to_string()).with_arguments(arguments);
+        match tokio::time::timeout(upstream.spec.timeout, peer.call_tool(params)).await {
+            Err(_elapsed) => Err(UpstreamError::Timeout),
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(ServiceError::McpError(error))) => {
+                Err(UpstreamError::Rejected { code: error.code.0 })
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(server = %upstream.spec.name, %error, "upstream call failed");
+                connection.lost.cancel();
+                Err(UpstreamError::Unavailable)
+            }
+        }
+    }
+
+    /// The server's declaration of `route`'s tool, if the server is connected
+    /// and offers it.
+    pub fn tool_definition(&self, route: &ToolRoute) -> Option<Tool> {
+        let connection = self.upstreams[route.server.0].state.load();
+        connection.tools.get(&*route.upstream_name).cloned()
+    }
+
+    /// Whether every server has had its first connection attempt.
+    pub fn settled(&self) -> bool {
+        self.upstreams
+            .iter()
+            .all(|u| u.first_attempt_done.load(Ordering::Acquire))
+    }
+
+    pub fn status(&self) -> Vec<ServerStatus> {
+        self.upstreams
+            .iter()
+            .map(|u| {
+                let connection = u.state.load();
+                let missing_tools = if connection.health == Health::Ready {
+                    u.catalog_tools
+                        .iter()
+                        .filter(|t| !connection.tools.contains_key(&*t.upstream_name))
+                        .map(|t| t.public_name.clone())
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                ServerStatus {
+                    name: u.spec.name.clone(),
+                    state: connection.health,
+                    tools_offered: connection.tools.len(),
+                    missing_tools,
+                    last_error: connection.last_error,
+                }
+            })
+            .collect()
+    }
+
+    /// Stop every supervisor; their sessions (and stdio children) close.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Drop for UpstreamPool {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

@@ -1,0 +1,83 @@
+//! One supervisor task per upstream server: connect, publish the connection,
+//! watch it, and reconnect with exponential backoff when it is lost.
+//!
+//! A server that is down at start-up does not stop the control plane, and a
+//! stdio child that dies is simply started again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::connect::establish;
+use super::{Connection, Health, Upstream};
+
+const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A connection that lived this long resets the backoff.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+
+pub async fn supervise(upstream: Arc<Upstream>, shutdown: CancellationToken) {
+    let name = upstream.spec.name.clone();
+    let mut backoff = INITIAL_BACKOFF;
+    loop {
+        let attempt = tokio::select! {
+            attempt = establish(&upstream.spec) => attempt,
+            _ = shutdown.cancelled() => return,
+        };
+        match attempt {
+            Ok((session, tools)) => {
+                report_missing_tools(&upstream, &tools);
+                let lost = CancellationToken::new();
+                upstream.publish(Connection {
+                    health: Health::Ready,
+                    peer: Some(session.peer().clone()),
+                    tools,
+                    last_error: None,
+                    lost: lost.clone(),
+                });
+                upstream.first_attempt_done.store(true, Ordering::Release);
+                tracing::info!(server = %name, "upstream connected");
+                let connected_at = Instant::now();
+                tokio::select! {
+                    _ = session.waiting() => {
+                        tracing::warn!(server = %name, "upstream connection closed");
+                    }
+                    _ = lost.cancelled() => {
+                        tracing::warn!(server = %name, "upstream transport failed; reconnecting");
+                    }
+                    _ = shutdown.cancelled() => return,
+                }
+                if connected_at.elapsed() >= STABLE_AFTER {
+                    backoff = INITIAL_BACKOFF;
+                }
+                upstream.publish(Connection::down("connection_lost"));
+            }
+            Err(error) => {
+                tracing::warn!(server = %name, %error, retry_in = ?backoff, "upstream connection failed");
+                upstream.publish(Connection::down(error.kind()));
+                upstream.first_attempt_done.store(true, Ordering::Release);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+fn report_missing_tools(upstream: &Upstream, offered: &HashMap<String, rmcp::model::Tool>) {
+    for tool in upstream.catalog_tools.iter() {
+        if !offered.contains_key(&*tool.upstream_name) {
+            tracing::warn!(
+                server = %upstream.spec.name,
+                tool = %tool.public_name,
+                upstream_tool = %tool.upstream_name,
+                "catalog tool is not offered by its server; it is unavailable"
+            );
+        }
+    }
+}
