@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::process::Stdio;
+use std::sync::Arc;
 
 use axum::http::{HeaderName, HeaderValue};
 use rmcp::ServiceExt;
@@ -62,12 +63,27 @@ pub async fn establish(
             .list_all_tools()
             .await
             .map_err(|e| ConnectError::ListTools(e.to_string()))?;
-        let tools = tools.into_iter().map(|t| (t.name.to_string(), t)).collect();
+        let tools = tools
+            .into_iter()
+            .map(|tool| (tool.name.to_string(), without_default_dialect(tool)))
+            .collect();
         Ok((session, tools))
     };
     tokio::time::timeout(spec.timeout, attempt)
         .await
         .unwrap_or(Err(ConnectError::Timeout))
+}
+
+/// MCP's default JSON Schema dialect: declaring it is the same as omitting it.
+const DEFAULT_SCHEMA_DIALECT: &str = "https://json-schema.org/draft/2020-12/schema";
+
+/// Drop a top-level `$schema` that names MCP's default dialect, so the
+/// definitions agents see carry no URL that is not needed.
+fn without_default_dialect(mut tool: Tool) -> Tool {
+    if tool.input_schema.get("$schema").and_then(|v| v.as_str()) == Some(DEFAULT_SCHEMA_DIALECT) {
+        Arc::make_mut(&mut tool.input_schema).remove("$schema");
+    }
+    tool
 }
 
 fn client_config() -> ClientConfig {

@@ -1,0 +1,130 @@
+//! `check`: a valid catalog passes; each kind of mistake is reported with the
+//! file, the path inside it and what is wrong.
+
+use crate::common::{binary, run_check, sha256_hex};
+
+fn valid_yaml() -> String {
+    format!(
+        "environment: production\n\
+         servers:\n  md:\n    stdio: {{command: md-server, args: [--fast]}}\n  ex:\n    http: {{url: \"http://127.0.0.1:9/mcp\"}}\n    timeout: 5s\n\
+         tools:\n  read_positions: {{server: md}}\n  trade: {{server: ex, upstream_name: execute_trade}}\n\
+         roles:\n  analyst: [read_positions]\n\
+         agents:\n  a1: {{role: analyst, token_sha256: {}}}\n",
+        sha256_hex("t")
+    )
+}
+
+#[test]
+fn the_shipped_example_and_a_valid_catalog_pass() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/trading/catalog.yaml");
+    let output = std::process::Command::new(binary())
+        .args(["check", "--config", example])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let (ok, text, _) = run_check("catalog.yaml", &valid_yaml());
+    assert!(ok, "{text}");
+    assert!(text.contains("valid (2 servers, 2 tools, 1 roles, 1 agents)"), "{text}");
+}
+
+#[test]
+fn json_catalogs_are_accepted() {
+    let json = serde_json::json!({
+        "environment": "dev",
+        "servers": { "md": { "stdio": { "command": "md" } } },
+        "tools": { "read_positions": { "server": "md" } },
+        "roles": { "analyst": ["read_positions"] },
+        "agents": { "a1": { "role": "analyst", "token_sha256": sha256_hex("t") } }
+    });
+    let (ok, text, _) = run_check("catalog.json", &json.to_string());
+    assert!(ok, "{text}");
+}
+
+/// Replace `from` in the valid catalog and expect `check` to fail, naming
+/// `path` and saying `message`.
+fn assert_invalid(from: &str, to: &str, path: &str, message: &str) {
+    let yaml = valid_yaml();
+    assert!(yaml.contains(from), "fixture lacks {from:?}");
+    let (ok, text, _) = run_check("bad.yaml", &yaml.replacen(from, to, 1));
+    assert!(!ok, "accepted: {to}");
+    assert!(text.contains("bad.yaml"), "no file name: {text}");
+    assert!(text.contains(path), "no path {path:?}: {text}");
+    assert!(text.contains(message), "no message {message:?}: {text}");
+}
+
+#[test]
+fn each_kind_of_mistake_is_reported_precisely() {
+    assert_invalid("timeout: 5s", "timout: 5s", "servers.ex", "unknown field `timout`");
+    assert_invalid("timeout: 5s", "timeout: soon", "servers.ex.timeout", "invalid");
+    assert_invalid("server: md}", "server: nope}", "tools.read_positions.server", "unknown server `nope`");
+    assert_invalid("analyst: [read_positions]", "analyst: [read_positions, ghost]", "roles.analyst[1]", "unknown tool `ghost`");
+    assert_invalid(
+        "analyst: [read_positions]",
+        "analyst: [read_positions, read_positions]",
+        "roles.analyst[1]",
+        "listed twice",
+    );
+    assert_invalid("{role: analyst,", "{role: admin,", "agents.a1.role", "unknown role `admin`");
+    assert_invalid(&sha256_hex("t"), "not-a-hash", "agents.a1.token_sha256", "64 lower-case hex");
+    assert_invalid("  trade: {", "  \"bad name!\": {", "tools.bad name!", "must match ^[A-Za-z0-9_.-]{1,128}$");
+    assert_invalid("upstream_name: execute_trade", "upstream_name: \"a b\"", "tools.trade.upstream_name", "must match");
+    assert_invalid(
+        "http: {url: \"http://127.0.0.1:9/mcp\"}",
+        "http: {url: \"ftp://x/mcp\"}",
+        "servers.ex.http.url",
+        "http:// or https://",
+    );
+    assert_invalid(
+        "    stdio: {command: md-server, args: [--fast]}\n",
+        "    stdio: {command: md-server}\n    http: {url: \"http://x/mcp\"}\n",
+        "servers.md",
+        "not both",
+    );
+    assert_invalid("    stdio: {command: md-server, args: [--fast]}\n", "    timeout: 1s\n", "servers.md", "missing transport");
+    assert_invalid("environment: production", "environment: \"\"", "environment", "must not be empty");
+    assert_invalid("  md:\n", "  ex:\n    http: {url: \"http://y/mcp\"}\n  md:\n", "servers", "duplicate key `ex`");
+    assert_invalid("environment: production", "environment: [1]", "environment", "invalid type");
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_a_location_for_parse_errors() {
+    let yaml = valid_yaml()
+        .replacen("server: md}", "server: nope}", 1)
+        .replacen("{role: analyst,", "{role: admin,", 1);
+    let (ok, text, _) = run_check("bad.yaml", &yaml);
+    assert!(!ok);
+    assert_eq!(text.lines().filter(|l| l.starts_with("error:")).count(), 2, "{text}");
+
+    let (ok, text, _) = run_check("bad.yaml", "environment: prod\nservers:\n  md: {stdio: {command: x, bogus: 1}}\n");
+    assert!(!ok);
+    assert!(text.contains("bad.yaml:3:"), "line number: {text}");
+    assert!(text.contains("servers.md.stdio"), "{text}");
+
+    let (ok, text, _) = run_check(
+        "bad.json",
+        r#"{"environment": "x", "roles": {"a": [], "a": []}}"#,
+    );
+    assert!(!ok);
+    assert!(text.contains("duplicate key `a`"), "{text}");
+}
+
+#[test]
+fn a_missing_file_is_an_error_not_a_panic() {
+    let output = std::process::Command::new(binary())
+        .args(["check", "--config", "/nonexistent/catalog.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot read file"), "{stderr}");
+}
+
+#[test]
+fn every_verb_has_help() {
+    for verb in [&["--help"][..], &["serve", "--help"], &["check", "--help"], &["example-server", "--help"]] {
+        let output = std::process::Command::new(binary()).args(verb).output().unwrap();
+        assert!(output.status.success(), "{verb:?}");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(text.contains("Usage:"), "{verb:?}: {text}");
+    }
+}

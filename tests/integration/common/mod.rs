@@ -1,0 +1,232 @@
+//! Shared fixtures: the control plane as a real child process on an
+//! ephemeral port, and real MCP upstream servers on loopback.
+
+pub mod upstream;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const ANALYST_TOKEN: &str = "analyst-demo-token";
+pub const TRADER_TOKEN: &str = "trader-demo-token";
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_mcp-control-plane")
+}
+
+pub fn sha256_hex(token: &str) -> String {
+    mcp_control_plane::identity::token_sha256_hex(token)
+}
+
+/// A running control plane process; killed on drop.
+pub struct ControlPlane {
+    child: Child,
+    pub addr: SocketAddr,
+    stderr: Arc<Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+impl ControlPlane {
+    /// Write `catalog` to a temporary file and serve it.
+    pub fn start(catalog: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.yaml");
+        std::fs::write(&path, catalog).unwrap();
+        Self::start_file(&path, dir)
+    }
+
+    /// Serve the shipped example catalog.
+    pub fn start_example() -> Self {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/trading/catalog.yaml");
+        Self::start_file(&path, tempfile::tempdir().unwrap())
+    }
+
+    fn start_file(path: &Path, dir: tempfile::TempDir) -> Self {
+        let mut child = Command::new(binary())
+            .args(["--log-format", "json", "--log-level", "info,rmcp=warn", "serve"])
+            .arg("--config")
+            .arg(path)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the control plane");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let lines = stderr.clone();
+        let pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        let addr = first
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}; stderr: {stderr:?}"))
+            .parse()
+            .unwrap();
+        Self {
+            child,
+            addr,
+            stderr,
+            _dir: dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Poll `/readyz` until `pred` holds for its body.
+    pub async fn wait_readyz(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(response) = self.http.get(self.url("/readyz")).send().await
+                && let Ok(body) = response.json::<Value>().await
+                && pred(&body)
+            {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Wait until every upstream is connected.
+    pub async fn wait_all_ready(&self) -> Value {
+        self.wait_readyz("all upstreams ready", |body| {
+            body["status"] == "ready"
+                && body["servers"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().all(|s| s["state"] == "ready"))
+        })
+        .await
+    }
+
+    pub async fn get_tools(&self, token: &str, query: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(&format!("/tools{query}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn invoke(&self, token: Option<&str>, body: Value) -> reqwest::Response {
+        let mut request = self.http.post(self.url("/invoke")).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// The audit records emitted so far.
+    pub fn audit_records(&self) -> Vec<Value> {
+        self.stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|v| v["target"] == "audit")
+            .collect()
+    }
+
+    /// Wait for the audit record of `trace_id`.
+    pub async fn audit_record(&self, trace_id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found: Vec<Value> = self
+                .audit_records()
+                .into_iter()
+                .filter(|r| r["trace_id"] == trace_id)
+                .collect();
+            if !found.is_empty() {
+                assert_eq!(found.len(), 1, "exactly one audit record per request: {found:?}");
+                return found.into_iter().next().unwrap();
+            }
+            assert!(Instant::now() < deadline, "no audit record for {trace_id}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    /// Direct children of the control plane process (its stdio upstreams).
+    pub fn child_pids(&self) -> Vec<u32> {
+        child_pids_of(self.pid())
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn child_pids_of(parent: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the parenthesised command: state, ppid, ...
+        let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let ppid = fields.next().and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) && state != Some("Z") {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Run `check` on `catalog` written to a file named `name`.
+pub fn run_check(name: &str, catalog: &str) -> (bool, String, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, catalog).unwrap();
+    let output = Command::new(binary())
+        .arg("check")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text, path)
+}

@@ -1,0 +1,138 @@
+//! Real MCP servers for the tests, served over Streamable HTTP on loopback.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use mcp_control_plane::example_servers::{self, ExampleServer};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Tools of the test server, one per `tools/list` page so the control plane
+/// has to follow cursors.
+const TOOLS: &[&str] = &["echo", "fail", "hang"];
+
+/// A server that counts the calls it receives: `echo` returns its
+/// arguments, `fail` reports a tool error, `hang` never answers.
+#[derive(Clone)]
+pub struct TestUpstream {
+    calls: Arc<AtomicUsize>,
+}
+
+impl ServerHandler for TestUpstream {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let page: usize = request
+            .and_then(|r| r.cursor)
+            .map(|c| c.parse().unwrap())
+            .unwrap_or(0);
+        let name = TOOLS[page];
+        let schema = json!({
+            "type": "object",
+            "properties": { "message": { "type": "string" } },
+        });
+        let tool = Tool::new(
+            name,
+            format!("The {name} test tool"),
+            Arc::new(schema.as_object().unwrap().clone()),
+        );
+        let mut result = ListToolsResult::with_all_items(vec![tool]);
+        result.next_cursor = (page + 1 < TOOLS.len()).then(|| (page + 1).to_string());
+        Ok(result)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default());
+        let result = match &*request.name {
+            "echo" => {
+                let mut result =
+                    CallToolResult::success(vec![ContentBlock::text(arguments.to_string())]);
+                result.structured_content = Some(json!({ "echo": arguments }));
+                result
+            }
+            "fail" => CallToolResult::error(vec![ContentBlock::text("the backend said no")]),
+            "hang" => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                unreachable!()
+            }
+            _ => return Err(ErrorData::invalid_params("no such tool", None)),
+        };
+        Ok(result.into())
+    }
+}
+
+/// A running HTTP upstream; stopped on drop.
+pub struct HttpUpstream {
+    pub url: String,
+    pub calls: Arc<AtomicUsize>,
+    stop: CancellationToken,
+}
+
+impl HttpUpstream {
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for HttpUpstream {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Serve [`TestUpstream`] on `port` (0: any free port).
+pub async fn test_upstream(port: u16) -> HttpUpstream {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let handler = TestUpstream {
+        calls: calls.clone(),
+    };
+    let stop = CancellationToken::new();
+    let mut config = StreamableHttpServerConfig::default();
+    config.cancellation_token = stop.child_token();
+    let service: StreamableHttpService<TestUpstream, LocalSessionManager> =
+        StreamableHttpService::new(move || Ok(handler.clone()), Default::default(), config);
+    let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = axum::Router::new().nest_service("/mcp", service);
+    let token = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move { token.cancelled_owned().await })
+            .await
+            .unwrap();
+    });
+    HttpUpstream {
+        url: format!("http://{addr}/mcp"),
+        calls,
+        stop,
+    }
+}
+
+/// Serve one of the example's servers over HTTP; returns its `/mcp` URL.
+pub async fn example_upstream(server: ExampleServer) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(example_servers::serve_http(server, Duration::ZERO, listener));
+    format!("http://{addr}/mcp")
+}

@@ -1,0 +1,220 @@
+//! Upstream connections: both transports, pagination, outages, timeouts,
+//! restarts, and proof that refused calls never reach a server.
+
+use std::time::{Duration, Instant};
+
+use mcp_control_plane::example_servers::ExampleServer;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::upstream::{example_upstream, test_upstream};
+use crate::common::{ANALYST_TOKEN, ControlPlane, free_port, sha256_hex};
+
+const TESTER_TOKEN: &str = "tester-token";
+
+/// A catalog with `servers` (YAML text) and a `tester` role using `tools`.
+fn catalog(servers: &str, tools: &str, role_tools: &[&str]) -> String {
+    format!(
+        "environment: test\nservers:\n{servers}tools:\n{tools}roles:\n  tester: [{}]\n  nobody: []\n\
+         agents:\n  tester-1: {{role: tester, token_sha256: {}}}\n  agent-42: {{role: nobody, token_sha256: {}}}\n",
+        role_tools.join(", "),
+        sha256_hex(TESTER_TOKEN),
+        sha256_hex(ANALYST_TOKEN),
+    )
+}
+
+async fn call(cp: &ControlPlane, token: &str, tool: &str, payload: Value) -> (StatusCode, Value) {
+    let response = cp
+        .invoke(Some(token), json!({ "action": tool, "payload": payload }))
+        .await;
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+fn server_state(readyz: &Value, name: &str) -> Value {
+    readyz["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_upstream_tools_are_listed_across_pages_and_called_by_public_name() {
+    let upstream = test_upstream(0).await;
+    let servers = format!("  svc:\n    http:\n      url: {}\n      headers: {{X-Test: yes}}\n", upstream.url);
+    let tools = "  say: {server: svc, upstream_name: echo}\n  fail: {server: svc}\n  hang: {server: svc}\n";
+    let cp = ControlPlane::start(&catalog(&servers, tools, &["say", "fail"]));
+    let readyz = cp.wait_all_ready().await;
+    // Three tools, one per page: the control plane followed the cursors.
+    assert_eq!(server_state(&readyz, "svc")["tools_offered"], 3);
+
+    let response = cp.get_tools(TESTER_TOKEN, "?detail=true").await;
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["tools"], json!(["fail", "say"]));
+    assert_eq!(body["definitions"][1]["name"], "say");
+    assert_eq!(body["definitions"][1]["description"], "The echo test tool");
+    assert!(!body.to_string().contains(&upstream.url));
+
+    let (status, body) = call(&cp, TESTER_TOKEN, "say", json!({ "message": "hi" })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"]["structuredContent"], json!({ "echo": { "message": "hi" } }));
+    assert_eq!(upstream.calls(), 1);
+    let record = cp.audit_record(body["trace_id"].as_str().unwrap()).await;
+    assert_eq!(record["tool"], "say");
+    assert_eq!(record["upstream_tool"], "echo");
+    assert_eq!(record["server"], "svc");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_calls_never_reach_the_upstream() {
+    let upstream = test_upstream(0).await;
+    let servers = format!("  svc:\n    http:\n      url: {}\n", upstream.url);
+    let cp = ControlPlane::start(&catalog(&servers, "  echo: {server: svc}\n", &["echo"]));
+    cp.wait_all_ready().await;
+    // Not in the role, unknown, impersonating, unauthenticated: none is forwarded.
+    let (status, _) = call(&cp, ANALYST_TOKEN, "echo", json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = call(&cp, TESTER_TOKEN, "nonexistent", json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let response = cp
+        .invoke(Some(TESTER_TOKEN), json!({ "action": "echo", "agent_role": "admin" }))
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let response = cp.invoke(Some("wrong"), json!({ "action": "echo" })).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(upstream.calls(), 0);
+    // The allowed call does get through, so the counter works.
+    let (status, _) = call(&cp, TESTER_TOKEN, "echo", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(upstream.calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_down_at_start_up_is_retried_until_it_comes_up() {
+    let port = free_port();
+    let servers = format!("  svc:\n    http:\n      url: http://127.0.0.1:{port}/mcp\n");
+    let cp = ControlPlane::start(&catalog(&servers, "  echo: {server: svc}\n", &["echo"]));
+    let readyz = cp
+        .wait_readyz("svc down", |b| server_state(b, "svc")["state"] == "down")
+        .await;
+    // Readiness reports the state by logical name, never the address.
+    assert!(!readyz.to_string().contains(&port.to_string()), "{readyz}");
+    let (status, body) = call(&cp, TESTER_TOKEN, "echo", json!({})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["code"], "upstream_unavailable");
+    assert!(!body.to_string().contains(&port.to_string()), "{body}");
+    let record = cp.audit_record(body["trace_id"].as_str().unwrap()).await;
+    assert_eq!(record["outcome"], "upstream_error");
+    // The control plane itself kept serving.
+    let response = cp.get_tools(TESTER_TOKEN, "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let upstream = test_upstream(port).await;
+    cp.wait_readyz("svc ready", |b| server_state(b, "svc")["state"] == "ready")
+        .await;
+    let (status, body) = call(&cp, TESTER_TOKEN, "echo", json!({ "message": "late" })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(upstream.calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_upstream_times_out_without_holding_up_another() {
+    let slow = test_upstream(0).await;
+    let marketdata = example_upstream(ExampleServer::Marketdata).await;
+    let servers = format!(
+        "  slow:\n    http: {{url: {}}}\n    timeout: 2s\n  marketdata:\n    http: {{url: {marketdata}}}\n",
+        slow.url
+    );
+    let tools = "  hang: {server: slow}\n  read_positions: {server: marketdata}\n";
+    let cp = std::sync::Arc::new(ControlPlane::start(&catalog(&servers, tools, &["hang", "read_positions"])));
+    cp.wait_all_ready().await;
+
+    let hung = tokio::spawn({
+        let cp = cp.clone();
+        async move { call(&cp, TESTER_TOKEN, "hang", json!({})).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while slow.calls() == 0 {
+        assert!(Instant::now() < deadline, "the hung call never reached its server");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // While that call hangs, the other server answers.
+    let (status, body) = call(&cp, TESTER_TOKEN, "read_positions", json!({ "account": "ACC-002" })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"]["structuredContent"]["positions"][0]["symbol"], "JPM");
+    assert!(!hung.is_finished(), "the hung call should still be waiting");
+
+    let (status, body) = hung.await.unwrap();
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert_eq!(body["error"]["code"], "upstream_timeout");
+    let record = cp.audit_record(body["trace_id"].as_str().unwrap()).await;
+    assert_eq!(record["outcome"], "timeout");
+    assert_eq!(record["server"], "slow");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_stdio_child_fails_its_call_cleanly_and_is_restarted() {
+    let servers = "  marketdata:\n    stdio:\n      command: $SELF\n      args: [example-server, marketdata, --latency-ms, \"1500\"]\n";
+    let cp = std::sync::Arc::new(ControlPlane::start(&catalog(
+        servers,
+        "  read_positions: {server: marketdata}\n",
+        &["read_positions"],
+    )));
+    cp.wait_all_ready().await;
+    let children = cp.child_pids();
+    assert_eq!(children.len(), 1, "one stdio child: {children:?}");
+    let first = children[0];
+
+    let in_flight = tokio::spawn({
+        let cp = cp.clone();
+        async move { call(&cp, TESTER_TOKEN, "read_positions", json!({ "account": "ACC-001" })).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &first.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let (status, body) = in_flight.await.unwrap();
+    // Not a 504 after the 30 s timeout: the call failed as soon as the child died.
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["code"], "upstream_unavailable");
+    assert!(!body.to_string().contains("example-server"));
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = call(&cp, TESTER_TOKEN, "read_positions", json!({ "account": "ACC-001" })).await;
+        if status == StatusCode::OK {
+            assert_eq!(body["result"]["structuredContent"]["account"], "ACC-001");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the child was never restarted: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let children = cp.child_pids();
+    assert_eq!(children.len(), 1, "{children:?}");
+    assert_ne!(children[0], first, "a new child process");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_catalog_tool_its_server_lacks_is_reported_and_unavailable() {
+    let upstream = test_upstream(0).await;
+    let servers = format!("  svc:\n    http: {{url: {}}}\n", upstream.url);
+    let tools = "  echo: {server: svc}\n  ghost: {server: svc, upstream_name: not_there}\n";
+    let cp = ControlPlane::start(&catalog(&servers, tools, &["echo", "ghost"]));
+    let readyz = cp.wait_all_ready().await;
+    assert_eq!(server_state(&readyz, "svc")["missing_tools"], json!(["ghost"]));
+    let (status, body) = call(&cp, TESTER_TOKEN, "ghost", json!({})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(!body.to_string().contains("not_there"), "{body}");
+    let (status, _) = call(&cp, TESTER_TOKEN, "echo", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(cp.stderr_text().contains("catalog tool is not offered by its server"));
+    // Discovery lists the name but has no definition to show for it.
+    let body: Value = cp.get_tools(TESTER_TOKEN, "?detail=true").await.json().await.unwrap();
+    assert_eq!(body["tools"], json!(["echo", "ghost"]));
+    assert_eq!(body["definitions"].as_array().unwrap().len(), 1);
+}
