@@ -45,14 +45,15 @@ pub async fn serve(
 }
 
 async fn not_found(headers: HeaderMap) -> Response {
-    ApiError::NotFound.into_response_with(&catch_all_context(&headers).trace)
+    ApiError::NotFound.into_response_with(&request_context(&headers).trace)
 }
 
 async fn method_not_allowed(headers: HeaderMap) -> Response {
-    ApiError::MethodNotAllowed.into_response_with(&catch_all_context(&headers).trace)
+    ApiError::MethodNotAllowed.into_response_with(&request_context(&headers).trace)
 }
 
-fn catch_all_context(headers: &HeaderMap) -> CallContext {
+/// A new request context, continuing the caller's `traceparent` if valid.
+fn request_context(headers: &HeaderMap) -> CallContext {
     let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
     CallContext::new(FrontDoor::Rest, traceparent)
 }

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use crate::audit::{Action, FrontDoor};
+use crate::audit::Action;
 use crate::identity::bearer_token;
 use crate::pipeline::{Assertions, CallContext, Pipeline, PipelineError};
 
@@ -61,7 +61,7 @@ pub async fn tools(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let ctx = context(&headers);
+    let ctx = super::request_context(&headers);
     let token = token(&headers);
     let parsed = query
         .map_err(|e| PipelineError::InvalidRequest(e.body_text()))
@@ -100,7 +100,7 @@ pub async fn invoke(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let ctx = context(&headers);
+    let ctx = super::request_context(&headers);
     let token = token(&headers);
     let parsed = read_json::<RestBody>(&pipeline, &headers, body, true).and_then(|body| {
         let mut body = body.unwrap_or_default();
@@ -124,11 +124,6 @@ pub async fn invoke(
         ),
         Err(e) => failure(&ctx, e),
     }
-}
-
-fn context(headers: &HeaderMap) -> CallContext {
-    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
-    CallContext::new(FrontDoor::Rest, traceparent)
 }
 
 fn token(headers: &HeaderMap) -> Option<&str> {

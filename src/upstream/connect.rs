@@ -11,6 +11,7 @@ use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, Tool};
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::catalog::{ServerSpec, TransportSpec};
 
@@ -74,6 +75,15 @@ pub async fn establish(
         .unwrap_or(Err(ConnectError::Timeout))
 }
 
+/// Re-log a stdio child's stderr, line by line, under its server's name, so
+/// its output keeps our log format.
+async fn forward_stderr(server: Arc<str>, stderr: tokio::process::ChildStderr) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::info!(target: "upstream_stderr", server = %server, "{line}");
+    }
+}
+
 /// MCP's default JSON Schema dialect: declaring it is the same as omitting it.
 const DEFAULT_SCHEMA_DIALECT: &str = "https://json-schema.org/draft/2020-12/schema";
 
@@ -116,10 +126,13 @@ async fn open_session(spec: &ServerSpec) -> Result<Session, ConnectError> {
                 }
             }
             cmd.envs(env.iter().map(|(k, v)| (k, v)));
-            let (transport, _) = TokioChildProcess::builder(cmd)
-                .stderr(Stdio::inherit())
+            let (transport, stderr) = TokioChildProcess::builder(cmd)
+                .stderr(Stdio::piped())
                 .spawn()
                 .map_err(ConnectError::Spawn)?;
+            if let Some(stderr) = stderr {
+                tokio::spawn(forward_stderr(spec.name.clone(), stderr));
+            }
             client_config().serve(transport).await.map_err(handshake)
         }
         TransportSpec::Http { url, headers } => {

@@ -24,7 +24,10 @@ fn the_shipped_example_and_a_valid_catalog_pass() {
     assert!(output.status.success(), "{output:?}");
     let (ok, text, _) = run_check("catalog.yaml", &valid_yaml());
     assert!(ok, "{text}");
-    assert!(text.contains("valid (2 servers, 2 tools, 1 roles, 1 agents)"), "{text}");
+    assert!(
+        text.contains("valid (2 servers, 2 tools, 1 roles, 1 agents)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -54,20 +57,60 @@ fn assert_invalid(from: &str, to: &str, path: &str, message: &str) {
 
 #[test]
 fn each_kind_of_mistake_is_reported_precisely() {
-    assert_invalid("timeout: 5s", "timout: 5s", "servers.ex", "unknown field `timout`");
-    assert_invalid("timeout: 5s", "timeout: soon", "servers.ex.timeout", "invalid");
-    assert_invalid("server: md}", "server: nope}", "tools.read_positions.server", "unknown server `nope`");
-    assert_invalid("analyst: [read_positions]", "analyst: [read_positions, ghost]", "roles.analyst[1]", "unknown tool `ghost`");
+    assert_invalid(
+        "timeout: 5s",
+        "timout: 5s",
+        "servers.ex",
+        "unknown field `timout`",
+    );
+    assert_invalid(
+        "timeout: 5s",
+        "timeout: soon",
+        "servers.ex.timeout",
+        "invalid",
+    );
+    assert_invalid(
+        "server: md}",
+        "server: nope}",
+        "tools.read_positions.server",
+        "unknown server `nope`",
+    );
+    assert_invalid(
+        "analyst: [read_positions]",
+        "analyst: [read_positions, ghost]",
+        "roles.analyst[1]",
+        "unknown tool `ghost`",
+    );
     assert_invalid(
         "analyst: [read_positions]",
         "analyst: [read_positions, read_positions]",
         "roles.analyst[1]",
         "listed twice",
     );
-    assert_invalid("{role: analyst,", "{role: admin,", "agents.a1.role", "unknown role `admin`");
-    assert_invalid(&sha256_hex("t"), "not-a-hash", "agents.a1.token_sha256", "64 lower-case hex");
-    assert_invalid("  trade: {", "  \"bad name!\": {", "tools.bad name!", "must match ^[A-Za-z0-9_.-]{1,128}$");
-    assert_invalid("upstream_name: execute_trade", "upstream_name: \"a b\"", "tools.trade.upstream_name", "must match");
+    assert_invalid(
+        "{role: analyst,",
+        "{role: admin,",
+        "agents.a1.role",
+        "unknown role `admin`",
+    );
+    assert_invalid(
+        &sha256_hex("t"),
+        "not-a-hash",
+        "agents.a1.token_sha256",
+        "64 lower-case hex",
+    );
+    assert_invalid(
+        "  trade: {",
+        "  \"bad name!\": {",
+        "tools.bad name!",
+        "must match ^[A-Za-z0-9_.-]{1,128}$",
+    );
+    assert_invalid(
+        "upstream_name: execute_trade",
+        "upstream_name: \"a b\"",
+        "tools.trade.upstream_name",
+        "must match",
+    );
     assert_invalid(
         "http: {url: \"http://127.0.0.1:9/mcp\"}",
         "http: {url: \"ftp://x/mcp\"}",
@@ -80,10 +123,30 @@ fn each_kind_of_mistake_is_reported_precisely() {
         "servers.md",
         "not both",
     );
-    assert_invalid("    stdio: {command: md-server, args: [--fast]}\n", "    timeout: 1s\n", "servers.md", "missing transport");
-    assert_invalid("environment: production", "environment: \"\"", "environment", "must not be empty");
-    assert_invalid("  md:\n", "  ex:\n    http: {url: \"http://y/mcp\"}\n  md:\n", "servers", "duplicate key `ex`");
-    assert_invalid("environment: production", "environment: [1]", "environment", "invalid type");
+    assert_invalid(
+        "    stdio: {command: md-server, args: [--fast]}\n",
+        "    timeout: 1s\n",
+        "servers.md",
+        "missing transport",
+    );
+    assert_invalid(
+        "environment: production",
+        "environment: \"\"",
+        "environment",
+        "must not be empty",
+    );
+    assert_invalid(
+        "  md:\n",
+        "  ex:\n    http: {url: \"http://y/mcp\"}\n  md:\n",
+        "servers",
+        "duplicate key `ex`",
+    );
+    assert_invalid(
+        "environment: production",
+        "environment: [1]",
+        "environment",
+        "invalid type",
+    );
 }
 
 #[test]
@@ -93,9 +156,16 @@ fn every_problem_is_reported_at_once_with_a_location_for_parse_errors() {
         .replacen("{role: analyst,", "{role: admin,", 1);
     let (ok, text, _) = run_check("bad.yaml", &yaml);
     assert!(!ok);
-    assert_eq!(text.lines().filter(|l| l.starts_with("error:")).count(), 2, "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("error:")).count(),
+        2,
+        "{text}"
+    );
 
-    let (ok, text, _) = run_check("bad.yaml", "environment: prod\nservers:\n  md: {stdio: {command: x, bogus: 1}}\n");
+    let (ok, text, _) = run_check(
+        "bad.yaml",
+        "environment: prod\nservers:\n  md: {stdio: {command: x, bogus: 1}}\n",
+    );
     assert!(!ok);
     assert!(text.contains("bad.yaml:3:"), "line number: {text}");
     assert!(text.contains("servers.md.stdio"), "{text}");
@@ -121,8 +191,16 @@ fn a_missing_file_is_an_error_not_a_panic() {
 
 #[test]
 fn every_verb_has_help() {
-    for verb in [&["--help"][..], &["serve", "--help"], &["check", "--help"], &["example-server", "--help"]] {
-        let output = std::process::Command::new(binary()).args(verb).output().unwrap();
+    for verb in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["check", "--help"],
+        &["example-server", "--help"],
+    ] {
+        let output = std::process::Command::new(binary())
+            .args(verb)
+            .output()
+            .unwrap();
         assert!(output.status.success(), "{verb:?}");
         let text = String::from_utf8_lossy(&output.stdout);
         assert!(text.contains("Usage:"), "{verb:?}: {text}");

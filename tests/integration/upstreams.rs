@@ -44,8 +44,12 @@ fn server_state(readyz: &Value, name: &str) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn http_upstream_tools_are_listed_across_pages_and_called_by_public_name() {
     let upstream = test_upstream(0).await;
-    let servers = format!("  svc:\n    http:\n      url: {}\n      headers: {{X-Test: yes}}\n", upstream.url);
-    let tools = "  say: {server: svc, upstream_name: echo}\n  fail: {server: svc}\n  hang: {server: svc}\n";
+    let servers = format!(
+        "  svc:\n    http:\n      url: {}\n      headers: {{X-Test: yes}}\n",
+        upstream.url
+    );
+    let tools =
+        "  say: {server: svc, upstream_name: echo}\n  fail: {server: svc}\n  hang: {server: svc}\n";
     let cp = ControlPlane::start(&catalog(&servers, tools, &["say", "fail"]));
     let readyz = cp.wait_all_ready().await;
     // Three tools, one per page: the control plane followed the cursors.
@@ -60,7 +64,10 @@ async fn http_upstream_tools_are_listed_across_pages_and_called_by_public_name()
 
     let (status, body) = call(&cp, TESTER_TOKEN, "say", json!({ "message": "hi" })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["result"]["structuredContent"], json!({ "echo": { "message": "hi" } }));
+    assert_eq!(
+        body["result"]["structuredContent"],
+        json!({ "echo": { "message": "hi" } })
+    );
     assert_eq!(upstream.calls(), 1);
     let record = cp.audit_record(body["trace_id"].as_str().unwrap()).await;
     assert_eq!(record["tool"], "say");
@@ -80,7 +87,10 @@ async fn refused_calls_never_reach_the_upstream() {
     let (status, _) = call(&cp, TESTER_TOKEN, "nonexistent", json!({})).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let response = cp
-        .invoke(Some(TESTER_TOKEN), json!({ "action": "echo", "agent_role": "admin" }))
+        .invoke(
+            Some(TESTER_TOKEN),
+            json!({ "action": "echo", "agent_role": "admin" }),
+        )
         .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let response = cp.invoke(Some("wrong"), json!({ "action": "echo" })).await;
@@ -129,7 +139,11 @@ async fn a_hung_upstream_times_out_without_holding_up_another() {
         slow.url
     );
     let tools = "  hang: {server: slow}\n  read_positions: {server: marketdata}\n";
-    let cp = std::sync::Arc::new(ControlPlane::start(&catalog(&servers, tools, &["hang", "read_positions"])));
+    let cp = std::sync::Arc::new(ControlPlane::start(&catalog(
+        &servers,
+        tools,
+        &["hang", "read_positions"],
+    )));
     cp.wait_all_ready().await;
 
     let hung = tokio::spawn({
@@ -138,13 +152,25 @@ async fn a_hung_upstream_times_out_without_holding_up_another() {
     });
     let deadline = Instant::now() + Duration::from_secs(10);
     while slow.calls() == 0 {
-        assert!(Instant::now() < deadline, "the hung call never reached its server");
+        assert!(
+            Instant::now() < deadline,
+            "the hung call never reached its server"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // While that call hangs, the other server answers.
-    let (status, body) = call(&cp, TESTER_TOKEN, "read_positions", json!({ "account": "ACC-002" })).await;
+    let (status, body) = call(
+        &cp,
+        TESTER_TOKEN,
+        "read_positions",
+        json!({ "account": "ACC-002" }),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["result"]["structuredContent"]["positions"][0]["symbol"], "JPM");
+    assert_eq!(
+        body["result"]["structuredContent"]["positions"][0]["symbol"],
+        "JPM"
+    );
     assert!(!hung.is_finished(), "the hung call should still be waiting");
 
     let (status, body) = hung.await.unwrap();
@@ -170,7 +196,15 @@ async fn a_killed_stdio_child_fails_its_call_cleanly_and_is_restarted() {
 
     let in_flight = tokio::spawn({
         let cp = cp.clone();
-        async move { call(&cp, TESTER_TOKEN, "read_positions", json!({ "account": "ACC-001" })).await }
+        async move {
+            call(
+                &cp,
+                TESTER_TOKEN,
+                "read_positions",
+                json!({ "account": "ACC-001" }),
+            )
+            .await
+        }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let killed = std::process::Command::new("kill")
@@ -186,12 +220,21 @@ async fn a_killed_stdio_child_fails_its_call_cleanly_and_is_restarted() {
 
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (status, body) = call(&cp, TESTER_TOKEN, "read_positions", json!({ "account": "ACC-001" })).await;
+        let (status, body) = call(
+            &cp,
+            TESTER_TOKEN,
+            "read_positions",
+            json!({ "account": "ACC-001" }),
+        )
+        .await;
         if status == StatusCode::OK {
             assert_eq!(body["result"]["structuredContent"]["account"], "ACC-001");
             break;
         }
-        assert!(Instant::now() < deadline, "the child was never restarted: {body}");
+        assert!(
+            Instant::now() < deadline,
+            "the child was never restarted: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let children = cp.child_pids();
@@ -206,15 +249,26 @@ async fn a_catalog_tool_its_server_lacks_is_reported_and_unavailable() {
     let tools = "  echo: {server: svc}\n  ghost: {server: svc, upstream_name: not_there}\n";
     let cp = ControlPlane::start(&catalog(&servers, tools, &["echo", "ghost"]));
     let readyz = cp.wait_all_ready().await;
-    assert_eq!(server_state(&readyz, "svc")["missing_tools"], json!(["ghost"]));
+    assert_eq!(
+        server_state(&readyz, "svc")["missing_tools"],
+        json!(["ghost"])
+    );
     let (status, body) = call(&cp, TESTER_TOKEN, "ghost", json!({})).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert!(!body.to_string().contains("not_there"), "{body}");
     let (status, _) = call(&cp, TESTER_TOKEN, "echo", json!({})).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(cp.stderr_text().contains("catalog tool is not offered by its server"));
+    assert!(
+        cp.stderr_text()
+            .contains("catalog tool is not offered by its server")
+    );
     // Discovery lists the name but has no definition to show for it.
-    let body: Value = cp.get_tools(TESTER_TOKEN, "?detail=true").await.json().await.unwrap();
+    let body: Value = cp
+        .get_tools(TESTER_TOKEN, "?detail=true")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["tools"], json!(["echo", "ghost"]));
     assert_eq!(body["definitions"].as_array().unwrap().len(), 1);
 }

@@ -49,7 +49,13 @@ impl ControlPlane {
 
     fn start_file(path: &Path, dir: tempfile::TempDir) -> Self {
         let mut child = Command::new(binary())
-            .args(["--log-format", "json", "--log-level", "info,rmcp=warn", "serve"])
+            .args([
+                "--log-format",
+                "json",
+                "--log-level",
+                "info,rmcp=warn",
+                "serve",
+            ])
             .arg("--config")
             .arg(path)
             .args(["--listen", "127.0.0.1:0"])
@@ -155,7 +161,11 @@ impl ControlPlane {
                 .filter(|r| r["trace_id"] == trace_id)
                 .collect();
             if !found.is_empty() {
-                assert_eq!(found.len(), 1, "exactly one audit record per request: {found:?}");
+                assert_eq!(
+                    found.len(),
+                    1,
+                    "exactly one audit record per request: {found:?}"
+                );
                 return found.into_iter().next().unwrap();
             }
             assert!(Instant::now() < deadline, "no audit record for {trace_id}");

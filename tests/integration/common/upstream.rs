@@ -133,6 +133,10 @@ pub async fn test_upstream(port: u16) -> HttpUpstream {
 pub async fn example_upstream(server: ExampleServer) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(example_servers::serve_http(server, Duration::ZERO, listener));
+    tokio::spawn(example_servers::serve_http(
+        server,
+        Duration::ZERO,
+        listener,
+    ));
     format!("http://{addr}/mcp")
 }
