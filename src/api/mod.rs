@@ -3,6 +3,7 @@
 
 mod error;
 mod health;
+mod mcp;
 mod rest;
 
 use std::future::Future;
@@ -14,23 +15,26 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::audit::FrontDoor;
 use crate::pipeline::{CallContext, Pipeline};
 use error::ApiError;
 
-/// Every route of the control plane.
-pub fn router(pipeline: Arc<Pipeline>) -> Router {
-    let body_limit = pipeline.catalog().max_body_bytes;
+/// Every route of the control plane. Cancelling `sessions` closes every open
+/// MCP session and stream.
+pub fn router(pipeline: Arc<Pipeline>, sessions: CancellationToken) -> Router {
+    let body_limit = pipeline.catalog().http.max_body_bytes;
     Router::new()
         .route("/tools", get(rest::tools).post(rest::tools))
         .route("/invoke", post(rest::invoke))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .with_state(pipeline.clone())
+        .merge(mcp::router(pipeline, sessions))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(pipeline)
 }
 
 /// Serve until `shutdown` resolves, then finish in-flight requests.
@@ -39,21 +43,27 @@ pub async fn serve(
     pipeline: Arc<Pipeline>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(pipeline))
-        .with_graceful_shutdown(shutdown)
+    let sessions = CancellationToken::new();
+    let app = router(pipeline, sessions.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Open MCP streams would otherwise keep the server waiting.
+            sessions.cancel();
+        })
         .await
 }
 
 async fn not_found(headers: HeaderMap) -> Response {
-    ApiError::NotFound.into_response_with(&request_context(&headers).trace)
+    ApiError::NotFound.into_response_with(&request_context(&headers, FrontDoor::Rest).trace)
 }
 
 async fn method_not_allowed(headers: HeaderMap) -> Response {
-    ApiError::MethodNotAllowed.into_response_with(&request_context(&headers).trace)
+    ApiError::MethodNotAllowed.into_response_with(&request_context(&headers, FrontDoor::Rest).trace)
 }
 
 /// A new request context, continuing the caller's `traceparent` if valid.
-fn request_context(headers: &HeaderMap) -> CallContext {
+fn request_context(headers: &HeaderMap, front_door: FrontDoor) -> CallContext {
     let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
-    CallContext::new(FrontDoor::Rest, traceparent)
+    CallContext::new(front_door, traceparent)
 }

@@ -12,13 +12,13 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use rmcp::model::JsonObject;
+use rmcp::model::{JsonObject, Tool};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use crate::audit::Action;
+use crate::audit::{Action, FrontDoor};
 use crate::identity::bearer_token;
 use crate::pipeline::{Assertions, CallContext, Pipeline, PipelineError};
 
@@ -61,7 +61,7 @@ pub async fn tools(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let ctx = super::request_context(&headers);
+    let ctx = super::request_context(&headers, FrontDoor::Rest);
     let token = token(&headers);
     let parsed = query
         .map_err(|e| PipelineError::InvalidRequest(e.body_text()))
@@ -86,7 +86,7 @@ pub async fn tools(
         Ok(discovery) => {
             let mut body = json!({ "tools": discovery.tools });
             if let Some(definitions) = discovery.definitions {
-                body["definitions"] = json!(definitions);
+                body["definitions"] = definitions.iter().map(definition).collect();
             }
             success(&ctx, body)
         }
@@ -100,7 +100,7 @@ pub async fn invoke(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let ctx = super::request_context(&headers);
+    let ctx = super::request_context(&headers, FrontDoor::Rest);
     let token = token(&headers);
     let parsed = read_json::<RestBody>(&pipeline, &headers, body, true).and_then(|body| {
         let mut body = body.unwrap_or_default();
@@ -126,6 +126,15 @@ pub async fn invoke(
     }
 }
 
+/// The REST shape of a tool definition.
+fn definition(tool: &Tool) -> Value {
+    json!({
+        "name": tool.name,
+        "description": tool.description,
+        "input_schema": tool.input_schema,
+    })
+}
+
 fn token(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
@@ -142,7 +151,7 @@ fn read_json<T: DeserializeOwned>(
 ) -> Result<Option<T>, PipelineError> {
     let body = body.map_err(|rejection| {
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            PipelineError::PayloadTooLarge(pipeline.catalog().max_body_bytes)
+            PipelineError::PayloadTooLarge(pipeline.catalog().http.max_body_bytes)
         } else {
             PipelineError::InvalidRequest(rejection.body_text())
         }

@@ -20,6 +20,9 @@ use crate::telemetry::TraceContext;
 pub enum Action {
     Discovery,
     Call,
+    /// An HTTP request to a session-based front door, refused before any
+    /// message in it was read.
+    Connect,
 }
 
 impl Action {
@@ -27,6 +30,7 @@ impl Action {
         match self {
             Self::Discovery => "discovery",
             Self::Call => "call",
+            Self::Connect => "connect",
         }
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::CatalogFile;
+use crate::config::{CatalogFile, HttpSettings};
 
 /// Index of a server in [`Catalog::servers`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,7 +76,8 @@ pub struct AgentEntry {
 #[derive(Debug)]
 pub struct Catalog {
     pub environment: Arc<str>,
-    pub max_body_bytes: usize,
+    /// The `http` section, as configured.
+    pub http: HttpSettings,
     servers: Vec<ServerSpec>,
     tools: HashMap<Arc<str>, ToolRoute>,
     roles: HashMap<Arc<str>, RoleView>,
@@ -161,7 +162,7 @@ impl Catalog {
             .collect();
         Self {
             environment: file.environment.as_str().into(),
-            max_body_bytes: file.http.max_body_bytes,
+            http: file.http.clone(),
             servers,
             tools,
             roles,

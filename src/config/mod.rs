@@ -42,9 +42,9 @@ pub struct CatalogFile {
     /// Agent id -> its role and the SHA-256 of its service token.
     #[serde(default)]
     pub agents: UniqueMap<AgentConfig>,
-    /// Limits of the HTTP front doors.
+    /// Settings of the HTTP front doors.
     #[serde(default)]
-    pub http: HttpLimits,
+    pub http: HttpSettings,
 }
 
 /// One upstream MCP server. Exactly one of `stdio` and `http` is set.
@@ -116,23 +116,50 @@ pub struct AgentConfig {
     pub token_sha256: String,
 }
 
-/// Limits of the HTTP front doors.
+/// Settings of the HTTP front doors.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HttpLimits {
+pub struct HttpSettings {
     /// Largest accepted request body in bytes; larger bodies get 413.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// `Host` values `/mcp` accepts (a name, or `name:port`), against DNS
+    /// rebinding. Default: the loopback names. An empty list turns the check
+    /// off (only behind a proxy that checks `Host` itself).
+    #[serde(default = "default_allowed_hosts")]
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins `/mcp` accepts (`https://app.example.com:443`,
+    /// `http://localhost:*`). A request carrying any other `Origin` is refused;
+    /// requests without `Origin` (agents, SDKs) are not affected.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Whether `/mcp` keeps sessions (`Mcp-Session-Id`) for the
+    /// initialize-based protocol revisions. `false` serves every request
+    /// statelessly, so replicas need no sticky sessions. The 2026-07-28
+    /// revision is always stateless.
+    #[serde(default = "default_true")]
+    pub mcp_sessions: bool,
+}
+
+fn default_allowed_hosts() -> Vec<String> {
+    ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_max_body_bytes() -> usize {
     DEFAULT_MAX_BODY_BYTES
 }
 
-impl Default for HttpLimits {
+impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            allowed_hosts: default_allowed_hosts(),
+            allowed_origins: Vec::new(),
+            mcp_sessions: true,
         }
     }
 }

@@ -7,21 +7,13 @@
 
 use std::sync::Arc;
 
-use rmcp::model::JsonObject;
-use serde::Serialize;
+use std::borrow::Cow;
+
+use rmcp::model::Tool;
 
 use crate::catalog::Catalog;
 use crate::identity::Caller;
 use crate::upstream::UpstreamPool;
-
-/// A tool as an agent sees it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ToolDefinition {
-    pub name: Arc<str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    pub input_schema: Arc<JsonObject>,
-}
 
 /// The public names of the tools `caller` may use, sorted.
 pub fn visible_tools<'c>(catalog: &'c Catalog, caller: &Caller) -> &'c [Arc<str>] {
@@ -31,26 +23,30 @@ pub fn visible_tools<'c>(catalog: &'c Catalog, caller: &Caller) -> &'c [Arc<str>
         .unwrap_or_default()
 }
 
-/// Definitions of the visible tools whose servers currently offer them.
-pub fn definitions(
-    catalog: &Catalog,
-    upstreams: &UpstreamPool,
-    caller: &Caller,
-) -> Vec<ToolDefinition> {
+/// Definitions of the visible tools whose servers currently offer them, as
+/// the servers declare them but under their public names. Only what an agent
+/// needs to call a tool is kept: name, title, description, input and output
+/// schemas and annotations. Icons and `_meta` are dropped, as they may point
+/// at an upstream's address.
+pub fn definitions(catalog: &Catalog, upstreams: &UpstreamPool, caller: &Caller) -> Vec<Tool> {
     visible_tools(catalog, caller)
         .iter()
         .filter_map(|name| {
             let route = catalog.tool(name)?;
             let upstream = upstreams.tool_definition(route)?;
-            Some(ToolDefinition {
-                name: route.public_name.clone(),
-                description: route
-                    .description
-                    .as_deref()
-                    .map(str::to_string)
-                    .or_else(|| upstream.description.map(|d| d.into_owned())),
-                input_schema: upstream.input_schema,
-            })
+            let description = match &route.description {
+                Some(description) => Some(Cow::Owned(description.to_string())),
+                None => upstream.description,
+            };
+            let mut tool = Tool::new_with_raw(
+                route.public_name.to_string(),
+                description,
+                upstream.input_schema,
+            );
+            tool.title = upstream.title;
+            tool.output_schema = upstream.output_schema;
+            tool.annotations = upstream.annotations;
+            Some(tool)
         })
         .collect()
 }

@@ -14,11 +14,11 @@ mod error;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rmcp::model::{CallToolResult, JsonObject};
+use rmcp::model::{CallToolResult, JsonObject, Tool};
 
 use crate::audit::{Action, AuditGuard, FrontDoor, Outcome};
 use crate::catalog::Catalog;
-use crate::discovery::{self, ToolDefinition};
+use crate::discovery;
 use crate::identity::{self, Caller};
 use crate::policy;
 use crate::telemetry::TraceContext;
@@ -58,7 +58,7 @@ pub struct Assertions<'a> {
 pub struct Discovery {
     pub tools: Vec<Arc<str>>,
     /// Present when the caller asked for details.
-    pub definitions: Option<Vec<ToolDefinition>>,
+    pub definitions: Option<Vec<Tool>>,
 }
 
 pub struct Pipeline {
@@ -142,6 +142,22 @@ impl Pipeline {
         };
         audit.finish(error.outcome());
         error
+    }
+
+    /// Authenticate a connection-level request (an HTTP request to `/mcp`)
+    /// before any message in it is read. Only a refusal is recorded: the
+    /// messages inside an admitted request are recorded one by one.
+    pub fn admit_connection(
+        &self,
+        ctx: &CallContext,
+        token: Option<&str>,
+    ) -> Result<(), PipelineError> {
+        let Err(error) = identity::authenticate(&self.catalog, token) else {
+            return Ok(());
+        };
+        let error = PipelineError::from(error);
+        self.open_audit(ctx, Action::Connect).finish(error.outcome());
+        Err(error)
     }
 
     async fn call_stages(

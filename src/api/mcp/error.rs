@@ -1,0 +1,38 @@
+//! The one mapping from pipeline errors to JSON-RPC errors. Like the REST
+//! mapping it carries only our own fixed text: never upstream text, URLs,
+//! commands or credentials.
+
+use rmcp::ErrorData;
+use rmcp::model::ErrorCode;
+use serde_json::json;
+
+use crate::pipeline::PipelineError;
+use crate::telemetry::TraceContext;
+use crate::upstream::UpstreamError;
+
+/// Server-defined JSON-RPC codes (the spec reserves -32000..-32099 for them).
+pub const UPSTREAM_UNAVAILABLE: ErrorCode = ErrorCode(-32010);
+pub const UPSTREAM_TIMEOUT: ErrorCode = ErrorCode(-32011);
+pub const UPSTREAM_REJECTED: ErrorCode = ErrorCode(-32012);
+pub const FORBIDDEN: ErrorCode = ErrorCode(-32013);
+
+/// The JSON-RPC error for `error`, with our error code and the trace id in `data`.
+pub fn to_error_data(error: &PipelineError, trace: &TraceContext) -> ErrorData {
+    let code = match error {
+        // Unknown and forbidden tools get the same answer: an agent cannot
+        // tell them apart. Invalid params is what MCP uses for unknown tools.
+        PipelineError::Forbidden(_) | PipelineError::InvalidRequest(_) => ErrorCode::INVALID_PARAMS,
+        PipelineError::Impersonation(_) | PipelineError::Unauthenticated(_) => FORBIDDEN,
+        PipelineError::PayloadTooLarge(_) | PipelineError::UnsupportedMediaType => {
+            ErrorCode::INVALID_REQUEST
+        }
+        PipelineError::Upstream(UpstreamError::Timeout) => UPSTREAM_TIMEOUT,
+        PipelineError::Upstream(UpstreamError::Rejected { .. }) => UPSTREAM_REJECTED,
+        PipelineError::Upstream(_) => UPSTREAM_UNAVAILABLE,
+    };
+    ErrorData::new(
+        code,
+        error.to_string(),
+        Some(json!({ "code": error.code(), "trace_id": trace.trace_id_hex() })),
+    )
+}
