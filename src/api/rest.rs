@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use super::error::ApiError;
 use crate::audit::{Action, FrontDoor};
 use crate::identity::bearer_token;
-use crate::pipeline::{Assertions, CallContext, Pipeline, PipelineError};
+use crate::pipeline::{Assertions, CallContext, Pipeline, PipelineError, ToolCall};
 
 /// The JSON body of both routes. `action` and `payload` belong to `/invoke`;
 /// the seed clients' `agent_id`, `agent_role` and `environment` are accepted
@@ -115,7 +115,12 @@ pub async fn invoke(
     };
     let arguments = body.payload.take().unwrap_or_default();
     match pipeline
-        .call(&ctx, token, body.assertions(), &action, arguments)
+        .call(
+            &ctx,
+            token,
+            body.assertions(),
+            ToolCall::new(&action, arguments),
+        )
         .await
     {
         Ok(result) => success(

@@ -22,7 +22,7 @@ use crate::discovery;
 use crate::identity::{self, Caller};
 use crate::policy;
 use crate::telemetry::TraceContext;
-use crate::upstream::UpstreamPool;
+use crate::upstream::{ProgressSink, UpstreamPool};
 
 pub use error::PipelineError;
 
@@ -51,6 +51,27 @@ pub struct Assertions<'a> {
     pub agent_id: Option<&'a str>,
     pub role: Option<&'a str>,
     pub environment: Option<&'a str>,
+}
+
+/// One tool call as a front door hands it over.
+#[derive(Debug)]
+pub struct ToolCall<'a> {
+    /// The public tool name.
+    pub tool: &'a str,
+    pub arguments: JsonObject,
+    /// Where the server's progress notifications for this call go, if the
+    /// caller asked for them.
+    pub progress: Option<ProgressSink>,
+}
+
+impl<'a> ToolCall<'a> {
+    pub fn new(tool: &'a str, arguments: JsonObject) -> Self {
+        Self {
+            tool,
+            arguments,
+            progress: None,
+        }
+    }
 }
 
 /// What a caller may see.
@@ -109,14 +130,11 @@ impl Pipeline {
         ctx: &CallContext,
         token: Option<&str>,
         assertions: Assertions<'_>,
-        tool: &str,
-        arguments: JsonObject,
+        call: ToolCall<'_>,
     ) -> Result<CallToolResult, PipelineError> {
         let mut audit = self.open_audit(ctx, Action::Call);
-        audit.record_mut().tool = Some(tool.into());
-        let result = self
-            .call_stages(&mut audit, token, assertions, tool, arguments)
-            .await;
+        audit.record_mut().tool = Some(call.tool.into());
+        let result = self.call_stages(&mut audit, token, assertions, call).await;
         audit.finish(match &result {
             Ok(r) if r.is_error == Some(true) => Outcome::ToolError,
             Ok(_) => Outcome::Ok,
@@ -165,15 +183,14 @@ impl Pipeline {
         audit: &mut AuditGuard,
         token: Option<&str>,
         assertions: Assertions<'_>,
-        tool: &str,
-        arguments: JsonObject,
+        call: ToolCall<'_>,
     ) -> Result<CallToolResult, PipelineError> {
         let caller = self.admit(audit, token, assertions)?;
-        let route = match policy::authorize(&self.catalog, &caller, tool) {
+        let route = match policy::authorize(&self.catalog, &caller, call.tool) {
             Ok(route) => route,
             Err(denied) => {
                 // The audit trail (never the agent) learns where it would have gone.
-                if let Some(route) = self.catalog.tool(tool) {
+                if let Some(route) = self.catalog.tool(call.tool) {
                     audit.record_mut().server =
                         Some(self.catalog.server(route.server).name.clone());
                 }
@@ -183,7 +200,10 @@ impl Pipeline {
         let record = audit.record_mut();
         record.upstream_tool = Some(route.upstream_name.clone());
         record.server = Some(self.catalog.server(route.server).name.clone());
-        Ok(self.upstreams.call_tool(route, arguments).await?)
+        Ok(self
+            .upstreams
+            .call_tool(route, call.arguments, call.progress)
+            .await?)
     }
 
     /// Authenticate, then hold the request's assertions against the verified

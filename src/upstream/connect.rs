@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use axum::http::{HeaderName, HeaderValue};
 use rmcp::ServiceExt;
-use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, Tool};
+use rmcp::model::Tool;
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use super::client::UpstreamClient;
 use crate::catalog::{ServerSpec, TransportSpec};
 
 /// The command value that names this control-plane executable.
@@ -22,7 +23,7 @@ pub const SELF_COMMAND: &str = "$SELF";
 /// from the catalog, so the control plane's own secrets never leak into it.
 const INHERITED_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ"];
 
-pub type Session = RunningService<RoleClient, ClientConfig>;
+pub type Session = RunningService<RoleClient, UpstreamClient>;
 
 /// Why a connection attempt failed. The `Display` text is for operators'
 /// logs; [`ConnectError::kind`] is the only part shown outside (readyz).
@@ -56,9 +57,10 @@ impl ConnectError {
 /// Connect, run the MCP handshake, and list every tool (following pagination).
 pub async fn establish(
     spec: &ServerSpec,
+    client: UpstreamClient,
 ) -> Result<(Session, HashMap<String, Tool>), ConnectError> {
     let attempt = async {
-        let session = open_session(spec).await?;
+        let session = open_session(spec, client).await?;
         let tools = session
             .peer()
             .list_all_tools()
@@ -96,14 +98,7 @@ fn without_default_dialect(mut tool: Tool) -> Tool {
     tool
 }
 
-fn client_config() -> ClientConfig {
-    ClientConfig::new(
-        ClientCapabilities::default(),
-        Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION")),
-    )
-}
-
-async fn open_session(spec: &ServerSpec) -> Result<Session, ConnectError> {
+async fn open_session(spec: &ServerSpec, client: UpstreamClient) -> Result<Session, ConnectError> {
     let handshake =
         |e: rmcp::service::ClientInitializeError| ConnectError::Handshake(e.to_string());
     match &spec.transport {
@@ -133,7 +128,7 @@ async fn open_session(spec: &ServerSpec) -> Result<Session, ConnectError> {
             if let Some(stderr) = stderr {
                 tokio::spawn(forward_stderr(spec.name.clone(), stderr));
             }
-            client_config().serve(transport).await.map_err(handshake)
+            client.serve(transport).await.map_err(handshake)
         }
         TransportSpec::Http { url, headers } => {
             let mut custom = HashMap::new();
@@ -147,7 +142,7 @@ async fn open_session(spec: &ServerSpec) -> Result<Session, ConnectError> {
             let config =
                 StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(custom);
             let transport = StreamableHttpClientTransport::from_config(config);
-            client_config().serve(transport).await.map_err(handshake)
+            client.serve(transport).await.map_err(handshake)
         }
     }
 }

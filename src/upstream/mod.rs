@@ -6,7 +6,10 @@
 //! different servers never wait on each other, and a slow server is bounded
 //! by its own timeout.
 
+mod call;
+mod client;
 mod connect;
+mod progress;
 mod supervisor;
 
 use std::collections::HashMap;
@@ -14,14 +17,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
-use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject, Tool};
-use rmcp::service::{Peer, RoleClient, ServiceError};
+use rmcp::model::{CallToolResult, JsonObject, Tool};
+use rmcp::service::{Peer, RoleClient};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{Catalog, ServerId, ServerSpec, ToolRoute};
+use client::UpstreamClient;
+use progress::ProgressRouter;
 
 pub use connect::SELF_COMMAND;
+pub use progress::ProgressSink;
 
 /// Why an upstream call failed, already free of any URL, command or message
 /// text from the upstream: safe to show to an agent.
@@ -36,6 +42,8 @@ pub enum UpstreamError {
     /// The server answered with a JSON-RPC error (for example invalid params).
     #[error("the tool's server rejected the call (JSON-RPC error {code})")]
     Rejected { code: i32 },
+    #[error("the tool's server gave an invalid answer")]
+    InvalidAnswer,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -84,6 +92,7 @@ struct Upstream {
     catalog_tools: Vec<ToolRoute>,
     state: ArcSwap<Connection>,
     first_attempt_done: AtomicBool,
+    client: UpstreamClient,
 }
 
 impl Upstream {
@@ -129,6 +138,9 @@ impl UpstreamPool {
                     catalog_tools,
                     state: ArcSwap::from_pointee(Connection::connecting()),
                     first_attempt_done: AtomicBool::new(false),
+                    client: UpstreamClient {
+                        progress: Arc::new(ProgressRouter::default()),
+                    },
                 })
             })
             .collect();
@@ -142,31 +154,15 @@ impl UpstreamPool {
     }
 
     /// Call `route`'s tool on its server, bounded by the server's timeout.
+    /// With a `progress` sink, the server's progress notifications for this
+    /// call are sent there.
     pub async fn call_tool(
         &self,
         route: &ToolRoute,
         arguments: JsonObject,
+        progress: Option<ProgressSink>,
     ) -> Result<CallToolResult, UpstreamError> {
-        let upstream = &self.upstreams[route.server.0];
-        let connection = upstream.state.load_full();
-        let peer = connection.peer.as_ref().ok_or(UpstreamError::Unavailable)?;
-        if !connection.tools.contains_key(&*route.upstream_name) {
-            return Err(UpstreamError::ToolUnavailable);
-        }
-        let params =
-            CallToolRequestParams::new(route.upstream_name.to_string()).with_arguments(arguments);
-        match tokio::time::timeout(upstream.spec.timeout, peer.call_tool(params)).await {
-            Err(_elapsed) => Err(UpstreamError::Timeout),
-            Ok(Ok(result)) => Ok(result),
-            Ok(Err(ServiceError::McpError(error))) => {
-                Err(UpstreamError::Rejected { code: error.code.0 })
-            }
-            Ok(Err(error)) => {
-                tracing::warn!(server = %upstream.spec.name, %error, "upstream call failed");
-                connection.lost.cancel();
-                Err(UpstreamError::Unavailable)
-            }
-        }
+        call::call_tool(&self.upstreams[route.server.0], route, arguments, progress).await
     }
 
     /// The server's declaration of `route`'s tool, if the server is connected

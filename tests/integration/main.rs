@@ -3,6 +3,7 @@
 //! through real HTTP.
 
 mod check;
+mod mcp;
 mod common;
 mod rest_api;
 mod upstreams;

@@ -8,20 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::upstream::{example_upstream, test_upstream};
-use crate::common::{ANALYST_TOKEN, ControlPlane, free_port, sha256_hex};
-
-const TESTER_TOKEN: &str = "tester-token";
-
-/// A catalog with `servers` (YAML text) and a `tester` role using `tools`.
-fn catalog(servers: &str, tools: &str, role_tools: &[&str]) -> String {
-    format!(
-        "environment: test\nservers:\n{servers}tools:\n{tools}roles:\n  tester: [{}]\n  nobody: []\n\
-         agents:\n  tester-1: {{role: tester, token_sha256: {}}}\n  agent-42: {{role: nobody, token_sha256: {}}}\n",
-        role_tools.join(", "),
-        sha256_hex(TESTER_TOKEN),
-        sha256_hex(ANALYST_TOKEN),
-    )
-}
+use crate::common::{ANALYST_TOKEN, ControlPlane, TESTER_TOKEN, catalog, free_port};
 
 async fn call(cp: &ControlPlane, token: &str, tool: &str, payload: Value) -> (StatusCode, Value) {
     let response = cp

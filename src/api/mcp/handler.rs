@@ -10,10 +10,11 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
+use tokio::sync::mpsc;
 
 use super::error::to_error_data;
 use crate::audit::FrontDoor;
-use crate::pipeline::{Assertions, CallContext, Pipeline};
+use crate::pipeline::{Assertions, CallContext, Pipeline, ToolCall};
 
 /// Tools per `tools/list` page.
 const PAGE_SIZE: usize = 100;
@@ -90,17 +91,36 @@ impl ServerHandler for McpFrontDoor {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let (ctx, token) = request_context(&context);
-        let arguments = request.arguments.unwrap_or_default();
-        let call = self
-            .pipeline
-            .call(&ctx, token, Assertions::default(), &request.name, arguments);
-        // A client's `notifications/cancelled` cancels `context.ct`: dropping
-        // the call cancels it upstream and records it as cancelled.
-        tokio::select! {
-            result = call => result
-                .map(Into::into)
-                .map_err(|e| to_error_data(&e, &ctx.trace)),
-            _ = context.ct.cancelled() => Err(ErrorData::internal_error("request cancelled", None)),
+        let client_token = context.meta.get_progress_token();
+        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
+        let call = ToolCall {
+            tool: &request.name,
+            arguments: request.arguments.unwrap_or_default(),
+            progress: client_token.is_some().then_some(progress_tx),
+        };
+        let call = self.pipeline.call(&ctx, token, Assertions::default(), call);
+        tokio::pin!(call);
+        loop {
+            tokio::select! {
+                biased;
+                // Upstream progress, renamed to the client's own token.
+                Some(mut progress) = progress_rx.recv(), if client_token.is_some() => {
+                    if let Some(client_token) = &client_token {
+                        progress.progress_token = client_token.clone();
+                        let _ = context.peer.notify_progress(progress).await;
+                    }
+                }
+                result = &mut call => {
+                    return result
+                        .map(Into::into)
+                        .map_err(|e| to_error_data(&e, &ctx.trace));
+                }
+                // A client's `notifications/cancelled`: dropping the call
+                // cancels it upstream and records it as cancelled.
+                _ = context.ct.cancelled() => {
+                    return Err(ErrorData::internal_error("request cancelled", None));
+                }
+            }
         }
     }
 }

@@ -23,6 +23,20 @@ pub fn sha256_hex(token: &str) -> String {
     mcp_control_plane::identity::token_sha256_hex(token)
 }
 
+pub const TESTER_TOKEN: &str = "tester-token";
+
+/// A catalog with `servers` (YAML text) and a `tester` role using
+/// `role_tools`; `agent-42` (the analyst token) has a role with no tools.
+pub fn catalog(servers: &str, tools: &str, role_tools: &[&str]) -> String {
+    format!(
+        "environment: test\nservers:\n{servers}tools:\n{tools}roles:\n  tester: [{}]\n  nobody: []\n\
+         agents:\n  tester-1: {{role: tester, token_sha256: {}}}\n  agent-42: {{role: nobody, token_sha256: {}}}\n",
+        role_tools.join(", "),
+        sha256_hex(TESTER_TOKEN),
+        sha256_hex(ANALYST_TOKEN),
+    )
+}
+
 /// A running control plane process; killed on drop.
 pub struct ControlPlane {
     child: Child,

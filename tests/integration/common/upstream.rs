@@ -7,7 +7,7 @@ use std::time::Duration;
 use mcp_control_plane::example_servers::{self, ExampleServer};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -19,13 +19,15 @@ use tokio_util::sync::CancellationToken;
 
 /// Tools of the test server, one per `tools/list` page so the control plane
 /// has to follow cursors.
-const TOOLS: &[&str] = &["echo", "fail", "hang"];
+const TOOLS: &[&str] = &["echo", "fail", "hang", "progress"];
 
 /// A server that counts the calls it receives: `echo` returns its
-/// arguments, `fail` reports a tool error, `hang` never answers.
+/// arguments, `fail` reports a tool error, `hang` never answers (and counts
+/// the cancellations it receives), `progress` reports progress twice.
 #[derive(Clone)]
 pub struct TestUpstream {
     calls: Arc<AtomicUsize>,
+    cancelled: Arc<AtomicUsize>,
 }
 
 impl ServerHandler for TestUpstream {
@@ -60,7 +62,7 @@ impl ServerHandler for TestUpstream {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default());
@@ -73,8 +75,24 @@ impl ServerHandler for TestUpstream {
             }
             "fail" => CallToolResult::error(vec![ContentBlock::text("the backend said no")]),
             "hang" => {
-                tokio::time::sleep(Duration::from_secs(3600)).await;
-                unreachable!()
+                context.ct.cancelled().await;
+                self.cancelled.fetch_add(1, Ordering::SeqCst);
+                return Err(ErrorData::internal_error("cancelled", None));
+            }
+            "progress" => {
+                let token = context.meta.get_progress_token();
+                for step in [1.0, 2.0] {
+                    if let Some(token) = &token {
+                        let progress = ProgressNotificationParam::new(token.clone(), step)
+                            .with_total(2.0)
+                            .with_message(format!("step {step}"));
+                        context.peer.notify_progress(progress).await.unwrap();
+                    }
+                }
+                CallToolResult::success(vec![ContentBlock::text(format!(
+                    "progress token seen: {}",
+                    token.is_some()
+                ))])
             }
             _ => return Err(ErrorData::invalid_params("no such tool", None)),
         };
@@ -85,13 +103,17 @@ impl ServerHandler for TestUpstream {
 /// A running HTTP upstream; stopped on drop.
 pub struct HttpUpstream {
     pub url: String,
-    pub calls: Arc<AtomicUsize>,
+    handler: TestUpstream,
     stop: CancellationToken,
 }
 
 impl HttpUpstream {
     pub fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
+        self.handler.calls.load(Ordering::SeqCst)
+    }
+
+    pub fn cancellations(&self) -> usize {
+        self.handler.cancelled.load(Ordering::SeqCst)
     }
 }
 
@@ -103,10 +125,11 @@ impl Drop for HttpUpstream {
 
 /// Serve [`TestUpstream`] on `port` (0: any free port).
 pub async fn test_upstream(port: u16) -> HttpUpstream {
-    let calls = Arc::new(AtomicUsize::new(0));
     let handler = TestUpstream {
-        calls: calls.clone(),
+        calls: Arc::default(),
+        cancelled: Arc::default(),
     };
+    let kept = handler.clone();
     let stop = CancellationToken::new();
     let mut config = StreamableHttpServerConfig::default();
     config.cancellation_token = stop.child_token();
@@ -124,7 +147,7 @@ pub async fn test_upstream(port: u16) -> HttpUpstream {
     });
     HttpUpstream {
         url: format!("http://{addr}/mcp"),
-        calls,
+        handler: kept,
         stop,
     }
 }

@@ -1,0 +1,323 @@
+//! The MCP front door (`/mcp`) driven by rmcp's own client, through the
+//! control plane, to real upstream servers over stdio and Streamable HTTP.
+
+use std::time::{Duration, Instant};
+
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, ClientConfig, ClientRequest, ErrorCode,
+    Implementation, ProgressNotificationParam, ProtocolVersion, Request, ServerResult,
+};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RoleClient, RunningService, ServiceError};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, ServiceExt};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::common::upstream::test_upstream;
+use crate::common::{ANALYST_TOKEN, ControlPlane, TESTER_TOKEN, TRADER_TOKEN, catalog};
+
+/// A client that reports the progress notifications it receives.
+#[derive(Clone)]
+struct Client {
+    progress: mpsc::UnboundedSender<ProgressNotificationParam>,
+}
+
+impl ClientHandler for Client {
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(ClientCapabilities::default(), Implementation::new("test-agent", "1.0"))
+    }
+
+    async fn on_progress(&self, params: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
+        let _ = self.progress.send(params);
+    }
+}
+
+type Session = RunningService<RoleClient, Client>;
+
+fn transport(cp: &ControlPlane, token: &str) -> StreamableHttpClientTransport<reqwest::Client> {
+    let config = StreamableHttpClientTransportConfig::with_uri(cp.url("/mcp")).auth_header(token);
+    StreamableHttpClientTransport::from_config(config)
+}
+
+/// Connect with the initialize handshake (revisions up to 2025-11-25).
+async fn connect(cp: &ControlPlane, token: &str) -> (Session, mpsc::UnboundedReceiver<ProgressNotificationParam>) {
+    let (progress, rx) = mpsc::unbounded_channel();
+    let session = Client { progress }.serve(transport(cp, token)).await.expect("initialize");
+    (session, rx)
+}
+
+/// Connect with the stateless 2026-07-28 revision (`server/discover`).
+async fn connect_stateless(cp: &ControlPlane, token: &str) -> Session {
+    let (progress, _rx) = mpsc::unbounded_channel();
+    let lifecycle = ClientLifecycleMode::Discover {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+    };
+    Client { progress }
+        .serve_with_lifecycle(transport(cp, token), lifecycle)
+        .await
+        .expect("server/discover")
+}
+
+async fn tool_names(session: &Session) -> Vec<String> {
+    let mut names: Vec<_> = session
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+fn call(tool: &str, arguments: Value) -> CallToolRequestParams {
+    CallToolRequestParams::new(tool.to_string()).with_arguments(arguments.as_object().unwrap().clone())
+}
+
+fn mcp_error(result: Result<impl std::fmt::Debug, ServiceError>) -> rmcp::ErrorData {
+    match result {
+        Err(ServiceError::McpError(error)) => error,
+        other => panic!("expected a JSON-RPC error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_role_lists_and_calls_its_tools_over_both_lifecycles() {
+    let cp = ControlPlane::start_example();
+    cp.wait_all_ready().await;
+    let (analyst, _) = connect(&cp, ANALYST_TOKEN).await;
+    let info = analyst.peer_info().unwrap();
+    assert_eq!(info.server_info.as_ref().unwrap().name, "mcp-control-plane");
+    assert_eq!(tool_names(&analyst).await, ["read_positions", "run_report"]);
+    let tools = analyst.list_all_tools().await.unwrap();
+    let text = serde_json::to_string(&tools).unwrap();
+    for needle in ["marketdata", "research", "execution", "http://", "$SELF", "example-server"] {
+        assert!(!text.contains(needle), "tools/list reveals {needle}: {text}");
+    }
+    let result = analyst
+        .call_tool(call("read_positions", json!({ "account": "ACC-002", "symbol": "XOM" })))
+        .await
+        .unwrap();
+    assert_eq!(result.is_error, Some(false));
+    assert_eq!(result.structured_content.unwrap()["positions"][0]["quantity"], 1000);
+
+    let trader = connect_stateless(&cp, TRADER_TOKEN).await;
+    assert_eq!(tool_names(&trader).await, ["execute_trade", "read_positions"]);
+    let result = trader
+        .call_tool(call(
+            "execute_trade",
+            json!({ "account": "ACC-001", "symbol": "MSFT", "side": "sell", "quantity": 5, "limit_price": 420.5 }),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(result.structured_content.unwrap()["order_type"], "limit");
+
+    let calls: Vec<Value> = cp
+        .audit_records()
+        .into_iter()
+        .filter(|r| r["front_door"] == "mcp" && r["action"] == "call")
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[0]["agent_id"], "agent-42");
+    assert_eq!(calls[0]["server"], "marketdata");
+    assert_eq!(calls[1]["agent_id"], "agent-7");
+    assert_eq!(calls[1]["outcome"], "ok");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forbidden_and_unknown_tools_get_the_same_error_and_tool_errors_are_results() {
+    let cp = ControlPlane::start_example();
+    cp.wait_all_ready().await;
+    let (analyst, _) = connect(&cp, ANALYST_TOKEN).await;
+    let forbidden = mcp_error(analyst.call_tool(call("execute_trade", json!({}))).await);
+    let unknown = mcp_error(analyst.call_tool(call("launch_missiles", json!({}))).await);
+    assert_eq!(forbidden.code, ErrorCode::INVALID_PARAMS);
+    assert_eq!(forbidden.code, unknown.code);
+    assert_eq!(forbidden.message, unknown.message);
+    assert_eq!(forbidden.data.as_ref().unwrap()["code"], "forbidden");
+    assert_eq!(unknown.data.as_ref().unwrap()["code"], "forbidden");
+    let trace_id = forbidden.data.as_ref().unwrap()["trace_id"].as_str().unwrap().to_string();
+    assert_eq!(cp.audit_record(&trace_id).await["outcome"], "denied_role");
+
+    let (trader, _) = connect(&cp, TRADER_TOKEN).await;
+    let result = trader
+        .call_tool(call("execute_trade", json!({ "account": "A", "symbol": "X", "side": "buy", "quantity": 0 })))
+        .await
+        .unwrap();
+    assert_eq!(result.is_error, Some(true));
+}
+
+/// A catalog routing the test upstream's tools, with a short timeout.
+async fn test_catalog() -> (crate::common::upstream::HttpUpstream, ControlPlane) {
+    let upstream = test_upstream(0).await;
+    let servers = format!("  svc:\n    http: {{url: {}}}\n    timeout: 2s\n", upstream.url);
+    let tools = "  echo: {server: svc}\n  hang: {server: svc}\n  progress: {server: svc}\n";
+    let cp = ControlPlane::start(&catalog(&servers, tools, &["echo", "hang", "progress"]));
+    cp.wait_all_ready().await;
+    (upstream, cp)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn progress_reaches_the_client_under_its_own_token() {
+    let (_upstream, cp) = test_catalog().await;
+    let (session, mut progress) = connect(&cp, TESTER_TOKEN).await;
+    // The client stamps its own progress token on the request.
+    let handle = session
+        .peer()
+        .send_request_with_option(
+            ClientRequest::CallToolRequest(Request::new(call("progress", json!({})))),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    let token = handle.progress_token.clone();
+    let response = handle.await_response().await.unwrap();
+    let ServerResult::CallToolResult(result) = response else {
+        panic!("unexpected {response:?}");
+    };
+    assert_eq!(result.content[0].as_text().unwrap().text, "progress token seen: true");
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let p = tokio::time::timeout(Duration::from_secs(5), progress.recv())
+            .await
+            .expect("progress notification")
+            .unwrap();
+        seen.push(p);
+    }
+    assert!(seen.iter().all(|p| p.progress_token == token), "{seen:?}");
+    assert_eq!(seen.iter().map(|p| p.progress).collect::<Vec<_>>(), [1.0, 2.0]);
+    assert_eq!(seen[1].message.as_deref(), Some("step 2"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_cancellation_cancels_the_upstream_call() {
+    let (upstream, cp) = test_catalog().await;
+    let (session, _) = connect(&cp, TESTER_TOKEN).await;
+    let handle = session
+        .peer()
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(Request::new(call("hang", json!({})))),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while upstream.calls() == 0 {
+        assert!(Instant::now() < deadline, "the call never reached the upstream");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    handle.cancel(Some("changed my mind".into())).await.unwrap();
+    while upstream.cancellations() == 0 {
+        assert!(Instant::now() < deadline, "the upstream never saw the cancellation");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let record = loop {
+        let found = cp.audit_records().into_iter().find(|r| r["tool"] == "hang");
+        if let Some(record) = found {
+            break record;
+        }
+        assert!(Instant::now() < deadline, "no audit record");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(record["outcome"], "cancelled");
+    assert_eq!(record["front_door"], "mcp");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_timeout_is_a_clean_json_rpc_error() {
+    let (upstream, cp) = test_catalog().await;
+    let (session, _) = connect(&cp, TESTER_TOKEN).await;
+    let error = mcp_error(session.call_tool(call("hang", json!({}))).await);
+    assert_eq!(error.code, ErrorCode(-32011));
+    assert_eq!(error.data.as_ref().unwrap()["code"], "upstream_timeout");
+    let text = format!("{error:?}");
+    assert!(!text.contains(&upstream.url) && !text.contains("127.0.0.1"), "{text}");
+    // The upstream was told to stop.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while upstream.cancellations() == 0 {
+        assert!(Instant::now() < deadline, "the timed-out call was not cancelled upstream");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    session.peer().send_request(ClientRequest::PingRequest(Default::default())).await.unwrap();
+}
+
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+
+fn raw_post(cp: &ControlPlane, token: Option<&str>, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
+    let mut request = cp
+        .http
+        .post(cp.url("/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_level_rules_apply_before_any_message_is_read() {
+    let cp = ControlPlane::start(&format!(
+        "{}http:\n  max_body_bytes: 4096\n",
+        catalog("", "", &[]).replace("servers:\ntools:\n", "servers: {}\ntools: {}\n").replace("tester: []", "tester: []")
+    ));
+    for token in [None, Some("wrong-token")] {
+        let response = raw_post(&cp, token, INITIALIZE).send().await.unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::UNAUTHORIZED);
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unauthenticated");
+        let record = cp.audit_record(body["trace_id"].as_str().unwrap()).await;
+        assert_eq!(record["action"], "connect");
+        assert_eq!(record["front_door"], "mcp");
+    }
+    // DNS rebinding: a browser origin that is not allowed.
+    let response = raw_post(&cp, Some(TESTER_TOKEN), INITIALIZE)
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::FORBIDDEN);
+    let response = raw_post(&cp, Some(TESTER_TOKEN), INITIALIZE)
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::FORBIDDEN);
+    // Over the configured body limit.
+    let big = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"pad":"{}"}}}}"#, "x".repeat(8192));
+    let response = reqwest::Client::new()
+        .post(cp.url("/mcp"))
+        .bearer_auth(TESTER_TOKEN)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::PAYLOAD_TOO_LARGE);
+    // Malformed JSON-RPC gets the spec's parse error.
+    let response = raw_post(&cp, Some(TESTER_TOKEN), "{not json").send().await.unwrap();
+    let text = response.text().await.unwrap();
+    assert!(text.contains("-32700"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stateless_mode_serves_initialize_clients_without_sessions() {
+    let upstream = test_upstream(0).await;
+    let servers = format!("  svc:\n    http: {{url: {}}}\n", upstream.url);
+    let cp = ControlPlane::start(&format!(
+        "{}http:\n  mcp_sessions: false\n",
+        catalog(&servers, "  echo: {server: svc}\n", &["echo"])
+    ));
+    cp.wait_all_ready().await;
+    let response = raw_post(&cp, Some(TESTER_TOKEN), INITIALIZE).send().await.unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    assert!(response.headers().get("mcp-session-id").is_none());
+    let (session, _) = connect(&cp, TESTER_TOKEN).await;
+    assert_eq!(tool_names(&session).await, ["echo"]);
+    let result = session.call_tool(call("echo", json!({ "message": "hi" }))).await.unwrap();
+    assert_eq!(result.structured_content.unwrap()["echo"]["message"], "hi");
+}
