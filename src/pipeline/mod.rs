@@ -174,7 +174,8 @@ impl Pipeline {
             return Ok(());
         };
         let error = PipelineError::from(error);
-        self.open_audit(ctx, Action::Connect).finish(error.outcome());
+        self.open_audit(ctx, Action::Connect)
+            .finish(error.outcome());
         Err(error)
     }
 

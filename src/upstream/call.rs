@@ -54,7 +54,9 @@ pub(super) async fn call_tool(
             tracing::warn!(server = %upstream.spec.name, ?other, "upstream answered tools/call with another result type");
             Err(UpstreamError::InvalidAnswer)
         }
-        Ok(Err(ServiceError::McpError(error))) => Err(UpstreamError::Rejected { code: error.code.0 }),
+        Ok(Err(ServiceError::McpError(error))) => {
+            Err(UpstreamError::Rejected { code: error.code.0 })
+        }
         Ok(Err(error)) => {
             tracing::warn!(server = %upstream.spec.name, %error, "upstream call failed");
             connection.lost.cancel();

@@ -46,7 +46,9 @@ impl ProgressRouter {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ProgressToken, ProgressSink>> {
-        self.sinks.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.sinks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

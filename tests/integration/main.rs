@@ -3,7 +3,7 @@
 //! through real HTTP.
 
 mod check;
-mod mcp;
 mod common;
+mod mcp;
 mod rest_api;
 mod upstreams;

@@ -7,7 +7,9 @@ use rmcp::model::{
     CallToolRequestParams, ClientCapabilities, ClientConfig, ClientRequest, ErrorCode,
     Implementation, ProgressNotificationParam, ProtocolVersion, Request, ServerResult,
 };
-use rmcp::service::{NotificationContext, PeerRequestOptions, RoleClient, RunningService, ServiceError};
+use rmcp::service::{
+    NotificationContext, PeerRequestOptions, RoleClient, RunningService, ServiceError,
+};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, ServiceExt};
@@ -25,10 +27,17 @@ struct Client {
 
 impl ClientHandler for Client {
     fn get_info(&self) -> ClientConfig {
-        ClientConfig::new(ClientCapabilities::default(), Implementation::new("test-agent", "1.0"))
+        ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("test-agent", "1.0"),
+        )
     }
 
-    async fn on_progress(&self, params: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _: NotificationContext<RoleClient>,
+    ) {
         let _ = self.progress.send(params);
     }
 }
@@ -41,9 +50,15 @@ fn transport(cp: &ControlPlane, token: &str) -> StreamableHttpClientTransport<re
 }
 
 /// Connect with the initialize handshake (revisions up to 2025-11-25).
-async fn connect(cp: &ControlPlane, token: &str) -> (Session, mpsc::UnboundedReceiver<ProgressNotificationParam>) {
+async fn connect(
+    cp: &ControlPlane,
+    token: &str,
+) -> (Session, mpsc::UnboundedReceiver<ProgressNotificationParam>) {
     let (progress, rx) = mpsc::unbounded_channel();
-    let session = Client { progress }.serve(transport(cp, token)).await.expect("initialize");
+    let session = Client { progress }
+        .serve(transport(cp, token))
+        .await
+        .expect("initialize");
     (session, rx)
 }
 
@@ -72,7 +87,8 @@ async fn tool_names(session: &Session) -> Vec<String> {
 }
 
 fn call(tool: &str, arguments: Value) -> CallToolRequestParams {
-    CallToolRequestParams::new(tool.to_string()).with_arguments(arguments.as_object().unwrap().clone())
+    CallToolRequestParams::new(tool.to_string())
+        .with_arguments(arguments.as_object().unwrap().clone())
 }
 
 fn mcp_error(result: Result<impl std::fmt::Debug, ServiceError>) -> rmcp::ErrorData {
@@ -92,18 +108,37 @@ async fn each_role_lists_and_calls_its_tools_over_both_lifecycles() {
     assert_eq!(tool_names(&analyst).await, ["read_positions", "run_report"]);
     let tools = analyst.list_all_tools().await.unwrap();
     let text = serde_json::to_string(&tools).unwrap();
-    for needle in ["marketdata", "research", "execution", "http://", "$SELF", "example-server"] {
-        assert!(!text.contains(needle), "tools/list reveals {needle}: {text}");
+    for needle in [
+        "marketdata",
+        "research",
+        "execution",
+        "http://",
+        "$SELF",
+        "example-server",
+    ] {
+        assert!(
+            !text.contains(needle),
+            "tools/list reveals {needle}: {text}"
+        );
     }
     let result = analyst
-        .call_tool(call("read_positions", json!({ "account": "ACC-002", "symbol": "XOM" })))
+        .call_tool(call(
+            "read_positions",
+            json!({ "account": "ACC-002", "symbol": "XOM" }),
+        ))
         .await
         .unwrap();
     assert_eq!(result.is_error, Some(false));
-    assert_eq!(result.structured_content.unwrap()["positions"][0]["quantity"], 1000);
+    assert_eq!(
+        result.structured_content.unwrap()["positions"][0]["quantity"],
+        1000
+    );
 
     let trader = connect_stateless(&cp, TRADER_TOKEN).await;
-    assert_eq!(tool_names(&trader).await, ["execute_trade", "read_positions"]);
+    assert_eq!(
+        tool_names(&trader).await,
+        ["execute_trade", "read_positions"]
+    );
     let result = trader
         .call_tool(call(
             "execute_trade",
@@ -137,12 +172,18 @@ async fn forbidden_and_unknown_tools_get_the_same_error_and_tool_errors_are_resu
     assert_eq!(forbidden.message, unknown.message);
     assert_eq!(forbidden.data.as_ref().unwrap()["code"], "forbidden");
     assert_eq!(unknown.data.as_ref().unwrap()["code"], "forbidden");
-    let trace_id = forbidden.data.as_ref().unwrap()["trace_id"].as_str().unwrap().to_string();
+    let trace_id = forbidden.data.as_ref().unwrap()["trace_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(cp.audit_record(&trace_id).await["outcome"], "denied_role");
 
     let (trader, _) = connect(&cp, TRADER_TOKEN).await;
     let result = trader
-        .call_tool(call("execute_trade", json!({ "account": "A", "symbol": "X", "side": "buy", "quantity": 0 })))
+        .call_tool(call(
+            "execute_trade",
+            json!({ "account": "A", "symbol": "X", "side": "buy", "quantity": 0 }),
+        ))
         .await
         .unwrap();
     assert_eq!(result.is_error, Some(true));
@@ -151,7 +192,10 @@ async fn forbidden_and_unknown_tools_get_the_same_error_and_tool_errors_are_resu
 /// A catalog routing the test upstream's tools, with a short timeout.
 async fn test_catalog() -> (crate::common::upstream::HttpUpstream, ControlPlane) {
     let upstream = test_upstream(0).await;
-    let servers = format!("  svc:\n    http: {{url: {}}}\n    timeout: 2s\n", upstream.url);
+    let servers = format!(
+        "  svc:\n    http: {{url: {}}}\n    timeout: 2s\n",
+        upstream.url
+    );
     let tools = "  echo: {server: svc}\n  hang: {server: svc}\n  progress: {server: svc}\n";
     let cp = ControlPlane::start(&catalog(&servers, tools, &["echo", "hang", "progress"]));
     cp.wait_all_ready().await;
@@ -176,7 +220,10 @@ async fn progress_reaches_the_client_under_its_own_token() {
     let ServerResult::CallToolResult(result) = response else {
         panic!("unexpected {response:?}");
     };
-    assert_eq!(result.content[0].as_text().unwrap().text, "progress token seen: true");
+    assert_eq!(
+        result.content[0].as_text().unwrap().text,
+        "progress token seen: true"
+    );
     let mut seen = Vec::new();
     while seen.len() < 2 {
         let p = tokio::time::timeout(Duration::from_secs(5), progress.recv())
@@ -186,8 +233,14 @@ async fn progress_reaches_the_client_under_its_own_token() {
         seen.push(p);
     }
     assert!(seen.iter().all(|p| p.progress_token == token), "{seen:?}");
-    assert_eq!(seen.iter().map(|p| p.progress).collect::<Vec<_>>(), [1.0, 2.0]);
+    // rmcp hands each notification to its own task, so the order may vary.
+    seen.sort_by(|a, b| a.progress.total_cmp(&b.progress));
+    assert_eq!(
+        seen.iter().map(|p| p.progress).collect::<Vec<_>>(),
+        [1.0, 2.0]
+    );
     assert_eq!(seen[1].message.as_deref(), Some("step 2"));
+    assert_eq!(seen[1].total, Some(2.0));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -204,12 +257,18 @@ async fn a_client_cancellation_cancels_the_upstream_call() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while upstream.calls() == 0 {
-        assert!(Instant::now() < deadline, "the call never reached the upstream");
+        assert!(
+            Instant::now() < deadline,
+            "the call never reached the upstream"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     handle.cancel(Some("changed my mind".into())).await.unwrap();
     while upstream.cancellations() == 0 {
-        assert!(Instant::now() < deadline, "the upstream never saw the cancellation");
+        assert!(
+            Instant::now() < deadline,
+            "the upstream never saw the cancellation"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let record = loop {
@@ -232,19 +291,33 @@ async fn an_upstream_timeout_is_a_clean_json_rpc_error() {
     assert_eq!(error.code, ErrorCode(-32011));
     assert_eq!(error.data.as_ref().unwrap()["code"], "upstream_timeout");
     let text = format!("{error:?}");
-    assert!(!text.contains(&upstream.url) && !text.contains("127.0.0.1"), "{text}");
+    assert!(
+        !text.contains(&upstream.url) && !text.contains("127.0.0.1"),
+        "{text}"
+    );
     // The upstream was told to stop.
     let deadline = Instant::now() + Duration::from_secs(10);
     while upstream.cancellations() == 0 {
-        assert!(Instant::now() < deadline, "the timed-out call was not cancelled upstream");
+        assert!(
+            Instant::now() < deadline,
+            "the timed-out call was not cancelled upstream"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    session.peer().send_request(ClientRequest::PingRequest(Default::default())).await.unwrap();
+    session
+        .peer()
+        .send_request(ClientRequest::PingRequest(Default::default()))
+        .await
+        .unwrap();
 }
 
 const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
 
-fn raw_post(cp: &ControlPlane, token: Option<&str>, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
+fn raw_post(
+    cp: &ControlPlane,
+    token: Option<&str>,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::RequestBuilder {
     let mut request = cp
         .http
         .post(cp.url("/mcp"))
@@ -261,7 +334,9 @@ fn raw_post(cp: &ControlPlane, token: Option<&str>, body: impl Into<reqwest::Bod
 async fn http_level_rules_apply_before_any_message_is_read() {
     let cp = ControlPlane::start(&format!(
         "{}http:\n  max_body_bytes: 4096\n",
-        catalog("", "", &[]).replace("servers:\ntools:\n", "servers: {}\ntools: {}\n").replace("tester: []", "tester: []")
+        catalog("", "", &[])
+            .replace("servers:\ntools:\n", "servers: {}\ntools: {}\n")
+            .replace("tester: []", "tester: []")
     ));
     for token in [None, Some("wrong-token")] {
         let response = raw_post(&cp, token, INITIALIZE).send().await.unwrap();
@@ -287,7 +362,10 @@ async fn http_level_rules_apply_before_any_message_is_read() {
         .unwrap();
     assert_eq!(response.status(), reqwest::StatusCode::FORBIDDEN);
     // Over the configured body limit.
-    let big = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"pad":"{}"}}}}"#, "x".repeat(8192));
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"pad":"{}"}}}}"#,
+        "x".repeat(8192)
+    );
     let response = reqwest::Client::new()
         .post(cp.url("/mcp"))
         .bearer_auth(TESTER_TOKEN)
@@ -298,10 +376,34 @@ async fn http_level_rules_apply_before_any_message_is_read() {
         .await
         .unwrap();
     assert_eq!(response.status(), reqwest::StatusCode::PAYLOAD_TOO_LARGE);
-    // Malformed JSON-RPC gets the spec's parse error.
-    let response = raw_post(&cp, Some(TESTER_TOKEN), "{not json").send().await.unwrap();
-    let text = response.text().await.unwrap();
-    assert!(text.contains("-32700"), "{text}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    // Malformed JSON gets the spec's parse error; JSON that is no JSON-RPC
+    // message gets invalid request.
+    for (body, code) in [
+        ("{not json", -32700),
+        (r#"{"hello":"world"}"#, -32600),
+        ("[1]", -32600),
+    ] {
+        let response = raw_post(&cp, Some(TESTER_TOKEN), body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            reqwest::StatusCode::BAD_REQUEST,
+            "{body}"
+        );
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["jsonrpc"], "2.0");
+        assert_eq!(error["id"], Value::Null);
+        assert_eq!(error["error"]["code"], code, "{body}: {error}");
+        let record = cp
+            .audit_record(error["error"]["data"]["trace_id"].as_str().unwrap())
+            .await;
+        assert_eq!(record["outcome"], "bad_request");
+        assert_eq!(record["agent_id"], "tester-1");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -313,11 +415,17 @@ async fn stateless_mode_serves_initialize_clients_without_sessions() {
         catalog(&servers, "  echo: {server: svc}\n", &["echo"])
     ));
     cp.wait_all_ready().await;
-    let response = raw_post(&cp, Some(TESTER_TOKEN), INITIALIZE).send().await.unwrap();
+    let response = raw_post(&cp, Some(TESTER_TOKEN), INITIALIZE)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), reqwest::StatusCode::OK);
     assert!(response.headers().get("mcp-session-id").is_none());
     let (session, _) = connect(&cp, TESTER_TOKEN).await;
     assert_eq!(tool_names(&session).await, ["echo"]);
-    let result = session.call_tool(call("echo", json!({ "message": "hi" }))).await.unwrap();
+    let result = session
+        .call_tool(call("echo", json!({ "message": "hi" })))
+        .await
+        .unwrap();
     assert_eq!(result.structured_content.unwrap()["echo"]["message"], "hi");
 }

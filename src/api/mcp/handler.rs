@@ -42,7 +42,10 @@ fn request_context(context: &RequestContext<RoleServer>) -> (CallContext, Option
             .and_then(|p| p.headers.get(name))
             .and_then(|v| v.to_str().ok())
     };
-    let traceparent = context.meta.get_traceparent().or_else(|| header("traceparent"));
+    let traceparent = context
+        .meta
+        .get_traceparent()
+        .or_else(|| header("traceparent"));
     let token = header("authorization").and_then(crate::identity::bearer_token);
     (CallContext::new(FrontDoor::Mcp, traceparent), token)
 }

@@ -10,17 +10,22 @@ mod handler;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use rmcp::model::ErrorCode;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde::de::IgnoredAny;
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::error::ApiError;
-use crate::audit::FrontDoor;
+use crate::audit::{Action, FrontDoor};
 use crate::identity;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{CallContext, Pipeline, PipelineError};
 
 pub use handler::McpFrontDoor;
 
@@ -40,31 +45,88 @@ pub fn router(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Router {
     };
     let front_door = McpFrontDoor::new(pipeline.clone());
     let service: StreamableHttpService<McpFrontDoor, LocalSessionManager> =
-        StreamableHttpService::new(
-            move || Ok(front_door.clone()),
-            Default::default(),
-            config,
-        );
+        StreamableHttpService::new(move || Ok(front_door.clone()), Default::default(), config);
     Router::new()
         .route_service("/mcp", service)
-        .layer(middleware::from_fn_with_state(pipeline, authenticate))
+        .layer(middleware::from_fn_with_state(pipeline, guard))
 }
 
-/// Refuse a request without a valid bearer token with 401 before any MCP
-/// message in it is read. The refusal is recorded.
-async fn authenticate(
-    State(pipeline): State<Arc<Pipeline>>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// Everything `/mcp` checks before `rmcp` sees a request:
+/// - a valid bearer token, else 401 before any MCP message is read;
+/// - a POST body within the limit (413) that is JSON at all (else the
+///   JSON-RPC parse error), and a JSON-RPC message (else invalid request).
+///
+/// Every refusal is recorded.
+async fn guard(State(pipeline): State<Arc<Pipeline>>, request: Request, next: Next) -> Response {
+    let ctx = super::request_context(request.headers(), FrontDoor::Mcp);
     let token = request
         .headers()
-        .get(axum::http::header::AUTHORIZATION)
+        .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(identity::bearer_token);
-    let ctx = super::request_context(request.headers(), FrontDoor::Mcp);
-    match pipeline.admit_connection(&ctx, token) {
-        Ok(()) => next.run(request).await,
-        Err(error) => ApiError::from(error).into_response_with(&ctx.trace),
+        .and_then(identity::bearer_token)
+        .map(str::to_owned);
+    let token = token.as_deref();
+    if let Err(error) = pipeline.admit_connection(&ctx, token) {
+        return ApiError::from(error).into_response_with(&ctx.trace);
     }
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let limit = pipeline.catalog().http.max_body_bytes;
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        let error = pipeline.reject(
+            &ctx,
+            Action::Connect,
+            token,
+            PipelineError::PayloadTooLarge(limit),
+        );
+        return ApiError::from(error).into_response_with(&ctx.trace);
+    };
+    if serde_json::from_slice::<IgnoredAny>(&bytes).is_err() {
+        let error = PipelineError::InvalidRequest("the body is not valid JSON".into());
+        pipeline.reject(&ctx, Action::Connect, token, error);
+        return jsonrpc_error(
+            &ctx,
+            ErrorCode::PARSE_ERROR,
+            "Parse error: the body is not valid JSON",
+        );
+    }
+    let declared_json = is_json(&parts.headers);
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    // rmcp answers a JSON body that is no JSON-RPC message with a plain-text 415.
+    if declared_json && response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        let error = PipelineError::InvalidRequest("not a JSON-RPC 2.0 message".into());
+        pipeline.reject(&ctx, Action::Connect, token, error);
+        return jsonrpc_error(
+            &ctx,
+            ErrorCode::INVALID_REQUEST,
+            "Invalid Request: not a JSON-RPC 2.0 message",
+        );
+    }
+    response
+}
+
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        })
+}
+
+/// A JSON-RPC error response to a message that could not be read (so it has
+/// no id), with HTTP 400.
+fn jsonrpc_error(ctx: &CallContext, code: ErrorCode, message: &str) -> Response {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": { "code": code.0, "message": message, "data": { "trace_id": ctx.trace.trace_id_hex() } },
+    });
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
 }

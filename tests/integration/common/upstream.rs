@@ -89,6 +89,9 @@ impl ServerHandler for TestUpstream {
                         context.peer.notify_progress(progress).await.unwrap();
                     }
                 }
+                // Progress is news while work goes on; a result that races
+                // ahead of it makes it moot (and it may then be dropped).
+                tokio::time::sleep(Duration::from_millis(300)).await;
                 CallToolResult::success(vec![ContentBlock::text(format!(
                     "progress token seen: {}",
                     token.is_some()
