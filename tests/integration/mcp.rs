@@ -334,9 +334,7 @@ fn raw_post(
 async fn http_level_rules_apply_before_any_message_is_read() {
     let cp = ControlPlane::start(&format!(
         "{}http:\n  max_body_bytes: 4096\n",
-        catalog("", "", &[])
-            .replace("servers:\ntools:\n", "servers: {}\ntools: {}\n")
-            .replace("tester: []", "tester: []")
+        catalog("", "", &[]).replace("servers:\ntools:\n", "servers: {}\ntools: {}\n")
     ));
     for token in [None, Some("wrong-token")] {
         let response = raw_post(&cp, token, INITIALIZE).send().await.unwrap();
