@@ -1,6 +1,7 @@
 //! The command line: one file per verb. `main` only parses and hands over.
 
 mod check;
+mod connect;
 mod example_server;
 mod logging;
 mod serve;
@@ -26,6 +27,7 @@ pub struct Cli {
 pub enum Command {
     Serve(serve::ServeArgs),
     Check(check::CheckArgs),
+    Connect(connect::ConnectArgs),
     ExampleServer(example_server::ExampleServerArgs),
 }
 
@@ -38,6 +40,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Serve(args) => runtime_then(|| serve::run(args)),
+        Command::Connect(args) => runtime_then(|| connect::run(args)),
         Command::ExampleServer(args) => runtime_then(|| example_server::run(args)),
     }
 }

@@ -10,8 +10,8 @@ use rmcp::model::{
 use rmcp::service::{
     NotificationContext, PeerRequestOptions, RoleClient, RunningService, ServiceError,
 };
-use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, ServiceExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -426,4 +426,66 @@ async fn stateless_mode_serves_initialize_clients_without_sessions() {
         .await
         .unwrap();
     assert_eq!(result.structured_content.unwrap()["echo"]["message"], "hi");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stdio_bridge_relays_a_local_client_to_the_control_plane() {
+    let cp = ControlPlane::start_example();
+    cp.wait_all_ready().await;
+    let mut command = tokio::process::Command::new(crate::common::binary());
+    command
+        .args([
+            "--log-level",
+            "warn",
+            "connect",
+            "--url",
+            &cp.url("/mcp"),
+            "--token-env",
+            "AGENT_TOKEN",
+        ])
+        .env("AGENT_TOKEN", ANALYST_TOKEN);
+    let (progress, _rx) = mpsc::unbounded_channel();
+    let session = Client { progress }
+        .serve(TokioChildProcess::new(command).unwrap())
+        .await
+        .expect("initialize through the bridge");
+    assert_eq!(tool_names(&session).await, ["read_positions", "run_report"]);
+    let result = session
+        .call_tool(call(
+            "run_report",
+            json!({ "desk": "equities", "report": "risk" }),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(result.structured_content.unwrap()["desk"], "equities");
+    let forbidden = mcp_error(session.call_tool(call("execute_trade", json!({}))).await);
+    assert_eq!(forbidden.code, ErrorCode::INVALID_PARAMS);
+    let record = cp
+        .audit_records()
+        .into_iter()
+        .find(|r| r["tool"] == "run_report")
+        .expect("the bridged call is audited");
+    assert_eq!(record["agent_id"], "agent-42");
+    assert_eq!(record["front_door"], "mcp");
+}
+
+#[test]
+fn the_stdio_bridge_refuses_to_start_without_a_token() {
+    let output = std::process::Command::new(crate::common::binary())
+        .args([
+            "connect",
+            "--url",
+            "http://127.0.0.1:9/mcp",
+            "--token-env",
+            "MCP_CP_TEST_UNSET_TOKEN",
+        ])
+        .env_remove("MCP_CP_TEST_UNSET_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("MCP_CP_TEST_UNSET_TOKEN is not set"),
+        "{stderr}"
+    );
 }
