@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use crate::audit::{Action, FrontDoor};
+use crate::discovery;
 use crate::identity::bearer_token;
 use crate::pipeline::{Assertions, CallContext, Pipeline, PipelineError, ToolCall};
 
@@ -82,14 +83,21 @@ pub async fn tools(
         Ok(parsed) => parsed,
         Err(e) => return failure(&ctx, pipeline.reject(&ctx, Action::Discovery, token, e)),
     };
-    match pipeline.discover(&ctx, token, body.assertions(), query.detail) {
-        Ok(discovery) => {
-            let mut body = json!({ "tools": discovery.tools });
-            if let Some(definitions) = discovery.definitions {
+    let listed = pipeline.discover(
+        &ctx,
+        token,
+        body.assertions(),
+        |catalog, upstreams, caller| {
+            let mut body = json!({ "tools": discovery::visible_tools(catalog, caller) });
+            if query.detail {
+                let definitions = discovery::definitions(catalog, upstreams, caller);
                 body["definitions"] = definitions.iter().map(definition).collect();
             }
-            success(&ctx, body)
-        }
+            body
+        },
+    );
+    match listed {
+        Ok(body) => success(&ctx, body),
         Err(e) => failure(&ctx, e),
     }
 }

@@ -20,6 +20,10 @@ use crate::telemetry::TraceContext;
 pub enum Action {
     Discovery,
     Call,
+    ReadResource,
+    GetPrompt,
+    Complete,
+    Subscribe,
     /// An HTTP request to a session-based front door, refused before any
     /// message in it was read.
     Connect,
@@ -30,6 +34,10 @@ impl Action {
         match self {
             Self::Discovery => "discovery",
             Self::Call => "call",
+            Self::ReadResource => "read_resource",
+            Self::GetPrompt => "get_prompt",
+            Self::Complete => "complete",
+            Self::Subscribe => "subscribe",
             Self::Connect => "connect",
         }
     }

@@ -37,9 +37,9 @@ pub enum TransportSpec {
     },
 }
 
-/// Where a public tool name leads.
+/// Where a public tool or prompt name leads.
 #[derive(Debug, Clone)]
-pub struct ToolRoute {
+pub struct Route {
     pub public_name: Arc<str>,
     pub server: ServerId,
     pub upstream_name: Arc<str>,
@@ -47,21 +47,44 @@ pub struct ToolRoute {
     pub description: Option<Arc<str>>,
 }
 
-/// What one role may use, sorted by public name.
-#[derive(Debug, Clone, Default)]
-pub struct RoleView {
-    tools: Vec<Arc<str>>,
-    allowed: HashSet<Arc<str>>,
+/// A set of one server's resources: every URI that starts with `prefix`.
+#[derive(Debug, Clone)]
+pub struct ResourceSet {
+    pub name: Arc<str>,
+    pub server: ServerId,
+    pub prefix: Arc<str>,
 }
 
-impl RoleView {
-    pub fn tools(&self) -> &[Arc<str>] {
-        &self.tools
+/// Public names a role is granted, sorted, with a set for lookups.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    sorted: Vec<Arc<str>>,
+    set: HashSet<Arc<str>>,
+}
+
+impl Grants {
+    fn new(names: &[String]) -> Self {
+        let mut sorted: Vec<Arc<str>> = names.iter().map(|n| Arc::from(n.as_str())).collect();
+        sorted.sort();
+        let set = sorted.iter().cloned().collect();
+        Self { sorted, set }
     }
 
-    pub fn allows(&self, tool: &str) -> bool {
-        self.allowed.contains(tool)
+    pub fn names(&self) -> &[Arc<str>] {
+        &self.sorted
     }
+
+    pub fn allows(&self, name: &str) -> bool {
+        self.set.contains(name)
+    }
+}
+
+/// What one role may use.
+#[derive(Debug, Clone, Default)]
+pub struct RoleView {
+    pub tools: Grants,
+    pub prompts: Grants,
+    pub resources: Grants,
 }
 
 /// An agent that may authenticate with a service token.
@@ -79,7 +102,10 @@ pub struct Catalog {
     /// The `http` section, as configured.
     pub http: HttpSettings,
     servers: Vec<ServerSpec>,
-    tools: HashMap<Arc<str>, ToolRoute>,
+    tools: HashMap<Arc<str>, Route>,
+    prompts: HashMap<Arc<str>, Route>,
+    /// Longest prefix first, so the first match routes a URI.
+    resources: Vec<ResourceSet>,
     roles: HashMap<Arc<str>, RoleView>,
     agents: Vec<AgentEntry>,
 }
@@ -115,33 +141,45 @@ impl Catalog {
                 }
             })
             .collect();
-        let tools: HashMap<Arc<str>, ToolRoute> = file
-            .tools
-            .iter()
-            .map(|(name, config)| {
-                let public_name: Arc<str> = name.as_str().into();
-                let route = ToolRoute {
+        let route =
+            |name: &str, server: &str, upstream: &Option<String>, description: &Option<String>| {
+                let public_name: Arc<str> = name.into();
+                let route = Route {
                     public_name: public_name.clone(),
-                    server: server_ids[config.server.as_str()],
-                    upstream_name: config.upstream_name.as_deref().unwrap_or(name).into(),
-                    description: config.description.as_deref().map(Arc::from),
+                    server: server_ids[server],
+                    upstream_name: upstream.as_deref().unwrap_or(name).into(),
+                    description: description.as_deref().map(Arc::from),
                 };
                 (public_name, route)
+            };
+        let tools = file
+            .tools
+            .iter()
+            .map(|(name, t)| route(name, &t.server, &t.upstream_name, &t.description))
+            .collect();
+        let prompts = file
+            .prompts
+            .iter()
+            .map(|(name, p)| route(name, &p.server, &p.upstream_name, &p.description))
+            .collect();
+        let mut resources: Vec<ResourceSet> = file
+            .resources
+            .iter()
+            .map(|(name, set)| ResourceSet {
+                name: name.as_str().into(),
+                server: server_ids[set.server.as_str()],
+                prefix: set.uri_prefix.as_str().into(),
             })
             .collect();
+        resources.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
         let roles = file
             .roles
             .iter()
-            .map(|(role, names)| {
-                let mut view_tools: Vec<Arc<str>> = names
-                    .iter()
-                    .map(|n| tools[n.as_str()].public_name.clone())
-                    .collect();
-                view_tools.sort();
-                let allowed = view_tools.iter().cloned().collect();
+            .map(|(role, grants)| {
                 let view = RoleView {
-                    tools: view_tools,
-                    allowed,
+                    tools: Grants::new(&grants.tools),
+                    prompts: Grants::new(&grants.prompts),
+                    resources: Grants::new(&grants.resources),
                 };
                 (Arc::from(role.as_str()), view)
             })
@@ -165,6 +203,8 @@ impl Catalog {
             http: file.http.clone(),
             servers,
             tools,
+            prompts,
+            resources,
             roles,
             agents,
         }
@@ -178,12 +218,21 @@ impl Catalog {
         &self.servers[id.0]
     }
 
-    pub fn tool(&self, public_name: &str) -> Option<&ToolRoute> {
+    pub fn tool(&self, public_name: &str) -> Option<&Route> {
         self.tools.get(public_name)
     }
 
+    pub fn prompt(&self, public_name: &str) -> Option<&Route> {
+        self.prompts.get(public_name)
+    }
+
+    /// Every resource set, longest prefix first.
+    pub fn resource_sets(&self) -> &[ResourceSet] {
+        &self.resources
+    }
+
     /// Every tool routed to `server`.
-    pub fn tools_of(&self, server: ServerId) -> impl Iterator<Item = &ToolRoute> {
+    pub fn tools_of(&self, server: ServerId) -> impl Iterator<Item = &Route> {
         self.tools.values().filter(move |t| t.server == server)
     }
 

@@ -7,6 +7,7 @@
 //! is [`crate::catalog::Catalog`].
 
 mod load;
+mod role;
 mod unique_map;
 mod validate;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use load::{ConfigError, ConfigErrors, load_file, parse_str};
+pub use role::RoleConfig;
 pub use unique_map::UniqueMap;
 
 /// Default per-call timeout of an upstream server.
@@ -36,9 +38,16 @@ pub struct CatalogFile {
     /// Public tool name -> which server offers it, under which name.
     #[serde(default)]
     pub tools: UniqueMap<ToolConfig>,
-    /// Role -> the public tool names that role may use.
+    /// Public prompt name -> which server offers it, under which name.
     #[serde(default)]
-    pub roles: UniqueMap<Vec<String>>,
+    pub prompts: UniqueMap<PromptConfig>,
+    /// Public resource-set name -> the server and URI prefix it covers.
+    #[serde(default)]
+    pub resources: UniqueMap<ResourceSetConfig>,
+    /// Role -> what that role may use: a list of tool names, or a map of
+    /// `tools`, `resources` and `prompts`.
+    #[serde(default)]
+    pub roles: UniqueMap<RoleConfig>,
     /// Agent id -> its role and the SHA-256 of its service token.
     #[serde(default)]
     pub agents: UniqueMap<AgentConfig>,
@@ -104,6 +113,27 @@ pub struct ToolConfig {
     pub upstream_name: Option<String>,
     /// Replaces the description the server declares.
     pub description: Option<String>,
+}
+
+/// One public prompt.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptConfig {
+    pub server: String,
+    /// The prompt's name on that server; defaults to the public name.
+    pub upstream_name: Option<String>,
+    /// Replaces the description the server declares.
+    pub description: Option<String>,
+}
+
+/// A named set of one server's resources: those whose URI starts with
+/// `uri_prefix`. Reads are routed by the longest matching prefix.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceSetConfig {
+    pub server: String,
+    /// For example `research://notes/`.
+    pub uri_prefix: String,
 }
 
 /// One agent identity.

@@ -34,6 +34,12 @@ impl Collector<'_> {
         });
     }
 
+    fn check_server_ref(&mut self, catalog: &CatalogFile, path: &str, server: &str) {
+        if !catalog.servers.contains_key(server) {
+            self.error(path, format!("unknown server `{server}`"));
+        }
+    }
+
     fn check_name(&mut self, section: &str, name: &str) {
         if !is_valid_name(name) {
             self.error(
@@ -59,12 +65,7 @@ pub fn validate(catalog: &CatalogFile, file: &Path) -> Vec<ConfigError> {
     }
     for (name, tool) in catalog.tools.iter() {
         c.check_name("tools", name);
-        if !catalog.servers.contains_key(&tool.server) {
-            c.error(
-                format!("tools.{name}.server"),
-                format!("unknown server `{}`", tool.server),
-            );
-        }
+        c.check_server_ref(catalog, &format!("tools.{name}.server"), &tool.server);
         if let Some(upstream) = &tool.upstream_name
             && !is_valid_name(upstream)
         {
@@ -74,20 +75,51 @@ pub fn validate(catalog: &CatalogFile, file: &Path) -> Vec<ConfigError> {
             );
         }
     }
-    for (role, tools) in catalog.roles.iter() {
+    for (name, prompt) in catalog.prompts.iter() {
+        c.check_name("prompts", name);
+        c.check_server_ref(catalog, &format!("prompts.{name}.server"), &prompt.server);
+        if let Some(upstream) = &prompt.upstream_name
+            && upstream.trim().is_empty()
+        {
+            c.error(format!("prompts.{name}.upstream_name"), "must not be empty");
+        }
+    }
+    let mut prefixes: HashMap<&str, &str> = HashMap::new();
+    for (name, set) in catalog.resources.iter() {
+        c.check_name("resources", name);
+        c.check_server_ref(catalog, &format!("resources.{name}.server"), &set.server);
+        let path = format!("resources.{name}.uri_prefix");
+        if set.uri_prefix.is_empty() {
+            c.error(&path, "must not be empty");
+        } else if crate::discovery::reveals_address(&set.uri_prefix) {
+            c.error(
+                &path,
+                "must not use a scheme that reveals an address (http, https, file, ...)",
+            );
+        } else if let Some(other) = prefixes.insert(&set.uri_prefix, name) {
+            c.error(
+                &path,
+                format!("the same prefix is already used by resource set `{other}`"),
+            );
+        }
+    }
+    for (role, grants) in catalog.roles.iter() {
         c.check_name("roles", role);
-        let mut seen = HashSet::new();
-        for (i, tool) in tools.iter().enumerate() {
-            if !catalog.tools.contains_key(tool) {
-                c.error(
-                    format!("roles.{role}[{i}]"),
-                    format!("unknown tool `{tool}`"),
-                );
-            } else if !seen.insert(tool) {
-                c.error(
-                    format!("roles.{role}[{i}]"),
-                    format!("tool `{tool}` is listed twice"),
-                );
+        for (section, names) in grants.sections() {
+            let mut seen = HashSet::new();
+            for (i, name) in names.iter().enumerate() {
+                let exists = match section {
+                    "tools" => catalog.tools.contains_key(name),
+                    "resources" => catalog.resources.contains_key(name),
+                    _ => catalog.prompts.contains_key(name),
+                };
+                let path = format!("roles.{role}.{section}[{i}]");
+                let kind = &section[..section.len() - 1];
+                if !exists {
+                    c.error(path, format!("unknown {kind} `{name}`"));
+                } else if !seen.insert(name) {
+                    c.error(path, format!("{kind} `{name}` is listed twice"));
+                }
             }
         }
     }

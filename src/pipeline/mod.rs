@@ -11,18 +11,22 @@
 
 mod error;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rmcp::model::{CallToolResult, JsonObject, Tool};
+use rmcp::model::{
+    CallToolResult, ClientRequest, GetPromptRequestParams, JsonObject, ReadResourceRequestParams,
+    Request, ServerResult,
+};
 
 use crate::audit::{Action, AuditGuard, FrontDoor, Outcome};
 use crate::catalog::Catalog;
-use crate::discovery;
 use crate::identity::{self, Caller};
 use crate::policy;
+use crate::policy::{Authorized, Target};
 use crate::telemetry::TraceContext;
-use crate::upstream::{ProgressSink, UpstreamPool};
+use crate::upstream::{ProgressSink, UpstreamError, UpstreamPool};
 
 pub use error::PipelineError;
 
@@ -74,13 +78,24 @@ impl<'a> ToolCall<'a> {
     }
 }
 
-/// What a caller may see.
-#[derive(Debug, Clone)]
-pub struct Discovery {
-    pub tools: Vec<Arc<str>>,
-    /// Present when the caller asked for details.
-    pub definitions: Option<Vec<Tool>>,
+/// The audit outcome of an upstream's answer.
+pub trait Classify {
+    fn outcome(&self) -> Outcome {
+        Outcome::Ok
+    }
 }
+
+impl Classify for CallToolResult {
+    fn outcome(&self) -> Outcome {
+        if self.is_error == Some(true) {
+            Outcome::ToolError
+        } else {
+            Outcome::Ok
+        }
+    }
+}
+
+impl Classify for ServerResult {}
 
 pub struct Pipeline {
     catalog: Arc<Catalog>,
@@ -100,22 +115,19 @@ impl Pipeline {
         &self.upstreams
     }
 
-    /// List what the caller may use.
-    pub fn discover(
+    /// List what the caller may see: `list` builds the answer from the
+    /// catalog and the upstreams for the verified caller.
+    pub fn discover<T>(
         &self,
         ctx: &CallContext,
         token: Option<&str>,
         assertions: Assertions<'_>,
-        detail: bool,
-    ) -> Result<Discovery, PipelineError> {
+        list: impl FnOnce(&Catalog, &UpstreamPool, &Caller) -> T,
+    ) -> Result<T, PipelineError> {
         let mut audit = self.open_audit(ctx, Action::Discovery);
         let result = self
             .admit(&mut audit, token, assertions)
-            .map(|caller| Discovery {
-                tools: discovery::visible_tools(&self.catalog, &caller).to_vec(),
-                definitions: detail
-                    .then(|| discovery::definitions(&self.catalog, &self.upstreams, &caller)),
-            });
+            .map(|caller| list(&self.catalog, &self.upstreams, &caller));
         audit.finish(
             result
                 .as_ref()
@@ -132,15 +144,92 @@ impl Pipeline {
         assertions: Assertions<'_>,
         call: ToolCall<'_>,
     ) -> Result<CallToolResult, PipelineError> {
-        let mut audit = self.open_audit(ctx, Action::Call);
-        audit.record_mut().tool = Some(call.tool.into());
-        let result = self.call_stages(&mut audit, token, assertions, call).await;
-        audit.finish(match &result {
-            Ok(r) if r.is_error == Some(true) => Outcome::ToolError,
-            Ok(_) => Outcome::Ok,
-            Err(e) => e.outcome(),
-        });
-        result
+        let ToolCall {
+            tool,
+            arguments,
+            progress,
+        } = call;
+        let upstreams = &self.upstreams;
+        self.reach(
+            ctx,
+            token,
+            assertions,
+            Action::Call,
+            Target::Tool(tool),
+            |to| async move {
+                upstreams
+                    .call_tool(to.server, &to.upstream_name, arguments, progress)
+                    .await
+            },
+        )
+        .await
+    }
+
+    /// Read one resource by URI.
+    pub async fn read_resource(
+        &self,
+        ctx: &CallContext,
+        token: Option<&str>,
+        uri: &str,
+    ) -> Result<ServerResult, PipelineError> {
+        let upstreams = &self.upstreams;
+        self.reach(
+            ctx,
+            token,
+            Assertions::default(),
+            Action::ReadResource,
+            Target::Resource(uri),
+            |to| async move {
+                let params = ReadResourceRequestParams::new(to.upstream_name.to_string());
+                let request = ClientRequest::ReadResourceRequest(Request::new(params));
+                upstreams.request(to.server, request).await
+            },
+        )
+        .await
+    }
+
+    /// Get one prompt by public name.
+    pub async fn get_prompt(
+        &self,
+        ctx: &CallContext,
+        token: Option<&str>,
+        mut params: GetPromptRequestParams,
+    ) -> Result<ServerResult, PipelineError> {
+        let upstreams = &self.upstreams;
+        let name = std::mem::take(&mut params.name);
+        self.reach(
+            ctx,
+            token,
+            Assertions::default(),
+            Action::GetPrompt,
+            Target::Prompt(&name),
+            |to| async move {
+                params.name = to.upstream_name.to_string();
+                params.meta = None;
+                let request = ClientRequest::GetPromptRequest(Request::new(params));
+                upstreams.request(to.server, request).await
+            },
+        )
+        .await
+    }
+
+    /// Forward a request about a target (completion, subscriptions) once the
+    /// caller may reach it; `build` makes the upstream request from the
+    /// target's upstream name.
+    pub async fn forward(
+        &self,
+        ctx: &CallContext,
+        token: Option<&str>,
+        action: Action,
+        target: Target<'_>,
+        build: impl FnOnce(&str) -> ClientRequest,
+    ) -> Result<ServerResult, PipelineError> {
+        let upstreams = &self.upstreams;
+        self.reach(ctx, token, Assertions::default(), action, target, |to| {
+            let request = build(&to.upstream_name);
+            upstreams.request(to.server, request)
+        })
+        .await
     }
 
     /// Record a request its front door refused before it could enter the
@@ -179,32 +268,44 @@ impl Pipeline {
         Err(error)
     }
 
-    async fn call_stages(
+    /// The stages every request to an upstream takes: authenticate,
+    /// authorize the target, run `op` on its upstream, record the outcome.
+    async fn reach<T, Fut>(
         &self,
-        audit: &mut AuditGuard,
+        ctx: &CallContext,
         token: Option<&str>,
         assertions: Assertions<'_>,
-        call: ToolCall<'_>,
-    ) -> Result<CallToolResult, PipelineError> {
-        let caller = self.admit(audit, token, assertions)?;
-        let route = match policy::authorize(&self.catalog, &caller, call.tool) {
-            Ok(route) => route,
-            Err(denied) => {
-                // The audit trail (never the agent) learns where it would have gone.
-                if let Some(route) = self.catalog.tool(call.tool) {
-                    audit.record_mut().server =
-                        Some(self.catalog.server(route.server).name.clone());
-                }
-                return Err(denied.into());
-            }
-        };
-        let record = audit.record_mut();
-        record.upstream_tool = Some(route.upstream_name.clone());
-        record.server = Some(self.catalog.server(route.server).name.clone());
-        Ok(self
-            .upstreams
-            .call_tool(route, call.arguments, call.progress)
-            .await?)
+        action: Action,
+        target: Target<'_>,
+        op: impl FnOnce(Authorized) -> Fut,
+    ) -> Result<T, PipelineError>
+    where
+        T: Classify,
+        Fut: Future<Output = Result<T, UpstreamError>>,
+    {
+        let mut audit = self.open_audit(ctx, action);
+        audit.record_mut().tool = Some(target.name().into());
+        let result: Result<T, PipelineError> = async {
+            let caller = self.admit(&mut audit, token, assertions)?;
+            let authorized = policy::authorize(&self.catalog, &caller, target);
+            // The audit trail (never the agent) learns where it goes or would have gone.
+            let server = authorized
+                .as_ref()
+                .map(|to| to.server)
+                .ok()
+                .or_else(|| policy::locate(&self.catalog, target));
+            let record = audit.record_mut();
+            record.server = server.map(|id| self.catalog.server(id).name.clone());
+            let authorized = authorized?;
+            record.upstream_tool = Some(authorized.upstream_name.clone());
+            Ok(op(authorized).await?)
+        }
+        .await;
+        audit.finish(match &result {
+            Ok(answer) => answer.outcome(),
+            Err(e) => e.outcome(),
+        });
+        result
     }
 
     /// Authenticate, then hold the request's assertions against the verified

@@ -9,24 +9,38 @@ use rmcp::model::{
 use rmcp::service::{Peer, PeerRequestOptions, RoleClient, ServiceError};
 
 use super::progress::ProgressSink;
-use super::{Upstream, UpstreamError};
-use crate::catalog::ToolRoute;
+use super::{Connection, Upstream, UpstreamError};
 
 pub(super) async fn call_tool(
     upstream: &Upstream,
-    route: &ToolRoute,
+    tool: &str,
     arguments: JsonObject,
     progress: Option<ProgressSink>,
 ) -> Result<CallToolResult, UpstreamError> {
     let connection = upstream.state.load_full();
-    let peer = connection.peer.as_ref().ok_or(UpstreamError::Unavailable)?;
-    if !connection.tools.contains_key(&*route.upstream_name) {
+    if connection.peer.is_some() && !connection.offered.tools.contains_key(tool) {
         return Err(UpstreamError::ToolUnavailable);
     }
-    let params =
-        CallToolRequestParams::new(route.upstream_name.to_string()).with_arguments(arguments);
+    let params = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments);
+    let request = ClientRequest::CallToolRequest(Request::new(params));
+    match send(upstream, &connection, request, progress).await? {
+        ServerResult::CallToolResult(result) => Ok(result),
+        other => {
+            tracing::warn!(server = %upstream.spec.name, ?other, "upstream answered tools/call with another result type");
+            Err(UpstreamError::InvalidAnswer)
+        }
+    }
+}
+
+/// Send one request on `connection` and wait for its answer.
+pub(super) async fn send(
+    upstream: &Upstream,
+    connection: &Connection,
+    request: ClientRequest,
+    progress: Option<ProgressSink>,
+) -> Result<ServerResult, UpstreamError> {
+    let peer = connection.peer.as_ref().ok_or(UpstreamError::Unavailable)?;
     let exchange = async {
-        let request = ClientRequest::CallToolRequest(Request::new(params));
         let mut handle = peer
             .send_request_with_option(request, PeerRequestOptions::no_options())
             .await?;
@@ -46,19 +60,14 @@ pub(super) async fn call_tool(
         abandoned.request = None;
         response.unwrap_or(Err(ServiceError::TransportClosed))
     };
-    let response = tokio::time::timeout(upstream.spec.timeout, exchange).await;
-    match response {
+    match tokio::time::timeout(upstream.spec.timeout, exchange).await {
         Err(_elapsed) => Err(UpstreamError::Timeout),
-        Ok(Ok(ServerResult::CallToolResult(result))) => Ok(result),
-        Ok(Ok(other)) => {
-            tracing::warn!(server = %upstream.spec.name, ?other, "upstream answered tools/call with another result type");
-            Err(UpstreamError::InvalidAnswer)
-        }
+        Ok(Ok(result)) => Ok(result),
         Ok(Err(ServiceError::McpError(error))) => {
             Err(UpstreamError::Rejected { code: error.code.0 })
         }
         Ok(Err(error)) => {
-            tracing::warn!(server = %upstream.spec.name, %error, "upstream call failed");
+            tracing::warn!(server = %upstream.spec.name, %error, "upstream request failed");
             connection.lost.cancel();
             Err(UpstreamError::Unavailable)
         }

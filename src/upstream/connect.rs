@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use axum::http::{HeaderName, HeaderValue};
 use rmcp::ServiceExt;
-use rmcp::model::Tool;
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::client::UpstreamClient;
+use super::offered::{self, Offered};
 use crate::catalog::{ServerSpec, TransportSpec};
 
 /// The command value that names this control-plane executable.
@@ -35,8 +35,8 @@ pub enum ConnectError {
     Header(String),
     #[error("MCP handshake failed: {0}")]
     Handshake(String),
-    #[error("tools/list failed: {0}")]
-    ListTools(String),
+    #[error("listing tools, prompts or resources failed: {0}")]
+    List(String),
     #[error("timed out")]
     Timeout,
 }
@@ -48,29 +48,23 @@ impl ConnectError {
             Self::Spawn(_) => "spawn_failed",
             Self::Header(_) => "invalid_configuration",
             Self::Handshake(_) => "handshake_failed",
-            Self::ListTools(_) => "list_tools_failed",
+            Self::List(_) => "list_failed",
             Self::Timeout => "connect_timeout",
         }
     }
 }
 
-/// Connect, run the MCP handshake, and list every tool (following pagination).
+/// Connect, run the MCP handshake, and list what the server offers.
 pub async fn establish(
     spec: &ServerSpec,
     client: UpstreamClient,
-) -> Result<(Session, HashMap<String, Tool>), ConnectError> {
+) -> Result<(Session, Offered), ConnectError> {
     let attempt = async {
         let session = open_session(spec, client).await?;
-        let tools = session
-            .peer()
-            .list_all_tools()
+        let offered = offered::list(session.peer())
             .await
-            .map_err(|e| ConnectError::ListTools(e.to_string()))?;
-        let tools = tools
-            .into_iter()
-            .map(|tool| (tool.name.to_string(), without_default_dialect(tool)))
-            .collect();
-        Ok((session, tools))
+            .map_err(|e| ConnectError::List(e.to_string()))?;
+        Ok((session, offered))
     };
     tokio::time::timeout(spec.timeout, attempt)
         .await
@@ -84,18 +78,6 @@ async fn forward_stderr(server: Arc<str>, stderr: tokio::process::ChildStderr) {
     while let Ok(Some(line)) = lines.next_line().await {
         tracing::info!(target: "upstream_stderr", server = %server, "{line}");
     }
-}
-
-/// MCP's default JSON Schema dialect: declaring it is the same as omitting it.
-const DEFAULT_SCHEMA_DIALECT: &str = "https://json-schema.org/draft/2020-12/schema";
-
-/// Drop a top-level `$schema` that names MCP's default dialect, so the
-/// definitions agents see carry no URL that is not needed.
-fn without_default_dialect(mut tool: Tool) -> Tool {
-    if tool.input_schema.get("$schema").and_then(|v| v.as_str()) == Some(DEFAULT_SCHEMA_DIALECT) {
-        Arc::make_mut(&mut tool.input_schema).remove("$schema");
-    }
-    tool
 }
 
 async fn open_session(spec: &ServerSpec, client: UpstreamClient) -> Result<Session, ConnectError> {

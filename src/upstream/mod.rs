@@ -9,40 +9,41 @@
 mod call;
 mod client;
 mod connect;
+mod offered;
 mod progress;
 mod supervisor;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
-use rmcp::model::{CallToolResult, JsonObject, Tool};
+use rmcp::model::{CallToolResult, ClientRequest, JsonObject, ServerResult};
 use rmcp::service::{Peer, RoleClient};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::{Catalog, ServerId, ServerSpec, ToolRoute};
+use crate::catalog::{Catalog, Route, ServerId, ServerSpec};
 use client::UpstreamClient;
 use progress::ProgressRouter;
 
 pub use connect::SELF_COMMAND;
+pub use offered::Offered;
 pub use progress::ProgressSink;
 
 /// Why an upstream call failed, already free of any URL, command or message
 /// text from the upstream: safe to show to an agent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpstreamError {
-    #[error("the tool's server is unavailable")]
+    #[error("the upstream server is unavailable")]
     Unavailable,
     #[error("the tool is currently unavailable on its server")]
     ToolUnavailable,
-    #[error("the tool's server did not answer in time")]
+    #[error("the upstream server did not answer in time")]
     Timeout,
     /// The server answered with a JSON-RPC error (for example invalid params).
-    #[error("the tool's server rejected the call (JSON-RPC error {code})")]
+    #[error("the upstream server rejected the request (JSON-RPC error {code})")]
     Rejected { code: i32 },
-    #[error("the tool's server gave an invalid answer")]
+    #[error("the upstream server gave an invalid answer")]
     InvalidAnswer,
 }
 
@@ -58,8 +59,8 @@ pub enum Health {
 struct Connection {
     health: Health,
     peer: Option<Peer<RoleClient>>,
-    /// The server's tools by their upstream name.
-    tools: HashMap<String, Tool>,
+    /// What the server offers (empty until connected).
+    offered: Arc<Offered>,
     last_error: Option<&'static str>,
     /// Cancelled by a call that saw the transport fail, to make the
     /// supervisor reconnect.
@@ -79,7 +80,7 @@ impl Connection {
         Self {
             health,
             peer: None,
-            tools: HashMap::new(),
+            offered: Arc::default(),
             last_error,
             lost: CancellationToken::new(),
         }
@@ -89,7 +90,7 @@ impl Connection {
 struct Upstream {
     spec: ServerSpec,
     /// The catalog's tools on this server, to report the ones it lacks.
-    catalog_tools: Vec<ToolRoute>,
+    catalog_tools: Vec<Route>,
     state: ArcSwap<Connection>,
     first_attempt_done: AtomicBool,
     client: UpstreamClient,
@@ -130,7 +131,7 @@ impl UpstreamPool {
             .iter()
             .enumerate()
             .map(|(i, spec)| {
-                let mut catalog_tools: Vec<ToolRoute> =
+                let mut catalog_tools: Vec<Route> =
                     catalog.tools_of(ServerId(i)).cloned().collect();
                 catalog_tools.sort_by(|a, b| a.public_name.cmp(&b.public_name));
                 Arc::new(Upstream {
@@ -153,23 +154,32 @@ impl UpstreamPool {
         }
     }
 
-    /// Call `route`'s tool on its server, bounded by the server's timeout.
-    /// With a `progress` sink, the server's progress notifications for this
-    /// call are sent there.
+    /// Call a tool (by its upstream name) on `server`, bounded by the
+    /// server's timeout. With a `progress` sink, the server's progress
+    /// notifications for this call are sent there.
     pub async fn call_tool(
         &self,
-        route: &ToolRoute,
+        server: ServerId,
+        tool: &str,
         arguments: JsonObject,
         progress: Option<ProgressSink>,
     ) -> Result<CallToolResult, UpstreamError> {
-        call::call_tool(&self.upstreams[route.server.0], route, arguments, progress).await
+        call::call_tool(&self.upstreams[server.0], tool, arguments, progress).await
     }
 
-    /// The server's declaration of `route`'s tool, if the server is connected
-    /// and offers it.
-    pub fn tool_definition(&self, route: &ToolRoute) -> Option<Tool> {
-        let connection = self.upstreams[route.server.0].state.load();
-        connection.tools.get(&*route.upstream_name).cloned()
+    /// Send any other request to `server`, bounded by its timeout.
+    pub async fn request(
+        &self,
+        server: ServerId,
+        request: ClientRequest,
+    ) -> Result<ServerResult, UpstreamError> {
+        let upstream = &self.upstreams[server.0];
+        call::send(upstream, &upstream.state.load_full(), request, None).await
+    }
+
+    /// What `server` currently offers (empty while it is not connected).
+    pub fn offered(&self, server: ServerId) -> Arc<Offered> {
+        self.upstreams[server.0].state.load().offered.clone()
     }
 
     /// Whether every server has had its first connection attempt.
@@ -187,7 +197,7 @@ impl UpstreamPool {
                 let missing_tools = if connection.health == Health::Ready {
                     u.catalog_tools
                         .iter()
-                        .filter(|t| !connection.tools.contains_key(&*t.upstream_name))
+                        .filter(|t| !connection.offered.tools.contains_key(&*t.upstream_name))
                         .map(|t| t.public_name.clone())
                         .collect()
                 } else {
@@ -196,7 +206,7 @@ impl UpstreamPool {
                 ServerStatus {
                     name: u.spec.name.clone(),
                     state: connection.health,
-                    tools_offered: connection.tools.len(),
+                    tools_offered: connection.offered.tools.len(),
                     missing_tools,
                     last_error: connection.last_error,
                 }

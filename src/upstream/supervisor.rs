@@ -4,7 +4,6 @@
 //! A server that is down at start-up does not stop the control plane, and a
 //! stdio child that dies is simply started again.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -12,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::connect::establish;
-use super::{Connection, Health, Upstream};
+use super::{Connection, Health, Offered, Upstream};
 
 const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -28,13 +27,13 @@ pub async fn supervise(upstream: Arc<Upstream>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
         };
         match attempt {
-            Ok((session, tools)) => {
-                report_missing_tools(&upstream, &tools);
+            Ok((session, offered)) => {
+                report_missing_tools(&upstream, &offered);
                 let lost = CancellationToken::new();
                 upstream.publish(Connection {
                     health: Health::Ready,
                     peer: Some(session.peer().clone()),
-                    tools,
+                    offered: Arc::new(offered),
                     last_error: None,
                     lost: lost.clone(),
                 });
@@ -69,9 +68,9 @@ pub async fn supervise(upstream: Arc<Upstream>, shutdown: CancellationToken) {
     }
 }
 
-fn report_missing_tools(upstream: &Upstream, offered: &HashMap<String, rmcp::model::Tool>) {
+fn report_missing_tools(upstream: &Upstream, offered: &Offered) {
     for tool in upstream.catalog_tools.iter() {
-        if !offered.contains_key(&*tool.upstream_name) {
+        if !offered.tools.contains_key(&*tool.upstream_name) {
             tracing::warn!(
                 server = %upstream.spec.name,
                 tool = %tool.public_name,

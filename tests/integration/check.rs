@@ -78,13 +78,13 @@ fn each_kind_of_mistake_is_reported_precisely() {
     assert_invalid(
         "analyst: [read_positions]",
         "analyst: [read_positions, ghost]",
-        "roles.analyst[1]",
+        "roles.analyst.tools[1]",
         "unknown tool `ghost`",
     );
     assert_invalid(
         "analyst: [read_positions]",
         "analyst: [read_positions, read_positions]",
-        "roles.analyst[1]",
+        "roles.analyst.tools[1]",
         "listed twice",
     );
     assert_invalid(

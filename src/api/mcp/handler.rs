@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use super::error::to_error_data;
 use crate::audit::FrontDoor;
+use crate::discovery;
 use crate::pipeline::{Assertions, CallContext, Pipeline, ToolCall};
 
 /// Tools per `tools/list` page.
@@ -68,11 +69,10 @@ impl ServerHandler for McpFrontDoor {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let (ctx, token) = request_context(&context);
-        let discovery = self
+        let tools = self
             .pipeline
-            .discover(&ctx, token, Assertions::default(), true)
+            .discover(&ctx, token, Assertions::default(), discovery::definitions)
             .map_err(|e| to_error_data(&e, &ctx.trace))?;
-        let tools = discovery.definitions.unwrap_or_default();
         let start = match request.and_then(|r| r.cursor) {
             None => 0,
             Some(cursor) => cursor

@@ -1,0 +1,79 @@
+//! A role's grants. Written either as a plain list of tool names (the short
+//! form) or as a map with `tools`, `resources` and `prompts`.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor, value};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoleConfig {
+    /// Public tool names.
+    pub tools: Vec<String>,
+    /// Public resource-set names.
+    pub resources: Vec<String>,
+    /// Public prompt names.
+    pub prompts: Vec<String>,
+}
+
+impl RoleConfig {
+    /// Every grant of the role as (section, names), for validation.
+    pub fn sections(&self) -> [(&'static str, &[String]); 3] {
+        [
+            ("tools", &self.tools),
+            ("resources", &self.resources),
+            ("prompts", &self.prompts),
+        ]
+    }
+}
+
+/// The long form, with serde's precise errors for unknown fields.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleMap {
+    #[serde(default)]
+    tools: Vec<String>,
+    #[serde(default)]
+    resources: Vec<String>,
+    #[serde(default)]
+    prompts: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for RoleConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RoleVisitor;
+
+        impl<'de> Visitor<'de> for RoleVisitor {
+            type Value = RoleConfig;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "a list of tool names, or a map with `tools`, `resources` and `prompts`",
+                )
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<RoleConfig, A::Error> {
+                let tools = Vec::deserialize(value::SeqAccessDeserializer::new(seq))?;
+                Ok(RoleConfig {
+                    tools,
+                    ..RoleConfig::default()
+                })
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RoleConfig, A::Error> {
+                let RoleMap {
+                    tools,
+                    resources,
+                    prompts,
+                } = RoleMap::deserialize(value::MapAccessDeserializer::new(map))?;
+                Ok(RoleConfig {
+                    tools,
+                    resources,
+                    prompts,
+                })
+            }
+        }
+
+        deserializer.deserialize_any(RoleVisitor)
+    }
+}

@@ -1,0 +1,74 @@
+//! What a server offers: its tools, prompts, resources and resource
+//! templates, listed after the handshake (following pagination) and kept
+//! with the connection. Normalised once here, so every response built from
+//! them is free of upstream addresses.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
+use rmcp::service::{Peer, RoleClient, ServiceError};
+
+/// A server's declarations, by their upstream names.
+#[derive(Debug, Default)]
+pub struct Offered {
+    pub tools: HashMap<String, Tool>,
+    pub prompts: HashMap<String, Prompt>,
+    pub resources: Vec<Resource>,
+    pub templates: Vec<ResourceTemplate>,
+}
+
+/// List everything the server's capabilities say it has.
+pub async fn list(peer: &Peer<RoleClient>) -> Result<Offered, ServiceError> {
+    let capabilities = peer.peer_info().map(|info| info.capabilities.clone());
+    let has =
+        |pick: fn(&rmcp::model::ServerCapabilities) -> bool| capabilities.as_ref().is_none_or(pick);
+    let mut offered = Offered::default();
+    if has(|c| c.tools.is_some()) {
+        offered.tools = peer
+            .list_all_tools()
+            .await?
+            .into_iter()
+            .map(|tool| (tool.name.to_string(), without_default_dialect(tool)))
+            .collect();
+    }
+    if capabilities.as_ref().is_some_and(|c| c.prompts.is_some()) {
+        offered.prompts = peer
+            .list_all_prompts()
+            .await?
+            .into_iter()
+            .map(|mut prompt| {
+                prompt.icons = None;
+                prompt.meta = None;
+                (prompt.name.clone(), prompt)
+            })
+            .collect();
+    }
+    if capabilities.as_ref().is_some_and(|c| c.resources.is_some()) {
+        offered.resources = peer.list_all_resources().await?;
+        offered.templates = peer.list_all_resource_templates().await?;
+        for resource in &mut offered.resources {
+            resource.icons = None;
+            resource.meta = None;
+        }
+        for template in &mut offered.templates {
+            template.icons = None;
+            template.meta = None;
+        }
+    }
+    Ok(offered)
+}
+
+/// MCP's default JSON Schema dialect: declaring it is the same as omitting it.
+const DEFAULT_SCHEMA_DIALECT: &str = "https://json-schema.org/draft/2020-12/schema";
+
+/// Drop what may point at an upstream (icons, `_meta`) and a top-level
+/// `$schema` that names MCP's default dialect (an unneeded URL).
+fn without_default_dialect(mut tool: Tool) -> Tool {
+    tool.icons = None;
+    tool.meta = None;
+    if tool.input_schema.get("$schema").and_then(|v| v.as_str()) == Some(DEFAULT_SCHEMA_DIALECT) {
+        Arc::make_mut(&mut tool.input_schema).remove("$schema");
+    }
+    tool
+}
