@@ -171,7 +171,7 @@ impl Catalog {
                 prefix: set.uri_prefix.as_str().into(),
             })
             .collect();
-        resources.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        resources.sort_by_key(|set| std::cmp::Reverse(set.prefix.len()));
         let roles = file
             .roles
             .iter()
