@@ -24,6 +24,7 @@ pub enum Action {
     GetPrompt,
     Complete,
     Subscribe,
+    Unsubscribe,
     /// An HTTP request to a session-based front door, refused before any
     /// message in it was read.
     Connect,
@@ -38,6 +39,7 @@ impl Action {
             Self::GetPrompt => "get_prompt",
             Self::Complete => "complete",
             Self::Subscribe => "subscribe",
+            Self::Unsubscribe => "unsubscribe",
             Self::Connect => "connect",
         }
     }

@@ -1,20 +1,28 @@
 //! The shipped example's MCP servers (`examples/trading/`): `marketdata`
 //! (`read_positions`), `execution` (`execute_trade`) and `research`
-//! (`run_report`). They are real MCP servers built with `rmcp`, serving stdio
+//! (`run_report`, plus desk-note resources, a briefing prompt and
+//! completions). They are real MCP servers built with `rmcp`, serving stdio
 //! (how the example catalog runs them) or Streamable HTTP, with deterministic
 //! data so demos and tests can check exact results.
 
 mod data;
+mod research;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::model::{
+    CallToolResult, CompleteRequestParams, CompleteResult, ContentBlock, GetPromptRequestParams,
+    GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{ErrorData, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
+use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 use tokio::net::TcpListener;
 
 pub use data::{ExecuteTradeArgs, ReadPositionsArgs, RunReportArgs};
@@ -112,12 +120,91 @@ impl TradingDesk {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for TradingDesk {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = if self.server == ExampleServer::Research {
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .enable_resources()
+                .enable_completions()
+                .build()
+        } else {
+            ServerCapabilities::builder().enable_tools().build()
+        };
+        ServerConfig::new(capabilities)
             .with_server_info(Implementation::new(
                 format!("trading-{}", self.server.name()),
                 env!("CARGO_PKG_VERSION"),
             ))
             .with_instructions("A demo server of the MCP Control Plane trading example.")
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        self.research()?;
+        Ok(ListResourcesResult::with_all_items(research::resources()))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        self.research()?;
+        Ok(ListResourceTemplatesResult::with_all_items(
+            research::templates(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        self.research()?;
+        research::read(&request.uri).map(Into::into)
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        self.research()?;
+        Ok(ListPromptsResult::with_all_items(research::prompts()))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        self.research()?;
+        research::get_prompt(&request).map(Into::into)
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        self.research()?;
+        Ok(research::complete(&request.argument))
+    }
+}
+
+impl TradingDesk {
+    /// Only the research server has resources, prompts and completions.
+    fn research(&self) -> Result<(), ErrorData> {
+        if self.server == ExampleServer::Research {
+            Ok(())
+        } else {
+            Err(ErrorData::method_not_found::<
+                rmcp::model::ListResourcesRequestMethod,
+            >())
+        }
     }
 }
 

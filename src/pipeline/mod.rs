@@ -26,7 +26,7 @@ use crate::identity::{self, Caller};
 use crate::policy;
 use crate::policy::{Authorized, Target};
 use crate::telemetry::TraceContext;
-use crate::upstream::{ProgressSink, UpstreamError, UpstreamPool};
+use crate::upstream::{ProgressSink, Subscriber, UpstreamError, UpstreamPool};
 
 pub use error::PipelineError;
 
@@ -213,7 +213,55 @@ impl Pipeline {
         .await
     }
 
-    /// Forward a request about a target (completion, subscriptions) once the
+    /// Subscribe a client session to a resource's updates.
+    pub async fn subscribe(
+        &self,
+        ctx: &CallContext,
+        token: Option<&str>,
+        uri: &str,
+        subscriber: Subscriber,
+    ) -> Result<ServerResult, PipelineError> {
+        let upstreams = &self.upstreams;
+        self.reach(
+            ctx,
+            token,
+            Assertions::default(),
+            Action::Subscribe,
+            Target::Resource(uri),
+            |to| async move {
+                upstreams
+                    .subscribe(to.server, &to.upstream_name, subscriber)
+                    .await
+            },
+        )
+        .await
+    }
+
+    /// End a client session's subscription to a resource.
+    pub async fn unsubscribe(
+        &self,
+        ctx: &CallContext,
+        token: Option<&str>,
+        uri: &str,
+        session: u64,
+    ) -> Result<ServerResult, PipelineError> {
+        let upstreams = &self.upstreams;
+        self.reach(
+            ctx,
+            token,
+            Assertions::default(),
+            Action::Unsubscribe,
+            Target::Resource(uri),
+            |to| async move {
+                upstreams
+                    .unsubscribe(to.server, &to.upstream_name, session)
+                    .await
+            },
+        )
+        .await
+    }
+
+    /// Forward a request about a target (completion) once the
     /// caller may reach it; `build` makes the upstream request from the
     /// target's upstream name.
     pub async fn forward(

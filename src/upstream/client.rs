@@ -1,17 +1,23 @@
 //! The MCP client the control plane runs towards each upstream: it
-//! identifies itself and routes what upstreams send back (progress).
+//! identifies itself and routes what upstreams send back (progress,
+//! resource updates).
 
 use std::sync::Arc;
 
 use rmcp::ClientHandler;
-use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam};
+use rmcp::model::{
+    ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam,
+    ResourceUpdatedNotificationParam,
+};
 use rmcp::service::{NotificationContext, RoleClient};
 
 use super::progress::ProgressRouter;
+use super::subscriptions::Subscriptions;
 
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct UpstreamClient {
     pub progress: Arc<ProgressRouter>,
+    pub subscriptions: Arc<Subscriptions>,
 }
 
 impl ClientHandler for UpstreamClient {
@@ -28,5 +34,13 @@ impl ClientHandler for UpstreamClient {
         _context: NotificationContext<RoleClient>,
     ) {
         self.progress.forward(params);
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.subscriptions.deliver(params);
     }
 }

@@ -11,24 +11,28 @@ mod client;
 mod connect;
 mod offered;
 mod progress;
+mod subscriptions;
 mod supervisor;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
-use rmcp::model::{CallToolResult, ClientRequest, JsonObject, ServerResult};
+use rmcp::model::{
+    CallToolResult, ClientRequest, JsonObject, Request, ServerResult, SubscribeRequestParams,
+    UnsubscribeRequestParams,
+};
 use rmcp::service::{Peer, RoleClient};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{Catalog, Route, ServerId, ServerSpec};
 use client::UpstreamClient;
-use progress::ProgressRouter;
 
 pub use connect::SELF_COMMAND;
 pub use offered::Offered;
 pub use progress::ProgressSink;
+pub use subscriptions::{Subscriber, UpdateSink};
 
 /// Why an upstream call failed, already free of any URL, command or message
 /// text from the upstream: safe to show to an agent.
@@ -139,9 +143,7 @@ impl UpstreamPool {
                     catalog_tools,
                     state: ArcSwap::from_pointee(Connection::connecting()),
                     first_attempt_done: AtomicBool::new(false),
-                    client: UpstreamClient {
-                        progress: Arc::new(ProgressRouter::default()),
-                    },
+                    client: UpstreamClient::default(),
                 })
             })
             .collect();
@@ -175,6 +177,54 @@ impl UpstreamPool {
     ) -> Result<ServerResult, UpstreamError> {
         let upstream = &self.upstreams[server.0];
         call::send(upstream, &upstream.state.load_full(), request, None).await
+    }
+
+    /// Subscribe `subscriber` to `uri` on `server` (upstream only for the
+    /// URI's first subscriber).
+    pub async fn subscribe(
+        &self,
+        server: ServerId,
+        uri: &str,
+        subscriber: Subscriber,
+    ) -> Result<ServerResult, UpstreamError> {
+        let subscriptions = &self.upstreams[server.0].client.subscriptions;
+        let session = subscriber.session;
+        if !subscriptions.add(uri, subscriber) {
+            return Ok(ServerResult::empty(()));
+        }
+        let params = SubscribeRequestParams::new(uri);
+        let result = self
+            .request(
+                server,
+                ClientRequest::SubscribeRequest(Request::new(params)),
+            )
+            .await;
+        if result.is_err() {
+            subscriptions.remove(uri, session);
+        }
+        result
+    }
+
+    /// End `session`'s subscription to `uri` (upstream when it was the last).
+    pub async fn unsubscribe(
+        &self,
+        server: ServerId,
+        uri: &str,
+        session: u64,
+    ) -> Result<ServerResult, UpstreamError> {
+        if !self.upstreams[server.0]
+            .client
+            .subscriptions
+            .remove(uri, session)
+        {
+            return Ok(ServerResult::empty(()));
+        }
+        let params = UnsubscribeRequestParams::new(uri);
+        self.request(
+            server,
+            ClientRequest::UnsubscribeRequest(Request::new(params)),
+        )
+        .await
     }
 
     /// What `server` currently offers (empty while it is not connected).

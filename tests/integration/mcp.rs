@@ -489,3 +489,109 @@ fn the_stdio_bridge_refuses_to_start_without_a_token() {
         "{stderr}"
     );
 }
+
+async fn read(
+    session: &Session,
+    uri: &str,
+) -> Result<rmcp::model::ReadResourceResult, ServiceError> {
+    session
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(uri))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resources_prompts_and_completions_follow_each_roles_grants() {
+    let cp = ControlPlane::start_example();
+    cp.wait_all_ready().await;
+    let (analyst, _) = connect(&cp, ANALYST_TOKEN).await;
+    let (trader, _) = connect(&cp, TRADER_TOKEN).await;
+
+    let uris = |resources: Vec<rmcp::model::Resource>| {
+        resources.into_iter().map(|r| r.uri).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        uris(analyst.list_all_resources().await.unwrap()),
+        ["research://notes/daily"]
+    );
+    let mut trader_uris = uris(trader.list_all_resources().await.unwrap());
+    trader_uris.sort();
+    assert_eq!(
+        trader_uris,
+        ["research://notes/daily", "research://restricted/limits"]
+    );
+    let templates = analyst.list_all_resource_templates().await.unwrap();
+    assert_eq!(templates.len(), 1);
+    assert_eq!(templates[0].uri_template, "research://desks/{desk}/summary");
+    assert!(
+        trader
+            .list_all_resource_templates()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let summary = read(&analyst, "research://desks/fx/summary").await.unwrap();
+    let text = serde_json::to_string(&summary).unwrap();
+    assert!(text.contains("Summary for the fx desk"), "{text}");
+    // Outside the role (a narrower set carves it out), unknown, or an
+    // address: the same refusal.
+    let restricted = mcp_error(read(&analyst, "research://restricted/limits").await);
+    let unknown = mcp_error(read(&analyst, "research://nowhere").await);
+    let address = mcp_error(read(&analyst, "http://127.0.0.1:9/secret").await);
+    for error in [&restricted, &unknown, &address] {
+        assert_eq!(error.code, ErrorCode::INVALID_PARAMS);
+        assert_eq!(error.message, restricted.message);
+    }
+    let limits = read(&trader, "research://restricted/limits").await.unwrap();
+    assert!(serde_json::to_string(&limits).unwrap().contains("Limits:"));
+
+    let prompts = analyst.list_all_prompts().await.unwrap();
+    assert_eq!(prompts.len(), 1);
+    assert_eq!(prompts[0].name, "desk_briefing");
+    assert!(trader.list_all_prompts().await.unwrap().is_empty());
+    let arguments = json!({ "desk": "equities" }).as_object().unwrap().clone();
+    let prompt = analyst
+        .get_prompt(
+            rmcp::model::GetPromptRequestParams::new("desk_briefing")
+                .with_arguments(arguments.clone()),
+        )
+        .await
+        .unwrap();
+    assert!(
+        serde_json::to_string(&prompt)
+            .unwrap()
+            .contains("briefing for the equities desk")
+    );
+    let refused = mcp_error(
+        trader
+            .get_prompt(
+                rmcp::model::GetPromptRequestParams::new("desk_briefing").with_arguments(arguments),
+            )
+            .await,
+    );
+    assert_eq!(refused.code, ErrorCode::INVALID_PARAMS);
+
+    let desks = analyst
+        .complete_prompt_simple("desk_briefing", "desk", "e")
+        .await
+        .unwrap();
+    assert_eq!(desks, ["equities"]);
+    let desks = analyst
+        .complete_resource_simple("research://desks/{desk}/summary", "desk", "f")
+        .await
+        .unwrap();
+    assert_eq!(desks, ["fixed-income", "fx"]);
+    let refused = mcp_error(
+        trader
+            .complete_prompt_simple("desk_briefing", "desk", "e")
+            .await,
+    );
+    assert_eq!(refused.code, ErrorCode::INVALID_PARAMS);
+
+    let actions: Vec<Value> = cp
+        .audit_records()
+        .into_iter()
+        .filter(|r| r["action"] == "read_resource" && r["outcome"] == "denied_role")
+        .collect();
+    assert_eq!(actions.len(), 3, "{actions:?}");
+}

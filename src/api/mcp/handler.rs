@@ -2,40 +2,79 @@
 //! caller's view through the [`Pipeline`], exactly like the REST front door.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::http::request::Parts;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequestParams, CompleteResult,
+    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, Reference, Request, ServerCapabilities,
+    ServerConfig, ServerResult, SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio::sync::mpsc;
 
 use super::error::to_error_data;
-use crate::audit::FrontDoor;
+use crate::audit::{Action, FrontDoor};
+use crate::catalog::Catalog;
 use crate::discovery;
-use crate::pipeline::{Assertions, CallContext, Pipeline, ToolCall};
+use crate::identity::Caller;
+use crate::pipeline::{Assertions, CallContext, Pipeline, PipelineError, ToolCall};
+use crate::policy::Target;
+use crate::upstream::{Subscriber, UpstreamError, UpstreamPool};
 
-/// Tools per `tools/list` page.
+/// Items per page of a `*/list` answer.
 const PAGE_SIZE: usize = 100;
 
 /// One instance per MCP session (or per request, statelessly); all share the pipeline.
 #[derive(Clone)]
 pub struct McpFrontDoor {
     pipeline: Arc<Pipeline>,
+    sessions: Arc<AtomicU64>,
+    /// This session's number, to tell its subscriptions apart.
+    session: u64,
 }
 
 impl McpFrontDoor {
     pub fn new(pipeline: Arc<Pipeline>) -> Self {
-        Self { pipeline }
+        Self {
+            pipeline,
+            sessions: Arc::default(),
+            session: 0,
+        }
+    }
+
+    /// The handler of a new session.
+    pub fn for_new_session(&self) -> Self {
+        Self {
+            pipeline: self.pipeline.clone(),
+            sessions: self.sessions.clone(),
+            session: self.sessions.fetch_add(1, Ordering::Relaxed) + 1,
+        }
+    }
+
+    /// List what the caller may see, one page at a time.
+    fn list<T: Clone>(
+        &self,
+        context: &RequestContext<RoleServer>,
+        request: Option<PaginatedRequestParams>,
+        list: fn(&Catalog, &UpstreamPool, &Caller) -> Vec<T>,
+    ) -> Result<(Vec<T>, Option<String>), ErrorData> {
+        let (ctx, token) = request_context(context);
+        let items = self
+            .pipeline
+            .discover(&ctx, token, Assertions::default(), list)
+            .map_err(|e| to_error_data(&e, &ctx.trace))?;
+        paginate(items, request.and_then(|r| r.cursor))
     }
 }
 
 /// The caller's bearer token and the request's trace context. The token is
-/// read from the HTTP request that carried this message (the auth layer
-/// already refused requests without a valid one); the trace continues the
-/// message's `_meta.traceparent`, else the HTTP `traceparent` header.
+/// read from the HTTP request that carried this message (the guard already
+/// refused requests without a valid one); the trace continues the message's
+/// `_meta.traceparent`, else the HTTP `traceparent` header.
 fn request_context(context: &RequestContext<RoleServer>) -> (CallContext, Option<&str>) {
     let parts = context.extensions.get::<Parts>();
     let header = |name: &str| {
@@ -51,15 +90,55 @@ fn request_context(context: &RequestContext<RoleServer>) -> (CallContext, Option
     (CallContext::new(FrontDoor::Mcp, traceparent), token)
 }
 
+/// One page of `items` from `cursor` (an offset we handed out).
+fn paginate<T: Clone>(
+    items: Vec<T>,
+    cursor: Option<String>,
+) -> Result<(Vec<T>, Option<String>), ErrorData> {
+    let start = match cursor {
+        None => 0,
+        Some(cursor) => cursor
+            .parse::<usize>()
+            .ok()
+            .filter(|&start| start <= items.len())
+            .ok_or_else(|| ErrorData::invalid_params("invalid cursor", None))?,
+    };
+    let end = (start + PAGE_SIZE).min(items.len());
+    let next = (end < items.len()).then(|| end.to_string());
+    Ok((items[start..end].to_vec(), next))
+}
+
+/// Unwrap the answer an upstream gave, or turn a wrong one into an error.
+fn expect<T>(
+    ctx: &CallContext,
+    answer: Result<ServerResult, PipelineError>,
+    pick: impl FnOnce(ServerResult) -> Option<T>,
+) -> Result<T, ErrorData> {
+    let answer = answer.map_err(|e| to_error_data(&e, &ctx.trace))?;
+    pick(answer).ok_or_else(|| {
+        to_error_data(
+            &PipelineError::Upstream(UpstreamError::InvalidAnswer),
+            &ctx.trace,
+        )
+    })
+}
+
 impl ServerHandler for McpFrontDoor {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_prompts()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .enable_completions()
+            .build();
+        ServerConfig::new(capabilities)
             .with_server_info(Implementation::new(
                 env!("CARGO_PKG_NAME"),
                 env!("CARGO_PKG_VERSION"),
             ))
             .with_instructions(
-                "MCP Control Plane: the tools your role may use, from every server behind this endpoint.",
+                "MCP Control Plane: the tools, prompts and resources your role may use, from every server behind this endpoint.",
             )
     }
 
@@ -68,23 +147,9 @@ impl ServerHandler for McpFrontDoor {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let (ctx, token) = request_context(&context);
-        let tools = self
-            .pipeline
-            .discover(&ctx, token, Assertions::default(), discovery::definitions)
-            .map_err(|e| to_error_data(&e, &ctx.trace))?;
-        let start = match request.and_then(|r| r.cursor) {
-            None => 0,
-            Some(cursor) => cursor
-                .parse::<usize>()
-                .ok()
-                .filter(|&start| start <= tools.len())
-                .ok_or_else(|| ErrorData::invalid_params("invalid cursor", None))?,
-        };
-        let end = (start + PAGE_SIZE).min(tools.len());
-        let page = tools[start..end].to_vec();
+        let (page, next) = self.list(&context, request, discovery::definitions)?;
         let mut result = ListToolsResult::with_all_items(page);
-        result.next_cursor = (end < tools.len()).then(|| end.to_string());
+        result.next_cursor = next;
         Ok(result)
     }
 
@@ -125,5 +190,133 @@ impl ServerHandler for McpFrontDoor {
                 }
             }
         }
+    }
+
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let (page, next) = self.list(&context, request, discovery::prompts)?;
+        let mut result = ListPromptsResult::with_all_items(page);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let (ctx, token) = request_context(&context);
+        let answer = self.pipeline.get_prompt(&ctx, token, request).await;
+        expect(&ctx, answer, |answer| match answer {
+            ServerResult::GetPromptResult(result) => Some(result.into()),
+            _ => None,
+        })
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let (page, next) = self.list(&context, request, discovery::resources)?;
+        let mut result = ListResourcesResult::with_all_items(page);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let (page, next) = self.list(&context, request, discovery::resource_templates)?;
+        let mut result = ListResourceTemplatesResult::with_all_items(page);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let (ctx, token) = request_context(&context);
+        let answer = self.pipeline.read_resource(&ctx, token, &request.uri).await;
+        expect(&ctx, answer, |answer| match answer {
+            ServerResult::ReadResourceResult(result) => Some(result.into()),
+            _ => None,
+        })
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let (ctx, token) = request_context(&context);
+        let peer = context.peer.clone();
+        let subscriber = Subscriber {
+            session: self.session,
+            deliver: Arc::new(move |update| {
+                let peer = peer.clone();
+                tokio::spawn(async move {
+                    let _ = peer.notify_resource_updated(update).await;
+                });
+            }),
+        };
+        let answer = self
+            .pipeline
+            .subscribe(&ctx, token, &request.uri, subscriber)
+            .await;
+        expect(&ctx, answer, |_| Some(()))
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let (ctx, token) = request_context(&context);
+        let answer = self
+            .pipeline
+            .unsubscribe(&ctx, token, &request.uri, self.session)
+            .await;
+        expect(&ctx, answer, |_| Some(()))
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let (ctx, token) = request_context(&context);
+        let target = match &request.r#ref {
+            Reference::Prompt(prompt) => Target::Prompt(&prompt.name),
+            Reference::Resource(resource) => Target::Resource(&resource.uri),
+            _ => {
+                return Err(ErrorData::invalid_params(
+                    "unsupported completion reference",
+                    None,
+                ));
+            }
+        };
+        let answer = self
+            .pipeline
+            .forward(&ctx, token, Action::Complete, target, |upstream_name| {
+                let mut params = request.clone();
+                params.meta = None;
+                if let Reference::Prompt(prompt) = &mut params.r#ref {
+                    prompt.name = upstream_name.to_string();
+                }
+                ClientRequest::CompleteRequest(Request::new(params))
+            })
+            .await;
+        expect(&ctx, answer, |answer| match answer {
+            ServerResult::CompleteResult(result) => Some(result),
+            _ => None,
+        })
     }
 }

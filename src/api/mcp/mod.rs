@@ -45,7 +45,11 @@ pub fn router(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Router {
     };
     let front_door = McpFrontDoor::new(pipeline.clone());
     let service: StreamableHttpService<McpFrontDoor, LocalSessionManager> =
-        StreamableHttpService::new(move || Ok(front_door.clone()), Default::default(), config);
+        StreamableHttpService::new(
+            move || Ok(front_door.for_new_session()),
+            Default::default(),
+            config,
+        );
     Router::new()
         .route_service("/mcp", service)
         .layer(middleware::from_fn_with_state(pipeline, guard))
