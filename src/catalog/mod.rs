@@ -87,6 +87,14 @@ pub struct RoleView {
     pub resources: Grants,
 }
 
+/// Which kinds of a server's offering a role can see.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reach {
+    pub tools: bool,
+    pub prompts: bool,
+    pub resources: bool,
+}
+
 /// An agent that may authenticate with a service token.
 #[derive(Debug, Clone)]
 pub struct AgentEntry {
@@ -229,6 +237,28 @@ impl Catalog {
     /// Every resource set, longest prefix first.
     pub fn resource_sets(&self) -> &[ResourceSet] {
         &self.resources
+    }
+
+    /// What `role` is granted on `server`: used to tell a client its view
+    /// changed when that server's offering does.
+    pub fn role_reach(&self, role: &str, server: ServerId) -> Reach {
+        let Some(view) = self.roles.get(role) else {
+            return Reach::default();
+        };
+        let routed = |grants: &Grants, routes: &HashMap<Arc<str>, Route>| {
+            grants
+                .names()
+                .iter()
+                .any(|name| routes.get(name).is_some_and(|r| r.server == server))
+        };
+        Reach {
+            tools: routed(&view.tools, &self.tools),
+            prompts: routed(&view.prompts, &self.prompts),
+            resources: self
+                .resources
+                .iter()
+                .any(|set| set.server == server && view.resources.allows(&set.name)),
+        }
     }
 
     /// Every tool routed to `server`.

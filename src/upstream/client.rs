@@ -10,6 +10,7 @@ use rmcp::model::{
     ResourceUpdatedNotificationParam,
 };
 use rmcp::service::{NotificationContext, RoleClient};
+use tokio::sync::Notify;
 
 use super::progress::ProgressRouter;
 use super::subscriptions::Subscriptions;
@@ -18,6 +19,8 @@ use super::subscriptions::Subscriptions;
 pub struct UpstreamClient {
     pub progress: Arc<ProgressRouter>,
     pub subscriptions: Arc<Subscriptions>,
+    /// Woken when the server says its tools, prompts or resources changed.
+    pub relist: Arc<Notify>,
 }
 
 impl ClientHandler for UpstreamClient {
@@ -42,5 +45,17 @@ impl ClientHandler for UpstreamClient {
         _context: NotificationContext<RoleClient>,
     ) {
         self.subscriptions.deliver(params);
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.relist.notify_one();
+    }
+
+    async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.relist.notify_one();
+    }
+
+    async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.relist.notify_one();
     }
 }

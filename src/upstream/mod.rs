@@ -24,6 +24,7 @@ use rmcp::model::{
 };
 use rmcp::service::{Peer, RoleClient};
 use serde::Serialize;
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{Catalog, Route, ServerId, ServerSpec};
@@ -92,17 +93,26 @@ impl Connection {
 }
 
 struct Upstream {
+    id: ServerId,
     spec: ServerSpec,
     /// The catalog's tools on this server, to report the ones it lacks.
     catalog_tools: Vec<Route>,
     state: ArcSwap<Connection>,
     first_attempt_done: AtomicBool,
     client: UpstreamClient,
+    changes: broadcast::Sender<ServerId>,
 }
 
 impl Upstream {
+    /// Make `connection` current and tell whoever listens when what this
+    /// server offers changed.
     fn publish(&self, connection: Connection) {
-        self.state.store(Arc::new(connection));
+        let ready = connection.health == Health::Ready;
+        let previous = self.state.swap(Arc::new(connection));
+        // Between two states without a session (retries) nothing changed.
+        if ready || previous.health == Health::Ready {
+            let _ = self.changes.send(self.id);
+        }
     }
 }
 
@@ -123,6 +133,7 @@ pub struct ServerStatus {
 pub struct UpstreamPool {
     upstreams: Vec<Arc<Upstream>>,
     shutdown: CancellationToken,
+    changes: broadcast::Sender<ServerId>,
 }
 
 impl UpstreamPool {
@@ -130,6 +141,7 @@ impl UpstreamPool {
     /// connections come up in the background.
     pub fn start(catalog: &Catalog) -> Self {
         let shutdown = CancellationToken::new();
+        let (changes, _) = broadcast::channel(64);
         let upstreams: Vec<_> = catalog
             .servers()
             .iter()
@@ -139,11 +151,13 @@ impl UpstreamPool {
                     catalog.tools_of(ServerId(i)).cloned().collect();
                 catalog_tools.sort_by(|a, b| a.public_name.cmp(&b.public_name));
                 Arc::new(Upstream {
+                    id: ServerId(i),
                     spec: spec.clone(),
                     catalog_tools,
                     state: ArcSwap::from_pointee(Connection::connecting()),
                     first_attempt_done: AtomicBool::new(false),
                     client: UpstreamClient::default(),
+                    changes: changes.clone(),
                 })
             })
             .collect();
@@ -153,6 +167,7 @@ impl UpstreamPool {
         Self {
             upstreams,
             shutdown,
+            changes,
         }
     }
 
@@ -225,6 +240,11 @@ impl UpstreamPool {
             ClientRequest::UnsubscribeRequest(Request::new(params)),
         )
         .await
+    }
+
+    /// Servers whose connection or offering changed, as they change.
+    pub fn changes(&self) -> broadcast::Receiver<ServerId> {
+        self.changes.subscribe()
     }
 
     /// What `server` currently offers (empty while it is not connected).

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::connect::establish;
+use super::connect::{Session, establish};
+use super::offered;
 use super::{Connection, Health, Offered, Upstream};
 
 const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
@@ -28,26 +29,10 @@ pub async fn supervise(upstream: Arc<Upstream>, shutdown: CancellationToken) {
         };
         match attempt {
             Ok((session, offered)) => {
-                report_missing_tools(&upstream, &offered);
-                let lost = CancellationToken::new();
-                upstream.publish(Connection {
-                    health: Health::Ready,
-                    peer: Some(session.peer().clone()),
-                    offered: Arc::new(offered),
-                    last_error: None,
-                    lost: lost.clone(),
-                });
-                upstream.first_attempt_done.store(true, Ordering::Release);
-                tracing::info!(server = %name, "upstream connected");
                 let connected_at = Instant::now();
-                tokio::select! {
-                    _ = session.waiting() => {
-                        tracing::warn!(server = %name, "upstream connection closed");
-                    }
-                    _ = lost.cancelled() => {
-                        tracing::warn!(server = %name, "upstream transport failed; reconnecting");
-                    }
-                    _ = shutdown.cancelled() => return,
+                if watch_connection(&upstream, session, offered, &shutdown).await == Exit::Shutdown
+                {
+                    return;
                 }
                 if connected_at.elapsed() >= STABLE_AFTER {
                     backoff = INITIAL_BACKOFF;
@@ -65,6 +50,62 @@ pub async fn supervise(upstream: Arc<Upstream>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Exit {
+    Lost,
+    Shutdown,
+}
+
+/// Publish a live session and watch it until it ends. When the server says
+/// its tools, prompts or resources changed, list them again and publish.
+async fn watch_connection(
+    upstream: &Upstream,
+    session: Session,
+    offered: Offered,
+    shutdown: &CancellationToken,
+) -> Exit {
+    let name = &upstream.spec.name;
+    let peer = session.peer().clone();
+    let lost = CancellationToken::new();
+    let publish = |offered: Offered| {
+        report_missing_tools(upstream, &offered);
+        upstream.publish(Connection {
+            health: Health::Ready,
+            peer: Some(peer.clone()),
+            offered: Arc::new(offered),
+            last_error: None,
+            lost: lost.clone(),
+        });
+    };
+    publish(offered);
+    upstream.first_attempt_done.store(true, Ordering::Release);
+    tracing::info!(server = %name, "upstream connected");
+    let closed = session.waiting();
+    tokio::pin!(closed);
+    loop {
+        tokio::select! {
+            _ = &mut closed => {
+                tracing::warn!(server = %name, "upstream connection closed");
+                return Exit::Lost;
+            }
+            _ = lost.cancelled() => {
+                tracing::warn!(server = %name, "upstream transport failed; reconnecting");
+                return Exit::Lost;
+            }
+            _ = upstream.client.relist.notified() => {
+                match offered::list(&peer).await {
+                    Ok(offered) => {
+                        tracing::info!(server = %name, "upstream offering changed");
+                        publish(offered);
+                    }
+                    Err(error) => tracing::warn!(server = %name, %error, "cannot list the changed offering"),
+                }
+            }
+            _ = shutdown.cancelled() => return Exit::Shutdown,
+        }
     }
 }
 

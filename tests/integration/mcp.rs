@@ -19,18 +19,21 @@ use tokio::sync::mpsc;
 use crate::common::upstream::test_upstream;
 use crate::common::{ANALYST_TOKEN, ControlPlane, TESTER_TOKEN, TRADER_TOKEN, catalog};
 
-/// A client that reports the progress notifications it receives.
+/// A client that reports the progress and list-changed notifications it receives.
 #[derive(Clone)]
 struct Client {
     progress: mpsc::UnboundedSender<ProgressNotificationParam>,
+    changed: Option<mpsc::UnboundedSender<&'static str>>,
 }
 
 impl ClientHandler for Client {
     fn get_info(&self) -> ClientConfig {
+        // The newest initialize-based revision: sessions, server notifications.
         ClientConfig::new(
             ClientCapabilities::default(),
             Implementation::new("test-agent", "1.0"),
         )
+        .with_protocol_version(ProtocolVersion::V_2025_11_25)
     }
 
     async fn on_progress(
@@ -39,6 +42,12 @@ impl ClientHandler for Client {
         _: NotificationContext<RoleClient>,
     ) {
         let _ = self.progress.send(params);
+    }
+
+    async fn on_tool_list_changed(&self, _: NotificationContext<RoleClient>) {
+        if let Some(changed) = &self.changed {
+            let _ = changed.send("tools");
+        }
     }
 }
 
@@ -55,10 +64,13 @@ async fn connect(
     token: &str,
 ) -> (Session, mpsc::UnboundedReceiver<ProgressNotificationParam>) {
     let (progress, rx) = mpsc::unbounded_channel();
-    let session = Client { progress }
-        .serve(transport(cp, token))
-        .await
-        .expect("initialize");
+    let session = Client {
+        progress,
+        changed: None,
+    }
+    .serve(transport(cp, token))
+    .await
+    .expect("initialize");
     (session, rx)
 }
 
@@ -68,10 +80,13 @@ async fn connect_stateless(cp: &ControlPlane, token: &str) -> Session {
     let lifecycle = ClientLifecycleMode::Discover {
         preferred_versions: vec![ProtocolVersion::V_2026_07_28],
     };
-    Client { progress }
-        .serve_with_lifecycle(transport(cp, token), lifecycle)
-        .await
-        .expect("server/discover")
+    Client {
+        progress,
+        changed: None,
+    }
+    .serve_with_lifecycle(transport(cp, token), lifecycle)
+    .await
+    .expect("server/discover")
 }
 
 async fn tool_names(session: &Session) -> Vec<String> {
@@ -445,10 +460,13 @@ async fn the_stdio_bridge_relays_a_local_client_to_the_control_plane() {
         ])
         .env("AGENT_TOKEN", ANALYST_TOKEN);
     let (progress, _rx) = mpsc::unbounded_channel();
-    let session = Client { progress }
-        .serve(TokioChildProcess::new(command).unwrap())
-        .await
-        .expect("initialize through the bridge");
+    let session = Client {
+        progress,
+        changed: None,
+    }
+    .serve(TokioChildProcess::new(command).unwrap())
+    .await
+    .expect("initialize through the bridge");
     assert_eq!(tool_names(&session).await, ["read_positions", "run_report"]);
     let result = session
         .call_tool(call(
@@ -594,4 +612,42 @@ async fn resources_prompts_and_completions_follow_each_roles_grants() {
         .filter(|r| r["action"] == "read_resource" && r["outcome"] == "denied_role")
         .collect();
     assert_eq!(actions.len(), 3, "{actions:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_whose_view_changes_hear_tools_list_changed() {
+    let port = crate::common::free_port();
+    let servers = format!("  svc:\n    http: {{url: \"http://127.0.0.1:{port}/mcp\"}}\n");
+    let cp = ControlPlane::start(&catalog(&servers, "  echo: {server: svc}\n", &["echo"]));
+    cp.wait_readyz("svc down", |b| b["status"] == "ready").await;
+    let watch = |token: &'static str| {
+        let cp = &cp;
+        async move {
+            let (progress, _) = mpsc::unbounded_channel();
+            let (changed, rx) = mpsc::unbounded_channel();
+            let session = Client {
+                progress,
+                changed: Some(changed),
+            }
+            .serve(transport(cp, token))
+            .await
+            .unwrap();
+            (session, rx)
+        }
+    };
+    let (tester, mut tester_changes) = watch(TESTER_TOKEN).await;
+    let (nobody, mut nobody_changes) = watch(ANALYST_TOKEN).await;
+    assert!(tool_names(&tester).await.is_empty(), "the server is down");
+
+    let _upstream = test_upstream(port).await;
+    let change = tokio::time::timeout(Duration::from_secs(30), tester_changes.recv())
+        .await
+        .expect("tools/list_changed")
+        .unwrap();
+    assert_eq!(change, "tools", "{}", cp.stderr_text());
+    assert_eq!(tool_names(&tester).await, ["echo"]);
+    // The other role sees nothing of that server: it is not told anything.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(nobody_changes.try_recv().is_err());
+    assert!(tool_names(&nobody).await.is_empty());
 }

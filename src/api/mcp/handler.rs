@@ -12,11 +12,12 @@ use rmcp::model::{
     ReadResourceRequestParams, ReadResourceResponse, Reference, Request, ServerCapabilities,
     ServerConfig, ServerResult, SubscribeRequestParams, UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio::sync::mpsc;
 
 use super::error::to_error_data;
+use super::sessions::Sessions;
 use crate::audit::{Action, FrontDoor};
 use crate::catalog::Catalog;
 use crate::discovery;
@@ -32,15 +33,17 @@ const PAGE_SIZE: usize = 100;
 #[derive(Clone)]
 pub struct McpFrontDoor {
     pipeline: Arc<Pipeline>,
+    live: Sessions,
     sessions: Arc<AtomicU64>,
     /// This session's number, to tell its subscriptions apart.
     session: u64,
 }
 
 impl McpFrontDoor {
-    pub fn new(pipeline: Arc<Pipeline>) -> Self {
+    pub fn new(pipeline: Arc<Pipeline>, live: Sessions) -> Self {
         Self {
             pipeline,
+            live,
             sessions: Arc::default(),
             session: 0,
         }
@@ -50,6 +53,7 @@ impl McpFrontDoor {
     pub fn for_new_session(&self) -> Self {
         Self {
             pipeline: self.pipeline.clone(),
+            live: self.live.clone(),
             sessions: self.sessions.clone(),
             session: self.sessions.fetch_add(1, Ordering::Relaxed) + 1,
         }
@@ -127,9 +131,12 @@ impl ServerHandler for McpFrontDoor {
     fn get_info(&self) -> ServerConfig {
         let capabilities = ServerCapabilities::builder()
             .enable_tools()
+            .enable_tool_list_changed()
             .enable_prompts()
+            .enable_prompts_list_changed()
             .enable_resources()
             .enable_resources_subscribe()
+            .enable_resources_list_changed()
             .enable_completions()
             .build();
         ServerConfig::new(capabilities)
@@ -140,6 +147,23 @@ impl ServerHandler for McpFrontDoor {
             .with_instructions(
                 "MCP Control Plane: the tools, prompts and resources your role may use, from every server behind this endpoint.",
             )
+    }
+
+    /// A session that finished its handshake hears of changes to its view.
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        let token = context
+            .extensions
+            .get::<Parts>()
+            .and_then(|p| p.headers.get("authorization"))
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::identity::bearer_token);
+        match crate::identity::authenticate(self.pipeline.catalog(), token) {
+            Ok(caller) => {
+                tracing::debug!(agent = %caller.agent_id, "MCP session initialized");
+                self.live.add(caller.role, context.peer);
+            }
+            Err(_) => tracing::debug!("MCP session initialized without a verifiable token"),
+        }
     }
 
     async fn list_tools(

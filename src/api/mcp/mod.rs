@@ -6,6 +6,7 @@
 
 mod error;
 mod handler;
+mod sessions;
 
 use std::sync::Arc;
 
@@ -43,7 +44,9 @@ pub fn router(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Router {
     } else {
         config.with_allowed_hosts(settings.allowed_hosts.clone())
     };
-    let front_door = McpFrontDoor::new(pipeline.clone());
+    let live = sessions::Sessions::default();
+    tokio::spawn(live.clone().notify_changes(pipeline.clone()));
+    let front_door = McpFrontDoor::new(pipeline.clone(), live);
     let service: StreamableHttpService<McpFrontDoor, LocalSessionManager> =
         StreamableHttpService::new(
             move || Ok(front_door.for_new_session()),

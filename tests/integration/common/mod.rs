@@ -81,8 +81,13 @@ impl ControlPlane {
         let lines = stderr.clone();
         let pipe = child.stderr.take().unwrap();
         std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
+            // Keep draining whatever comes, so the process never blocks on a full pipe.
+            let mut reader = BufReader::new(pipe);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                lines.lock().unwrap().push(text);
+                line.clear();
             }
         });
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
