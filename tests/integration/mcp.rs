@@ -23,7 +23,7 @@ use crate::common::{ANALYST_TOKEN, ControlPlane, TESTER_TOKEN, TRADER_TOKEN, cat
 #[derive(Clone)]
 struct Client {
     progress: mpsc::UnboundedSender<ProgressNotificationParam>,
-    changed: Option<mpsc::UnboundedSender<&'static str>>,
+    changed: Option<mpsc::UnboundedSender<String>>,
 }
 
 impl ClientHandler for Client {
@@ -46,7 +46,17 @@ impl ClientHandler for Client {
 
     async fn on_tool_list_changed(&self, _: NotificationContext<RoleClient>) {
         if let Some(changed) = &self.changed {
-            let _ = changed.send("tools");
+            let _ = changed.send("tools".into());
+        }
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: rmcp::model::ResourceUpdatedNotificationParam,
+        _: NotificationContext<RoleClient>,
+    ) {
+        if let Some(changed) = &self.changed {
+            let _ = changed.send(format!("updated {}", params.uri));
         }
     }
 }
@@ -650,4 +660,119 @@ async fn sessions_whose_view_changes_hear_tools_list_changed() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(nobody_changes.try_recv().is_err());
     assert!(tool_names(&nobody).await.is_empty());
+}
+
+/// A session that reports list changes and resource updates.
+async fn watching(cp: &ControlPlane, token: &str) -> (Session, mpsc::UnboundedReceiver<String>) {
+    let (progress, _) = mpsc::unbounded_channel();
+    let (changed, rx) = mpsc::unbounded_channel();
+    let session = Client {
+        progress,
+        changed: Some(changed),
+    }
+    .serve(transport(cp, token))
+    .await
+    .unwrap();
+    (session, rx)
+}
+
+// `resources/subscribe` belongs to the initialize-based revisions tested here.
+#[allow(deprecated)]
+#[tokio::test(flavor = "multi_thread")]
+async fn resource_updates_reach_only_subscribed_sessions_over_one_upstream_subscription() {
+    use crate::common::upstream::DOC_URI;
+    let upstream = test_upstream(0).await;
+    let servers = format!("  svc:\n    http: {{url: {}}}\n", upstream.url);
+    let yaml = catalog(&servers, "  touch: {server: svc}\n", &["touch"])
+        .replace(
+            "tools:\n",
+            "resources:\n  docs: {server: svc, uri_prefix: \"test://\"}\ntools:\n",
+        )
+        .replace(
+            "tester: [touch]",
+            "tester: {tools: [touch], resources: [docs]}",
+        );
+    let cp = ControlPlane::start(&yaml);
+    cp.wait_all_ready().await;
+    let (first, mut first_updates) = watching(&cp, TESTER_TOKEN).await;
+    let (second, mut second_updates) = watching(&cp, TESTER_TOKEN).await;
+    let (bystander, mut bystander_updates) = watching(&cp, TESTER_TOKEN).await;
+    let uris: Vec<_> = first
+        .list_all_resources()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.uri)
+        .collect();
+    assert_eq!(uris, [DOC_URI]);
+    for session in [&first, &second] {
+        session
+            .subscribe(rmcp::model::SubscribeRequestParams::new(DOC_URI))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        upstream.subscriptions(),
+        1,
+        "one upstream subscription for both sessions"
+    );
+    // A session without the grant cannot subscribe.
+    let (outsider, _) = watching(&cp, ANALYST_TOKEN).await;
+    let refused = mcp_error(
+        outsider
+            .subscribe(rmcp::model::SubscribeRequestParams::new(DOC_URI))
+            .await,
+    );
+    assert_eq!(refused.code, ErrorCode::INVALID_PARAMS);
+
+    bystander.call_tool(call("touch", json!({}))).await.unwrap();
+    for updates in [&mut first_updates, &mut second_updates] {
+        let update = loop {
+            let message = tokio::time::timeout(Duration::from_secs(10), updates.recv())
+                .await
+                .expect("resource update")
+                .unwrap();
+            if message.starts_with("updated") {
+                break message;
+            }
+        };
+        assert_eq!(update, format!("updated {DOC_URI}"));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Ok(message) = bystander_updates.try_recv() {
+        assert!(
+            !message.starts_with("updated"),
+            "an unsubscribed session got {message}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_session_is_gone() {
+    let cp = ControlPlane::start_example();
+    let response = raw_post(&cp, Some(ANALYST_TOKEN), INITIALIZE)
+        .send()
+        .await
+        .unwrap();
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let deleted = cp
+        .http
+        .delete(cp.url("/mcp"))
+        .bearer_auth(ANALYST_TOKEN)
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    let ping = r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
+    let response = raw_post(&cp, Some(ANALYST_TOKEN), ping)
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::NOT_FOUND);
 }

@@ -1,15 +1,17 @@
 //! Real MCP servers for the tests, served over Streamable HTTP on loopback.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mcp_control_plane::example_servers::{self, ExampleServer};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult,
-    PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, Resource,
+    ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig, SubscribeRequestParams,
+    Tool,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{Peer, RequestContext};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -19,20 +21,50 @@ use tokio_util::sync::CancellationToken;
 
 /// Tools of the test server, one per `tools/list` page so the control plane
 /// has to follow cursors.
-const TOOLS: &[&str] = &["echo", "fail", "hang", "progress"];
+pub const TOOLS: &[&str] = &["echo", "fail", "hang", "progress", "touch"];
+
+/// The test server's one resource.
+pub const DOC_URI: &str = "test://doc";
 
 /// A server that counts the calls it receives: `echo` returns its
 /// arguments, `fail` reports a tool error, `hang` never answers (and counts
-/// the cancellations it receives), `progress` reports progress twice.
+/// the cancellations it receives), `progress` reports progress twice,
+/// `touch` tells the subscribers of [`DOC_URI`] it changed.
 #[derive(Clone)]
 pub struct TestUpstream {
     calls: Arc<AtomicUsize>,
     cancelled: Arc<AtomicUsize>,
+    subscribers: Arc<Mutex<Vec<Peer<RoleServer>>>>,
 }
 
 impl ServerHandler for TestUpstream {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .build();
+        ServerConfig::new(capabilities)
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult::with_all_items(vec![Resource::new(
+            DOC_URI, "doc",
+        )]))
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        assert_eq!(request.uri, DOC_URI);
+        self.subscribers.lock().unwrap().push(context.peer);
+        Ok(())
     }
 
     async fn list_tools(
@@ -79,6 +111,14 @@ impl ServerHandler for TestUpstream {
                 self.cancelled.fetch_add(1, Ordering::SeqCst);
                 return Err(ErrorData::internal_error("cancelled", None));
             }
+            "touch" => {
+                let subscribers = self.subscribers.lock().unwrap().clone();
+                for peer in subscribers {
+                    let update = ResourceUpdatedNotificationParam::new(DOC_URI);
+                    peer.notify_resource_updated(update).await.unwrap();
+                }
+                CallToolResult::success(vec![ContentBlock::text("touched")])
+            }
             "progress" => {
                 let token = context.meta.get_progress_token();
                 for step in [1.0, 2.0] {
@@ -118,6 +158,11 @@ impl HttpUpstream {
     pub fn cancellations(&self) -> usize {
         self.handler.cancelled.load(Ordering::SeqCst)
     }
+
+    /// Upstream subscriptions the server received.
+    pub fn subscriptions(&self) -> usize {
+        self.handler.subscribers.lock().unwrap().len()
+    }
 }
 
 impl Drop for HttpUpstream {
@@ -131,6 +176,7 @@ pub async fn test_upstream(port: u16) -> HttpUpstream {
     let handler = TestUpstream {
         calls: Arc::default(),
         cancelled: Arc::default(),
+        subscribers: Arc::default(),
     };
     let kept = handler.clone();
     let stop = CancellationToken::new();
