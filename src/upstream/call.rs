@@ -4,7 +4,7 @@
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, CancelledNotificationParam, ClientRequest, JsonObject,
-    Request, ServerResult,
+    Request, ResultType, ServerResult,
 };
 use rmcp::service::{Peer, PeerRequestOptions, RoleClient, ServiceError};
 
@@ -62,7 +62,10 @@ pub(super) async fn send(
     };
     match tokio::time::timeout(upstream.spec.timeout, exchange).await {
         Err(_elapsed) => Err(UpstreamError::Timeout),
-        Ok(Ok(result)) => Ok(result),
+        Ok(Ok(mut result)) => {
+            mark_complete(&mut result);
+            Ok(result)
+        }
         Ok(Err(ServiceError::McpError(error))) => {
             Err(UpstreamError::Rejected { code: error.code.0 })
         }
@@ -72,6 +75,21 @@ pub(super) async fn send(
             Err(UpstreamError::Unavailable)
         }
     }
+}
+
+/// An answer from a server on an initialize-based revision carries no
+/// `resultType`; the 2026-07-28 revision requires `"complete"` on a final
+/// result. Mark it, so the answer suits every client revision (rmcp removes
+/// the marker again for clients on older revisions).
+fn mark_complete(result: &mut ServerResult) {
+    let result_type = match result {
+        ServerResult::CallToolResult(r) => &mut r.result_type,
+        ServerResult::GetPromptResult(r) => &mut r.result_type,
+        ServerResult::ReadResourceResult(r) => &mut r.result_type,
+        ServerResult::CompleteResult(r) => &mut r.result_type,
+        _ => return,
+    };
+    result_type.get_or_insert(ResultType::COMPLETE);
 }
 
 /// Tells the upstream to stop a request whose caller went away (timeout,

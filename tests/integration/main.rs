@@ -3,6 +3,7 @@
 //! through real HTTP.
 
 mod check;
+mod clients;
 mod common;
 mod mcp;
 mod rest_api;

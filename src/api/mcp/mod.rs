@@ -76,6 +76,14 @@ async fn guard(State(pipeline): State<Arc<Pipeline>>, request: Request, next: Ne
     if let Err(error) = pipeline.admit_connection(&ctx, token) {
         return ApiError::from(error).into_response_with(&ctx.trace);
     }
+    if request.method() == Method::DELETE {
+        // rmcp answers a session's end with 202; the SDKs expect 200 or 204.
+        let mut response = next.run(request).await;
+        if response.status() == StatusCode::ACCEPTED {
+            *response.status_mut() = StatusCode::NO_CONTENT;
+        }
+        return response;
+    }
     if request.method() != Method::POST {
         return next.run(request).await;
     }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the official MCP SDK clients the integration tests drive: the
+# Python SDK in a venv and the TypeScript SDK in node_modules, both in a cache
+# outside the clone (MCP_CP_CLIENTS_DIR, default ~/.cache/mcp-control-plane/clients),
+# reinstalled only when the pinned versions here change. Prints the directory.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+dir="${MCP_CP_CLIENTS_DIR:-$HOME/.cache/mcp-control-plane/clients}"
+mkdir -p "$dir"
+if ! cmp -s "$here/requirements.txt" "$dir/requirements.txt" || ! "$dir/venv/bin/python" -c 'import mcp' 2>/dev/null; then
+  rm -rf "$dir/venv"
+  python3 -m venv "$dir/venv"
+  "$dir/venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt" >&2
+  cp "$here/requirements.txt" "$dir/requirements.txt"
+fi
+if ! cmp -s "$here/package-lock.json" "$dir/package-lock.json" || [ ! -d "$dir/node_modules/@modelcontextprotocol/sdk" ]; then
+  cp "$here/package.json" "$here/package-lock.json" "$dir/"
+  (cd "$dir" && npm ci --no-audit --no-fund --silent >&2)
+fi
+echo "$dir"
