@@ -26,7 +26,7 @@ use crate::identity::{self, Caller};
 use crate::policy;
 use crate::policy::{Authorized, Target};
 use crate::telemetry::TraceContext;
-use crate::upstream::{ProgressSink, Subscriber, UpstreamError, UpstreamPool};
+use crate::upstream::{CallSinks, Subscriber, UpstreamError, UpstreamPool};
 
 pub use error::PipelineError;
 
@@ -58,14 +58,13 @@ pub struct Assertions<'a> {
 }
 
 /// One tool call as a front door hands it over.
-#[derive(Debug)]
 pub struct ToolCall<'a> {
     /// The public tool name.
     pub tool: &'a str,
     pub arguments: JsonObject,
-    /// Where the server's progress notifications for this call go, if the
-    /// caller asked for them.
-    pub progress: Option<ProgressSink>,
+    /// Where the server's progress notifications and requests for this call
+    /// go, if the caller can take them.
+    pub sinks: CallSinks,
 }
 
 impl<'a> ToolCall<'a> {
@@ -73,7 +72,7 @@ impl<'a> ToolCall<'a> {
         Self {
             tool,
             arguments,
-            progress: None,
+            sinks: CallSinks::default(),
         }
     }
 }
@@ -147,7 +146,7 @@ impl Pipeline {
         let ToolCall {
             tool,
             arguments,
-            progress,
+            sinks,
         } = call;
         let upstreams = &self.upstreams;
         self.reach(
@@ -158,7 +157,7 @@ impl Pipeline {
             Target::Tool(tool),
             |to| async move {
                 upstreams
-                    .call_tool(to.server, &to.upstream_name, arguments, progress)
+                    .call_tool(to.server, &to.upstream_name, arguments, sinks)
                     .await
             },
         )

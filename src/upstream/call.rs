@@ -8,14 +8,13 @@ use rmcp::model::{
 };
 use rmcp::service::{Peer, PeerRequestOptions, RoleClient, ServiceError};
 
-use super::progress::ProgressSink;
-use super::{Connection, Upstream, UpstreamError};
+use super::{CallSinks, Connection, Upstream, UpstreamError};
 
 pub(super) async fn call_tool(
     upstream: &Upstream,
     tool: &str,
     arguments: JsonObject,
-    progress: Option<ProgressSink>,
+    sinks: CallSinks,
 ) -> Result<CallToolResult, UpstreamError> {
     let connection = upstream.state.load_full();
     if connection.peer.is_some() && !connection.offered.tools.contains_key(tool) {
@@ -23,7 +22,7 @@ pub(super) async fn call_tool(
     }
     let params = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments);
     let request = ClientRequest::CallToolRequest(Request::new(params));
-    match send(upstream, &connection, request, progress).await? {
+    match send(upstream, &connection, request, sinks).await? {
         ServerResult::CallToolResult(result) => Ok(result),
         other => {
             tracing::warn!(server = %upstream.spec.name, ?other, "upstream answered tools/call with another result type");
@@ -37,7 +36,7 @@ pub(super) async fn send(
     upstream: &Upstream,
     connection: &Connection,
     request: ClientRequest,
-    progress: Option<ProgressSink>,
+    sinks: CallSinks,
 ) -> Result<ServerResult, UpstreamError> {
     let peer = connection.peer.as_ref().ok_or(UpstreamError::Unavailable)?;
     let exchange = async {
@@ -46,12 +45,15 @@ pub(super) async fn send(
             .await?;
         // The session stamps its own progress token on every request; route
         // notifications carrying it to this call while it runs.
-        let _registration = progress.map(|sink| {
-            upstream
-                .client
+        let client = &upstream.client;
+        let _progress = sinks.progress.map(|sink| {
+            client
                 .progress
                 .register(handle.progress_token.clone(), sink)
         });
+        let _relay = sinks
+            .relay
+            .map(|relay| client.relays.register(handle.id.clone(), relay));
         let mut abandoned = CancelOnDrop {
             peer,
             request: Some(handle.id.clone()),

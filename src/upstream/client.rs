@@ -1,18 +1,25 @@
 //! The MCP client the control plane runs towards each upstream: it
-//! identifies itself and routes what upstreams send back (progress,
-//! resource updates).
+//! identifies itself and routes what upstreams send back: progress, resource
+//! updates, list changes, and requests relayed to the calling client.
+
+// Sampling and roots are deprecated from the 2026-07-28 revision on
+// (SEP-2577), but remain part of the revisions we serve and relay.
+#![allow(deprecated)]
 
 use std::sync::Arc;
 
 use rmcp::ClientHandler;
+use rmcp::ErrorData;
 use rmcp::model::{
-    ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam,
-    ResourceUpdatedNotificationParam,
+    ClientCapabilities, ClientConfig, ClientResult, CreateMessageRequestParams,
+    CreateMessageResult, ElicitRequestParams, ElicitResult, Implementation, ListRootsResult,
+    ProgressNotificationParam, Request, ResourceUpdatedNotificationParam, ServerRequest,
 };
-use rmcp::service::{NotificationContext, RoleClient};
+use rmcp::service::{InboundStreamOrigin, NotificationContext, RequestContext, RoleClient};
 use tokio::sync::Notify;
 
 use super::progress::ProgressRouter;
+use super::relay::Relays;
 use super::subscriptions::Subscriptions;
 
 #[derive(Clone, Default)]
@@ -21,12 +28,42 @@ pub struct UpstreamClient {
     pub subscriptions: Arc<Subscriptions>,
     /// Woken when the server says its tools, prompts or resources changed.
     pub relist: Arc<Notify>,
+    pub relays: Arc<Relays>,
+}
+
+impl UpstreamClient {
+    /// Hand an upstream's request to the client whose call it serves.
+    async fn relay(
+        &self,
+        context: &RequestContext<RoleClient>,
+        request: ServerRequest,
+    ) -> Result<ClientResult, ErrorData> {
+        let relay = self
+            .relays
+            .find(context.extensions.get::<InboundStreamOrigin>())
+            .ok_or_else(|| {
+                ErrorData::invalid_request("no call in flight that this request belongs to", None)
+            })?;
+        relay(request).await
+    }
+}
+
+fn unexpected() -> ErrorData {
+    ErrorData::internal_error("the client gave an unexpected answer", None)
 }
 
 impl ClientHandler for UpstreamClient {
+    /// Sampling, elicitation and roots are declared so servers may use them;
+    /// each request is relayed to the calling client, which answers or
+    /// refuses according to its own capabilities.
     fn get_info(&self) -> ClientConfig {
+        let capabilities = ClientCapabilities::builder()
+            .enable_roots()
+            .enable_sampling()
+            .enable_elicitation()
+            .build();
         ClientConfig::new(
-            ClientCapabilities::default(),
+            capabilities,
             Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION")),
         )
     }
@@ -45,6 +82,41 @@ impl ClientHandler for UpstreamClient {
         _context: NotificationContext<RoleClient>,
     ) {
         self.subscriptions.deliver(params);
+    }
+
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, ErrorData> {
+        let request = ServerRequest::CreateMessageRequest(Request::new(params));
+        match self.relay(&context, request).await? {
+            ClientResult::CreateMessageResult(result) => Ok(*result),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn create_elicitation(
+        &self,
+        params: ElicitRequestParams,
+        context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        let request = ServerRequest::ElicitRequest(Request::new(params));
+        match self.relay(&context, request).await? {
+            ClientResult::ElicitResult(result) => Ok(result),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn list_roots(
+        &self,
+        context: RequestContext<RoleClient>,
+    ) -> Result<ListRootsResult, ErrorData> {
+        let request = ServerRequest::ListRootsRequest(Default::default());
+        match self.relay(&context, request).await? {
+            ClientResult::ListRootsResult(result) => Ok(result),
+            _ => Err(unexpected()),
+        }
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {

@@ -11,6 +11,7 @@ mod client;
 mod connect;
 mod offered;
 mod progress;
+mod relay;
 mod subscriptions;
 mod supervisor;
 
@@ -33,6 +34,7 @@ use client::UpstreamClient;
 pub use connect::SELF_COMMAND;
 pub use offered::Offered;
 pub use progress::ProgressSink;
+pub use relay::Relay;
 pub use subscriptions::{Subscriber, UpdateSink};
 
 /// Why an upstream call failed, already free of any URL, command or message
@@ -116,6 +118,15 @@ impl Upstream {
     }
 }
 
+/// Where what a server sends back during one call goes.
+#[derive(Default)]
+pub struct CallSinks {
+    /// Its progress notifications for the call.
+    pub progress: Option<ProgressSink>,
+    /// Its requests (sampling, elicitation, roots) made while serving the call.
+    pub relay: Option<Relay>,
+}
+
 /// What readiness reports about one server: its logical name and state,
 /// never its address.
 #[derive(Debug, Clone, Serialize)]
@@ -172,16 +183,15 @@ impl UpstreamPool {
     }
 
     /// Call a tool (by its upstream name) on `server`, bounded by the
-    /// server's timeout. With a `progress` sink, the server's progress
-    /// notifications for this call are sent there.
+    /// server's timeout; what the server sends back meanwhile goes to `sinks`.
     pub async fn call_tool(
         &self,
         server: ServerId,
         tool: &str,
         arguments: JsonObject,
-        progress: Option<ProgressSink>,
+        sinks: CallSinks,
     ) -> Result<CallToolResult, UpstreamError> {
-        call::call_tool(&self.upstreams[server.0], tool, arguments, progress).await
+        call::call_tool(&self.upstreams[server.0], tool, arguments, sinks).await
     }
 
     /// Send any other request to `server`, bounded by its timeout.
@@ -191,7 +201,13 @@ impl UpstreamPool {
         request: ClientRequest,
     ) -> Result<ServerResult, UpstreamError> {
         let upstream = &self.upstreams[server.0];
-        call::send(upstream, &upstream.state.load_full(), request, None).await
+        call::send(
+            upstream,
+            &upstream.state.load_full(),
+            request,
+            CallSinks::default(),
+        )
+        .await
     }
 
     /// Subscribe `subscriber` to `uri` on `server` (upstream only for the

@@ -1,6 +1,9 @@
 //! The MCP front door (`/mcp`) driven by rmcp's own client, through the
 //! control plane, to real upstream servers over stdio and Streamable HTTP.
 
+// The tests drive sampling (deprecated from the 2026-07-28 revision on).
+#![allow(deprecated)]
+
 use std::time::{Duration, Instant};
 
 use rmcp::model::{
@@ -19,21 +22,25 @@ use tokio::sync::mpsc;
 use crate::common::upstream::test_upstream;
 use crate::common::{ANALYST_TOKEN, ControlPlane, TESTER_TOKEN, TRADER_TOKEN, catalog};
 
-/// A client that reports the progress and list-changed notifications it receives.
+/// A client that reports the progress and list-changed notifications it
+/// receives and answers sampling requests when `samples` is set.
 #[derive(Clone)]
 struct Client {
     progress: mpsc::UnboundedSender<ProgressNotificationParam>,
     changed: Option<mpsc::UnboundedSender<String>>,
+    samples: bool,
 }
 
 impl ClientHandler for Client {
     fn get_info(&self) -> ClientConfig {
         // The newest initialize-based revision: sessions, server notifications.
-        ClientConfig::new(
-            ClientCapabilities::default(),
-            Implementation::new("test-agent", "1.0"),
-        )
-        .with_protocol_version(ProtocolVersion::V_2025_11_25)
+        let capabilities = if self.samples {
+            ClientCapabilities::builder().enable_sampling().build()
+        } else {
+            ClientCapabilities::default()
+        };
+        ClientConfig::new(capabilities, Implementation::new("test-agent", "1.0"))
+            .with_protocol_version(ProtocolVersion::V_2025_11_25)
     }
 
     async fn on_progress(
@@ -42,6 +49,19 @@ impl ClientHandler for Client {
         _: NotificationContext<RoleClient>,
     ) {
         let _ = self.progress.send(params);
+    }
+
+    #[allow(deprecated)]
+    async fn create_message(
+        &self,
+        params: rmcp::model::CreateMessageRequestParams,
+        _: rmcp::service::RequestContext<RoleClient>,
+    ) -> Result<rmcp::model::CreateMessageResult, rmcp::ErrorData> {
+        assert_eq!(params.messages.len(), 1);
+        Ok(rmcp::model::CreateMessageResult::new(
+            rmcp::model::SamplingMessage::assistant_text("42, sampled by the agent"),
+            "test-model".into(),
+        ))
     }
 
     async fn on_tool_list_changed(&self, _: NotificationContext<RoleClient>) {
@@ -77,6 +97,7 @@ async fn connect(
     let session = Client {
         progress,
         changed: None,
+        samples: false,
     }
     .serve(transport(cp, token))
     .await
@@ -93,6 +114,7 @@ async fn connect_stateless(cp: &ControlPlane, token: &str) -> Session {
     Client {
         progress,
         changed: None,
+        samples: false,
     }
     .serve_with_lifecycle(transport(cp, token), lifecycle)
     .await
@@ -473,6 +495,7 @@ async fn the_stdio_bridge_relays_a_local_client_to_the_control_plane() {
     let session = Client {
         progress,
         changed: None,
+        samples: false,
     }
     .serve(TokioChildProcess::new(command).unwrap())
     .await
@@ -638,6 +661,7 @@ async fn sessions_whose_view_changes_hear_tools_list_changed() {
             let session = Client {
                 progress,
                 changed: Some(changed),
+                samples: false,
             }
             .serve(transport(cp, token))
             .await
@@ -669,6 +693,7 @@ async fn watching(cp: &ControlPlane, token: &str) -> (Session, mpsc::UnboundedRe
     let session = Client {
         progress,
         changed: Some(changed),
+        samples: false,
     }
     .serve(transport(cp, token))
     .await
@@ -775,4 +800,48 @@ async fn a_deleted_session_is_gone() {
         .await
         .unwrap();
     assert_eq!(response.status(), reqwest::StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstreams_sampling_request_reaches_only_the_calling_client() {
+    let upstream = test_upstream(0).await;
+    let servers = format!("  svc:\n    http: {{url: {}}}\n", upstream.url);
+    let cp = ControlPlane::start(&catalog(&servers, "  ask: {server: svc}\n", &["ask"]));
+    cp.wait_all_ready().await;
+    let connect_as = |samples: bool| {
+        let cp = &cp;
+        async move {
+            let (progress, _) = mpsc::unbounded_channel();
+            Client {
+                progress,
+                changed: None,
+                samples,
+            }
+            .serve(transport(cp, TESTER_TOKEN))
+            .await
+            .unwrap()
+        }
+    };
+    let sampler = connect_as(true).await;
+    let _bystander = connect_as(true).await;
+    let plain = connect_as(false).await;
+
+    let answer = sampler.call_tool(call("ask", json!({}))).await.unwrap();
+    let text = &answer.content[0].as_text().unwrap().text;
+    assert_eq!(answer.is_error, Some(false), "{text}");
+    assert!(text.contains("42, sampled by the agent"), "{text}");
+
+    // A client without the capability: the upstream gets the spec's error at once.
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        plain.call_tool(call("ask", json!({}))),
+    )
+    .await
+    .expect("no hang")
+    .unwrap();
+    assert_eq!(answer.is_error, Some(true));
+    assert_eq!(
+        answer.content[0].as_text().unwrap().text,
+        "client refused: -32601"
+    );
 }

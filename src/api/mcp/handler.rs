@@ -12,7 +12,8 @@ use rmcp::model::{
     ReadResourceRequestParams, ReadResourceResponse, Reference, Request, ServerCapabilities,
     ServerConfig, ServerResult, SubscribeRequestParams, UnsubscribeRequestParams,
 };
-use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::model::{ErrorCode, GetExtensions, ServerRequest};
+use rmcp::service::{NotificationContext, OriginatingRequestId, RequestContext, ServiceError};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio::sync::mpsc;
 
@@ -24,7 +25,7 @@ use crate::discovery;
 use crate::identity::Caller;
 use crate::pipeline::{Assertions, CallContext, Pipeline, PipelineError, ToolCall};
 use crate::policy::Target;
-use crate::upstream::{Subscriber, UpstreamError, UpstreamPool};
+use crate::upstream::{CallSinks, Relay, Subscriber, UpstreamError, UpstreamPool};
 
 /// Items per page of a `*/list` answer.
 const PAGE_SIZE: usize = 100;
@@ -92,6 +93,43 @@ fn request_context(context: &RequestContext<RoleServer>) -> (CallContext, Option
         .or_else(|| header("traceparent"));
     let token = header("authorization").and_then(crate::identity::bearer_token);
     (CallContext::new(FrontDoor::Mcp, traceparent), token)
+}
+
+/// Relay what an upstream asks during a call (sampling, elicitation, roots)
+/// to the client that made the call, on that call's stream. A client that did
+/// not declare the capability gets the spec's error instead of a hang.
+fn relay_to(context: &RequestContext<RoleServer>) -> Relay {
+    let peer = context.peer.clone();
+    let capabilities = context.client_capabilities().unwrap_or_default();
+    let call = context.id.clone();
+    Arc::new(move |mut request: ServerRequest| {
+        let peer = peer.clone();
+        let supported = match &request {
+            ServerRequest::CreateMessageRequest(_) => capabilities.sampling.is_some(),
+            ServerRequest::ElicitRequest(_) => capabilities.elicitation.is_some(),
+            ServerRequest::ListRootsRequest(_) => capabilities.roots.is_some(),
+            _ => false,
+        };
+        // Deliver it on the stream of the call it belongs to (SEP-2260).
+        request
+            .extensions_mut()
+            .insert(OriginatingRequestId(call.clone()));
+        Box::pin(async move {
+            if !supported {
+                return Err(ErrorData::new(
+                    ErrorCode::METHOD_NOT_FOUND,
+                    "the client does not support this request",
+                    None,
+                ));
+            }
+            peer.send_request(request)
+                .await
+                .map_err(|error| match error {
+                    ServiceError::McpError(error) => error,
+                    _ => ErrorData::internal_error("the client did not answer", None),
+                })
+        })
+    })
 }
 
 /// One page of `items` from `cursor` (an offset we handed out).
@@ -188,7 +226,10 @@ impl ServerHandler for McpFrontDoor {
         let call = ToolCall {
             tool: &request.name,
             arguments: request.arguments.unwrap_or_default(),
-            progress: client_token.is_some().then_some(progress_tx),
+            sinks: CallSinks {
+                progress: client_token.is_some().then_some(progress_tx),
+                relay: Some(relay_to(&context)),
+            },
         };
         let call = self.pipeline.call(&ctx, token, Assertions::default(), call);
         tokio::pin!(call);

@@ -1,6 +1,9 @@
 //! Shared fixtures: the control plane as a real child process on an
 //! ephemeral port, and real MCP upstream servers on loopback.
 
+// The test upstream samples through its client (deprecated from 2026-07-28 on).
+#![allow(deprecated)]
+
 pub mod upstream;
 
 use std::io::{BufRead, BufReader};

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use mcp_control_plane::example_servers::{self, ExampleServer};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, Resource,
-    ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig, SubscribeRequestParams,
-    Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
+    CreateMessageRequestParams, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, Resource, ResourceUpdatedNotificationParam, SamplingMessage,
+    ServerCapabilities, ServerConfig, SubscribeRequestParams, Tool,
 };
 use rmcp::service::{Peer, RequestContext};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Tools of the test server, one per `tools/list` page so the control plane
 /// has to follow cursors.
-pub const TOOLS: &[&str] = &["echo", "fail", "hang", "progress", "touch"];
+pub const TOOLS: &[&str] = &["ask", "echo", "fail", "hang", "progress", "touch"];
 
 /// The test server's one resource.
 pub const DOC_URI: &str = "test://doc";
@@ -29,7 +29,8 @@ pub const DOC_URI: &str = "test://doc";
 /// A server that counts the calls it receives: `echo` returns its
 /// arguments, `fail` reports a tool error, `hang` never answers (and counts
 /// the cancellations it receives), `progress` reports progress twice,
-/// `touch` tells the subscribers of [`DOC_URI`] it changed.
+/// `touch` tells the subscribers of [`DOC_URI`] it changed, `ask` asks the
+/// calling client to sample a message and returns its answer.
 #[derive(Clone)]
 pub struct TestUpstream {
     calls: Arc<AtomicUsize>,
@@ -110,6 +111,27 @@ impl ServerHandler for TestUpstream {
                 context.ct.cancelled().await;
                 self.cancelled.fetch_add(1, Ordering::SeqCst);
                 return Err(ErrorData::internal_error("cancelled", None));
+            }
+            "ask" => {
+                let question = CreateMessageRequestParams::new(
+                    vec![SamplingMessage::user_text("What is 6 x 7?")],
+                    20,
+                );
+                match context.peer.create_message(question).await {
+                    Ok(answer) => CallToolResult::success(vec![ContentBlock::text(format!(
+                        "client answered: {}",
+                        serde_json::to_string(&answer).unwrap()
+                    ))]),
+                    Err(rmcp::service::ServiceError::McpError(error)) => {
+                        CallToolResult::error(vec![ContentBlock::text(format!(
+                            "client refused: {}",
+                            error.code.0
+                        ))])
+                    }
+                    Err(error) => {
+                        CallToolResult::error(vec![ContentBlock::text(format!("failed: {error}"))])
+                    }
+                }
             }
             "touch" => {
                 let subscribers = self.subscribers.lock().unwrap().clone();
