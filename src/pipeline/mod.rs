@@ -77,6 +77,15 @@ impl<'a> ToolCall<'a> {
     }
 }
 
+/// A change to a client session's resource subscriptions.
+pub enum SubscriptionChange {
+    Subscribe(Subscriber),
+    /// End the subscription of this session (see [`Subscriber::session`]).
+    Unsubscribe {
+        session: u64,
+    },
+}
+
 /// The audit outcome of an upstream's answer.
 pub trait Classify {
     fn outcome(&self) -> Outcome {
@@ -171,17 +180,14 @@ impl Pipeline {
         token: Option<&str>,
         uri: &str,
     ) -> Result<ServerResult, PipelineError> {
-        let upstreams = &self.upstreams;
-        self.reach(
+        self.forward(
             ctx,
             token,
-            Assertions::default(),
             Action::ReadResource,
             Target::Resource(uri),
-            |to| async move {
-                let params = ReadResourceRequestParams::new(to.upstream_name.to_string());
-                let request = ClientRequest::ReadResourceRequest(Request::new(params));
-                upstreams.request(to.server, request).await
+            |uri| {
+                let params = ReadResourceRequestParams::new(uri);
+                ClientRequest::ReadResourceRequest(Request::new(params))
             },
         )
         .await
@@ -194,75 +200,61 @@ impl Pipeline {
         token: Option<&str>,
         mut params: GetPromptRequestParams,
     ) -> Result<ServerResult, PipelineError> {
-        let upstreams = &self.upstreams;
         let name = std::mem::take(&mut params.name);
-        self.reach(
+        self.forward(
             ctx,
             token,
-            Assertions::default(),
             Action::GetPrompt,
             Target::Prompt(&name),
-            |to| async move {
-                params.name = to.upstream_name.to_string();
+            |upstream_name| {
+                params.name = upstream_name.to_string();
                 params.meta = None;
-                let request = ClientRequest::GetPromptRequest(Request::new(params));
-                upstreams.request(to.server, request).await
+                ClientRequest::GetPromptRequest(Request::new(params))
             },
         )
         .await
     }
 
-    /// Subscribe a client session to a resource's updates.
-    pub async fn subscribe(
+    /// Subscribe a client session to a resource's updates, or end that.
+    pub async fn change_subscription(
         &self,
         ctx: &CallContext,
         token: Option<&str>,
         uri: &str,
-        subscriber: Subscriber,
+        change: SubscriptionChange,
     ) -> Result<ServerResult, PipelineError> {
         let upstreams = &self.upstreams;
+        let action = match change {
+            SubscriptionChange::Subscribe(_) => Action::Subscribe,
+            SubscriptionChange::Unsubscribe { .. } => Action::Unsubscribe,
+        };
+        let target = Target::Resource(uri);
         self.reach(
             ctx,
             token,
             Assertions::default(),
-            Action::Subscribe,
-            Target::Resource(uri),
+            action,
+            target,
             |to| async move {
-                upstreams
-                    .subscribe(to.server, &to.upstream_name, subscriber)
-                    .await
+                match change {
+                    SubscriptionChange::Subscribe(subscriber) => {
+                        upstreams
+                            .subscribe(to.server, &to.upstream_name, subscriber)
+                            .await
+                    }
+                    SubscriptionChange::Unsubscribe { session } => {
+                        upstreams
+                            .unsubscribe(to.server, &to.upstream_name, session)
+                            .await
+                    }
+                }
             },
         )
         .await
     }
 
-    /// End a client session's subscription to a resource.
-    pub async fn unsubscribe(
-        &self,
-        ctx: &CallContext,
-        token: Option<&str>,
-        uri: &str,
-        session: u64,
-    ) -> Result<ServerResult, PipelineError> {
-        let upstreams = &self.upstreams;
-        self.reach(
-            ctx,
-            token,
-            Assertions::default(),
-            Action::Unsubscribe,
-            Target::Resource(uri),
-            |to| async move {
-                upstreams
-                    .unsubscribe(to.server, &to.upstream_name, session)
-                    .await
-            },
-        )
-        .await
-    }
-
-    /// Forward a request about a target (completion) once the
-    /// caller may reach it; `build` makes the upstream request from the
-    /// target's upstream name.
+    /// Forward a request about a target once the caller may reach it;
+    /// `build` makes the upstream request from the target's upstream name.
     pub async fn forward(
         &self,
         ctx: &CallContext,

@@ -23,7 +23,9 @@ use crate::audit::{Action, FrontDoor};
 use crate::catalog::Catalog;
 use crate::discovery;
 use crate::identity::Caller;
-use crate::pipeline::{Assertions, CallContext, Pipeline, PipelineError, ToolCall};
+use crate::pipeline::{
+    Assertions, CallContext, Pipeline, PipelineError, SubscriptionChange, ToolCall,
+};
 use crate::policy::Target;
 use crate::upstream::{CallSinks, Relay, Subscriber, UpstreamError, UpstreamPool};
 
@@ -332,9 +334,10 @@ impl ServerHandler for McpFrontDoor {
                 });
             }),
         };
+        let change = SubscriptionChange::Subscribe(subscriber);
         let answer = self
             .pipeline
-            .subscribe(&ctx, token, &request.uri, subscriber)
+            .change_subscription(&ctx, token, &request.uri, change)
             .await;
         expect(&ctx, answer, |_| Some(()))
     }
@@ -345,9 +348,12 @@ impl ServerHandler for McpFrontDoor {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let (ctx, token) = request_context(&context);
+        let change = SubscriptionChange::Unsubscribe {
+            session: self.session,
+        };
         let answer = self
             .pipeline
-            .unsubscribe(&ctx, token, &request.uri, self.session)
+            .change_subscription(&ctx, token, &request.uri, change)
             .await;
         expect(&ctx, answer, |_| Some(()))
     }

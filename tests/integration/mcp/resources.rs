@@ -1,0 +1,195 @@
+//! Prompts, resources, completions, subscriptions and list changes through
+//! `/mcp`, per role.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resources_prompts_and_completions_follow_each_roles_grants() {
+    let cp = ControlPlane::start_example();
+    cp.wait_all_ready().await;
+    let (analyst, _) = connect(&cp, ANALYST_TOKEN).await;
+    let (trader, _) = connect(&cp, TRADER_TOKEN).await;
+
+    let uris = |resources: Vec<rmcp::model::Resource>| {
+        resources.into_iter().map(|r| r.uri).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        uris(analyst.list_all_resources().await.unwrap()),
+        ["research://notes/daily"]
+    );
+    let mut trader_uris = uris(trader.list_all_resources().await.unwrap());
+    trader_uris.sort();
+    assert_eq!(
+        trader_uris,
+        ["research://notes/daily", "research://restricted/limits"]
+    );
+    let templates = analyst.list_all_resource_templates().await.unwrap();
+    assert_eq!(templates.len(), 1);
+    assert_eq!(templates[0].uri_template, "research://desks/{desk}/summary");
+    assert!(
+        trader
+            .list_all_resource_templates()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let summary = read(&analyst, "research://desks/fx/summary").await.unwrap();
+    let text = serde_json::to_string(&summary).unwrap();
+    assert!(text.contains("Summary for the fx desk"), "{text}");
+    // Outside the role (a narrower set carves it out), unknown, or an
+    // address: the same refusal.
+    let restricted = mcp_error(read(&analyst, "research://restricted/limits").await);
+    let unknown = mcp_error(read(&analyst, "research://nowhere").await);
+    let address = mcp_error(read(&analyst, "http://127.0.0.1:9/secret").await);
+    for error in [&restricted, &unknown, &address] {
+        assert_eq!(error.code, ErrorCode::INVALID_PARAMS);
+        assert_eq!(error.message, restricted.message);
+    }
+    let limits = read(&trader, "research://restricted/limits").await.unwrap();
+    assert!(serde_json::to_string(&limits).unwrap().contains("Limits:"));
+
+    let prompts = analyst.list_all_prompts().await.unwrap();
+    assert_eq!(prompts.len(), 1);
+    assert_eq!(prompts[0].name, "desk_briefing");
+    assert!(trader.list_all_prompts().await.unwrap().is_empty());
+    let arguments = json!({ "desk": "equities" }).as_object().unwrap().clone();
+    let prompt = analyst
+        .get_prompt(
+            rmcp::model::GetPromptRequestParams::new("desk_briefing")
+                .with_arguments(arguments.clone()),
+        )
+        .await
+        .unwrap();
+    assert!(
+        serde_json::to_string(&prompt)
+            .unwrap()
+            .contains("briefing for the equities desk")
+    );
+    let refused = mcp_error(
+        trader
+            .get_prompt(
+                rmcp::model::GetPromptRequestParams::new("desk_briefing").with_arguments(arguments),
+            )
+            .await,
+    );
+    assert_eq!(refused.code, ErrorCode::INVALID_PARAMS);
+
+    let desks = analyst
+        .complete_prompt_simple("desk_briefing", "desk", "e")
+        .await
+        .unwrap();
+    assert_eq!(desks, ["equities"]);
+    let desks = analyst
+        .complete_resource_simple("research://desks/{desk}/summary", "desk", "f")
+        .await
+        .unwrap();
+    assert_eq!(desks, ["fixed-income", "fx"]);
+    let refused = mcp_error(
+        trader
+            .complete_prompt_simple("desk_briefing", "desk", "e")
+            .await,
+    );
+    assert_eq!(refused.code, ErrorCode::INVALID_PARAMS);
+
+    let actions: Vec<Value> = cp
+        .audit_records()
+        .into_iter()
+        .filter(|r| r["action"] == "read_resource" && r["outcome"] == "denied_role")
+        .collect();
+    assert_eq!(actions.len(), 3, "{actions:?}");
+}
+
+// `resources/subscribe` belongs to the initialize-based revisions tested here.
+#[allow(deprecated)]
+#[tokio::test(flavor = "multi_thread")]
+async fn resource_updates_reach_only_subscribed_sessions_over_one_upstream_subscription() {
+    use crate::common::upstream::DOC_URI;
+    let upstream = test_upstream(0).await;
+    let servers = format!("  svc:\n    http: {{url: {}}}\n", upstream.url);
+    let yaml = catalog(&servers, "  touch: {server: svc}\n", &["touch"])
+        .replace(
+            "tools:\n",
+            "resources:\n  docs: {server: svc, uri_prefix: \"test://\"}\ntools:\n",
+        )
+        .replace(
+            "tester: [touch]",
+            "tester: {tools: [touch], resources: [docs]}",
+        );
+    let cp = ControlPlane::start(&yaml);
+    cp.wait_all_ready().await;
+    let (first, mut first_updates) = watching(&cp, TESTER_TOKEN).await;
+    let (second, mut second_updates) = watching(&cp, TESTER_TOKEN).await;
+    let (bystander, mut bystander_updates) = watching(&cp, TESTER_TOKEN).await;
+    let uris: Vec<_> = first
+        .list_all_resources()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.uri)
+        .collect();
+    assert_eq!(uris, [DOC_URI]);
+    for session in [&first, &second] {
+        session
+            .subscribe(rmcp::model::SubscribeRequestParams::new(DOC_URI))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        upstream.subscriptions(),
+        1,
+        "one upstream subscription for both sessions"
+    );
+    // A session without the grant cannot subscribe.
+    let (outsider, _) = watching(&cp, ANALYST_TOKEN).await;
+    let refused = mcp_error(
+        outsider
+            .subscribe(rmcp::model::SubscribeRequestParams::new(DOC_URI))
+            .await,
+    );
+    assert_eq!(refused.code, ErrorCode::INVALID_PARAMS);
+
+    bystander.call_tool(call("touch", json!({}))).await.unwrap();
+    for updates in [&mut first_updates, &mut second_updates] {
+        let update = loop {
+            let message = tokio::time::timeout(Duration::from_secs(10), updates.recv())
+                .await
+                .expect("resource update")
+                .unwrap();
+            if message.starts_with("updated") {
+                break message;
+            }
+        };
+        assert_eq!(update, format!("updated {DOC_URI}"));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Ok(message) = bystander_updates.try_recv() {
+        assert!(
+            !message.starts_with("updated"),
+            "an unsubscribed session got {message}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_whose_view_changes_hear_tools_list_changed() {
+    let port = crate::common::free_port();
+    let servers = format!("  svc:\n    http: {{url: \"http://127.0.0.1:{port}/mcp\"}}\n");
+    let cp = ControlPlane::start(&catalog(&servers, "  echo: {server: svc}\n", &["echo"]));
+    cp.wait_readyz("svc down", |b| b["status"] == "ready").await;
+    let (tester, mut tester_changes) = watching(&cp, TESTER_TOKEN).await;
+    let (nobody, mut nobody_changes) = watching(&cp, ANALYST_TOKEN).await;
+    assert!(tool_names(&tester).await.is_empty(), "the server is down");
+
+    let _upstream = test_upstream(port).await;
+    let change = tokio::time::timeout(Duration::from_secs(30), tester_changes.recv())
+        .await
+        .expect("tools/list_changed")
+        .unwrap();
+    assert_eq!(change, "tools", "{}", cp.stderr_text());
+    assert_eq!(tool_names(&tester).await, ["echo"]);
+    // The other role sees nothing of that server: it is not told anything.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(nobody_changes.try_recv().is_err());
+    assert!(tool_names(&nobody).await.is_empty());
+}

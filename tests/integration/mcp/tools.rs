@@ -1,0 +1,248 @@
+//! Tool calls through `/mcp`: both lifecycles, refusals, progress,
+//! cancellation, timeouts and requests relayed back to the caller.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_role_lists_and_calls_its_tools_over_both_lifecycles() {
+    let cp = ControlPlane::start_example();
+    cp.wait_all_ready().await;
+    let (analyst, _) = connect(&cp, ANALYST_TOKEN).await;
+    let info = analyst.peer_info().unwrap();
+    assert_eq!(info.server_info.as_ref().unwrap().name, "mcp-control-plane");
+    assert_eq!(tool_names(&analyst).await, ["read_positions", "run_report"]);
+    let tools = analyst.list_all_tools().await.unwrap();
+    let text = serde_json::to_string(&tools).unwrap();
+    for needle in [
+        "marketdata",
+        "research",
+        "execution",
+        "http://",
+        "$SELF",
+        "example-server",
+    ] {
+        assert!(
+            !text.contains(needle),
+            "tools/list reveals {needle}: {text}"
+        );
+    }
+    let result = analyst
+        .call_tool(call(
+            "read_positions",
+            json!({ "account": "ACC-002", "symbol": "XOM" }),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(result.is_error, Some(false));
+    assert_eq!(
+        result.structured_content.unwrap()["positions"][0]["quantity"],
+        1000
+    );
+
+    let trader = connect_stateless(&cp, TRADER_TOKEN).await;
+    assert_eq!(
+        tool_names(&trader).await,
+        ["execute_trade", "read_positions"]
+    );
+    let result = trader
+        .call_tool(call(
+            "execute_trade",
+            json!({ "account": "ACC-001", "symbol": "MSFT", "side": "sell", "quantity": 5, "limit_price": 420.5 }),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(result.structured_content.unwrap()["order_type"], "limit");
+
+    let calls: Vec<Value> = cp
+        .audit_records()
+        .into_iter()
+        .filter(|r| r["front_door"] == "mcp" && r["action"] == "call")
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[0]["agent_id"], "agent-42");
+    assert_eq!(calls[0]["server"], "marketdata");
+    assert_eq!(calls[1]["agent_id"], "agent-7");
+    assert_eq!(calls[1]["outcome"], "ok");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forbidden_and_unknown_tools_get_the_same_error_and_tool_errors_are_results() {
+    let cp = ControlPlane::start_example();
+    cp.wait_all_ready().await;
+    let (analyst, _) = connect(&cp, ANALYST_TOKEN).await;
+    let forbidden = mcp_error(analyst.call_tool(call("execute_trade", json!({}))).await);
+    let unknown = mcp_error(analyst.call_tool(call("launch_missiles", json!({}))).await);
+    assert_eq!(forbidden.code, ErrorCode::INVALID_PARAMS);
+    assert_eq!(forbidden.code, unknown.code);
+    assert_eq!(forbidden.message, unknown.message);
+    assert_eq!(forbidden.data.as_ref().unwrap()["code"], "forbidden");
+    assert_eq!(unknown.data.as_ref().unwrap()["code"], "forbidden");
+    let trace_id = forbidden.data.as_ref().unwrap()["trace_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(cp.audit_record(&trace_id).await["outcome"], "denied_role");
+
+    let (trader, _) = connect(&cp, TRADER_TOKEN).await;
+    let result = trader
+        .call_tool(call(
+            "execute_trade",
+            json!({ "account": "A", "symbol": "X", "side": "buy", "quantity": 0 }),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(result.is_error, Some(true));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn progress_reaches_the_client_under_its_own_token() {
+    let (_upstream, cp) = test_catalog().await;
+    let (session, mut progress) = connect(&cp, TESTER_TOKEN).await;
+    // The client stamps its own progress token on the request.
+    let handle = session
+        .peer()
+        .send_request_with_option(
+            ClientRequest::CallToolRequest(Request::new(call("progress", json!({})))),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    let token = handle.progress_token.clone();
+    let response = handle.await_response().await.unwrap();
+    let ServerResult::CallToolResult(result) = response else {
+        panic!("unexpected {response:?}");
+    };
+    assert_eq!(
+        result.content[0].as_text().unwrap().text,
+        "progress token seen: true"
+    );
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let p = tokio::time::timeout(Duration::from_secs(5), progress.recv())
+            .await
+            .expect("progress notification")
+            .unwrap();
+        seen.push(p);
+    }
+    assert!(seen.iter().all(|p| p.progress_token == token), "{seen:?}");
+    // rmcp hands each notification to its own task, so the order may vary.
+    seen.sort_by(|a, b| a.progress.total_cmp(&b.progress));
+    assert_eq!(
+        seen.iter().map(|p| p.progress).collect::<Vec<_>>(),
+        [1.0, 2.0]
+    );
+    assert_eq!(seen[1].message.as_deref(), Some("step 2"));
+    assert_eq!(seen[1].total, Some(2.0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_cancellation_cancels_the_upstream_call() {
+    let (upstream, cp) = test_catalog().await;
+    let (session, _) = connect(&cp, TESTER_TOKEN).await;
+    let handle = session
+        .peer()
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(Request::new(call("hang", json!({})))),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while upstream.calls() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the call never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    handle.cancel(Some("changed my mind".into())).await.unwrap();
+    while upstream.cancellations() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the upstream never saw the cancellation"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let record = loop {
+        let found = cp.audit_records().into_iter().find(|r| r["tool"] == "hang");
+        if let Some(record) = found {
+            break record;
+        }
+        assert!(Instant::now() < deadline, "no audit record");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(record["outcome"], "cancelled");
+    assert_eq!(record["front_door"], "mcp");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_timeout_is_a_clean_json_rpc_error() {
+    let (upstream, cp) = test_catalog().await;
+    let (session, _) = connect(&cp, TESTER_TOKEN).await;
+    let error = mcp_error(session.call_tool(call("hang", json!({}))).await);
+    assert_eq!(error.code, ErrorCode(-32011));
+    assert_eq!(error.data.as_ref().unwrap()["code"], "upstream_timeout");
+    let text = format!("{error:?}");
+    assert!(
+        !text.contains(&upstream.url) && !text.contains("127.0.0.1"),
+        "{text}"
+    );
+    // The upstream was told to stop.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while upstream.cancellations() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the timed-out call was not cancelled upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    session
+        .peer()
+        .send_request(ClientRequest::PingRequest(Default::default()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstreams_sampling_request_reaches_only_the_calling_client() {
+    let upstream = test_upstream(0).await;
+    let servers = format!("  svc:\n    http: {{url: {}}}\n", upstream.url);
+    let cp = ControlPlane::start(&catalog(&servers, "  ask: {server: svc}\n", &["ask"]));
+    cp.wait_all_ready().await;
+    let connect_as = |samples: bool| {
+        let cp = &cp;
+        async move {
+            let (progress, _) = mpsc::unbounded_channel();
+            Client {
+                progress,
+                changed: None,
+                samples,
+            }
+            .serve(transport(cp, TESTER_TOKEN))
+            .await
+            .unwrap()
+        }
+    };
+    let sampler = connect_as(true).await;
+    let _bystander = connect_as(true).await;
+    let plain = connect_as(false).await;
+
+    let answer = sampler.call_tool(call("ask", json!({}))).await.unwrap();
+    let text = &answer.content[0].as_text().unwrap().text;
+    assert_eq!(answer.is_error, Some(false), "{text}");
+    assert!(text.contains("42, sampled by the agent"), "{text}");
+
+    // A client without the capability: the upstream gets the spec's error at once.
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        plain.call_tool(call("ask", json!({}))),
+    )
+    .await
+    .expect("no hang")
+    .unwrap();
+    assert_eq!(answer.is_error, Some(true));
+    assert_eq!(
+        answer.content[0].as_text().unwrap().text,
+        "client refused: -32601"
+    );
+}
