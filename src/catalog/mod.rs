@@ -21,6 +21,7 @@ pub struct ServerSpec {
     pub name: Arc<str>,
     pub transport: TransportSpec,
     pub timeout: Duration,
+    pub forward_logs: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -146,6 +147,7 @@ impl Catalog {
                     name: name.as_str().into(),
                     transport,
                     timeout: config.timeout,
+                    forward_logs: config.forward_logs,
                 }
             })
             .collect();

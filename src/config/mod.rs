@@ -67,6 +67,10 @@ pub struct ServerConfig {
     /// How long one call may take before the caller gets 504 (`30s`, `500ms`).
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// Forward the log messages this server sends during a call to the
+    /// calling client. Off by default: server logs may say more than its tools.
+    #[serde(default)]
+    pub forward_logs: bool,
 }
 
 fn default_timeout() -> Duration {

@@ -8,6 +8,7 @@ use rmcp::model::{
 };
 use rmcp::service::{Peer, PeerRequestOptions, RoleClient, ServiceError};
 
+use super::relay::Caller;
 use super::{CallSinks, Connection, Upstream, UpstreamError};
 
 pub(super) async fn call_tool(
@@ -51,9 +52,12 @@ pub(super) async fn send(
                 .progress
                 .register(handle.progress_token.clone(), sink)
         });
-        let _relay = sinks
-            .relay
-            .map(|relay| client.relays.register(handle.id.clone(), relay));
+        let caller = Caller {
+            relay: sinks.relay,
+            log: sinks.log,
+        };
+        let _caller = (caller.relay.is_some() || caller.log.is_some())
+            .then(|| client.relays.register(handle.id.clone(), caller));
         let mut abandoned = CancelOnDrop {
             peer,
             request: Some(handle.id.clone()),

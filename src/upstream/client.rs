@@ -13,7 +13,8 @@ use rmcp::ErrorData;
 use rmcp::model::{
     ClientCapabilities, ClientConfig, ClientResult, CreateMessageRequestParams,
     CreateMessageResult, ElicitRequestParams, ElicitResult, Implementation, ListRootsResult,
-    ProgressNotificationParam, Request, ResourceUpdatedNotificationParam, ServerRequest,
+    LoggingMessageNotificationParam, ProgressNotificationParam, Request,
+    ResourceUpdatedNotificationParam, ServerRequest,
 };
 use rmcp::service::{InboundStreamOrigin, NotificationContext, RequestContext, RoleClient};
 use tokio::sync::Notify;
@@ -29,6 +30,8 @@ pub struct UpstreamClient {
     /// Woken when the server says its tools, prompts or resources changed.
     pub relist: Arc<Notify>,
     pub relays: Arc<Relays>,
+    /// Whether the catalog lets this server's call logs reach the caller.
+    pub forward_logs: bool,
 }
 
 impl UpstreamClient {
@@ -41,6 +44,7 @@ impl UpstreamClient {
         let relay = self
             .relays
             .find(context.extensions.get::<InboundStreamOrigin>())
+            .and_then(|caller| caller.relay)
             .ok_or_else(|| {
                 ErrorData::invalid_request("no call in flight that this request belongs to", None)
             })?;
@@ -116,6 +120,22 @@ impl ClientHandler for UpstreamClient {
         match self.relay(&context, request).await? {
             ClientResult::ListRootsResult(result) => Ok(result),
             _ => Err(unexpected()),
+        }
+    }
+
+    async fn on_logging_message(
+        &self,
+        params: LoggingMessageNotificationParam,
+        context: NotificationContext<RoleClient>,
+    ) {
+        if !self.forward_logs {
+            return;
+        }
+        let caller = self
+            .relays
+            .find(context.extensions.get::<InboundStreamOrigin>());
+        if let Some(log) = caller.and_then(|caller| caller.log) {
+            log(params);
         }
     }
 

@@ -34,7 +34,7 @@ use client::UpstreamClient;
 pub use connect::SELF_COMMAND;
 pub use offered::Offered;
 pub use progress::ProgressSink;
-pub use relay::Relay;
+pub use relay::{LogSink, Relay};
 pub use subscriptions::{Subscriber, UpdateSink};
 
 /// Why an upstream call failed, already free of any URL, command or message
@@ -125,6 +125,8 @@ pub struct CallSinks {
     pub progress: Option<ProgressSink>,
     /// Its requests (sampling, elicitation, roots) made while serving the call.
     pub relay: Option<Relay>,
+    /// Its log messages sent while serving the call (if the catalog allows).
+    pub log: Option<LogSink>,
 }
 
 /// What readiness reports about one server: its logical name and state,
@@ -167,7 +169,10 @@ impl UpstreamPool {
                     catalog_tools,
                     state: ArcSwap::from_pointee(Connection::connecting()),
                     first_attempt_done: AtomicBool::new(false),
-                    client: UpstreamClient::default(),
+                    client: UpstreamClient {
+                        forward_logs: spec.forward_logs,
+                        ..UpstreamClient::default()
+                    },
                     changes: changes.clone(),
                 })
             })

@@ -1,8 +1,12 @@
 //! The control plane as one MCP server: every method is answered from the
 //! caller's view through the [`Pipeline`], exactly like the REST front door.
 
+// Logging, sampling and roots are deprecated from the 2026-07-28 revision on
+// (SEP-2577), but remain part of the revisions we serve.
+#![allow(deprecated)]
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use axum::http::request::Parts;
 use rmcp::model::{
@@ -12,7 +16,9 @@ use rmcp::model::{
     ReadResourceRequestParams, ReadResourceResponse, Reference, Request, ServerCapabilities,
     ServerConfig, ServerResult, SubscribeRequestParams, UnsubscribeRequestParams,
 };
-use rmcp::model::{ErrorCode, GetExtensions, ServerRequest};
+use rmcp::model::{
+    ErrorCode, GetExtensions, LoggingMessageNotificationParam, ServerRequest, SetLevelRequestParams,
+};
 use rmcp::service::{NotificationContext, OriginatingRequestId, RequestContext, ServiceError};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio::sync::mpsc;
@@ -27,7 +33,7 @@ use crate::pipeline::{
     Assertions, CallContext, Pipeline, PipelineError, SubscriptionChange, ToolCall,
 };
 use crate::policy::Target;
-use crate::upstream::{CallSinks, Relay, Subscriber, UpstreamError, UpstreamPool};
+use crate::upstream::{CallSinks, LogSink, Relay, Subscriber, UpstreamError, UpstreamPool};
 
 /// Items per page of a `*/list` answer.
 const PAGE_SIZE: usize = 100;
@@ -40,6 +46,9 @@ pub struct McpFrontDoor {
     sessions: Arc<AtomicU64>,
     /// This session's number, to tell its subscriptions apart.
     session: u64,
+    /// The least severe log level this session asked for (`logging/setLevel`),
+    /// as its rank; `u8::MAX` until it asks.
+    log_level: Arc<AtomicU8>,
 }
 
 impl McpFrontDoor {
@@ -49,6 +58,7 @@ impl McpFrontDoor {
             live,
             sessions: Arc::default(),
             session: 0,
+            log_level: Arc::new(AtomicU8::new(u8::MAX)),
         }
     }
 
@@ -59,7 +69,29 @@ impl McpFrontDoor {
             live: self.live.clone(),
             sessions: self.sessions.clone(),
             session: self.sessions.fetch_add(1, Ordering::Relaxed) + 1,
+            log_level: Arc::new(AtomicU8::new(u8::MAX)),
         }
+    }
+
+    /// Where an upstream's log messages for a call go: to this client, at or
+    /// above the level it chose (per request on 2026-07-28, per session with
+    /// `logging/setLevel` before). A client that never chose gets none.
+    fn log_sink(&self, context: &RequestContext<RoleServer>) -> Option<LogSink> {
+        let session_level = self.log_level.load(Ordering::Relaxed);
+        let minimum = match context.meta.log_level() {
+            Some(level) => level as u8,
+            None if session_level != u8::MAX => session_level,
+            None => return None,
+        };
+        let peer = context.peer.clone();
+        Some(Arc::new(move |message: LoggingMessageNotificationParam| {
+            if message.level as u8 >= minimum {
+                let peer = peer.clone();
+                tokio::spawn(async move {
+                    let _ = peer.notify_logging_message(message).await;
+                });
+            }
+        }))
     }
 
     /// List what the caller may see, one page at a time.
@@ -178,6 +210,7 @@ impl ServerHandler for McpFrontDoor {
             .enable_resources_subscribe()
             .enable_resources_list_changed()
             .enable_completions()
+            .enable_logging()
             .build();
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new(
@@ -206,6 +239,16 @@ impl ServerHandler for McpFrontDoor {
         }
     }
 
+    /// The level from which upstream log messages reach this session.
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.log_level.store(request.level as u8, Ordering::Relaxed);
+        Ok(())
+    }
+
     async fn list_tools(
         &self,
         request: Option<PaginatedRequestParams>,
@@ -231,6 +274,7 @@ impl ServerHandler for McpFrontDoor {
             sinks: CallSinks {
                 progress: client_token.is_some().then_some(progress_tx),
                 relay: Some(relay_to(&context)),
+                log: self.log_sink(&context),
             },
         };
         let call = self.pipeline.call(&ctx, token, Assertions::default(), call);

@@ -7,9 +7,10 @@ use std::time::Duration;
 use mcp_control_plane::example_servers::{self, ExampleServer};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
-    CreateMessageRequestParams, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ProgressNotificationParam, Resource, ResourceUpdatedNotificationParam, SamplingMessage,
-    ServerCapabilities, ServerConfig, SubscribeRequestParams, Tool,
+    CreateMessageRequestParams, ListResourcesResult, ListToolsResult, LoggingLevel,
+    LoggingMessageNotificationParam, PaginatedRequestParams, ProgressNotificationParam, Resource,
+    ResourceUpdatedNotificationParam, SamplingMessage, ServerCapabilities, ServerConfig,
+    SubscribeRequestParams, Tool,
 };
 use rmcp::service::{Peer, RequestContext};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -21,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Tools of the test server, one per `tools/list` page so the control plane
 /// has to follow cursors.
-pub const TOOLS: &[&str] = &["ask", "echo", "fail", "hang", "progress", "touch"];
+pub const TOOLS: &[&str] = &["ask", "chatty", "echo", "fail", "hang", "progress", "touch"];
 
 /// The test server's one resource.
 pub const DOC_URI: &str = "test://doc";
@@ -30,7 +31,8 @@ pub const DOC_URI: &str = "test://doc";
 /// arguments, `fail` reports a tool error, `hang` never answers (and counts
 /// the cancellations it receives), `progress` reports progress twice,
 /// `touch` tells the subscribers of [`DOC_URI`] it changed, `ask` asks the
-/// calling client to sample a message and returns its answer.
+/// calling client to sample a message and returns its answer, `chatty`
+/// logs one debug and one info message while it works.
 #[derive(Clone)]
 pub struct TestUpstream {
     calls: Arc<AtomicUsize>,
@@ -132,6 +134,17 @@ impl ServerHandler for TestUpstream {
                         CallToolResult::error(vec![ContentBlock::text(format!("failed: {error}"))])
                     }
                 }
+            }
+            "chatty" => {
+                for (level, text) in [
+                    (LoggingLevel::Debug, "details"),
+                    (LoggingLevel::Info, "working"),
+                ] {
+                    let message = LoggingMessageNotificationParam::new(level, json!(text));
+                    context.peer.notify_logging_message(message).await.unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                CallToolResult::success(vec![ContentBlock::text("done")])
             }
             "touch" => {
                 let subscribers = self.subscribers.lock().unwrap().clone();

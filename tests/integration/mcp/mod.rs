@@ -68,6 +68,16 @@ impl ClientHandler for Client {
         ))
     }
 
+    async fn on_logging_message(
+        &self,
+        params: rmcp::model::LoggingMessageNotificationParam,
+        _: NotificationContext<RoleClient>,
+    ) {
+        if let Some(changed) = &self.changed {
+            let _ = changed.send(format!("log {:?} {}", params.level, params.data));
+        }
+    }
+
     async fn on_tool_list_changed(&self, _: NotificationContext<RoleClient>) {
         if let Some(changed) = &self.changed {
             let _ = changed.send("tools".into());

@@ -246,3 +246,34 @@ async fn an_upstreams_sampling_request_reaches_only_the_calling_client() {
         "client refused: -32601"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn call_logs_reach_the_caller_only_where_the_catalog_allows() {
+    let loud = test_upstream(0).await;
+    let quiet = test_upstream(0).await;
+    let servers = format!(
+        "  loud:\n    http: {{url: {}}}\n    forward_logs: true\n  quiet:\n    http: {{url: {}}}\n",
+        loud.url, quiet.url
+    );
+    let tools = "  chatty: {server: loud}\n  hushed: {server: quiet, upstream_name: chatty}\n";
+    let cp = ControlPlane::start(&catalog(&servers, tools, &["chatty", "hushed"]));
+    cp.wait_all_ready().await;
+    let (session, mut messages) = watching(&cp, TESTER_TOKEN).await;
+    session
+        .set_level(rmcp::model::SetLevelRequestParams::new(
+            rmcp::model::LoggingLevel::Info,
+        ))
+        .await
+        .unwrap();
+    session.call_tool(call("hushed", json!({}))).await.unwrap();
+    session.call_tool(call("chatty", json!({}))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut logs = Vec::new();
+    while let Ok(message) = messages.try_recv() {
+        if message.starts_with("log") {
+            logs.push(message);
+        }
+    }
+    // Only the allowed server's message at or above the chosen level.
+    assert_eq!(logs, ["log Info \"working\""]);
+}
