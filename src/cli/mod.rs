@@ -33,6 +33,9 @@ pub enum Command {
 
 /// Run a parsed command line; the exit code says whether it succeeded.
 pub fn run(cli: Cli) -> ExitCode {
+    // HTTPS to upstreams and to the control plane (`connect`) uses rustls with
+    // the ring provider; installing it twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     if let Err(error) = logging::init(&cli.logging) {
         eprintln!("error: {error}");
         return ExitCode::from(2);
