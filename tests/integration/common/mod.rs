@@ -40,6 +40,15 @@ pub fn catalog(servers: &str, tools: &str, role_tools: &[&str]) -> String {
     )
 }
 
+/// HTTP clients here (reqwest, rmcp's) need rustls' crypto provider, which
+/// the binary installs itself at start-up.
+pub fn install_crypto() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// A running control plane process; killed on drop.
 pub struct ControlPlane {
     child: Child,
@@ -65,6 +74,7 @@ impl ControlPlane {
     }
 
     fn start_file(path: &Path, dir: tempfile::TempDir) -> Self {
+        install_crypto();
         let mut child = Command::new(binary())
             .args([
                 "--log-format",
