@@ -1,7 +1,9 @@
-//! `connect`: a stdio bridge for MCP clients that can only launch local
-//! servers. It relays JSON-RPC messages unchanged between this process's
-//! stdin/stdout and the control plane's `/mcp`, adding the bearer token, so
-//! the client gets exactly what an HTTP client would.
+//! `connect`: a bridge for MCP clients that cannot authenticate themselves.
+//! By default it relays JSON-RPC messages unchanged between this process's
+//! stdin/stdout and the control plane's `/mcp`, adding the bearer token, so a
+//! client that only launches local servers gets exactly what an HTTP client
+//! would. With `--listen` it serves a local HTTP endpoint instead
+//! ([`super::local_proxy`]).
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -9,9 +11,10 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::transport::{IntoTransport, StreamableHttpClientTransport, Transport};
 use rmcp::{RoleClient, RoleServer};
 
-/// Relay an MCP client's stdio to a control plane's `/mcp` endpoint. The
-/// agent's token is read from an environment variable, never from the
-/// command line (where other local users could read it).
+/// Relay an MCP client's stdio (or, with --listen, a local HTTP endpoint) to a
+/// control plane's `/mcp` endpoint, adding the agent's token. The token is
+/// read from an environment variable, never from the command line (where
+/// other local users could read it).
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
     /// The control plane's MCP endpoint, for example `https://mcp.example.com/mcp`.
@@ -20,6 +23,10 @@ pub struct ConnectArgs {
     /// Name of the environment variable that holds the agent's token.
     #[arg(long, value_name = "VAR")]
     pub token_env: String,
+    /// Serve a local Streamable HTTP endpoint at `http://ADDR/mcp` instead of
+    /// stdio, for HTTP clients that cannot set headers (loopback only).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 pub async fn run(args: ConnectArgs) -> anyhow::Result<()> {
@@ -27,6 +34,9 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<()> {
         .with_context(|| format!("environment variable {} is not set", args.token_env))?;
     if token.trim().is_empty() {
         bail!("environment variable {} is empty", args.token_env);
+    }
+    if let Some(listen) = args.listen {
+        return super::local_proxy::run(listen, &args.url, &token).await;
     }
     let config =
         StreamableHttpClientTransportConfig::with_uri(args.url.as_str()).auth_header(token);

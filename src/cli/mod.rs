@@ -3,6 +3,7 @@
 mod check;
 mod connect;
 mod example_server;
+mod local_proxy;
 mod logging;
 mod serve;
 

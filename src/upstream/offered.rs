@@ -4,7 +4,6 @@
 //! them is free of upstream addresses.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 use rmcp::service::{Peer, RoleClient, ServiceError};
@@ -29,7 +28,11 @@ pub async fn list(peer: &Peer<RoleClient>) -> Result<Offered, ServiceError> {
             .list_all_tools()
             .await?
             .into_iter()
-            .map(|tool| (tool.name.to_string(), without_default_dialect(tool)))
+            .map(|mut tool| {
+                tool.icons = None;
+                tool.meta = None;
+                (tool.name.to_string(), tool)
+            })
             .collect();
     }
     if capabilities.as_ref().is_some_and(|c| c.prompts.is_some()) {
@@ -57,18 +60,4 @@ pub async fn list(peer: &Peer<RoleClient>) -> Result<Offered, ServiceError> {
         }
     }
     Ok(offered)
-}
-
-/// MCP's default JSON Schema dialect: declaring it is the same as omitting it.
-const DEFAULT_SCHEMA_DIALECT: &str = "https://json-schema.org/draft/2020-12/schema";
-
-/// Drop what may point at an upstream (icons, `_meta`) and a top-level
-/// `$schema` that names MCP's default dialect (an unneeded URL).
-fn without_default_dialect(mut tool: Tool) -> Tool {
-    tool.icons = None;
-    tool.meta = None;
-    if tool.input_schema.get("$schema").and_then(|v| v.as_str()) == Some(DEFAULT_SCHEMA_DIALECT) {
-        Arc::make_mut(&mut tool.input_schema).remove("$schema");
-    }
-    tool
 }

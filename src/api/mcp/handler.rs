@@ -74,14 +74,16 @@ impl McpFrontDoor {
     }
 
     /// Where an upstream's log messages for a call go: to this client, at or
-    /// above the level it chose (per request on 2026-07-28, per session with
-    /// `logging/setLevel` before). A client that never chose gets none.
+    /// above the level it chose: per request on 2026-07-28 (no choice, no
+    /// messages), per session with `logging/setLevel` before (all until it
+    /// chooses, as on a direct connection).
     fn log_sink(&self, context: &RequestContext<RoleServer>) -> Option<LogSink> {
         let session_level = self.log_level.load(Ordering::Relaxed);
         let minimum = match context.meta.log_level() {
             Some(level) => level as u8,
+            None if context.meta.protocol_version().is_some() => return None,
             None if session_level != u8::MAX => session_level,
-            None => return None,
+            None => 0,
         };
         let peer = context.peer.clone();
         Some(Arc::new(move |message: LoggingMessageNotificationParam| {

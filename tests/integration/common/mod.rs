@@ -4,6 +4,7 @@
 // The test upstream samples through its client (deprecated from 2026-07-28 on).
 #![allow(deprecated)]
 
+pub mod conformance;
 pub mod upstream;
 
 use std::io::{BufRead, BufReader};
@@ -243,6 +244,36 @@ pub fn child_pids_of(parent: u32) -> Vec<u32> {
         }
     }
     pids
+}
+
+/// A helper process that prints `listening on ADDR` first; killed on drop.
+pub struct Listening {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Listening {
+    pub fn spawn(command: &mut Command) -> Self {
+        let mut child = command.stdout(Stdio::piped()).spawn().expect("spawn");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let addr = first
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .parse()
+            .unwrap();
+        Self { child, addr }
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A free loopback port (bound, then released).

@@ -20,6 +20,8 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::conformance::ConformanceFixture;
+
 /// Tools of the test server, one per `tools/list` page so the control plane
 /// has to follow cursors.
 pub const TOOLS: &[&str] = &["ask", "chatty", "echo", "fail", "hang", "progress", "touch"];
@@ -215,25 +217,35 @@ pub async fn test_upstream(port: u16) -> HttpUpstream {
     };
     let kept = handler.clone();
     let stop = CancellationToken::new();
+    let url = serve(handler, port, stop.clone()).await;
+    HttpUpstream {
+        url,
+        handler: kept,
+        stop,
+    }
+}
+
+/// Serve the conformance suite's fixture; returns its `/mcp` URL.
+pub async fn conformance_upstream() -> String {
+    serve(ConformanceFixture, 0, CancellationToken::new()).await
+}
+
+/// Serve `handler` over Streamable HTTP on `port` until `stop`.
+async fn serve<H: ServerHandler + Clone>(handler: H, port: u16, stop: CancellationToken) -> String {
     let mut config = StreamableHttpServerConfig::default();
     config.cancellation_token = stop.child_token();
-    let service: StreamableHttpService<TestUpstream, LocalSessionManager> =
+    let service: StreamableHttpService<H, LocalSessionManager> =
         StreamableHttpService::new(move || Ok(handler.clone()), Default::default(), config);
     let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let router = axum::Router::new().nest_service("/mcp", service);
-    let token = stop.clone();
     tokio::spawn(async move {
         axum::serve(listener, router)
-            .with_graceful_shutdown(async move { token.cancelled_owned().await })
+            .with_graceful_shutdown(async move { stop.cancelled_owned().await })
             .await
             .unwrap();
     });
-    HttpUpstream {
-        url: format!("http://{addr}/mcp"),
-        handler: kept,
-        stop,
-    }
+    format!("http://{addr}/mcp")
 }
 
 /// Serve one of the example's servers over HTTP; returns its `/mcp` URL.
