@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use axum::http::request::Parts;
+use rmcp::model::SubscriptionFilter;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequestParams, CompleteResult,
     GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
@@ -19,7 +20,9 @@ use rmcp::model::{
 use rmcp::model::{
     ErrorCode, GetExtensions, LoggingMessageNotificationParam, ServerRequest, SetLevelRequestParams,
 };
-use rmcp::service::{NotificationContext, OriginatingRequestId, RequestContext, ServiceError};
+use rmcp::service::{
+    NotificationContext, OriginatingRequestId, RequestContext, ServiceError, SubscriptionContext,
+};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio::sync::mpsc;
 
@@ -235,7 +238,7 @@ impl ServerHandler for McpFrontDoor {
         match crate::identity::authenticate(self.pipeline.catalog(), token) {
             Ok(caller) => {
                 tracing::debug!(agent = %caller.agent_id, "MCP session initialized");
-                self.live.add(caller.role, context.peer);
+                self.live.add_session(caller.role, context.peer);
             }
             Err(_) => tracing::debug!("MCP session initialized without a verifiable token"),
         }
@@ -248,6 +251,36 @@ impl ServerHandler for McpFrontDoor {
         _context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         self.log_level.store(request.level as u8, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// 2026-07-28 clients hear of list changes through `subscriptions/listen`.
+    fn accepted_subscription_filter(
+        &self,
+        _requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(
+            SubscriptionFilter::builder()
+                .tools_list_changed()
+                .prompts_list_changed()
+                .resources_list_changed()
+                .build(),
+        )
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let token = context
+            .request_context()
+            .extensions
+            .get::<Parts>()
+            .and_then(|p| p.headers.get("authorization"))
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::identity::bearer_token);
+        let caller = crate::identity::authenticate(self.pipeline.catalog(), token)
+            .map_err(|_| ErrorData::invalid_request("not authenticated", None))?;
+        let id = self.live.add_listen(caller.role, context.sink().clone());
+        context.cancelled().await;
+        self.live.remove(id);
         Ok(())
     }
 

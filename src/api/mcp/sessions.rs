@@ -1,39 +1,77 @@
-//! Connected MCP sessions, so that when a server's offering changes (it
-//! connects, goes down, or says its lists changed) every session whose role
-//! sees something of that server gets the matching `list_changed`
-//! notifications, and no other session does.
+//! Who to tell when a server's offering changes (it connects, goes down, or
+//! says its lists changed): every initialize-based session and every
+//! 2026-07-28 `subscriptions/listen` stream whose role sees something of that
+//! server gets the matching `list_changed` notifications, and no other does.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rmcp::RoleServer;
-use rmcp::service::Peer;
+use rmcp::service::{Peer, SubscriptionSink};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::catalog::Reach;
 use crate::pipeline::Pipeline;
 
-/// How long one session may take to accept a notification.
+/// How long one client may take to accept a notification.
 const NOTIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-struct Session {
-    role: Arc<str>,
-    peer: Peer<RoleServer>,
+/// Where a client hears of changes.
+#[derive(Clone)]
+enum Channel {
+    /// A session of an initialize-based revision.
+    Session(Peer<RoleServer>),
+    /// A `subscriptions/listen` stream (2026-07-28), which applies the
+    /// filter the client asked for.
+    Listen(SubscriptionSink),
 }
 
-/// The sessions that completed the initialize handshake.
+struct Listener {
+    id: u64,
+    role: Arc<str>,
+    channel: Channel,
+}
+
+impl Listener {
+    fn closed(&self) -> bool {
+        match &self.channel {
+            Channel::Session(peer) => peer.is_transport_closed(),
+            Channel::Listen(_) => false,
+        }
+    }
+}
+
+/// The clients listening for changes.
 #[derive(Clone, Default)]
 pub struct Sessions {
-    live: Arc<Mutex<Vec<Session>>>,
+    live: Arc<Mutex<Vec<Listener>>>,
+    next: Arc<AtomicU64>,
 }
 
 impl Sessions {
-    pub fn add(&self, role: Arc<str>, peer: Peer<RoleServer>) {
-        let mut live = self.lock();
-        live.retain(|s| !s.peer.is_transport_closed());
-        live.push(Session { role, peer });
+    /// A session that finished its handshake.
+    pub fn add_session(&self, role: Arc<str>, peer: Peer<RoleServer>) {
+        self.add(role, Channel::Session(peer));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Session>> {
+    /// A `subscriptions/listen` stream; it ends with [`Self::remove`].
+    pub fn add_listen(&self, role: Arc<str>, sink: SubscriptionSink) -> u64 {
+        self.add(role, Channel::Listen(sink))
+    }
+
+    pub fn remove(&self, id: u64) {
+        self.lock().retain(|listener| listener.id != id);
+    }
+
+    fn add(&self, role: Arc<str>, channel: Channel) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut live = self.lock();
+        live.retain(|listener| !listener.closed());
+        live.push(Listener { id, role, channel });
+        id
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Listener>> {
         self.live
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -50,46 +88,83 @@ impl Sessions {
             };
             let targets: Vec<_> = {
                 let mut live = self.lock();
-                live.retain(|s| !s.peer.is_transport_closed());
+                live.retain(|listener| !listener.closed());
                 live.iter()
-                    .map(|s| {
+                    .map(|l| {
                         (
-                            pipeline.catalog().role_reach(&s.role, server),
-                            s.peer.clone(),
+                            pipeline.catalog().role_reach(&l.role, server),
+                            l.channel.clone(),
                         )
                     })
                     .collect()
             };
             tracing::debug!(
                 server = server.0,
-                sessions = targets.len(),
+                listeners = targets.len(),
                 "upstream offering changed"
             );
-            for (reach, peer) in targets {
+            for (reach, channel) in targets {
                 // One slow client must not hold up the others.
-                tokio::spawn(notify(reach, peer));
+                tokio::spawn(notify(reach, channel));
             }
         }
     }
 }
 
-/// Tell one session which of its lists changed.
-async fn notify(reach: Reach, peer: Peer<RoleServer>) {
+/// Tell one client which of its lists changed.
+async fn notify(reach: Reach, channel: Channel) {
     let sent = async {
-        if reach.tools {
-            peer.notify_tool_list_changed().await?;
+        let lists = [
+            (reach.tools, List::Tools),
+            (reach.prompts, List::Prompts),
+            (reach.resources, List::Resources),
+        ];
+        for list in lists
+            .into_iter()
+            .filter(|(reaches, _)| *reaches)
+            .map(|(_, list)| list)
+        {
+            let result = match &channel {
+                Channel::Session(peer) => list.tell_session(peer).await.map_err(|e| e.to_string()),
+                Channel::Listen(sink) => list.tell_listener(sink).await.map_err(|e| e.to_string()),
+            };
+            if let Err(error) = result {
+                tracing::debug!(%error, "cannot notify a client");
+            }
         }
-        if reach.prompts {
-            peer.notify_prompt_list_changed().await?;
-        }
-        if reach.resources {
-            peer.notify_resource_list_changed().await?;
-        }
-        Ok::<_, rmcp::service::ServiceError>(())
     };
-    match tokio::time::timeout(NOTIFY_TIMEOUT, sent).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::debug!(%error, "cannot notify a session"),
-        Err(_) => tracing::debug!("notifying a session timed out"),
+    if tokio::time::timeout(NOTIFY_TIMEOUT, sent).await.is_err() {
+        tracing::debug!("notifying a client timed out");
+    }
+}
+
+#[derive(Clone, Copy)]
+enum List {
+    Tools,
+    Prompts,
+    Resources,
+}
+
+impl List {
+    async fn tell_session(
+        self,
+        peer: &Peer<RoleServer>,
+    ) -> Result<(), rmcp::service::ServiceError> {
+        match self {
+            Self::Tools => peer.notify_tool_list_changed().await,
+            Self::Prompts => peer.notify_prompt_list_changed().await,
+            Self::Resources => peer.notify_resource_list_changed().await,
+        }
+    }
+
+    async fn tell_listener(
+        self,
+        sink: &SubscriptionSink,
+    ) -> Result<(), rmcp::service::SubscriptionSendError> {
+        match self {
+            Self::Tools => sink.notify_tool_list_changed().await,
+            Self::Prompts => sink.notify_prompt_list_changed().await,
+            Self::Resources => sink.notify_resource_list_changed().await,
+        }
     }
 }

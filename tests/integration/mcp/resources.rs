@@ -193,3 +193,42 @@ async fn sessions_whose_view_changes_hear_tools_list_changed() {
     assert!(nobody_changes.try_recv().is_err());
     assert!(tool_names(&nobody).await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stateless_clients_hear_list_changes_through_subscriptions_listen() {
+    let port = crate::common::free_port();
+    let servers = format!("  svc:\n    http: {{url: \"http://127.0.0.1:{port}/mcp\"}}\n");
+    let cp = ControlPlane::start(&catalog(&servers, "  echo: {server: svc}\n", &["echo"]));
+    cp.wait_readyz("first attempt", |b| b["status"] == "ready")
+        .await;
+    let filter = || {
+        rmcp::model::SubscriptionFilter::builder()
+            .tools_list_changed()
+            .build()
+    };
+    let tester = connect_stateless(&cp, TESTER_TOKEN).await;
+    let mut changes = tester
+        .peer()
+        .listen(filter())
+        .await
+        .expect("subscriptions/listen");
+    let nobody = connect_stateless(&cp, ANALYST_TOKEN).await;
+    let mut nobody_changes = nobody.peer().listen(filter()).await.unwrap();
+
+    let _upstream = test_upstream(port).await;
+    let notification = tokio::time::timeout(Duration::from_secs(30), changes.next())
+        .await
+        .expect("a notification on the listen stream")
+        .unwrap();
+    assert!(
+        matches!(
+            notification,
+            Some(rmcp::model::ServerNotification::ToolListChangedNotification(_))
+        ),
+        "{notification:?}"
+    );
+    assert_eq!(tool_names(&tester).await, ["echo"]);
+    // A role that sees nothing of that server hears nothing.
+    let quiet = tokio::time::timeout(Duration::from_millis(500), nobody_changes.next()).await;
+    assert!(quiet.is_err(), "{quiet:?}");
+}
