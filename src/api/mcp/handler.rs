@@ -130,7 +130,7 @@ fn request_context(context: &RequestContext<RoleServer>) -> (CallContext, Option
         .meta
         .get_traceparent()
         .or_else(|| header("traceparent"));
-    let token = header("authorization").and_then(crate::identity::bearer_token);
+    let token = bearer(&context.extensions);
     (CallContext::new(FrontDoor::Mcp, traceparent), token)
 }
 
@@ -169,6 +169,15 @@ fn relay_to(context: &RequestContext<RoleServer>) -> Relay {
                 })
         })
     })
+}
+
+/// The bearer token of the HTTP request that carried a message.
+fn bearer(extensions: &rmcp::model::Extensions) -> Option<&str> {
+    extensions
+        .get::<Parts>()
+        .and_then(|parts| parts.headers.get(axum::http::header::AUTHORIZATION))
+        .and_then(|value| value.to_str().ok())
+        .and_then(crate::identity::bearer_token)
 }
 
 /// One page of `items` from `cursor` (an offset we handed out).
@@ -229,12 +238,7 @@ impl ServerHandler for McpFrontDoor {
 
     /// A session that finished its handshake hears of changes to its view.
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
-        let token = context
-            .extensions
-            .get::<Parts>()
-            .and_then(|p| p.headers.get("authorization"))
-            .and_then(|v| v.to_str().ok())
-            .and_then(crate::identity::bearer_token);
+        let token = bearer(&context.extensions);
         match crate::identity::authenticate(self.pipeline.catalog(), token) {
             Ok(caller) => {
                 tracing::debug!(agent = %caller.agent_id, "MCP session initialized");
@@ -269,13 +273,7 @@ impl ServerHandler for McpFrontDoor {
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
-        let token = context
-            .request_context()
-            .extensions
-            .get::<Parts>()
-            .and_then(|p| p.headers.get("authorization"))
-            .and_then(|v| v.to_str().ok())
-            .and_then(crate::identity::bearer_token);
+        let token = bearer(&context.request_context().extensions);
         let caller = crate::identity::authenticate(self.pipeline.catalog(), token)
             .map_err(|_| ErrorData::invalid_request("not authenticated", None))?;
         let id = self.live.add_listen(caller.role, context.sink().clone());
