@@ -297,9 +297,10 @@ impl Pipeline {
         &self,
         ctx: &CallContext,
         token: Option<&str>,
-    ) -> Result<(), PipelineError> {
-        let Err(error) = identity::authenticate(&self.catalog, token) else {
-            return Ok(());
+    ) -> Result<Caller, PipelineError> {
+        let error = match identity::authenticate(&self.catalog, token) {
+            Ok(caller) => return Ok(caller),
+            Err(error) => error,
         };
         let error = PipelineError::from(error);
         self.open_audit(ctx, Action::Connect)

@@ -8,7 +8,8 @@ mod error;
 mod handler;
 mod sessions;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
 use axum::body::Body;
@@ -53,10 +54,32 @@ pub fn router(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Router {
             Default::default(),
             config,
         );
+    let guard_state = Arc::new(Guard {
+        pipeline,
+        owners: Mutex::default(),
+    });
     Router::new()
         .route_service("/mcp", service)
-        .layer(middleware::from_fn_with_state(pipeline, guard))
+        .layer(middleware::from_fn_with_state(guard_state, guard))
 }
+
+/// What the guard in front of rmcp needs.
+struct Guard {
+    pipeline: Arc<Pipeline>,
+    /// Which agent opened each session: a session answers only to it, so a
+    /// leaked session id is of no use to another agent.
+    owners: Mutex<HashMap<String, Arc<str>>>,
+}
+
+impl Guard {
+    fn owners(&self) -> MutexGuard<'_, HashMap<String, Arc<str>>> {
+        self.owners
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+const SESSION_HEADER: &str = "mcp-session-id";
 
 /// Everything `/mcp` checks before `rmcp` sees a request:
 /// - a valid bearer token, else 401 before any MCP message is read;
@@ -64,7 +87,8 @@ pub fn router(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Router {
 ///   JSON-RPC parse error), and a JSON-RPC message (else invalid request).
 ///
 /// Every refusal is recorded.
-async fn guard(State(pipeline): State<Arc<Pipeline>>, request: Request, next: Next) -> Response {
+async fn guard(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
+    let pipeline = &guard.pipeline;
     let ctx = super::request_context(request.headers(), FrontDoor::Mcp);
     let token = request
         .headers()
@@ -73,14 +97,37 @@ async fn guard(State(pipeline): State<Arc<Pipeline>>, request: Request, next: Ne
         .and_then(identity::bearer_token)
         .map(str::to_owned);
     let token = token.as_deref();
-    if let Err(error) = pipeline.admit_connection(&ctx, token) {
-        return ApiError::from(error).into_response_with(&ctx.trace);
+    let caller = match pipeline.admit_connection(&ctx, token) {
+        Ok(caller) => caller,
+        Err(error) => return ApiError::from(error).into_response_with(&ctx.trace),
+    };
+    let session = request
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(session) = &session {
+        let owner = guard.owners().get(session).cloned();
+        if owner.is_some_and(|owner| owner != caller.agent_id) {
+            // Another agent's session: exactly as unknown as a made-up id.
+            return jsonrpc_error(
+                &ctx,
+                StatusCode::NOT_FOUND,
+                ErrorCode::INVALID_REQUEST,
+                "Session not found",
+            );
+        }
     }
     if request.method() == Method::DELETE {
         // rmcp answers a session's end with 202; the SDKs expect 200 or 204.
         let mut response = next.run(request).await;
         if response.status() == StatusCode::ACCEPTED {
             *response.status_mut() = StatusCode::NO_CONTENT;
+        }
+        if response.status().is_success()
+            && let Some(session) = &session
+        {
+            guard.owners().remove(session);
         }
         return response;
     }
@@ -103,6 +150,7 @@ async fn guard(State(pipeline): State<Arc<Pipeline>>, request: Request, next: Ne
         pipeline.reject(&ctx, Action::Connect, token, error);
         return jsonrpc_error(
             &ctx,
+            StatusCode::BAD_REQUEST,
             ErrorCode::PARSE_ERROR,
             "Parse error: the body is not valid JSON",
         );
@@ -111,12 +159,24 @@ async fn guard(State(pipeline): State<Arc<Pipeline>>, request: Request, next: Ne
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
+    // A new session (the answer to `initialize`) belongs to its caller.
+    if session.is_none()
+        && let Some(created) = response
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+    {
+        guard
+            .owners()
+            .insert(created.to_owned(), caller.agent_id.clone());
+    }
     // rmcp answers a JSON body that is no JSON-RPC message with a plain-text 415.
     if declared_json && response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
         let error = PipelineError::InvalidRequest("not a JSON-RPC 2.0 message".into());
         pipeline.reject(&ctx, Action::Connect, token, error);
         return jsonrpc_error(
             &ctx,
+            StatusCode::BAD_REQUEST,
             ErrorCode::INVALID_REQUEST,
             "Invalid Request: not a JSON-RPC 2.0 message",
         );
@@ -135,13 +195,18 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
         })
 }
 
-/// A JSON-RPC error response to a message that could not be read (so it has
-/// no id), with HTTP 400.
-fn jsonrpc_error(ctx: &CallContext, code: ErrorCode, message: &str) -> Response {
+/// A JSON-RPC error response to a message that was not processed (so it has
+/// no id).
+fn jsonrpc_error(
+    ctx: &CallContext,
+    status: StatusCode,
+    code: ErrorCode,
+    message: &str,
+) -> Response {
     let body = json!({
         "jsonrpc": "2.0",
         "id": null,
         "error": { "code": code.0, "message": message, "data": { "trace_id": ctx.trace.trace_id_hex() } },
     });
-    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+    (status, axum::Json(body)).into_response()
 }

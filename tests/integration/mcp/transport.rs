@@ -196,3 +196,38 @@ fn the_stdio_bridge_refuses_to_start_without_a_token() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_answers_only_to_the_agent_that_opened_it() {
+    let cp = ControlPlane::start_example();
+    let response = raw_post(&cp, Some(ANALYST_TOKEN), INITIALIZE)
+        .send()
+        .await
+        .unwrap();
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let ping = r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
+    let ping_as = |token: &'static str| {
+        raw_post(&cp, Some(token), ping)
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-06-18")
+            .send()
+    };
+    // Another agent holding the id gets what an unknown id gets.
+    let stolen = ping_as(TRADER_TOKEN).await.unwrap();
+    assert_eq!(stolen.status(), reqwest::StatusCode::NOT_FOUND);
+    let own = ping_as(ANALYST_TOKEN).await.unwrap();
+    assert_eq!(own.status(), reqwest::StatusCode::OK);
+    let stream = cp
+        .http
+        .get(cp.url("/mcp"))
+        .bearer_auth(TRADER_TOKEN)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), reqwest::StatusCode::NOT_FOUND);
+}
