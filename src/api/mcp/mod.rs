@@ -8,7 +8,7 @@ mod error;
 mod handler;
 mod sessions;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
@@ -37,7 +37,7 @@ pub fn router(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Router {
     let mut config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(settings.mcp_sessions)
         .with_max_request_body_bytes(settings.max_body_bytes)
-        .with_cancellation_token(shutdown)
+        .with_cancellation_token(shutdown.clone())
         .with_allowed_origins(settings.allowed_origins.clone())
         .enforce_origin_validation();
     config = if settings.allowed_hosts.is_empty() {
@@ -48,16 +48,22 @@ pub fn router(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Router {
     let live = sessions::Sessions::default();
     tokio::spawn(live.clone().notify_changes(pipeline.clone()));
     let front_door = McpFrontDoor::new(pipeline.clone(), live);
+    let manager = Arc::new(LocalSessionManager::default());
     let service: StreamableHttpService<McpFrontDoor, LocalSessionManager> =
         StreamableHttpService::new(
             move || Ok(front_door.for_new_session()),
-            Default::default(),
+            manager.clone(),
             config,
         );
     let guard_state = Arc::new(Guard {
         pipeline,
         owners: Mutex::default(),
     });
+    tokio::spawn(forget_ended_sessions(
+        guard_state.clone(),
+        manager,
+        shutdown,
+    ));
     Router::new()
         .route_service("/mcp", service)
         .layer(middleware::from_fn_with_state(guard_state, guard))
@@ -80,6 +86,29 @@ impl Guard {
 }
 
 const SESSION_HEADER: &str = "mcp-session-id";
+
+/// Sessions also end by idling out inside rmcp; drop their owners too.
+async fn forget_ended_sessions(
+    guard: Arc<Guard>,
+    manager: Arc<LocalSessionManager>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let live: HashSet<String> = manager
+            .sessions
+            .read()
+            .await
+            .keys()
+            .map(|id| id.to_string())
+            .collect();
+        guard.owners().retain(|id, _| live.contains(id));
+    }
+}
 
 /// Everything `/mcp` checks before `rmcp` sees a request:
 /// - a valid bearer token, else 401 before any MCP message is read;
