@@ -104,14 +104,7 @@ async fn stateless_mode_serves_initialize_clients_without_sessions() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deleted_session_is_gone() {
     let cp = ControlPlane::start_example();
-    let response = raw_post(&cp, Some(ANALYST_TOKEN), INITIALIZE)
-        .send()
-        .await
-        .unwrap();
-    let session = response.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let session = open_session(&cp, ANALYST_TOKEN).await;
     let deleted = cp
         .http
         .delete(cp.url("/mcp"))
@@ -200,14 +193,7 @@ fn the_stdio_bridge_refuses_to_start_without_a_token() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_answers_only_to_the_agent_that_opened_it() {
     let cp = ControlPlane::start_example();
-    let response = raw_post(&cp, Some(ANALYST_TOKEN), INITIALIZE)
-        .send()
-        .await
-        .unwrap();
-    let session = response.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let session = open_session(&cp, ANALYST_TOKEN).await;
     let ping = r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
     let ping_as = |token: &'static str| {
         raw_post(&cp, Some(token), ping)
@@ -230,4 +216,13 @@ async fn a_session_answers_only_to_the_agent_that_opened_it() {
         .await
         .unwrap();
     assert_eq!(stream.status(), reqwest::StatusCode::NOT_FOUND);
+}
+
+/// Initialize over raw HTTP; the new session's id.
+async fn open_session(cp: &ControlPlane, token: &str) -> String {
+    let response = raw_post(cp, Some(token), INITIALIZE).send().await.unwrap();
+    response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string()
 }
