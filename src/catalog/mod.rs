@@ -102,6 +102,8 @@ pub struct AgentEntry {
     pub id: Arc<str>,
     pub role: Arc<str>,
     pub token_sha256: [u8; 32],
+    pub revoked: bool,
+    pub expires: Option<std::time::SystemTime>,
 }
 
 /// The immutable snapshot.
@@ -205,6 +207,8 @@ impl Catalog {
                     id: id.as_str().into(),
                     role: config.role.as_str().into(),
                     token_sha256,
+                    revoked: config.revoked,
+                    expires: config.expires,
                 }
             })
             .collect();

@@ -6,6 +6,7 @@ mod example_server;
 mod local_proxy;
 mod logging;
 mod serve;
+mod token;
 
 use std::process::ExitCode;
 
@@ -29,6 +30,7 @@ pub enum Command {
     Serve(serve::ServeArgs),
     Check(check::CheckArgs),
     Connect(connect::ConnectArgs),
+    Token(token::TokenArgs),
     ExampleServer(example_server::ExampleServerArgs),
 }
 
@@ -43,6 +45,10 @@ pub fn run(cli: Cli) -> ExitCode {
     }
     match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Token(args) => {
+            token::run(&args);
+            ExitCode::SUCCESS
+        }
         Command::Serve(args) => runtime_then(|| serve::run(args)),
         Command::Connect(args) => runtime_then(|| connect::run(args)),
         Command::ExampleServer(args) => runtime_then(|| example_server::run(args)),

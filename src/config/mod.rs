@@ -148,6 +148,12 @@ pub struct AgentConfig {
     /// Lower-case hex SHA-256 of the agent's service token. The token itself
     /// is never stored.
     pub token_sha256: String,
+    /// A revoked token is refused (401) while the entry stays for the record.
+    #[serde(default)]
+    pub revoked: bool,
+    /// When the token stops being accepted (RFC 3339, `2027-01-31T00:00:00Z`).
+    #[serde(default, with = "humantime_serde")]
+    pub expires: Option<std::time::SystemTime>,
 }
 
 /// Settings of the HTTP front doors.

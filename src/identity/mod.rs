@@ -7,6 +7,7 @@
 //! this verified identity and nothing else.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -28,6 +29,10 @@ pub enum IdentityError {
     Missing,
     #[error("invalid bearer credential")]
     Invalid,
+    #[error("the bearer credential has been revoked")]
+    Revoked,
+    #[error("the bearer credential has expired")]
+    Expired,
 }
 
 /// Extract the token from an `Authorization` header value (`Bearer <token>`,
@@ -49,12 +54,20 @@ pub fn authenticate(catalog: &Catalog, token: Option<&str>) -> Result<Caller, Id
             found = Some(agent);
         }
     }
-    found
-        .map(|agent| Caller {
-            agent_id: agent.id.clone(),
-            role: agent.role.clone(),
-        })
-        .ok_or(IdentityError::Invalid)
+    let agent = found.ok_or(IdentityError::Invalid)?;
+    if agent.revoked {
+        return Err(IdentityError::Revoked);
+    }
+    if agent
+        .expires
+        .is_some_and(|expires| expires <= SystemTime::now())
+    {
+        return Err(IdentityError::Expired);
+    }
+    Ok(Caller {
+        agent_id: agent.id.clone(),
+        role: agent.role.clone(),
+    })
 }
 
 /// Lower-case hex SHA-256 of a token: the value to put in `token_sha256`.
@@ -97,6 +110,33 @@ mod tests {
             Err(IdentityError::Invalid)
         );
         assert_eq!(authenticate(&catalog, None), Err(IdentityError::Missing));
+    }
+
+    #[test]
+    fn revoked_and_expired_tokens_are_refused() {
+        let yaml = format!(
+            "environment: test\nroles: {{analyst: []}}\nagents:\n  \
+             old: {{role: analyst, token_sha256: {}, revoked: true}}\n  \
+             gone: {{role: analyst, token_sha256: {}, expires: \"2020-01-01T00:00:00Z\"}}\n  \
+             kept: {{role: analyst, token_sha256: {}, expires: \"2999-01-01T00:00:00Z\"}}\n",
+            token_sha256_hex("old-token"),
+            token_sha256_hex("gone-token"),
+            token_sha256_hex("kept-token"),
+        );
+        let file = parse_str(&yaml, false, Path::new("t.yaml")).unwrap();
+        let catalog = Catalog::compile(&file, Path::new("."));
+        assert_eq!(
+            authenticate(&catalog, Some("old-token")),
+            Err(IdentityError::Revoked)
+        );
+        assert_eq!(
+            authenticate(&catalog, Some("gone-token")),
+            Err(IdentityError::Expired)
+        );
+        assert_eq!(
+            &*authenticate(&catalog, Some("kept-token")).unwrap().agent_id,
+            "kept"
+        );
     }
 
     #[test]

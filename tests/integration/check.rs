@@ -190,12 +190,53 @@ fn a_missing_file_is_an_error_not_a_panic() {
 }
 
 #[test]
+fn token_new_prints_a_fresh_token_and_the_entry_holding_its_hash() {
+    let run = || {
+        let output = std::process::Command::new(binary())
+            .args(["token", "new", "--agent", "agent-9", "--role", "analyst"])
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let first = run();
+    let token = first
+        .lines()
+        .find_map(|line| line.strip_prefix("token: "))
+        .expect("a token line")
+        .to_string();
+    assert!(token.starts_with("mcp_") && token.len() == 68, "{token}");
+    let entry = format!(
+        "  agent-9: {{role: analyst, token_sha256: {}}}",
+        sha256_hex(&token)
+    );
+    assert!(first.contains(&entry), "{first}");
+    // The printed entry is a valid catalog entry that accepts the token.
+    let yaml = format!("environment: t\nroles: {{analyst: []}}\nagents:\n{entry}\n");
+    let (ok, text, _) = run_check("catalog.yaml", &yaml);
+    assert!(ok, "{text}");
+    assert!(!run().contains(&token), "every token is fresh");
+}
+
+#[test]
+fn revocation_and_expiry_are_checked_as_configuration() {
+    let (ok, text, _) = run_check(
+        "bad.yaml",
+        &valid_yaml().replacen("{role: analyst,", "{expires: tomorrow, role: analyst,", 1),
+    );
+    assert!(!ok);
+    assert!(text.contains("agents.a1.expires"), "{text}");
+}
+
+#[test]
 fn every_verb_has_help() {
     for verb in [
         &["--help"][..],
         &["serve", "--help"],
         &["check", "--help"],
         &["example-server", "--help"],
+        &["connect", "--help"],
+        &["token", "new", "--help"],
     ] {
         let output = std::process::Command::new(binary())
             .args(verb)

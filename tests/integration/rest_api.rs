@@ -430,3 +430,26 @@ async fn health_and_readiness() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn revoked_and_expired_tokens_get_401_with_the_reason() {
+    let agents = format!(
+        "  old: {{role: tester, token_sha256: {}, revoked: true}}\n  late: {{role: tester, token_sha256: {}, expires: \"2020-01-01T00:00:00Z\"}}\n",
+        crate::common::sha256_hex("old-token"),
+        crate::common::sha256_hex("late-token"),
+    );
+    let cp = ControlPlane::start(&format!("{}{agents}", crate::common::catalog("", "", &[])));
+    for (token, reason) in [("old-token", "revoked"), ("late-token", "expired")] {
+        let (status, headers, body) = read(cp.get_tools(token, "").await).await;
+        assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthenticated");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(reason),
+            "{body}"
+        );
+        assert_eq!(headers["www-authenticate"], "Bearer");
+        let record = cp.audit_record(body["trace_id"].as_str().unwrap()).await;
+        assert_eq!(record["outcome"], "unauthenticated");
+    }
+    let (status, _, _) = read(cp.get_tools(crate::common::TESTER_TOKEN, "").await).await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -32,9 +32,18 @@ pub const TESTER_TOKEN: &str = "tester-token";
 /// A catalog with `servers` (YAML text) and a `tester` role using
 /// `role_tools`; `agent-42` (the analyst token) has a role with no tools.
 pub fn catalog(servers: &str, tools: &str, role_tools: &[&str]) -> String {
+    let section = |name: &str, body: &str| {
+        if body.is_empty() {
+            format!("{name}: {{}}\n")
+        } else {
+            format!("{name}:\n{body}")
+        }
+    };
     format!(
-        "environment: test\nservers:\n{servers}tools:\n{tools}roles:\n  tester: [{}]\n  nobody: []\n\
+        "environment: test\n{}{}roles:\n  tester: [{}]\n  nobody: []\n\
          agents:\n  tester-1: {{role: tester, token_sha256: {}}}\n  agent-42: {{role: nobody, token_sha256: {}}}\n",
+        section("servers", servers),
+        section("tools", tools),
         role_tools.join(", "),
         sha256_hex(TESTER_TOKEN),
         sha256_hex(ANALYST_TOKEN),
