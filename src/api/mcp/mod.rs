@@ -36,6 +36,10 @@ pub fn router(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Router {
     let settings = &pipeline.catalog().http;
     let mut config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(settings.mcp_sessions)
+        // A plain JSON answer where nothing streams before the result (rmcp
+        // switches to SSE when a notification or request comes first):
+        // measured 3.7k instead of 2.35k stateless tool calls/s.
+        .with_json_response(true)
         .with_max_request_body_bytes(settings.max_body_bytes)
         .with_cancellation_token(shutdown.clone())
         .with_allowed_origins(settings.allowed_origins.clone())
