@@ -7,8 +7,10 @@ use clap::Args;
 
 use crate::config;
 
-/// Validate a catalog file (schema, references, names) without starting
-/// anything. Exits 0 when valid, 1 with one line per problem otherwise
+/// Validate a catalog file without starting anything.
+///
+/// Checks the schema, unknown fields, duplicate names, name syntax and every
+/// reference. Exits 0 when valid, 1 with one line per problem otherwise
 /// (`FILE[:LINE:COL]: PATH: PROBLEM`).
 #[derive(Debug, Args)]
 pub struct CheckArgs {

@@ -11,10 +11,12 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::transport::{IntoTransport, StreamableHttpClientTransport, Transport};
 use rmcp::{RoleClient, RoleServer};
 
-/// Relay an MCP client's stdio (or, with --listen, a local HTTP endpoint) to a
-/// control plane's `/mcp` endpoint, adding the agent's token. The token is
-/// read from an environment variable, never from the command line (where
-/// other local users could read it).
+/// Bridge an MCP client that cannot authenticate to a control plane's `/mcp`.
+///
+/// Relays the client's stdio (or, with --listen, a local HTTP endpoint) to the
+/// control plane, adding the agent's token. The token is read from an
+/// environment variable, never from the command line (where other local users
+/// could read it).
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
     /// The control plane's MCP endpoint, for example `https://mcp.example.com/mcp`.

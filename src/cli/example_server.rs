@@ -7,9 +7,11 @@ use clap::Args;
 
 use crate::example_servers::{self, ExampleServer};
 
-/// Run one of the trading example's MCP servers (marketdata, execution,
-/// research): over stdio by default (how `examples/trading/catalog.yaml`
-/// launches them), or over Streamable HTTP at `/mcp` with `--listen`.
+/// Run one of the trading example's MCP servers.
+///
+/// marketdata, execution or research: over stdio by default (how
+/// `examples/trading/catalog.yaml` launches them), or over Streamable HTTP at
+/// `/mcp` with `--listen`.
 #[derive(Debug, Args)]
 pub struct ExampleServerArgs {
     /// Which server to run.

@@ -12,9 +12,11 @@ use crate::pipeline::Pipeline;
 use crate::upstream::UpstreamPool;
 use crate::{api, config};
 
-/// Start the control plane on a catalog: connect to every upstream MCP server
-/// and serve the REST API (`/tools`, `/invoke`) plus `/healthz` and `/readyz`.
-/// Prints `listening on ADDR` on stdout once the port is bound.
+/// Start the control plane on a catalog.
+///
+/// Connects to every upstream MCP server and serves the MCP endpoint (`/mcp`),
+/// the REST API (`/tools`, `/invoke`), `/healthz` and `/readyz`. Prints
+/// `listening on ADDR` on stdout once the port is bound.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The catalog file (YAML, or JSON with a `.json` extension).
