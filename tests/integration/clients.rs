@@ -109,11 +109,13 @@ async fn the_python_sdk_works_in_every_mode_as_every_role() {
         }
     }
     let calls = cp
-        .audit_records()
-        .into_iter()
-        .filter(|r| r["front_door"] == "mcp" && r["action"] == "call")
-        .count();
-    assert_eq!(calls, 12, "an allowed and a refused call per mode and role");
+        .audit_matching(12, |r| r["front_door"] == "mcp" && r["action"] == "call")
+        .await;
+    assert_eq!(
+        calls.len(),
+        12,
+        "an allowed and a refused call per mode and role"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -193,6 +193,20 @@ impl ControlPlane {
             .collect()
     }
 
+    /// Wait until `count` audit records match `pred` (records reach us
+    /// through the process's stderr, a moment after the response), then
+    /// return every matching one.
+    pub async fn audit_matching(&self, count: usize, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found: Vec<Value> = self.audit_records().into_iter().filter(&pred).collect();
+            if found.len() >= count || Instant::now() >= deadline {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Wait for the audit record of `trace_id`.
     pub async fn audit_record(&self, trace_id: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -217,6 +231,15 @@ impl ControlPlane {
 
     pub fn stderr_text(&self) -> String {
         self.stderr.lock().unwrap().join("\n")
+    }
+
+    /// Wait until the process has logged `needle`.
+    pub async fn wait_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.stderr_text().contains(needle) {
+            assert!(Instant::now() < deadline, "never logged {needle:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Direct children of the control plane process (its stdio upstreams).

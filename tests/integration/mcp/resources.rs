@@ -92,11 +92,11 @@ async fn resources_prompts_and_completions_follow_each_roles_grants() {
     );
     assert_eq!(refused.code, ErrorCode::INVALID_PARAMS);
 
-    let actions: Vec<Value> = cp
-        .audit_records()
-        .into_iter()
-        .filter(|r| r["action"] == "read_resource" && r["outcome"] == "denied_role")
-        .collect();
+    let actions = cp
+        .audit_matching(3, |r| {
+            r["action"] == "read_resource" && r["outcome"] == "denied_role"
+        })
+        .await;
     assert_eq!(actions.len(), 3, "{actions:?}");
 }
 

@@ -53,11 +53,9 @@ async fn each_role_lists_and_calls_its_tools_over_both_lifecycles() {
         .unwrap();
     assert_eq!(result.structured_content.unwrap()["order_type"], "limit");
 
-    let calls: Vec<Value> = cp
-        .audit_records()
-        .into_iter()
-        .filter(|r| r["front_door"] == "mcp" && r["action"] == "call")
-        .collect();
+    let calls = cp
+        .audit_matching(2, |r| r["front_door"] == "mcp" && r["action"] == "call")
+        .await;
     assert_eq!(calls.len(), 2, "{calls:?}");
     assert_eq!(calls[0]["agent_id"], "agent-42");
     assert_eq!(calls[0]["server"], "marketdata");

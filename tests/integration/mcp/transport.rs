@@ -161,9 +161,9 @@ async fn the_stdio_bridge_relays_a_local_client_to_the_control_plane() {
     let forbidden = mcp_error(session.call_tool(call("execute_trade", json!({}))).await);
     assert_eq!(forbidden.code, ErrorCode::INVALID_PARAMS);
     let record = cp
-        .audit_records()
-        .into_iter()
-        .find(|r| r["tool"] == "run_report")
+        .audit_matching(1, |r| r["tool"] == "run_report")
+        .await
+        .pop()
         .expect("the bridged call is audited");
     assert_eq!(record["agent_id"], "agent-42");
     assert_eq!(record["front_door"], "mcp");
