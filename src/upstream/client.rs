@@ -19,8 +19,8 @@ use rmcp::model::{
 use rmcp::service::{InboundStreamOrigin, NotificationContext, RequestContext, RoleClient};
 use tokio::sync::Notify;
 
-use super::progress::ProgressRouter;
-use super::relay::Relays;
+use super::progress::{self, ProgressRouter};
+use super::relay::{self, Relays};
 use super::subscriptions::Subscriptions;
 
 #[derive(Clone, Default)]
@@ -41,13 +41,14 @@ impl UpstreamClient {
         context: &RequestContext<RoleClient>,
         request: ServerRequest,
     ) -> Result<ClientResult, ErrorData> {
-        let relay = self
-            .relays
-            .find(context.extensions.get::<InboundStreamOrigin>())
-            .and_then(|caller| caller.relay)
-            .ok_or_else(|| {
-                ErrorData::invalid_request("no call in flight that this request belongs to", None)
-            })?;
+        let relay = relay::find(
+            &self.relays,
+            context.extensions.get::<InboundStreamOrigin>(),
+        )
+        .and_then(|caller| caller.relay)
+        .ok_or_else(|| {
+            ErrorData::invalid_request("no call in flight that this request belongs to", None)
+        })?;
         relay(request).await
     }
 }
@@ -77,7 +78,7 @@ impl ClientHandler for UpstreamClient {
         params: ProgressNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        self.progress.forward(params);
+        progress::forward(&self.progress, params);
     }
 
     async fn on_resource_updated(
@@ -131,9 +132,10 @@ impl ClientHandler for UpstreamClient {
         if !self.forward_logs {
             return;
         }
-        let caller = self
-            .relays
-            .find(context.extensions.get::<InboundStreamOrigin>());
+        let caller = relay::find(
+            &self.relays,
+            context.extensions.get::<InboundStreamOrigin>(),
+        );
         if let Some(log) = caller.and_then(|caller| caller.log) {
             log(params);
         }

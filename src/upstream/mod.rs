@@ -9,6 +9,7 @@
 mod call;
 mod client;
 mod connect;
+mod in_flight;
 mod offered;
 mod progress;
 mod relay;

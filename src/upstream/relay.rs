@@ -13,13 +13,14 @@
 // remains part of the revisions we serve.
 #![allow(deprecated)]
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use rmcp::ErrorData;
 use rmcp::model::{ClientResult, LoggingMessageNotificationParam, RequestId, ServerRequest};
 use rmcp::service::InboundStreamOrigin;
+
+use super::in_flight::InFlight;
 
 /// Forwards one upstream request to the calling client.
 pub type Relay =
@@ -37,46 +38,14 @@ pub struct Caller {
 
 /// The calls in flight on one server that can take relayed requests, by the
 /// id of our request to the server.
-#[derive(Default)]
-pub struct Relays {
-    by_request: Mutex<HashMap<RequestId, Caller>>,
-}
+pub type Relays = InFlight<RequestId, Caller>;
 
-impl Relays {
-    /// Relay requests tied to `request` until the guard is dropped.
-    pub fn register(&self, request: RequestId, caller: Caller) -> Registration<'_> {
-        self.lock().insert(request.clone(), caller);
-        Registration {
-            relays: self,
-            request,
-        }
-    }
-
-    /// The call an upstream request belongs to, judged by the stream it came on.
-    pub fn find(&self, origin: Option<&InboundStreamOrigin>) -> Option<Caller> {
-        let relays = self.lock();
-        match origin {
-            Some(InboundStreamOrigin::OutboundRequest(id)) => relays.get(id).cloned(),
-            Some(InboundStreamOrigin::Unassociated) => None,
-            None if relays.len() == 1 => relays.values().next().cloned(),
-            None => None,
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<RequestId, Caller>> {
-        self.by_request
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-pub struct Registration<'a> {
-    relays: &'a Relays,
-    request: RequestId,
-}
-
-impl Drop for Registration<'_> {
-    fn drop(&mut self) {
-        self.relays.lock().remove(&self.request);
-    }
+/// The call an upstream request belongs to, judged by the stream it came on.
+pub fn find(relays: &Relays, origin: Option<&InboundStreamOrigin>) -> Option<Caller> {
+    relays.with(|callers| match origin {
+        Some(InboundStreamOrigin::OutboundRequest(id)) => callers.get(id).cloned(),
+        Some(InboundStreamOrigin::Unassociated) => None,
+        None if callers.len() == 1 => callers.values().next().cloned(),
+        None => None,
+    })
 }
