@@ -20,10 +20,10 @@ pub struct Offered {
 /// List everything the server's capabilities say it has.
 pub async fn list(peer: &Peer<RoleClient>) -> Result<Offered, ServiceError> {
     let capabilities = peer.peer_info().map(|info| info.capabilities.clone());
-    let has =
-        |pick: fn(&rmcp::model::ServerCapabilities) -> bool| capabilities.as_ref().is_none_or(pick);
     let mut offered = Offered::default();
-    if has(|c| c.tools.is_some()) {
+    // Tools are the one thing a server without declared capabilities is
+    // still asked for.
+    if capabilities.as_ref().is_none_or(|c| c.tools.is_some()) {
         offered.tools = peer
             .list_all_tools()
             .await?
