@@ -62,6 +62,14 @@ async fn method_not_allowed(headers: HeaderMap) -> Response {
     ApiError::MethodNotAllowed.into_response_with(&request_context(&headers, FrontDoor::Rest).trace)
 }
 
+/// The bearer token of a request's `Authorization` header, if any.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(crate::identity::bearer_token)
+}
+
 /// A new request context, continuing the caller's `traceparent` if valid.
 fn request_context(headers: &HeaderMap, front_door: FrontDoor) -> CallContext {
     let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());

@@ -20,7 +20,6 @@ use serde_json::{Value, json};
 use super::error::ApiError;
 use crate::audit::{Action, FrontDoor};
 use crate::discovery;
-use crate::identity::bearer_token;
 use crate::pipeline::{Assertions, CallContext, Pipeline, PipelineError, ToolCall};
 
 /// The JSON body of both routes. `action` and `payload` belong to `/invoke`;
@@ -63,7 +62,7 @@ pub async fn tools(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let ctx = super::request_context(&headers, FrontDoor::Rest);
-    let token = token(&headers);
+    let token = super::bearer(&headers);
     let parsed = query
         .map_err(|e| PipelineError::InvalidRequest(e.body_text()))
         .and_then(|Query(query)| {
@@ -109,7 +108,7 @@ pub async fn invoke(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let ctx = super::request_context(&headers, FrontDoor::Rest);
-    let token = token(&headers);
+    let token = super::bearer(&headers);
     let parsed = read_json::<RestBody>(&pipeline, &headers, body, true).and_then(|body| {
         let mut body = body.unwrap_or_default();
         let action = body.action.take().ok_or_else(|| {
@@ -146,13 +145,6 @@ fn definition(tool: &Tool) -> Value {
         "description": tool.description,
         "input_schema": tool.input_schema,
     })
-}
-
-fn token(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer_token)
 }
 
 /// Parse a JSON body. `None` when the body is empty and not `required`.

@@ -175,9 +175,7 @@ fn relay_to(context: &RequestContext<RoleServer>) -> Relay {
 fn bearer(extensions: &rmcp::model::Extensions) -> Option<&str> {
     extensions
         .get::<Parts>()
-        .and_then(|parts| parts.headers.get(axum::http::header::AUTHORIZATION))
-        .and_then(|value| value.to_str().ok())
-        .and_then(crate::identity::bearer_token)
+        .and_then(|parts| super::super::bearer(&parts.headers))
 }
 
 /// One page of `items` from `cursor` (an offset we handed out).

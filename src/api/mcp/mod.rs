@@ -26,7 +26,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::ApiError;
 use crate::audit::{Action, FrontDoor};
-use crate::identity;
 use crate::pipeline::{CallContext, Pipeline, PipelineError};
 
 pub use handler::McpFrontDoor;
@@ -123,12 +122,7 @@ async fn forget_ended_sessions(
 async fn guard(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
     let pipeline = &guard.pipeline;
     let ctx = super::request_context(request.headers(), FrontDoor::Mcp);
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(identity::bearer_token)
-        .map(str::to_owned);
+    let token = super::bearer(request.headers()).map(str::to_owned);
     let token = token.as_deref();
     let caller = match pipeline.admit_connection(&ctx, token) {
         Ok(caller) => caller,
