@@ -2,7 +2,8 @@
 //!
 //! Every request takes one path, [`pipeline`]: authenticate ([`identity`]) ->
 //! the caller's view of the catalog ([`discovery`]) -> authorize ([`policy`])
-//! -> call the upstream ([`upstream`]) -> record ([`audit`]). Front doors in
+//! -> mint the upstream's credential ([`credentials`]) -> call the upstream
+//! ([`upstream`]) -> record ([`audit`]). Front doors in
 //! [`api`] are thin adapters over it. [`config`] reads the catalog file and
 //! [`catalog`] is its compiled, immutable form.
 
@@ -11,6 +12,7 @@ pub mod audit;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod discovery;
 pub mod example_servers;
 pub mod identity;

@@ -32,7 +32,9 @@ impl ApiError {
                     StatusCode::FORBIDDEN
                 }
                 PipelineError::Upstream(UpstreamError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
-                PipelineError::Upstream(_) => StatusCode::BAD_GATEWAY,
+                PipelineError::Upstream(_) | PipelineError::CredentialUnavailable => {
+                    StatusCode::BAD_GATEWAY
+                }
             },
         }
     }

@@ -5,6 +5,7 @@ mod error;
 mod health;
 mod mcp;
 mod rest;
+mod well_known;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub fn router(pipeline: Arc<Pipeline>, sessions: CancellationToken) -> Router {
         .route("/invoke", post(rest::invoke))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/.well-known/jwks.json", get(well_known::jwks))
         .with_state(pipeline.clone())
         .merge(mcp::router(pipeline, sessions))
         .fallback(not_found)

@@ -70,6 +70,8 @@ pub enum Outcome {
     /// The tool ran and reported an error (`isError: true`).
     ToolError,
     UpstreamError,
+    /// No credential for the upstream could be had (token exchange failed).
+    CredentialUnavailable,
     Timeout,
     Unauthenticated,
     Impersonation,
@@ -85,6 +87,7 @@ impl Outcome {
             Self::Ok => "ok",
             Self::ToolError => "tool_error",
             Self::UpstreamError => "upstream_error",
+            Self::CredentialUnavailable => "credential_unavailable",
             Self::Timeout => "timeout",
             Self::Unauthenticated => "unauthenticated",
             Self::Impersonation => "impersonation",

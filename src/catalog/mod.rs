@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{CatalogFile, HttpSettings};
+use crate::config::{CatalogFile, CredentialConfig, CredentialSettings, HttpSettings};
 
 /// Index of a server in [`Catalog::servers`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,6 +22,7 @@ pub struct ServerSpec {
     pub transport: TransportSpec,
     pub timeout: Duration,
     pub forward_logs: bool,
+    pub credential: CredentialConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -112,6 +113,8 @@ pub struct Catalog {
     pub environment: Arc<str>,
     /// The `http` section, as configured.
     pub http: HttpSettings,
+    /// The `credentials` section, as configured.
+    pub credentials: CredentialSettings,
     servers: Vec<ServerSpec>,
     tools: HashMap<Arc<str>, Route>,
     prompts: HashMap<Arc<str>, Route>,
@@ -150,6 +153,7 @@ impl Catalog {
                     transport,
                     timeout: config.timeout,
                     forward_logs: config.forward_logs,
+                    credential: config.credential.clone(),
                 }
             })
             .collect();
@@ -215,6 +219,7 @@ impl Catalog {
         Self {
             environment: file.environment.as_str().into(),
             http: file.http.clone(),
+            credentials: file.credentials.clone(),
             servers,
             tools,
             prompts,

@@ -3,6 +3,7 @@
 mod check;
 mod connect;
 mod example_server;
+mod keys;
 mod local_proxy;
 mod logging;
 mod serve;
@@ -31,6 +32,7 @@ pub enum Command {
     Check(check::CheckArgs),
     Connect(connect::ConnectArgs),
     Token(token::TokenArgs),
+    Keys(keys::KeysArgs),
     ExampleServer(example_server::ExampleServerArgs),
 }
 
@@ -49,6 +51,7 @@ pub fn run(cli: Cli) -> ExitCode {
             token::run(&args);
             ExitCode::SUCCESS
         }
+        Command::Keys(args) => keys::run(&args),
         Command::Serve(args) => runtime_then(|| serve::run(args)),
         Command::Connect(args) => runtime_then(|| connect::run(args)),
         Command::ExampleServer(args) => runtime_then(|| example_server::run(args)),

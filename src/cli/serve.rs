@@ -8,9 +8,13 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::catalog::Catalog;
+use crate::credentials::Credentials;
 use crate::pipeline::Pipeline;
 use crate::upstream::UpstreamPool;
 use crate::{api, config};
+
+/// How often the signing key file is checked for a rotation.
+const KEY_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Start the control plane on a catalog.
 ///
@@ -25,18 +29,29 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8080", env = "MCP_CP_LISTEN")]
     pub listen: SocketAddr,
+    /// The signing key file for minted credentials, instead of the catalog's
+    /// `credentials.key_file` (generated if missing).
+    #[arg(long, env = "MCP_CP_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let file = config::load_file(&args.config).map_err(|errors| anyhow::anyhow!("{errors}"))?;
     let base_dir = args.config.parent().map(PathBuf::from).unwrap_or_default();
-    let catalog = Arc::new(Catalog::compile(&file, &base_dir));
+    let mut catalog = Catalog::compile(&file, &base_dir);
+    if let Some(key_file) = args.key_file {
+        // Relative to the working directory, like every command-line path.
+        catalog.credentials.key_file = std::path::absolute(key_file)?;
+    }
+    let catalog = Arc::new(catalog);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let upstreams = UpstreamPool::start(&catalog);
-    let pipeline = Arc::new(Pipeline::new(catalog.clone(), upstreams));
+    let credentials = Arc::new(Credentials::open(&catalog, &base_dir, jwks_url(addr))?);
+    let _key_watch = credentials.minter().watch(KEY_RELOAD_INTERVAL);
+    let upstreams = UpstreamPool::start(&catalog, &credentials);
+    let pipeline = Arc::new(Pipeline::new(catalog.clone(), upstreams, credentials));
     tracing::info!(
         %addr,
         environment = %catalog.environment,
@@ -48,6 +63,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     pipeline.upstreams().shutdown();
     tracing::info!("control plane stopped");
     Ok(())
+}
+
+/// The JWKS URL as seen from this host (stdio servers run here).
+fn jwks_url(addr: SocketAddr) -> String {
+    let mut local = addr;
+    if local.ip().is_unspecified() {
+        local.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{local}/.well-known/jwks.json")
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -11,7 +11,7 @@ mod role;
 mod unique_map;
 mod validate;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -19,6 +19,8 @@ use serde::Deserialize;
 pub use load::{ConfigError, ConfigErrors, load_file, parse_str};
 pub use role::RoleConfig;
 pub use unique_map::UniqueMap;
+
+pub use crate::credentials::KeyAlgorithm;
 
 /// Default per-call timeout of an upstream server.
 pub const DEFAULT_SERVER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -54,6 +56,9 @@ pub struct CatalogFile {
     /// Settings of the HTTP front doors.
     #[serde(default)]
     pub http: HttpSettings,
+    /// How the per-call credentials upstream servers get are signed.
+    #[serde(default)]
+    pub credentials: CredentialSettings,
 }
 
 /// One upstream MCP server. Exactly one of `stdio` and `http` is set.
@@ -71,6 +76,10 @@ pub struct ServerConfig {
     /// calling client. Off by default: server logs may say more than its tools.
     #[serde(default)]
     pub forward_logs: bool,
+    /// What this server gets with each call instead of the agent's
+    /// credential (default: a JWT minted by the control plane).
+    #[serde(default)]
+    pub credential: CredentialConfig,
 }
 
 fn default_timeout() -> Duration {
@@ -202,4 +211,108 @@ impl Default for HttpSettings {
             mcp_sessions: true,
         }
     }
+}
+
+/// How the control plane signs the per-call credentials it mints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialSettings {
+    /// The `iss` of minted tokens; servers check it.
+    #[serde(default = "default_issuer")]
+    pub issuer: String,
+    /// The signing key: a PKCS#8 PEM or a private JWK. Generated (owner-only)
+    /// when the file does not exist. Relative to the catalog's directory.
+    #[serde(default = "default_key_file")]
+    pub key_file: PathBuf,
+    /// `EdDSA` (Ed25519) or `ES256`, for a generated key.
+    #[serde(default = "default_key_algorithm")]
+    pub algorithm: KeyAlgorithm,
+    /// How long a minted token is valid (at most `5m`).
+    #[serde(default = "default_credential_ttl", with = "humantime_serde")]
+    pub ttl: Duration,
+}
+
+fn default_issuer() -> String {
+    "mcp-control-plane".into()
+}
+
+fn default_key_file() -> PathBuf {
+    PathBuf::from(".mcp-control-plane/signing-key.pem")
+}
+
+fn default_key_algorithm() -> KeyAlgorithm {
+    KeyAlgorithm::EdDSA
+}
+
+fn default_credential_ttl() -> Duration {
+    Duration::from_secs(60)
+}
+
+impl Default for CredentialSettings {
+    fn default() -> Self {
+        Self {
+            issuer: default_issuer(),
+            key_file: default_key_file(),
+            algorithm: default_key_algorithm(),
+            ttl: default_credential_ttl(),
+        }
+    }
+}
+
+/// A server's credential provider.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(tag = "provider", rename_all = "kebab-case")]
+pub enum CredentialConfig {
+    /// A JWT minted by the control plane for each call.
+    #[default]
+    Jwt,
+    /// A fixed secret, sent as the bearer credential.
+    Static(SecretSource),
+    /// An RFC 8693 token exchange of the minted JWT.
+    OauthTokenExchange(TokenExchangeConfig),
+    /// No credential.
+    None,
+}
+
+/// Where a secret comes from. Exactly one of `env` and `file` is set; the
+/// secret itself never appears in the catalog.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSource {
+    /// An environment variable of the control plane.
+    pub env: Option<String>,
+    /// A file (relative to the catalog's directory); surrounding whitespace
+    /// is trimmed.
+    pub file: Option<PathBuf>,
+}
+
+impl SecretSource {
+    /// Read the secret. The error names where it looked, never the value.
+    pub fn read(&self, base_dir: &Path) -> Result<String, String> {
+        let secret = match (&self.env, &self.file) {
+            (Some(name), None) => std::env::var(name)
+                .map_err(|_| format!("environment variable {name} is not set"))?,
+            (None, Some(file)) => std::fs::read_to_string(base_dir.join(file))
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?
+                .trim()
+                .to_string(),
+            _ => return Err("set exactly one of `env` and `file`".into()),
+        };
+        if secret.is_empty() {
+            return Err("the secret is empty".into());
+        }
+        Ok(secret)
+    }
+}
+
+/// An RFC 8693 token endpoint and this control plane's client there.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenExchangeConfig {
+    pub token_endpoint: String,
+    pub client_id: String,
+    /// The client secret (HTTP Basic authentication at the endpoint).
+    pub client_secret: SecretSource,
+    /// The `audience` asked for; defaults to the server's logical name.
+    pub audience: Option<String>,
 }

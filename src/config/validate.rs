@@ -3,10 +3,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue};
 
-use super::{CatalogFile, ConfigError, ServerConfig};
+use super::{CatalogFile, ConfigError, CredentialConfig, SecretSource, ServerConfig};
+use crate::credentials::mint::MAX_TTL;
 
 /// Whether `name` is a valid public tool, server, role or agent name:
 /// `^[A-Za-z0-9_.-]{1,128}$`.
@@ -148,7 +150,47 @@ pub fn validate(catalog: &CatalogFile, file: &Path) -> Vec<ConfigError> {
     if catalog.http.max_body_bytes == 0 {
         c.error("http.max_body_bytes", "must be greater than 0");
     }
+    let ttl = catalog.credentials.ttl;
+    if ttl < Duration::from_secs(1) || ttl > MAX_TTL {
+        c.error(
+            "credentials.ttl",
+            "must be between 1s and 5m: minted credentials are short-lived",
+        );
+    }
+    if catalog.credentials.issuer.trim().is_empty() {
+        c.error("credentials.issuer", "must not be empty");
+    }
     c.errors
+}
+
+fn check_credential(c: &mut Collector<'_>, path: &str, credential: &CredentialConfig) {
+    let check_source = |c: &mut Collector<'_>, path: String, source: &SecretSource| {
+        if source.env.is_some() == source.file.is_some() {
+            c.error(path, "set exactly one of `env` and `file`");
+        }
+    };
+    match credential {
+        CredentialConfig::Static(source) => check_source(c, format!("{path}.credential"), source),
+        CredentialConfig::OauthTokenExchange(exchange) => {
+            if !is_http_url(&exchange.token_endpoint) {
+                c.error(
+                    format!("{path}.credential.token_endpoint"),
+                    "must be an http:// or https:// URL with a host",
+                );
+            }
+            check_source(
+                c,
+                format!("{path}.credential.client_secret"),
+                &exchange.client_secret,
+            );
+        }
+        CredentialConfig::Jwt | CredentialConfig::None => {}
+    }
+}
+
+fn is_http_url(text: &str) -> bool {
+    url::Url::parse(text)
+        .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
 }
 
 fn check_server(c: &mut Collector<'_>, name: &str, server: &ServerConfig) {
@@ -171,6 +213,12 @@ fn check_server(c: &mut Collector<'_>, name: &str, server: &ServerConfig) {
                 Err(e) => c.error(format!("{path}.http.url"), format!("not a valid URL: {e}")),
             }
             for (header, value) in http.headers.iter() {
+                if header.eq_ignore_ascii_case("authorization") {
+                    c.error(
+                        format!("{path}.http.headers.{header}"),
+                        "the Authorization header carries the server's credential; set `credential` instead",
+                    );
+                }
                 if HeaderName::try_from(header.as_str()).is_err() {
                     c.error(
                         format!("{path}.http.headers.{header}"),
@@ -189,6 +237,7 @@ fn check_server(c: &mut Collector<'_>, name: &str, server: &ServerConfig) {
     if server.timeout.is_zero() {
         c.error(format!("{path}.timeout"), "must be greater than zero");
     }
+    check_credential(c, &path, &server.credential);
 }
 
 #[cfg(test)]

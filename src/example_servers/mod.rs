@@ -7,17 +7,20 @@
 
 mod data;
 mod research;
+mod verify;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolResult, CompleteRequestParams, CompleteResult, ContentBlock, GetPromptRequestParams,
-    GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
+    ContentBlock, GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -26,6 +29,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, tool, tool_handler,
 use tokio::net::TcpListener;
 
 pub use data::{ExecuteTradeArgs, ReadPositionsArgs, RunReportArgs};
+pub use verify::{CREDENTIAL_REFUSED, CredentialCheck, ISSUER_ENV, JWKS_URL_ENV};
 
 /// Which of the example's servers to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -36,7 +40,7 @@ pub enum ExampleServer {
 }
 
 impl ExampleServer {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Self::Marketdata => "marketdata",
             Self::Execution => "execution",
@@ -60,6 +64,8 @@ pub struct TradingDesk {
     server: ExampleServer,
     /// Simulated backend latency added to every call.
     latency: Duration,
+    /// Checks each call's credential; `None` accepts calls without one.
+    check: Option<Arc<CredentialCheck>>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -75,8 +81,15 @@ impl TradingDesk {
         Self {
             server,
             latency,
+            check: None,
             tool_router,
         }
+    }
+
+    /// Refuse calls whose credential `check` does not accept.
+    pub fn with_check(mut self, check: Option<Arc<CredentialCheck>>) -> Self {
+        self.check = check;
+        self
     }
 
     #[tool(
@@ -119,6 +132,18 @@ impl TradingDesk {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for TradingDesk {
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if let Some(check) = &self.check {
+            check.check(&context, &request.name).await?;
+        }
+        let call = ToolCallContext::new(self, request, context);
+        self.tool_router.call(call).await
+    }
+
     fn get_info(&self) -> ServerConfig {
         let capabilities = if self.server == ExampleServer::Research {
             ServerCapabilities::builder()
@@ -209,8 +234,13 @@ impl TradingDesk {
 }
 
 /// Serve MCP over this process's stdin/stdout until the client hangs up.
-pub async fn serve_stdio(server: ExampleServer, latency: Duration) -> anyhow::Result<()> {
+pub async fn serve_stdio(
+    server: ExampleServer,
+    latency: Duration,
+    check: Option<Arc<CredentialCheck>>,
+) -> anyhow::Result<()> {
     let service = TradingDesk::new(server, latency)
+        .with_check(check)
         .serve(rmcp::transport::stdio())
         .await?;
     service.waiting().await?;
@@ -221,11 +251,12 @@ pub async fn serve_stdio(server: ExampleServer, latency: Duration) -> anyhow::Re
 pub async fn serve_http(
     server: ExampleServer,
     latency: Duration,
+    check: Option<Arc<CredentialCheck>>,
     listener: TcpListener,
 ) -> anyhow::Result<()> {
     let service: StreamableHttpService<TradingDesk, LocalSessionManager> =
         StreamableHttpService::new(
-            move || Ok(TradingDesk::new(server, latency)),
+            move || Ok(TradingDesk::new(server, latency).with_check(check.clone())),
             Default::default(),
             StreamableHttpServerConfig::default(),
         );

@@ -6,6 +6,8 @@
 //! the position of a match leaks through timing. The caller's role comes from
 //! this verified identity and nothing else.
 
+pub mod jwks;
+
 use std::sync::Arc;
 use std::time::SystemTime;
 

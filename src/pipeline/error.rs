@@ -24,6 +24,9 @@ pub enum PipelineError {
     Impersonation(&'static str),
     #[error("the tool does not exist or is not permitted for this caller")]
     Forbidden(#[from] NotPermitted),
+    /// The server's credential provider could not produce a credential.
+    #[error("no credential for the upstream server could be obtained")]
+    CredentialUnavailable,
     #[error("{0}")]
     Upstream(#[from] UpstreamError),
 }
@@ -38,6 +41,7 @@ impl PipelineError {
             Self::Unauthenticated(_) => "unauthenticated",
             Self::Impersonation(_) => "impersonation",
             Self::Forbidden(_) => "forbidden",
+            Self::CredentialUnavailable => "credential_unavailable",
             Self::Upstream(UpstreamError::Timeout) => "upstream_timeout",
             Self::Upstream(UpstreamError::Rejected { .. }) => "upstream_rejected",
             Self::Upstream(_) => "upstream_unavailable",
@@ -53,6 +57,7 @@ impl PipelineError {
             Self::Unauthenticated(_) => Outcome::Unauthenticated,
             Self::Impersonation(_) => Outcome::Impersonation,
             Self::Forbidden(_) => Outcome::DeniedRole,
+            Self::CredentialUnavailable => Outcome::CredentialUnavailable,
             Self::Upstream(UpstreamError::Timeout) => Outcome::Timeout,
             Self::Upstream(_) => Outcome::UpstreamError,
         }

@@ -1,8 +1,8 @@
 //! The one path every request takes, whichever front door it came through:
 //!
 //! ```text
-//! authenticate -> catalog view -> authorize -> call upstream -> record
-//!  identity/       discovery/      policy/      upstream/        audit/
+//! authenticate -> catalog view -> authorize -> mint credential -> call upstream -> record
+//!  identity/       discovery/      policy/      credentials/      upstream/        audit/
 //! ```
 //!
 //! Front doors (REST today, MCP next) translate their wire format into one
@@ -22,11 +22,12 @@ use rmcp::model::{
 
 use crate::audit::{Action, AuditGuard, FrontDoor, Outcome};
 use crate::catalog::Catalog;
+use crate::credentials::Credentials;
 use crate::identity::{self, Caller};
 use crate::policy;
 use crate::policy::{Authorized, Target};
 use crate::telemetry::TraceContext;
-use crate::upstream::{CallSinks, Subscriber, UpstreamError, UpstreamPool};
+use crate::upstream::{CallSinks, Outbound, Subscriber, UpstreamError, UpstreamPool};
 
 pub use error::PipelineError;
 
@@ -108,11 +109,24 @@ impl Classify for ServerResult {}
 pub struct Pipeline {
     catalog: Arc<Catalog>,
     upstreams: UpstreamPool,
+    credentials: Arc<Credentials>,
 }
 
 impl Pipeline {
-    pub fn new(catalog: Arc<Catalog>, upstreams: UpstreamPool) -> Self {
-        Self { catalog, upstreams }
+    pub fn new(
+        catalog: Arc<Catalog>,
+        upstreams: UpstreamPool,
+        credentials: Arc<Credentials>,
+    ) -> Self {
+        Self {
+            catalog,
+            upstreams,
+            credentials,
+        }
+    }
+
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -164,9 +178,9 @@ impl Pipeline {
             assertions,
             Action::Call,
             Target::Tool(tool),
-            |to| async move {
+            |to, outbound| async move {
                 upstreams
-                    .call_tool(to.server, &to.upstream_name, arguments, sinks)
+                    .call_tool(to.server, &to.upstream_name, arguments, sinks, outbound)
                     .await
             },
         )
@@ -235,16 +249,16 @@ impl Pipeline {
             Assertions::default(),
             action,
             target,
-            |to| async move {
+            |to, outbound| async move {
                 match change {
                     SubscriptionChange::Subscribe(subscriber) => {
                         upstreams
-                            .subscribe(to.server, &to.upstream_name, subscriber)
+                            .subscribe(to.server, &to.upstream_name, subscriber, outbound)
                             .await
                     }
                     SubscriptionChange::Unsubscribe { session } => {
                         upstreams
-                            .unsubscribe(to.server, &to.upstream_name, session)
+                            .unsubscribe(to.server, &to.upstream_name, session, outbound)
                             .await
                     }
                 }
@@ -264,10 +278,17 @@ impl Pipeline {
         build: impl FnOnce(&str) -> ClientRequest,
     ) -> Result<ServerResult, PipelineError> {
         let upstreams = &self.upstreams;
-        self.reach(ctx, token, Assertions::default(), action, target, |to| {
-            let request = build(&to.upstream_name);
-            upstreams.request(to.server, request)
-        })
+        self.reach(
+            ctx,
+            token,
+            Assertions::default(),
+            action,
+            target,
+            |to, outbound| {
+                let request = build(&to.upstream_name);
+                upstreams.request(to.server, request, outbound)
+            },
+        )
         .await
     }
 
@@ -317,7 +338,7 @@ impl Pipeline {
         assertions: Assertions<'_>,
         action: Action,
         target: Target<'_>,
-        op: impl FnOnce(Authorized) -> Fut,
+        op: impl FnOnce(Authorized, Outbound) -> Fut,
     ) -> Result<T, PipelineError>
     where
         T: Classify,
@@ -338,7 +359,8 @@ impl Pipeline {
             record.server = server.map(|id| self.catalog.server(id).name.clone());
             let authorized = authorized?;
             record.upstream_tool = Some(authorized.upstream_name.clone());
-            Ok(op(authorized).await?)
+            let outbound = self.outbound(ctx, &caller, target, &authorized).await?;
+            Ok(op(authorized, outbound).await?)
         }
         .await;
         audit.finish(match &result {
@@ -346,6 +368,36 @@ impl Pipeline {
             Err(e) => e.outcome(),
         });
         result
+    }
+
+    /// Mint the credential for one upstream request, scoped to its server
+    /// and to its one tool, prompt or resource, and add the trace context.
+    async fn outbound(
+        &self,
+        ctx: &CallContext,
+        caller: &Caller,
+        target: Target<'_>,
+        to: &Authorized,
+    ) -> Result<Outbound, PipelineError> {
+        let scope = match target {
+            Target::Tool(_) => to.upstream_name.to_string(),
+            Target::Prompt(_) => format!("prompt:{}", to.upstream_name),
+            Target::Resource(_) => format!("resource:{}", to.upstream_name),
+        };
+        let trace_id = ctx.trace.trace_id_hex();
+        let credential = self
+            .credentials
+            .issue(caller, to.server, &scope, &trace_id)
+            .await
+            .map_err(|error| {
+                let server = &self.catalog.server(to.server).name;
+                tracing::warn!(%server, %error, "no credential for the upstream call");
+                PipelineError::CredentialUnavailable
+            })?;
+        Ok(Outbound {
+            credential,
+            traceparent: Some(ctx.trace.traceparent()),
+        })
     }
 
     /// Authenticate, then hold the request's assertions against the verified

@@ -9,20 +9,22 @@ use rmcp::model::{
 use rmcp::service::{Peer, PeerRequestOptions, RoleClient, ServiceError};
 
 use super::relay::Caller;
-use super::{CallSinks, Connection, Upstream, UpstreamError};
+use super::{CallSinks, Connection, Outbound, Upstream, UpstreamError};
 
 pub(super) async fn call_tool(
     upstream: &Upstream,
     tool: &str,
     arguments: JsonObject,
     sinks: CallSinks,
+    outbound: Outbound,
 ) -> Result<CallToolResult, UpstreamError> {
     let connection = upstream.state.load_full();
     if connection.peer.is_some() && !connection.offered.tools.contains_key(tool) {
         return Err(UpstreamError::ToolUnavailable);
     }
     let params = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments);
-    let request = ClientRequest::CallToolRequest(Request::new(params));
+    let mut request = ClientRequest::CallToolRequest(Request::new(params));
+    outbound.stamp(&mut request);
     match send(upstream, &connection, request, sinks).await? {
         ServerResult::CallToolResult(result) => Ok(result),
         other => {

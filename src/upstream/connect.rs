@@ -13,6 +13,7 @@ use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::client::UpstreamClient;
+use super::http_client::CredentialedClient;
 use super::offered::{self, Offered};
 use crate::catalog::{ServerSpec, TransportSpec};
 
@@ -58,9 +59,10 @@ impl ConnectError {
 pub async fn establish(
     spec: &ServerSpec,
     client: UpstreamClient,
+    http: CredentialedClient,
 ) -> Result<(Session, Offered), ConnectError> {
     let attempt = async {
-        let session = open_session(spec, client).await?;
+        let session = open_session(spec, client, http).await?;
         let offered = offered::list(session.peer())
             .await
             .map_err(|e| ConnectError::List(e.to_string()))?;
@@ -80,7 +82,11 @@ async fn forward_stderr(server: Arc<str>, stderr: tokio::process::ChildStderr) {
     }
 }
 
-async fn open_session(spec: &ServerSpec, client: UpstreamClient) -> Result<Session, ConnectError> {
+async fn open_session(
+    spec: &ServerSpec,
+    client: UpstreamClient,
+    http: CredentialedClient,
+) -> Result<Session, ConnectError> {
     let handshake =
         |e: rmcp::service::ClientInitializeError| ConnectError::Handshake(e.to_string());
     match &spec.transport {
@@ -102,6 +108,7 @@ async fn open_session(spec: &ServerSpec, client: UpstreamClient) -> Result<Sessi
                     cmd.env(key, value);
                 }
             }
+            cmd.envs(http.credentials().child_env());
             cmd.envs(env.iter().map(|(k, v)| (k, v)));
             let (transport, stderr) = TokioChildProcess::builder(cmd)
                 .stderr(Stdio::piped())
@@ -123,7 +130,7 @@ async fn open_session(spec: &ServerSpec, client: UpstreamClient) -> Result<Sessi
             }
             let config =
                 StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(custom);
-            let transport = StreamableHttpClientTransport::from_config(config);
+            let transport = StreamableHttpClientTransport::with_client(http, config);
             client.serve(transport).await.map_err(handshake)
         }
     }

@@ -9,6 +9,7 @@
 mod call;
 mod client;
 mod connect;
+mod http_client;
 mod in_flight;
 mod offered;
 mod progress;
@@ -21,8 +22,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 use rmcp::model::{
-    CallToolResult, ClientRequest, JsonObject, Request, ServerResult, SubscribeRequestParams,
-    UnsubscribeRequestParams,
+    CallToolResult, ClientRequest, GetMeta, JsonObject, Request, ServerResult,
+    SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::service::{Peer, RoleClient};
 use serde::Serialize;
@@ -30,7 +31,9 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{Catalog, Route, ServerId, ServerSpec};
+use crate::credentials::{Credential, Credentials};
 use client::UpstreamClient;
+use http_client::CredentialedClient;
 
 pub use connect::SELF_COMMAND;
 pub use offered::Offered;
@@ -103,6 +106,8 @@ struct Upstream {
     state: ArcSwap<Connection>,
     first_attempt_done: AtomicBool,
     client: UpstreamClient,
+    /// The HTTP client of a Streamable HTTP server, which adds credentials.
+    http: CredentialedClient,
     changes: broadcast::Sender<ServerId>,
 }
 
@@ -130,6 +135,30 @@ pub struct CallSinks {
     pub log: Option<LogSink>,
 }
 
+/// What travels to the upstream with a request besides the request: the
+/// call's credential and its trace context, both in the request's `_meta`.
+#[derive(Debug, Default)]
+pub struct Outbound {
+    pub credential: Option<Credential>,
+    pub traceparent: Option<String>,
+}
+
+impl Outbound {
+    /// Put the credential and trace context into `request`'s `_meta`.
+    fn stamp(self, request: &mut ClientRequest) {
+        let meta = request.get_meta_mut();
+        if let Some(credential) = self.credential {
+            meta.insert(
+                crate::credentials::META_KEY.into(),
+                credential.expose().into(),
+            );
+        }
+        if let Some(traceparent) = self.traceparent {
+            meta.set_traceparent(&traceparent);
+        }
+    }
+}
+
 /// What readiness reports about one server: its logical name and state,
 /// never its address.
 #[derive(Debug, Clone, Serialize)]
@@ -153,7 +182,7 @@ pub struct UpstreamPool {
 impl UpstreamPool {
     /// Start a supervisor for every server of `catalog`. Returns at once;
     /// connections come up in the background.
-    pub fn start(catalog: &Catalog) -> Self {
+    pub fn start(catalog: &Catalog, credentials: &Arc<Credentials>) -> Self {
         let shutdown = CancellationToken::new();
         let (changes, _) = broadcast::channel(64);
         let upstreams: Vec<_> = catalog
@@ -174,6 +203,7 @@ impl UpstreamPool {
                         forward_logs: spec.forward_logs,
                         ..UpstreamClient::default()
                     },
+                    http: CredentialedClient::new(credentials.clone(), ServerId(i)),
                     changes: changes.clone(),
                 })
             })
@@ -196,17 +226,20 @@ impl UpstreamPool {
         tool: &str,
         arguments: JsonObject,
         sinks: CallSinks,
+        outbound: Outbound,
     ) -> Result<CallToolResult, UpstreamError> {
-        call::call_tool(&self.upstreams[server.0], tool, arguments, sinks).await
+        call::call_tool(&self.upstreams[server.0], tool, arguments, sinks, outbound).await
     }
 
     /// Send any other request to `server`, bounded by its timeout.
     pub async fn request(
         &self,
         server: ServerId,
-        request: ClientRequest,
+        mut request: ClientRequest,
+        outbound: Outbound,
     ) -> Result<ServerResult, UpstreamError> {
         let upstream = &self.upstreams[server.0];
+        outbound.stamp(&mut request);
         call::send(
             upstream,
             &upstream.state.load_full(),
@@ -223,6 +256,7 @@ impl UpstreamPool {
         server: ServerId,
         uri: &str,
         subscriber: Subscriber,
+        outbound: Outbound,
     ) -> Result<ServerResult, UpstreamError> {
         let subscriptions = &self.upstreams[server.0].client.subscriptions;
         let session = subscriber.session;
@@ -234,6 +268,7 @@ impl UpstreamPool {
             .request(
                 server,
                 ClientRequest::SubscribeRequest(Request::new(params)),
+                outbound,
             )
             .await;
         if result.is_err() {
@@ -248,6 +283,7 @@ impl UpstreamPool {
         server: ServerId,
         uri: &str,
         session: u64,
+        outbound: Outbound,
     ) -> Result<ServerResult, UpstreamError> {
         if !self.upstreams[server.0]
             .client
@@ -260,6 +296,7 @@ impl UpstreamPool {
         self.request(
             server,
             ClientRequest::UnsubscribeRequest(Request::new(params)),
+            outbound,
         )
         .await
     }

@@ -24,7 +24,7 @@ pub async fn supervise(upstream: Arc<Upstream>, shutdown: CancellationToken) {
     let mut backoff = INITIAL_BACKOFF;
     loop {
         let attempt = tokio::select! {
-            attempt = establish(&upstream.spec, upstream.client.clone()) => attempt,
+            attempt = establish(&upstream.spec, upstream.client.clone(), upstream.http.clone()) => attempt,
             _ = shutdown.cancelled() => return,
         };
         match attempt {

@@ -5,6 +5,7 @@
 mod check;
 mod clients;
 mod common;
+mod credentials;
 mod mcp;
 mod rest_api;
 mod upstreams;

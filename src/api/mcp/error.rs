@@ -28,7 +28,7 @@ pub fn to_error_data(error: &PipelineError, trace: &TraceContext) -> ErrorData {
         }
         PipelineError::Upstream(UpstreamError::Timeout) => UPSTREAM_TIMEOUT,
         PipelineError::Upstream(UpstreamError::Rejected { .. }) => UPSTREAM_REJECTED,
-        PipelineError::Upstream(_) => UPSTREAM_UNAVAILABLE,
+        PipelineError::Upstream(_) | PipelineError::CredentialUnavailable => UPSTREAM_UNAVAILABLE,
     };
     ErrorData::new(
         code,

@@ -64,7 +64,9 @@ pub struct ControlPlane {
     child: Child,
     pub addr: SocketAddr,
     stderr: Arc<Mutex<Vec<String>>>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    /// The catalog file it serves.
+    pub config: PathBuf,
     pub http: reqwest::Client,
 }
 
@@ -96,6 +98,8 @@ impl ControlPlane {
             .arg("--config")
             .arg(path)
             .args(["--listen", "127.0.0.1:0"])
+            .arg("--key-file")
+            .arg(dir.path().join("signing-key.pem"))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -126,9 +130,15 @@ impl ControlPlane {
             child,
             addr,
             stderr,
-            _dir: dir,
+            dir,
+            config: path.to_path_buf(),
             http: reqwest::Client::new(),
         }
+    }
+
+    /// The signing key of the credentials it mints.
+    pub fn key_file(&self) -> PathBuf {
+        self.dir.path().join("signing-key.pem")
     }
 
     pub fn pid(&self) -> u32 {

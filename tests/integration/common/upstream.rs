@@ -40,6 +40,36 @@ pub struct TestUpstream {
     calls: Arc<AtomicUsize>,
     cancelled: Arc<AtomicUsize>,
     subscribers: Arc<Mutex<Vec<Peer<RoleServer>>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+/// What the server saw of one request's credential.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// `tools/list` or `tools/call`.
+    pub method: &'static str,
+    /// The `Authorization` header.
+    pub authorization: Option<String>,
+    /// Whether the control plane's credential key reached `_meta`.
+    pub credential_in_meta: bool,
+}
+
+impl TestUpstream {
+    fn see(&self, method: &'static str, context: &RequestContext<RoleServer>) {
+        let authorization = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.headers.get("authorization"))
+            .map(|value| value.to_str().unwrap().to_string());
+        let credential_in_meta = context
+            .meta
+            .contains_key(mcp_control_plane::credentials::META_KEY);
+        self.seen.lock().unwrap().push(Seen {
+            method,
+            authorization,
+            credential_in_meta,
+        });
+    }
 }
 
 impl ServerHandler for TestUpstream {
@@ -75,8 +105,9 @@ impl ServerHandler for TestUpstream {
     async fn list_tools(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        self.see("tools/list", &context);
         let page: usize = request
             .and_then(|r| r.cursor)
             .map(|c| c.parse().unwrap())
@@ -102,6 +133,7 @@ impl ServerHandler for TestUpstream {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        self.see("tools/call", &context);
         let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default());
         let result = match &*request.name {
             "echo" => {
@@ -196,6 +228,11 @@ impl HttpUpstream {
         self.handler.cancelled.load(Ordering::SeqCst)
     }
 
+    /// The credentials of the requests received so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.handler.seen.lock().unwrap().clone()
+    }
+
     /// Upstream subscriptions the server received.
     pub fn subscriptions(&self) -> usize {
         self.handler.subscribers.lock().unwrap().len()
@@ -214,6 +251,7 @@ pub async fn test_upstream(port: u16) -> HttpUpstream {
         calls: Arc::default(),
         cancelled: Arc::default(),
         subscribers: Arc::default(),
+        seen: Arc::default(),
     };
     let kept = handler.clone();
     let stop = CancellationToken::new();
@@ -255,6 +293,7 @@ pub async fn example_upstream(server: ExampleServer) -> String {
     tokio::spawn(example_servers::serve_http(
         server,
         Duration::ZERO,
+        None,
         listener,
     ));
     format!("http://{addr}/mcp")

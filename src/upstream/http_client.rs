@@ -1,0 +1,155 @@
+//! The HTTP client of upstream sessions: rmcp's reqwest client, plus the
+//! per-request credential.
+//!
+//! rmcp's Streamable HTTP transport sends one fixed `Authorization` value
+//! per session. Ours differs per call: the pipeline puts each call's
+//! credential in the request's `_meta` (as it does for stdio servers), and
+//! this client moves it into the `Authorization` header before the request
+//! leaves, so an HTTP server never sees it in the body. Requests without one
+//! (handshake, listings, notifications, the event stream) carry the
+//! control plane's own credential for the server, if its provider has one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::http::{HeaderName, HeaderValue};
+use futures::stream::BoxStream;
+use rmcp::model::{ClientJsonRpcMessage, GetMeta, JsonRpcMessage};
+use rmcp::transport::streamable_http_client::{
+    SseError, StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
+    StreamableHttpResponseLimits,
+};
+use sse_stream::Sse;
+
+use crate::catalog::ServerId;
+use crate::credentials::{Credentials, META_KEY};
+
+#[derive(Clone)]
+pub struct CredentialedClient {
+    inner: reqwest::Client,
+    credentials: Arc<Credentials>,
+    server: ServerId,
+}
+
+impl CredentialedClient {
+    pub fn new(credentials: Arc<Credentials>, server: ServerId) -> Self {
+        Self {
+            inner: reqwest::Client::default(),
+            credentials,
+            server,
+        }
+    }
+
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    /// The bearer for `message`: the call's own credential, taken out of
+    /// its `_meta`, or else the connection's.
+    fn bearer_for(&self, message: &mut ClientJsonRpcMessage) -> Option<String> {
+        if let JsonRpcMessage::Request(request) = message
+            && let Some(serde_json::Value::String(credential)) =
+                request.request.get_meta_mut().remove(META_KEY)
+        {
+            return Some(credential);
+        }
+        self.connection_bearer()
+    }
+
+    fn connection_bearer(&self) -> Option<String> {
+        self.credentials
+            .for_connection(self.server)
+            .map(|credential| credential.expose().to_string())
+    }
+}
+
+type Result<T> = std::result::Result<T, StreamableHttpError<reqwest::Error>>;
+
+impl StreamableHttpClient for CredentialedClient {
+    type Error = reqwest::Error;
+
+    async fn post_message(
+        &self,
+        uri: Arc<str>,
+        mut message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        _auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<StreamableHttpPostResponse> {
+        let bearer = self.bearer_for(&mut message);
+        self.inner
+            .post_message(uri, message, session_id, bearer, custom_headers)
+            .await
+    }
+
+    async fn post_message_with_response_limits(
+        &self,
+        uri: Arc<str>,
+        mut message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        _auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        limits: StreamableHttpResponseLimits,
+    ) -> Result<StreamableHttpPostResponse> {
+        let bearer = self.bearer_for(&mut message);
+        self.inner
+            .post_message_with_response_limits(
+                uri,
+                message,
+                session_id,
+                bearer,
+                custom_headers,
+                limits,
+            )
+            .await
+    }
+
+    async fn delete_session(
+        &self,
+        uri: Arc<str>,
+        session_id: Arc<str>,
+        _auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<()> {
+        let bearer = self.connection_bearer();
+        self.inner
+            .delete_session(uri, session_id, bearer, custom_headers)
+            .await
+    }
+
+    async fn get_stream(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        _auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<BoxStream<'static, std::result::Result<Sse, SseError>>> {
+        let bearer = self.connection_bearer();
+        self.inner
+            .get_stream(uri, session_id, last_event_id, bearer, custom_headers)
+            .await
+    }
+
+    async fn get_stream_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        _auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
+    ) -> Result<BoxStream<'static, std::result::Result<Sse, SseError>>> {
+        let bearer = self.connection_bearer();
+        self.inner
+            .get_stream_with_max_sse_event_size(
+                uri,
+                session_id,
+                last_event_id,
+                bearer,
+                custom_headers,
+                max_sse_event_size,
+            )
+            .await
+    }
+}
