@@ -69,6 +69,7 @@ impl ApiError {
             headers.insert("traceparent", value);
         }
         if status == StatusCode::UNAUTHORIZED {
+            // `well_known::challenge` adds the resource metadata.
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response

@@ -32,11 +32,23 @@ pub fn router(pipeline: Arc<Pipeline>, sessions: CancellationToken) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/.well-known/jwks.json", get(well_known::jwks))
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(well_known::protected_resource),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            get(well_known::protected_resource),
+        )
         .with_state(pipeline.clone())
-        .merge(mcp::router(pipeline, sessions))
+        .merge(mcp::router(pipeline.clone(), sessions))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            pipeline,
+            well_known::challenge,
+        ))
 }
 
 /// Serve until `shutdown` resolves, then finish in-flight requests.

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use super::error::ApiError;
 use crate::audit::{Action, FrontDoor};
 use crate::discovery;
+use crate::identity::Presented;
 use crate::pipeline::{Assertions, CallContext, Pipeline, PipelineError, ToolCall};
 
 /// The JSON body of both routes. `action` and `payload` belong to `/invoke`;
@@ -62,7 +63,7 @@ pub async fn tools(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let ctx = super::request_context(&headers, FrontDoor::Rest);
-    let token = super::bearer(&headers);
+    let who = Presented::Bearer(super::bearer(&headers));
     let parsed = query
         .map_err(|e| PipelineError::InvalidRequest(e.body_text()))
         .and_then(|Query(query)| {
@@ -80,21 +81,23 @@ pub async fn tools(
         });
     let (query, body) = match parsed {
         Ok(parsed) => parsed,
-        Err(e) => return failure(&ctx, pipeline.reject(&ctx, Action::Discovery, token, e)),
+        Err(e) => return failure(&ctx, pipeline.reject(&ctx, Action::Discovery, who, e).await),
     };
-    let listed = pipeline.discover(
-        &ctx,
-        token,
-        body.assertions(),
-        |catalog, upstreams, caller| {
-            let mut body = json!({ "tools": discovery::visible_tools(catalog, caller) });
-            if query.detail {
-                let definitions = discovery::definitions(catalog, upstreams, caller);
-                body["definitions"] = definitions.iter().map(definition).collect();
-            }
-            body
-        },
-    );
+    let listed = pipeline
+        .discover(
+            &ctx,
+            who,
+            body.assertions(),
+            |catalog, upstreams, caller| {
+                let mut body = json!({ "tools": discovery::visible_tools(catalog, caller) });
+                if query.detail {
+                    let definitions = discovery::definitions(catalog, upstreams, caller);
+                    body["definitions"] = definitions.iter().map(definition).collect();
+                }
+                body
+            },
+        )
+        .await;
     match listed {
         Ok(body) => success(&ctx, body),
         Err(e) => failure(&ctx, e),
@@ -108,7 +111,7 @@ pub async fn invoke(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let ctx = super::request_context(&headers, FrontDoor::Rest);
-    let token = super::bearer(&headers);
+    let who = Presented::Bearer(super::bearer(&headers));
     let parsed = read_json::<RestBody>(&pipeline, &headers, body, true).and_then(|body| {
         let mut body = body.unwrap_or_default();
         let action = body.action.take().ok_or_else(|| {
@@ -118,13 +121,13 @@ pub async fn invoke(
     });
     let (action, mut body) = match parsed {
         Ok(parsed) => parsed,
-        Err(e) => return failure(&ctx, pipeline.reject(&ctx, Action::Call, token, e)),
+        Err(e) => return failure(&ctx, pipeline.reject(&ctx, Action::Call, who, e).await),
     };
     let arguments = body.payload.take().unwrap_or_default();
     match pipeline
         .call(
             &ctx,
-            token,
+            who,
             body.assertions(),
             ToolCall::new(&action, arguments),
         )

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{CatalogFile, CredentialConfig, CredentialSettings, HttpSettings};
+use crate::config::{
+    CatalogFile, CredentialConfig, CredentialSettings, HttpSettings, IdentitySettings,
+};
 
 /// Index of a server in [`Catalog::servers`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -115,6 +117,8 @@ pub struct Catalog {
     pub http: HttpSettings,
     /// The `credentials` section, as configured.
     pub credentials: CredentialSettings,
+    /// The `identity` section, as configured.
+    pub identity: IdentitySettings,
     servers: Vec<ServerSpec>,
     tools: HashMap<Arc<str>, Route>,
     prompts: HashMap<Arc<str>, Route>,
@@ -220,6 +224,7 @@ impl Catalog {
             environment: file.environment.as_str().into(),
             http: file.http.clone(),
             credentials: file.credentials.clone(),
+            identity: file.identity.clone(),
             servers,
             tools,
             prompts,
@@ -231,6 +236,11 @@ impl Catalog {
 
     pub fn servers(&self) -> &[ServerSpec] {
         &self.servers
+    }
+
+    /// The catalog's own name of role `name`, if it defines one.
+    pub fn role_name(&self, name: &str) -> Option<Arc<str>> {
+        self.roles.get_key_value(name).map(|(name, _)| name.clone())
     }
 
     pub fn server(&self, id: ServerId) -> &ServerSpec {

@@ -59,6 +59,10 @@ pub struct CatalogFile {
     /// How the per-call credentials upstream servers get are signed.
     #[serde(default)]
     pub credentials: CredentialSettings,
+    /// Identity providers whose JWTs agents may present, and how this
+    /// control plane names itself to OAuth clients.
+    #[serde(default)]
+    pub identity: IdentitySettings,
 }
 
 /// One upstream MCP server. Exactly one of `stdio` and `http` is set.
@@ -315,4 +319,104 @@ pub struct TokenExchangeConfig {
     pub client_secret: SecretSource,
     /// The `audience` asked for; defaults to the server's logical name.
     pub audience: Option<String>,
+}
+
+/// Agents' identity beyond service tokens: OIDC/JWT issuers.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentitySettings {
+    /// This control plane's canonical resource identifier (the URL of its
+    /// MCP endpoint, `https://mcp.example.com/mcp`): published in the OAuth
+    /// protected-resource metadata, and the default audience of issuers.
+    pub resource: Option<String>,
+    /// Name -> an identity provider whose tokens are accepted.
+    #[serde(default)]
+    pub issuers: UniqueMap<IssuerConfig>,
+}
+
+/// One identity provider (an OIDC issuer).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// The `iss` its tokens carry, exactly (`https://login.example.com/`).
+    pub issuer: String,
+    /// The `aud` a token must carry to be for this control plane (default:
+    /// `identity.resource`). Tokens for any other audience are refused.
+    pub audience: Option<String>,
+    /// Where its keys are; default: the `jwks_uri` of
+    /// `<issuer>/.well-known/openid-configuration`.
+    pub jwks_url: Option<String>,
+    /// Signature algorithms accepted. Only asymmetric ones exist here: `none`
+    /// and HMAC (`HS256`...) can never be configured.
+    #[serde(default = "default_jwt_algorithms")]
+    pub algorithms: Vec<JwtAlgorithm>,
+    /// Tolerance for clock differences on `exp`, `nbf` and `iat` (at most `5m`).
+    #[serde(default = "default_clock_skew", with = "humantime_serde")]
+    pub clock_skew: Duration,
+    /// The claim that names the agent.
+    #[serde(default = "default_agent_claim")]
+    pub agent_claim: String,
+    /// Where the agent's role comes from.
+    #[serde(default)]
+    pub role: RoleClaim,
+    /// Scopes advertised to OAuth clients in the resource metadata.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// The claim that gives an agent's role, and how its values map to roles.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleClaim {
+    /// The claim: a string, or a list of strings (`groups`).
+    #[serde(default = "default_role_claim")]
+    pub claim: String,
+    /// Claim value -> role. Empty: the value must itself be a role's name.
+    /// Values that map to no role are ignored; values that map to two
+    /// different roles make the token refused.
+    #[serde(default)]
+    pub map: UniqueMap<String>,
+}
+
+impl Default for RoleClaim {
+    fn default() -> Self {
+        Self {
+            claim: default_role_claim(),
+            map: UniqueMap::default(),
+        }
+    }
+}
+
+/// A JWS algorithm an issuer may sign with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum JwtAlgorithm {
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    EdDSA,
+}
+
+fn default_jwt_algorithms() -> Vec<JwtAlgorithm> {
+    vec![
+        JwtAlgorithm::RS256,
+        JwtAlgorithm::ES256,
+        JwtAlgorithm::EdDSA,
+    ]
+}
+
+fn default_clock_skew() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_agent_claim() -> String {
+    "sub".into()
+}
+
+fn default_role_claim() -> String {
+    "role".into()
 }

@@ -160,7 +160,75 @@ pub fn validate(catalog: &CatalogFile, file: &Path) -> Vec<ConfigError> {
     if catalog.credentials.issuer.trim().is_empty() {
         c.error("credentials.issuer", "must not be empty");
     }
+    check_identity(&mut c, catalog);
     c.errors
+}
+
+fn check_identity(c: &mut Collector<'_>, catalog: &CatalogFile) {
+    let identity = &catalog.identity;
+    if let Some(resource) = &identity.resource
+        && !is_http_url(resource)
+    {
+        c.error("identity.resource", "must be an http:// or https:// URL");
+    }
+    for (name, issuer) in identity.issuers.iter() {
+        c.check_name("identity.issuers", name);
+        let path = format!("identity.issuers.{name}");
+        for (field, value) in [
+            ("issuer", Some(&issuer.issuer)),
+            ("jwks_url", issuer.jwks_url.as_ref()),
+        ] {
+            if let Some(value) = value
+                && !is_trusted_url(value)
+            {
+                c.error(
+                    format!("{path}.{field}"),
+                    "must be an https:// URL (http:// only on loopback)",
+                );
+            }
+        }
+        if issuer.audience.is_none() && identity.resource.is_none() {
+            c.error(
+                format!("{path}.audience"),
+                "set `audience` (or `identity.resource`): tokens for other audiences must be refused",
+            );
+        }
+        if issuer.algorithms.is_empty() {
+            c.error(
+                format!("{path}.algorithms"),
+                "must name at least one algorithm",
+            );
+        }
+        if issuer.clock_skew > Duration::from_secs(300) {
+            c.error(format!("{path}.clock_skew"), "must be at most 5m");
+        }
+        if issuer.agent_claim.trim().is_empty() {
+            c.error(format!("{path}.agent_claim"), "must not be empty");
+        }
+        for (value, role) in issuer.role.map.iter() {
+            if !catalog.roles.contains_key(role) {
+                c.error(
+                    format!("{path}.role.map.{value}"),
+                    format!("unknown role `{role}`"),
+                );
+            }
+        }
+    }
+}
+
+/// An https URL, or an http URL to a loopback host: where keys and
+/// identities may be fetched from.
+fn is_trusted_url(text: &str) -> bool {
+    let Ok(url) = url::Url::parse(text) else {
+        return false;
+    };
+    match (url.scheme(), url.host()) {
+        ("https", Some(_)) => true,
+        ("http", Some(url::Host::Domain(host))) => host == "localhost",
+        ("http", Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
+        _ => false,
+    }
 }
 
 fn check_credential(c: &mut Collector<'_>, path: &str, credential: &CredentialConfig) {

@@ -1,12 +1,14 @@
 //! Identity: who is calling.
 //!
-//! An agent proves who it is with a service token (`Authorization: Bearer`).
-//! The catalog stores only each token's SHA-256; we hash what the caller sends
-//! and compare against every agent in constant time, so neither the token nor
-//! the position of a match leaks through timing. The caller's role comes from
-//! this verified identity and nothing else.
+//! An agent proves who it is with a bearer credential: a service token, or
+//! a JWT from a configured identity provider ([`oidc`]). For service tokens
+//! the catalog stores only each token's SHA-256; we hash what the caller
+//! sends and compare against every agent in constant time, so neither the
+//! token nor the position of a match leaks through timing. The caller's role
+//! comes from this verified identity and nothing else.
 
 pub mod jwks;
+pub mod oidc;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -45,8 +47,65 @@ pub fn bearer_token(header: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// What a front door hands the pipeline about who is calling.
+#[derive(Debug, Clone, Copy)]
+pub enum Presented<'a> {
+    /// A bearer credential still to be checked (or none).
+    Bearer(Option<&'a str>),
+    /// A caller the front door already authenticated for this HTTP request
+    /// (the MCP guard does, before any message is read).
+    Verified(&'a Caller),
+}
+
+/// Checks bearer credentials: service tokens, and JWTs of the configured
+/// issuers.
+pub struct Authenticator {
+    catalog: Arc<Catalog>,
+    issuers: Vec<oidc::Issuer>,
+}
+
+impl Authenticator {
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        let http = reqwest::Client::new();
+        let identity = &catalog.identity;
+        let issuers = identity
+            .issuers
+            .iter()
+            .map(|(name, config)| {
+                oidc::Issuer::new(name, config, identity.resource.as_deref(), http.clone())
+            })
+            .collect();
+        Self { catalog, issuers }
+    }
+
+    pub fn issuers(&self) -> &[oidc::Issuer] {
+        &self.issuers
+    }
+
+    pub async fn authenticate(&self, token: Option<&str>) -> Result<Caller, IdentityError> {
+        let token = token.ok_or(IdentityError::Missing)?;
+        // Service tokens never contain two dots; JWTs always do.
+        if !self.issuers.is_empty() && token.bytes().filter(|b| *b == b'.').count() == 2 {
+            let claimed = oidc::claimed_issuer(token).ok_or(IdentityError::Invalid)?;
+            let issuer = self
+                .issuers
+                .iter()
+                .find(|issuer| issuer.issuer() == claimed)
+                .ok_or_else(|| {
+                    tracing::info!("JWT from an issuer that is not configured refused");
+                    IdentityError::Invalid
+                })?;
+            return issuer.authenticate(&self.catalog, token).await;
+        }
+        authenticate_service_token(&self.catalog, Some(token))
+    }
+}
+
 /// Authenticate a service token against the catalog's agents.
-pub fn authenticate(catalog: &Catalog, token: Option<&str>) -> Result<Caller, IdentityError> {
+pub fn authenticate_service_token(
+    catalog: &Catalog,
+    token: Option<&str>,
+) -> Result<Caller, IdentityError> {
     let token = token.ok_or(IdentityError::Missing)?;
     let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     let mut found = None;
@@ -104,14 +163,17 @@ mod tests {
     #[test]
     fn accepts_known_token_and_refuses_others() {
         let catalog = catalog();
-        let caller = authenticate(&catalog, Some("secret-1")).unwrap();
+        let caller = authenticate_service_token(&catalog, Some("secret-1")).unwrap();
         assert_eq!(&*caller.agent_id, "a1");
         assert_eq!(&*caller.role, "analyst");
         assert_eq!(
-            authenticate(&catalog, Some("secret-2")),
+            authenticate_service_token(&catalog, Some("secret-2")),
             Err(IdentityError::Invalid)
         );
-        assert_eq!(authenticate(&catalog, None), Err(IdentityError::Missing));
+        assert_eq!(
+            authenticate_service_token(&catalog, None),
+            Err(IdentityError::Missing)
+        );
     }
 
     #[test]
@@ -128,15 +190,17 @@ mod tests {
         let file = parse_str(&yaml, false, Path::new("t.yaml")).unwrap();
         let catalog = Catalog::compile(&file, Path::new("."));
         assert_eq!(
-            authenticate(&catalog, Some("old-token")),
+            authenticate_service_token(&catalog, Some("old-token")),
             Err(IdentityError::Revoked)
         );
         assert_eq!(
-            authenticate(&catalog, Some("gone-token")),
+            authenticate_service_token(&catalog, Some("gone-token")),
             Err(IdentityError::Expired)
         );
         assert_eq!(
-            &*authenticate(&catalog, Some("kept-token")).unwrap().agent_id,
+            &*authenticate_service_token(&catalog, Some("kept-token"))
+                .unwrap()
+                .agent_id,
             "kept"
         );
     }

@@ -23,7 +23,7 @@ use rmcp::model::{
 use crate::audit::{Action, AuditGuard, FrontDoor, Outcome};
 use crate::catalog::Catalog;
 use crate::credentials::Credentials;
-use crate::identity::{self, Caller};
+use crate::identity::{Authenticator, Caller, Presented};
 use crate::policy;
 use crate::policy::{Authorized, Target};
 use crate::telemetry::TraceContext;
@@ -108,6 +108,7 @@ impl Classify for ServerResult {}
 
 pub struct Pipeline {
     catalog: Arc<Catalog>,
+    identity: Authenticator,
     upstreams: UpstreamPool,
     credentials: Arc<Credentials>,
 }
@@ -119,10 +120,15 @@ impl Pipeline {
         credentials: Arc<Credentials>,
     ) -> Self {
         Self {
+            identity: Authenticator::new(catalog.clone()),
             catalog,
             upstreams,
             credentials,
         }
+    }
+
+    pub fn identity(&self) -> &Authenticator {
+        &self.identity
     }
 
     pub fn credentials(&self) -> &Credentials {
@@ -139,16 +145,17 @@ impl Pipeline {
 
     /// List what the caller may see: `list` builds the answer from the
     /// catalog and the upstreams for the verified caller.
-    pub fn discover<T>(
+    pub async fn discover<T>(
         &self,
         ctx: &CallContext,
-        token: Option<&str>,
+        who: Presented<'_>,
         assertions: Assertions<'_>,
         list: impl FnOnce(&Catalog, &UpstreamPool, &Caller) -> T,
     ) -> Result<T, PipelineError> {
         let mut audit = self.open_audit(ctx, Action::Discovery);
         let result = self
-            .admit(&mut audit, token, assertions)
+            .admit(&mut audit, who, assertions)
+            .await
             .map(|caller| list(&self.catalog, &self.upstreams, &caller));
         audit.finish(
             result
@@ -162,7 +169,7 @@ impl Pipeline {
     pub async fn call(
         &self,
         ctx: &CallContext,
-        token: Option<&str>,
+        who: Presented<'_>,
         assertions: Assertions<'_>,
         call: ToolCall<'_>,
     ) -> Result<CallToolResult, PipelineError> {
@@ -174,7 +181,7 @@ impl Pipeline {
         let upstreams = &self.upstreams;
         self.reach(
             ctx,
-            token,
+            who,
             assertions,
             Action::Call,
             Target::Tool(tool),
@@ -191,12 +198,12 @@ impl Pipeline {
     pub async fn read_resource(
         &self,
         ctx: &CallContext,
-        token: Option<&str>,
+        who: Presented<'_>,
         uri: &str,
     ) -> Result<ServerResult, PipelineError> {
         self.forward(
             ctx,
-            token,
+            who,
             Action::ReadResource,
             Target::Resource(uri),
             |uri| {
@@ -211,13 +218,13 @@ impl Pipeline {
     pub async fn get_prompt(
         &self,
         ctx: &CallContext,
-        token: Option<&str>,
+        who: Presented<'_>,
         mut params: GetPromptRequestParams,
     ) -> Result<ServerResult, PipelineError> {
         let name = std::mem::take(&mut params.name);
         self.forward(
             ctx,
-            token,
+            who,
             Action::GetPrompt,
             Target::Prompt(&name),
             |upstream_name| {
@@ -233,7 +240,7 @@ impl Pipeline {
     pub async fn change_subscription(
         &self,
         ctx: &CallContext,
-        token: Option<&str>,
+        who: Presented<'_>,
         uri: &str,
         change: SubscriptionChange,
     ) -> Result<ServerResult, PipelineError> {
@@ -245,7 +252,7 @@ impl Pipeline {
         let target = Target::Resource(uri);
         self.reach(
             ctx,
-            token,
+            who,
             Assertions::default(),
             action,
             target,
@@ -272,7 +279,7 @@ impl Pipeline {
     pub async fn forward(
         &self,
         ctx: &CallContext,
-        token: Option<&str>,
+        who: Presented<'_>,
         action: Action,
         target: Target<'_>,
         build: impl FnOnce(&str) -> ClientRequest,
@@ -280,7 +287,7 @@ impl Pipeline {
         let upstreams = &self.upstreams;
         self.reach(
             ctx,
-            token,
+            who,
             Assertions::default(),
             action,
             target,
@@ -295,15 +302,15 @@ impl Pipeline {
     /// Record a request its front door refused before it could enter the
     /// pipeline (a malformed body), attributing it to the caller when the
     /// credential is valid. Returns the error for the front door to send.
-    pub fn reject(
+    pub async fn reject(
         &self,
         ctx: &CallContext,
         action: Action,
-        token: Option<&str>,
+        who: Presented<'_>,
         error: PipelineError,
     ) -> PipelineError {
         let mut audit = self.open_audit(ctx, action);
-        let error = match self.admit(&mut audit, token, Assertions::default()) {
+        let error = match self.admit(&mut audit, who, Assertions::default()).await {
             Ok(_) => error,
             Err(unauthenticated) => unauthenticated,
         };
@@ -314,12 +321,12 @@ impl Pipeline {
     /// Authenticate a connection-level request (an HTTP request to `/mcp`)
     /// before any message in it is read. Only a refusal is recorded: the
     /// messages inside an admitted request are recorded one by one.
-    pub fn admit_connection(
+    pub async fn admit_connection(
         &self,
         ctx: &CallContext,
         token: Option<&str>,
     ) -> Result<Caller, PipelineError> {
-        let error = match identity::authenticate(&self.catalog, token) {
+        let error = match self.identity.authenticate(token).await {
             Ok(caller) => return Ok(caller),
             Err(error) => error,
         };
@@ -334,7 +341,7 @@ impl Pipeline {
     async fn reach<T, Fut>(
         &self,
         ctx: &CallContext,
-        token: Option<&str>,
+        who: Presented<'_>,
         assertions: Assertions<'_>,
         action: Action,
         target: Target<'_>,
@@ -347,7 +354,7 @@ impl Pipeline {
         let mut audit = self.open_audit(ctx, action);
         audit.record_mut().tool = Some(target.name().into());
         let result: Result<T, PipelineError> = async {
-            let caller = self.admit(&mut audit, token, assertions)?;
+            let caller = self.admit(&mut audit, who, assertions).await?;
             let authorized = policy::authorize(&self.catalog, &caller, target);
             // The audit trail (never the agent) learns where it goes or would have gone.
             let server = authorized
@@ -402,13 +409,16 @@ impl Pipeline {
 
     /// Authenticate, then hold the request's assertions against the verified
     /// identity and the deployment.
-    fn admit(
+    async fn admit(
         &self,
         audit: &mut AuditGuard,
-        token: Option<&str>,
+        who: Presented<'_>,
         assertions: Assertions<'_>,
     ) -> Result<Caller, PipelineError> {
-        let caller = identity::authenticate(&self.catalog, token)?;
+        let caller = match who {
+            Presented::Bearer(token) => self.identity.authenticate(token).await?,
+            Presented::Verified(caller) => caller.clone(),
+        };
         let record = audit.record_mut();
         record.agent_id = Some(caller.agent_id.clone());
         record.role = Some(caller.role.clone());

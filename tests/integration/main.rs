@@ -6,6 +6,7 @@ mod check;
 mod clients;
 mod common;
 mod credentials;
+mod identity;
 mod mcp;
 mod rest_api;
 mod upstreams;

@@ -21,8 +21,15 @@ const TOPOLOGY: &[&str] = &[
 ];
 
 fn assert_no_topology(what: &str, text: &str) {
-    // Input schemas may name their JSON Schema dialect; that URL is no topology.
-    let text = text.replace("https://json-schema.org/", "");
+    // Input schemas may name their JSON Schema dialect, and a 401 names the
+    // control plane's own resource metadata: those URLs are no topology.
+    let mut text = text.replace("https://json-schema.org/", "");
+    let metadata = "/.well-known/oauth-protected-resource/mcp";
+    while let Some(start) = text.find("resource_metadata=")
+        && let Some(end) = text[start..].find(metadata)
+    {
+        text.replace_range(start..start + end + metadata.len(), "");
+    }
     for needle in TOPOLOGY {
         assert!(!text.contains(needle), "{what} reveals `{needle}`: {text}");
     }
@@ -189,7 +196,10 @@ async fn unauthenticated_requests_get_401() {
             .await;
         let (status, headers, body) = read(response).await;
         assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthenticated");
-        assert_eq!(headers["www-authenticate"], "Bearer");
+        assert_eq!(
+            headers["www-authenticate"],
+            cp.challenge(token.is_some()).as_str()
+        );
         let record = cp.audit_record(body["trace_id"].as_str().unwrap()).await;
         assert_eq!(record["outcome"], "unauthenticated");
         assert_eq!(record["agent_id"], "");
@@ -446,7 +456,7 @@ async fn revoked_and_expired_tokens_get_401_with_the_reason() {
             body["error"]["message"].as_str().unwrap().contains(reason),
             "{body}"
         );
-        assert_eq!(headers["www-authenticate"], "Bearer");
+        assert_eq!(headers["www-authenticate"], cp.challenge(true).as_str());
         let record = cp.audit_record(body["trace_id"].as_str().unwrap()).await;
         assert_eq!(record["outcome"], "unauthenticated");
     }

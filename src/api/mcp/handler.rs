@@ -31,7 +31,7 @@ use super::sessions::Sessions;
 use crate::audit::{Action, FrontDoor};
 use crate::catalog::Catalog;
 use crate::discovery;
-use crate::identity::Caller;
+use crate::identity::{Caller, Presented};
 use crate::pipeline::{
     Assertions, CallContext, Pipeline, PipelineError, SubscriptionChange, ToolCall,
 };
@@ -100,26 +100,27 @@ impl McpFrontDoor {
     }
 
     /// List what the caller may see, one page at a time.
-    fn list<T: Clone>(
+    async fn list<T: Clone>(
         &self,
         context: &RequestContext<RoleServer>,
         request: Option<PaginatedRequestParams>,
         list: fn(&Catalog, &UpstreamPool, &Caller) -> Vec<T>,
     ) -> Result<(Vec<T>, Option<String>), ErrorData> {
-        let (ctx, token) = request_context(context);
+        let (ctx, who) = request_context(context);
         let items = self
             .pipeline
-            .discover(&ctx, token, Assertions::default(), list)
+            .discover(&ctx, who, Assertions::default(), list)
+            .await
             .map_err(|e| to_error_data(&e, &ctx.trace))?;
         paginate(items, request.and_then(|r| r.cursor))
     }
 }
 
-/// The caller's bearer token and the request's trace context. The token is
-/// read from the HTTP request that carried this message (the guard already
-/// refused requests without a valid one); the trace continues the message's
-/// `_meta.traceparent`, else the HTTP `traceparent` header.
-fn request_context(context: &RequestContext<RoleServer>) -> (CallContext, Option<&str>) {
+/// The caller and the request's trace context. The caller is the one the
+/// guard verified for the HTTP request that carried this message; the trace
+/// continues the message's `_meta.traceparent`, else the HTTP `traceparent`
+/// header.
+fn request_context(context: &RequestContext<RoleServer>) -> (CallContext, Presented<'_>) {
     let parts = context.extensions.get::<Parts>();
     let header = |name: &str| {
         parts
@@ -130,8 +131,10 @@ fn request_context(context: &RequestContext<RoleServer>) -> (CallContext, Option
         .meta
         .get_traceparent()
         .or_else(|| header("traceparent"));
-    let token = bearer(&context.extensions);
-    (CallContext::new(FrontDoor::Mcp, traceparent), token)
+    (
+        CallContext::new(FrontDoor::Mcp, traceparent),
+        presented(&context.extensions),
+    )
 }
 
 /// Relay what an upstream asks during a call (sampling, elicitation, roots)
@@ -171,11 +174,20 @@ fn relay_to(context: &RequestContext<RoleServer>) -> Relay {
     })
 }
 
-/// The bearer token of the HTTP request that carried a message.
-fn bearer(extensions: &rmcp::model::Extensions) -> Option<&str> {
-    extensions
-        .get::<Parts>()
-        .and_then(|parts| super::super::bearer(&parts.headers))
+/// Who sent a message: the caller the guard verified for the HTTP request
+/// that carried it. Every request to `/mcp` passes the guard; should one
+/// not have, its bearer token is checked as usual.
+fn presented(extensions: &rmcp::model::Extensions) -> Presented<'_> {
+    let parts = extensions.get::<Parts>();
+    match verified(extensions) {
+        Some(caller) => Presented::Verified(caller),
+        None => Presented::Bearer(parts.and_then(|parts| super::super::bearer(&parts.headers))),
+    }
+}
+
+/// The caller the guard verified for the HTTP request of a message.
+fn verified(extensions: &rmcp::model::Extensions) -> Option<&Caller> {
+    extensions.get::<Parts>()?.extensions.get::<Caller>()
 }
 
 /// One page of `items` from `cursor` (an offset we handed out).
@@ -236,13 +248,12 @@ impl ServerHandler for McpFrontDoor {
 
     /// A session that finished its handshake hears of changes to its view.
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
-        let token = bearer(&context.extensions);
-        match crate::identity::authenticate(self.pipeline.catalog(), token) {
-            Ok(caller) => {
+        match verified(&context.extensions) {
+            Some(caller) => {
                 tracing::debug!(agent = %caller.agent_id, "MCP session initialized");
-                self.live.add_session(caller.role, context.peer);
+                self.live.add_session(caller.role.clone(), context.peer);
             }
-            Err(_) => tracing::debug!("MCP session initialized without a verifiable token"),
+            None => tracing::debug!("MCP session initialized without a verified caller"),
         }
     }
 
@@ -271,10 +282,10 @@ impl ServerHandler for McpFrontDoor {
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
-        let token = bearer(&context.request_context().extensions);
-        let caller = crate::identity::authenticate(self.pipeline.catalog(), token)
-            .map_err(|_| ErrorData::invalid_request("not authenticated", None))?;
-        let id = self.live.add_listen(caller.role, context.sink().clone());
+        let role = verified(&context.request_context().extensions)
+            .map(|caller| caller.role.clone())
+            .ok_or_else(|| ErrorData::invalid_request("not authenticated", None))?;
+        let id = self.live.add_listen(role, context.sink().clone());
         context.cancelled().await;
         self.live.remove(id);
         Ok(())
@@ -285,7 +296,7 @@ impl ServerHandler for McpFrontDoor {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let (page, next) = self.list(&context, request, discovery::definitions)?;
+        let (page, next) = self.list(&context, request, discovery::definitions).await?;
         let mut result = ListToolsResult::with_all_items(page);
         result.next_cursor = next;
         Ok(result)
@@ -296,7 +307,7 @@ impl ServerHandler for McpFrontDoor {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let (ctx, token) = request_context(&context);
+        let (ctx, who) = request_context(&context);
         let client_token = context.meta.get_progress_token();
         let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
         let call = ToolCall {
@@ -308,7 +319,7 @@ impl ServerHandler for McpFrontDoor {
                 log: self.log_sink(&context),
             },
         };
-        let call = self.pipeline.call(&ctx, token, Assertions::default(), call);
+        let call = self.pipeline.call(&ctx, who, Assertions::default(), call);
         tokio::pin!(call);
         loop {
             tokio::select! {
@@ -339,7 +350,7 @@ impl ServerHandler for McpFrontDoor {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        let (page, next) = self.list(&context, request, discovery::prompts)?;
+        let (page, next) = self.list(&context, request, discovery::prompts).await?;
         let mut result = ListPromptsResult::with_all_items(page);
         result.next_cursor = next;
         Ok(result)
@@ -350,8 +361,8 @@ impl ServerHandler for McpFrontDoor {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        let (ctx, token) = request_context(&context);
-        let answer = self.pipeline.get_prompt(&ctx, token, request).await;
+        let (ctx, who) = request_context(&context);
+        let answer = self.pipeline.get_prompt(&ctx, who, request).await;
         expect(&ctx, answer, |answer| match answer {
             ServerResult::GetPromptResult(result) => Some(result.into()),
             _ => None,
@@ -363,7 +374,7 @@ impl ServerHandler for McpFrontDoor {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let (page, next) = self.list(&context, request, discovery::resources)?;
+        let (page, next) = self.list(&context, request, discovery::resources).await?;
         let mut result = ListResourcesResult::with_all_items(page);
         result.next_cursor = next;
         Ok(result)
@@ -374,7 +385,9 @@ impl ServerHandler for McpFrontDoor {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        let (page, next) = self.list(&context, request, discovery::resource_templates)?;
+        let (page, next) = self
+            .list(&context, request, discovery::resource_templates)
+            .await?;
         let mut result = ListResourceTemplatesResult::with_all_items(page);
         result.next_cursor = next;
         Ok(result)
@@ -385,8 +398,8 @@ impl ServerHandler for McpFrontDoor {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let (ctx, token) = request_context(&context);
-        let answer = self.pipeline.read_resource(&ctx, token, &request.uri).await;
+        let (ctx, who) = request_context(&context);
+        let answer = self.pipeline.read_resource(&ctx, who, &request.uri).await;
         expect(&ctx, answer, |answer| match answer {
             ServerResult::ReadResourceResult(result) => Some(result.into()),
             _ => None,
@@ -398,7 +411,7 @@ impl ServerHandler for McpFrontDoor {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let (ctx, token) = request_context(&context);
+        let (ctx, who) = request_context(&context);
         let peer = context.peer.clone();
         let subscriber = Subscriber {
             session: self.session,
@@ -412,7 +425,7 @@ impl ServerHandler for McpFrontDoor {
         let change = SubscriptionChange::Subscribe(subscriber);
         let answer = self
             .pipeline
-            .change_subscription(&ctx, token, &request.uri, change)
+            .change_subscription(&ctx, who, &request.uri, change)
             .await;
         expect(&ctx, answer, |_| Some(()))
     }
@@ -422,13 +435,13 @@ impl ServerHandler for McpFrontDoor {
         request: UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let (ctx, token) = request_context(&context);
+        let (ctx, who) = request_context(&context);
         let change = SubscriptionChange::Unsubscribe {
             session: self.session,
         };
         let answer = self
             .pipeline
-            .change_subscription(&ctx, token, &request.uri, change)
+            .change_subscription(&ctx, who, &request.uri, change)
             .await;
         expect(&ctx, answer, |_| Some(()))
     }
@@ -438,7 +451,7 @@ impl ServerHandler for McpFrontDoor {
         request: CompleteRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
-        let (ctx, token) = request_context(&context);
+        let (ctx, who) = request_context(&context);
         let target = match &request.r#ref {
             Reference::Prompt(prompt) => Target::Prompt(&prompt.name),
             Reference::Resource(resource) => Target::Resource(&resource.uri),
@@ -451,7 +464,7 @@ impl ServerHandler for McpFrontDoor {
         };
         let answer = self
             .pipeline
-            .forward(&ctx, token, Action::Complete, target, |upstream_name| {
+            .forward(&ctx, who, Action::Complete, target, |upstream_name| {
                 let mut params = request.clone();
                 params.meta = None;
                 if let Reference::Prompt(prompt) = &mut params.r#ref {

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::ApiError;
 use crate::audit::{Action, FrontDoor};
+use crate::identity::Presented;
 use crate::pipeline::{CallContext, Pipeline, PipelineError};
 
 pub use handler::McpFrontDoor;
@@ -119,15 +120,18 @@ async fn forget_ended_sessions(
 ///   JSON-RPC parse error), and a JSON-RPC message (else invalid request).
 ///
 /// Every refusal is recorded.
-async fn guard(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
+async fn guard(State(guard): State<Arc<Guard>>, mut request: Request, next: Next) -> Response {
     let pipeline = &guard.pipeline;
     let ctx = super::request_context(request.headers(), FrontDoor::Mcp);
     let token = super::bearer(request.headers()).map(str::to_owned);
-    let token = token.as_deref();
-    let caller = match pipeline.admit_connection(&ctx, token) {
+    let caller = match pipeline.admit_connection(&ctx, token.as_deref()).await {
         Ok(caller) => caller,
         Err(error) => return ApiError::from(error).into_response_with(&ctx.trace),
     };
+    // The messages inside are attributed to this caller without checking
+    // the credential again (see `handler::presented`).
+    request.extensions_mut().insert(caller.clone());
+    let who = Presented::Verified(&caller);
     let session = request
         .headers()
         .get(SESSION_HEADER)
@@ -164,17 +168,19 @@ async fn guard(State(guard): State<Arc<Guard>>, request: Request, next: Next) ->
     let limit = pipeline.catalog().http.max_body_bytes;
     let (parts, body) = request.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-        let error = pipeline.reject(
-            &ctx,
-            Action::Connect,
-            token,
-            PipelineError::PayloadTooLarge(limit),
-        );
+        let error = pipeline
+            .reject(
+                &ctx,
+                Action::Connect,
+                who,
+                PipelineError::PayloadTooLarge(limit),
+            )
+            .await;
         return ApiError::from(error).into_response_with(&ctx.trace);
     };
     if serde_json::from_slice::<IgnoredAny>(&bytes).is_err() {
         let error = PipelineError::InvalidRequest("the body is not valid JSON".into());
-        pipeline.reject(&ctx, Action::Connect, token, error);
+        pipeline.reject(&ctx, Action::Connect, who, error).await;
         return jsonrpc_error(
             &ctx,
             StatusCode::BAD_REQUEST,
@@ -200,7 +206,7 @@ async fn guard(State(guard): State<Arc<Guard>>, request: Request, next: Next) ->
     // rmcp answers a JSON body that is no JSON-RPC message with a plain-text 415.
     if declared_json && response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
         let error = PipelineError::InvalidRequest("not a JSON-RPC 2.0 message".into());
-        pipeline.reject(&ctx, Action::Connect, token, error);
+        pipeline.reject(&ctx, Action::Connect, who, error).await;
         return jsonrpc_error(
             &ctx,
             StatusCode::BAD_REQUEST,

@@ -141,6 +141,17 @@ impl ControlPlane {
         self.dir.path().join("signing-key.pem")
     }
 
+    /// The `WWW-Authenticate` challenge of a 401 from this control plane.
+    pub fn challenge(&self, sent_token: bool) -> String {
+        let metadata = self.url("/.well-known/oauth-protected-resource/mcp");
+        let error = if sent_token {
+            r#", error="invalid_token""#
+        } else {
+            ""
+        };
+        format!(r#"Bearer resource_metadata="{metadata}"{error}"#)
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -12,7 +12,10 @@ async fn http_level_rules_apply_before_any_message_is_read() {
     for token in [None, Some("wrong-token")] {
         let response = raw_post(&cp, token, INITIALIZE).send().await.unwrap();
         assert_eq!(response.status(), reqwest::StatusCode::UNAUTHORIZED);
-        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            cp.challenge(token.is_some()).as_str()
+        );
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "unauthenticated");
         let record = cp.audit_record(body["trace_id"].as_str().unwrap()).await;
