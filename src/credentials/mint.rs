@@ -223,3 +223,77 @@ pub fn rotate(source: &KeySource) -> Result<SigningKey, KeyError> {
     keys::write_private(&source.path, &der)?;
     Ok(key)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::jwk::Jwk;
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
+    fn grant() -> Grant<'static> {
+        Grant {
+            agent: "a1",
+            role: "analyst",
+            server: "marketdata",
+            scope: "read_positions",
+            trace_id: "0af7651916cd43dd8448eb211c80319c",
+        }
+    }
+
+    fn verify(minter: &Minter, token: &str) -> serde_json::Value {
+        let kid = jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
+        let jwks: serde_json::Value = serde_json::from_str(&minter.jwks()).unwrap();
+        let jwk = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == kid.as_str())
+            .expect("the signing key is published");
+        let jwk: Jwk = serde_json::from_value(jwk.clone()).unwrap();
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_audience(&["marketdata"]);
+        validation.set_issuer(&["cp"]);
+        jsonwebtoken::decode(token, &DecodingKey::from_jwk(&jwk).unwrap(), &validation)
+            .unwrap()
+            .claims
+    }
+
+    #[test]
+    fn minted_tokens_verify_and_carry_the_grant_with_a_capped_lifetime() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = KeySource {
+            path: dir.path().join("k.pem"),
+            algorithm: KeyAlgorithm::EdDSA,
+        };
+        // A configured lifetime above the hard maximum is capped.
+        let minter = Minter::open("cp", Duration::from_secs(3600), source).unwrap();
+        let claims = verify(&minter, &minter.mint(&grant()));
+        assert_eq!(claims["sub"], "a1");
+        assert_eq!(claims["scope"], "read_positions");
+        assert_eq!(claims["trace_id"], "0af7651916cd43dd8448eb211c80319c");
+        let lifetime = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
+        assert_eq!(lifetime, MAX_TTL.as_secs());
+    }
+
+    #[test]
+    fn rotation_signs_with_the_new_key_and_keeps_the_old_one_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = KeySource {
+            path: dir.path().join("k.pem"),
+            algorithm: KeyAlgorithm::EdDSA,
+        };
+        let minter = Minter::open("cp", Duration::from_secs(60), source.clone()).unwrap();
+        let before = minter.mint(&grant());
+        assert!(!minter.reload().unwrap(), "nothing changed yet");
+        let new_key = rotate(&source).unwrap();
+        assert!(minter.reload().unwrap());
+        assert_eq!(minter.current_kid(), new_key.kid());
+        let after = minter.mint(&grant());
+        verify(&minter, &before);
+        verify(&minter, &after);
+        // A restarted control plane still publishes the replaced key.
+        let restarted = Minter::open("cp", Duration::from_secs(60), source).unwrap();
+        verify(&restarted, &before);
+        verify(&restarted, &after);
+    }
+}

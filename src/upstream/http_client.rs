@@ -33,8 +33,16 @@ pub struct CredentialedClient {
 
 impl CredentialedClient {
     pub fn new(credentials: Arc<Credentials>, server: ServerId) -> Self {
+        // As rmcp's own client: no idle pooling (it stalls on Linux's delayed
+        // ACK when a previous body was not fully read); and no redirects at
+        // all, so a credential is only ever sent to the configured URL.
+        let inner = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
         Self {
-            inner: reqwest::Client::default(),
+            inner,
             credentials,
             server,
         }

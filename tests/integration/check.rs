@@ -247,3 +247,80 @@ fn every_verb_has_help() {
         assert!(text.contains("Usage:"), "{verb:?}: {text}");
     }
 }
+
+#[test]
+fn identity_and_credential_mistakes_are_reported_precisely() {
+    let issuer = "identity:\n  issuers:\n    corp:\n      issuer: https://login.corp.test\n      audience: https://mcp.corp.test/mcp\n";
+    let with = |extra: &str| format!("{}{extra}", valid_yaml());
+    let cases: &[(String, &str, &str)] = &[
+        (
+            with(&issuer.replace("audience: https://mcp.corp.test/mcp\n", "")),
+            "identity.issuers.corp.audience",
+            "tokens for other audiences must be refused",
+        ),
+        (
+            with(&format!("{issuer}      algorithms: [RS256, HS256]\n")),
+            "identity.issuers.corp.algorithms",
+            "unknown variant `HS256`",
+        ),
+        (
+            with(&format!("{issuer}      algorithms: [none]\n")),
+            "identity.issuers.corp.algorithms",
+            "unknown variant `none`",
+        ),
+        (
+            with(&issuer.replace("https://login.corp.test", "http://login.corp.test")),
+            "identity.issuers.corp.issuer",
+            "http:// only on loopback",
+        ),
+        (
+            with(&format!(
+                "{issuer}      role: {{claim: groups, map: {{desk: admin}}}}\n"
+            )),
+            "identity.issuers.corp.role.map.desk",
+            "unknown role `admin`",
+        ),
+        (
+            with("credentials:\n  ttl: 1h\n"),
+            "credentials.ttl",
+            "between 1s and 5m",
+        ),
+        (
+            with("credentials:\n  algorithm: HS256\n"),
+            "credentials.algorithm",
+            "unknown variant `HS256`",
+        ),
+        (
+            valid_yaml().replace(
+                "    timeout: 5s\n",
+                "    timeout: 5s\n    credential: {provider: static}\n",
+            ),
+            "servers.ex.credential",
+            "exactly one of `env` and `file`",
+        ),
+        (
+            valid_yaml().replace(
+                "    timeout: 5s\n",
+                "    timeout: 5s\n    credential: {provider: magic}\n",
+            ),
+            "servers.ex.credential",
+            "unknown variant `magic`",
+        ),
+        (
+            valid_yaml().replace(
+                "http: {url: \"http://127.0.0.1:9/mcp\"}",
+                "http: {url: \"http://127.0.0.1:9/mcp\", headers: {Authorization: Bearer x}}",
+            ),
+            "servers.ex.http.headers.Authorization",
+            "set `credential` instead",
+        ),
+    ];
+    for (yaml, path, message) in cases {
+        let (ok, text, _) = run_check("bad.yaml", yaml);
+        assert!(!ok, "accepted: {yaml}");
+        assert!(text.contains(path), "no path {path:?}: {text}");
+        assert!(text.contains(message), "no message {message:?}: {text}");
+    }
+    let (ok, text, _) = run_check("ok.yaml", &with(issuer));
+    assert!(ok, "{text}");
+}
