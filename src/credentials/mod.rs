@@ -17,6 +17,7 @@
 
 pub mod keys;
 pub mod mint;
+mod provider;
 mod token_exchange;
 
 use std::path::Path;
@@ -26,6 +27,7 @@ use crate::catalog::{Catalog, ServerId};
 use crate::config::CredentialConfig;
 use crate::identity::Caller;
 use mint::{Grant, KeySource, Minter};
+use provider::Provider;
 use token_exchange::TokenExchange;
 
 pub use keys::{KeyAlgorithm, KeyError};
@@ -71,20 +73,12 @@ pub enum SetupError {
     Secret { server: String, problem: String },
 }
 
-/// How one server's credentials are made.
-enum Provider {
-    Jwt,
-    Static(Credential),
-    TokenExchange(TokenExchange),
-    None,
-}
-
 /// Every server's credential provider, and the key that signs.
 pub struct Credentials {
     minter: Arc<Minter>,
     /// Where the public keys are published, for stdio children.
     jwks_url: String,
-    providers: Vec<Provider>,
+    providers: Vec<Box<dyn Provider>>,
     names: Vec<Arc<str>>,
 }
 
@@ -105,15 +99,15 @@ impl Credentials {
                 server: spec.name.to_string(),
                 problem,
             };
-            let provider = match &spec.credential {
-                CredentialConfig::Jwt => Provider::Jwt,
-                CredentialConfig::None => Provider::None,
-                CredentialConfig::Static(secret) => Provider::Static(Credential::new(
+            let provider: Box<dyn Provider> = match &spec.credential {
+                CredentialConfig::Jwt => Box::new(provider::Jwt),
+                CredentialConfig::None => Box::new(provider::Nothing),
+                CredentialConfig::Static(secret) => Box::new(provider::Static(Credential::new(
                     secret.read(base_dir).map_err(secret_error)?,
-                )),
-                CredentialConfig::OauthTokenExchange(config) => Provider::TokenExchange(
-                    TokenExchange::new(config, base_dir).map_err(secret_error)?,
-                ),
+                ))),
+                CredentialConfig::OauthTokenExchange(config) => {
+                    Box::new(TokenExchange::new(config, base_dir).map_err(secret_error)?)
+                }
             };
             providers.push(provider);
         }
@@ -141,31 +135,13 @@ impl Credentials {
             scope,
             trace_id,
         };
-        match &self.providers[server.0] {
-            Provider::Jwt => Ok(Some(Credential::new(self.minter.mint(&grant)))),
-            Provider::Static(secret) => Ok(Some(secret.clone())),
-            Provider::TokenExchange(exchange) => {
-                exchange.exchange(&self.minter, &grant).await.map(Some)
-            }
-            Provider::None => Ok(None),
-        }
+        self.providers[server.0].issue(&self.minter, &grant).await
     }
 
     /// The credential for the control plane's own requests to `server`
-    /// (handshake, listings): a token whose subject is the control plane.
+    /// (handshake, listings, its event stream).
     pub fn for_connection(&self, server: ServerId) -> Option<Credential> {
-        let name = &self.names[server.0];
-        match &self.providers[server.0] {
-            Provider::Jwt => Some(Credential::new(self.minter.mint(&Grant {
-                agent: self.minter.issuer(),
-                role: "",
-                server: name,
-                scope: "",
-                trace_id: "",
-            }))),
-            Provider::Static(secret) => Some(secret.clone()),
-            Provider::TokenExchange(_) | Provider::None => None,
-        }
+        self.providers[server.0].for_connection(&self.minter, &self.names[server.0])
     }
 
     /// The environment a stdio server gets to verify its credentials: the

@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use futures::future::BoxFuture;
+
 use super::mint::{Grant, Minter};
+use super::provider::Provider;
 use super::{Credential, CredentialError};
 use crate::config::TokenExchangeConfig;
 
@@ -59,7 +62,7 @@ impl TokenExchange {
         })
     }
 
-    pub(super) async fn exchange(
+    async fn exchange(
         &self,
         minter: &Minter,
         grant: &Grant<'_>,
@@ -120,6 +123,21 @@ impl TokenExchange {
             .get(key)
             .filter(|(_, until)| *until > Instant::now())
             .map(|(credential, _)| credential.clone())
+    }
+}
+
+impl Provider for TokenExchange {
+    fn issue<'a>(
+        &'a self,
+        minter: &'a Minter,
+        grant: &'a Grant<'a>,
+    ) -> BoxFuture<'a, Result<Option<Credential>, CredentialError>> {
+        Box::pin(async move { self.exchange(minter, grant).await.map(Some) })
+    }
+
+    /// The endpoint issues tokens for agents' calls only.
+    fn for_connection(&self, _minter: &Minter, _server: &str) -> Option<Credential> {
+        None
     }
 }
 
