@@ -30,15 +30,7 @@ fn bearer(header: &Option<String>) -> String {
 }
 
 async fn jwks(cp: &ControlPlane) -> Vec<Value> {
-    let body: Value = cp
-        .http
-        .get(cp.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = cp.get_json("/.well-known/jwks.json").await;
     body["keys"].as_array().unwrap().clone()
 }
 

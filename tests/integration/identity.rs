@@ -338,15 +338,7 @@ async fn the_resource_metadata_names_the_issuers_and_every_401_points_to_it() {
         "/.well-known/oauth-protected-resource",
         "/.well-known/oauth-protected-resource/mcp",
     ] {
-        let metadata: Value = cp
-            .http
-            .get(cp.url(path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let metadata = cp.get_json(path).await;
         assert_eq!(metadata["resource"], AUDIENCE);
         assert_eq!(metadata["authorization_servers"], json!([idp.issuer]));
         assert_eq!(metadata["scopes_supported"], json!(["mcp.tools"]));

@@ -141,6 +141,12 @@ impl ControlPlane {
         self.dir.path().join("signing-key.pem")
     }
 
+    /// `GET path` (unauthenticated), as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.http.get(self.url(path)).send().await.unwrap();
+        response.json().await.unwrap()
+    }
+
     /// The `WWW-Authenticate` challenge of a 401 from this control plane.
     pub fn challenge(&self, sent_token: bool) -> String {
         let metadata = self.url("/.well-known/oauth-protected-resource/mcp");
