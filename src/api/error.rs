@@ -28,9 +28,9 @@ impl ApiError {
                 PipelineError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
                 PipelineError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 PipelineError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-                PipelineError::Impersonation(_) | PipelineError::Forbidden(_) => {
-                    StatusCode::FORBIDDEN
-                }
+                PipelineError::Impersonation(_)
+                | PipelineError::Forbidden(_)
+                | PipelineError::PolicyDenied(_) => StatusCode::FORBIDDEN,
                 PipelineError::Upstream(UpstreamError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
                 PipelineError::Upstream(_) | PipelineError::CredentialUnavailable => {
                     StatusCode::BAD_GATEWAY
@@ -59,10 +59,13 @@ impl ApiError {
     /// `traceparent` header.
     pub fn into_response_with(self, trace: &TraceContext) -> Response {
         let status = self.status();
-        let body = json!({
+        let mut body = json!({
             "error": {"code": self.code(), "message": self.message()},
             "trace_id": trace.trace_id_hex(),
         });
+        if let Self::Pipeline(PipelineError::PolicyDenied(reasons)) = &self {
+            body["error"]["reasons"] = json!(reasons);
+        }
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         if let Ok(value) = HeaderValue::from_str(&trace.traceparent()) {

@@ -1,6 +1,7 @@
 //! Operational endpoints: `GET /healthz` (the process is alive) and
 //! `GET /readyz` (the catalog is loaded and every upstream has had its first
-//! connection attempt; per-server state by logical name, never by address).
+//! connection attempt; per-server state by logical name, never by address;
+//! the policy version in force and why a reload was refused, if it was).
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ pub async fn readyz(State(pipeline): State<Arc<Pipeline>>) -> Response {
         "status": if ready { "ready" } else { "starting" },
         "catalog": { "loaded": true, "environment": &*pipeline.catalog().environment },
         "servers": upstreams.status(),
+        "policy": *pipeline.policies().status(),
     });
     (status, Json(body)).into_response()
 }

@@ -84,19 +84,14 @@ pub async fn tools(
         Err(e) => return failure(&ctx, pipeline.reject(&ctx, Action::Discovery, who, e).await),
     };
     let listed = pipeline
-        .discover(
-            &ctx,
-            who,
-            body.assertions(),
-            |catalog, upstreams, caller| {
-                let mut body = json!({ "tools": discovery::visible_tools(catalog, caller) });
-                if query.detail {
-                    let definitions = discovery::definitions(catalog, upstreams, caller);
-                    body["definitions"] = definitions.iter().map(definition).collect();
-                }
-                body
-            },
-        )
+        .discover(&ctx, who, body.assertions(), |view| {
+            let mut body = json!({ "tools": discovery::visible_tools(view) });
+            if query.detail {
+                let definitions = discovery::definitions(view);
+                body["definitions"] = definitions.iter().map(definition).collect();
+            }
+            body
+        })
         .await;
     match listed {
         Ok(body) => success(&ctx, body),

@@ -76,6 +76,8 @@ pub enum Outcome {
     Unauthenticated,
     Impersonation,
     DeniedRole,
+    /// The Rego policy did not allow the request.
+    DeniedPolicy,
     BadRequest,
     /// The caller went away before an answer.
     Cancelled,
@@ -92,6 +94,7 @@ impl Outcome {
             Self::Unauthenticated => "unauthenticated",
             Self::Impersonation => "impersonation",
             Self::DeniedRole => "denied_role",
+            Self::DeniedPolicy => "denied_policy",
             Self::BadRequest => "bad_request",
             Self::Cancelled => "cancelled",
         }
@@ -112,6 +115,10 @@ pub struct AuditRecord {
     pub upstream_tool: Option<Arc<str>>,
     /// The server's logical name.
     pub server: Option<Arc<str>>,
+    /// The policy's decision: `allow`, `hidden`, or why it denied.
+    pub policy: Option<&'static str>,
+    /// The policy's reasons for a denial.
+    pub reasons: Vec<String>,
     pub outcome: Outcome,
 }
 
@@ -141,6 +148,8 @@ impl AuditGuard {
                 tool: None,
                 upstream_tool: None,
                 server: None,
+                policy: None,
+                reasons: Vec::new(),
                 outcome: Outcome::Cancelled,
             },
             started,
@@ -185,6 +194,8 @@ fn emit(record: &AuditRecord, latency_ms: f64) {
         upstream_tool = text(&record.upstream_tool),
         server = text(&record.server),
         environment = &*record.environment,
+        policy = record.policy.unwrap_or(""),
+        reasons = record.reasons.join("; "),
         outcome = record.outcome.as_str(),
         latency_ms,
         "audit"

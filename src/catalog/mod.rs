@@ -49,6 +49,8 @@ pub struct Route {
     pub upstream_name: Arc<str>,
     /// Operator's description, replacing the upstream's when set.
     pub description: Option<Arc<str>>,
+    /// The catalog's labels for policies.
+    pub tags: Arc<[Arc<str>]>,
 }
 
 /// A set of one server's resources: every URI that starts with `prefix`.
@@ -161,26 +163,30 @@ impl Catalog {
                 }
             })
             .collect();
-        let route =
-            |name: &str, server: &str, upstream: &Option<String>, description: &Option<String>| {
-                let public_name: Arc<str> = name.into();
-                let route = Route {
-                    public_name: public_name.clone(),
-                    server: server_ids[server],
-                    upstream_name: upstream.as_deref().unwrap_or(name).into(),
-                    description: description.as_deref().map(Arc::from),
-                };
-                (public_name, route)
+        let route = |name: &str,
+                     server: &str,
+                     upstream: &Option<String>,
+                     description: &Option<String>,
+                     tags: &[String]| {
+            let public_name: Arc<str> = name.into();
+            let route = Route {
+                public_name: public_name.clone(),
+                server: server_ids[server],
+                upstream_name: upstream.as_deref().unwrap_or(name).into(),
+                description: description.as_deref().map(Arc::from),
+                tags: tags.iter().map(|t| Arc::from(t.as_str())).collect(),
             };
+            (public_name, route)
+        };
         let tools = file
             .tools
             .iter()
-            .map(|(name, t)| route(name, &t.server, &t.upstream_name, &t.description))
+            .map(|(name, t)| route(name, &t.server, &t.upstream_name, &t.description, &t.tags))
             .collect();
         let prompts = file
             .prompts
             .iter()
-            .map(|(name, p)| route(name, &p.server, &p.upstream_name, &p.description))
+            .map(|(name, p)| route(name, &p.server, &p.upstream_name, &p.description, &[]))
             .collect();
         let mut resources: Vec<ResourceSet> = file
             .resources

@@ -6,6 +6,7 @@ mod example_server;
 mod keys;
 mod local_proxy;
 mod logging;
+mod policy;
 mod serve;
 mod token;
 
@@ -33,6 +34,7 @@ pub enum Command {
     Connect(connect::ConnectArgs),
     Token(token::TokenArgs),
     Keys(keys::KeysArgs),
+    Policy(policy::PolicyArgs),
     ExampleServer(example_server::ExampleServerArgs),
 }
 
@@ -52,6 +54,7 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Keys(args) => keys::run(&args),
+        Command::Policy(args) => policy::run(&args),
         Command::Serve(args) => runtime_then(|| serve::run(args)),
         Command::Connect(args) => runtime_then(|| connect::run(args)),
         Command::ExampleServer(args) => runtime_then(|| example_server::run(args)),

@@ -10,11 +10,15 @@ use clap::Args;
 use crate::catalog::Catalog;
 use crate::credentials::Credentials;
 use crate::pipeline::Pipeline;
+use crate::policy::Policies;
 use crate::upstream::UpstreamPool;
 use crate::{api, config};
 
 /// How often the signing key file is checked for a rotation.
 const KEY_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How often the policy files are checked for changes (SIGHUP reloads at once).
+const POLICY_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Start the control plane on a catalog.
 ///
@@ -50,8 +54,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let credentials = Arc::new(Credentials::open(&catalog, &base_dir, jwks_url(addr))?);
     let _key_watch = credentials.minter().watch(KEY_RELOAD_INTERVAL);
+    let policies = Arc::new(Policies::open(file.policy.as_ref(), &base_dir)?);
+    let _policy_watch = policies.watch(POLICY_RELOAD_INTERVAL);
     let upstreams = UpstreamPool::start(&catalog, &credentials);
-    let pipeline = Arc::new(Pipeline::new(catalog.clone(), upstreams, credentials));
+    let pipeline = Arc::new(Pipeline::new(
+        catalog.clone(),
+        policies,
+        upstreams,
+        credentials,
+    ));
     tracing::info!(
         %addr,
         environment = %catalog.environment,

@@ -7,6 +7,7 @@
 //! is [`crate::catalog::Catalog`].
 
 mod load;
+mod policy;
 mod role;
 mod unique_map;
 mod validate;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use load::{ConfigError, ConfigErrors, load_file, parse_str};
+pub use policy::{PolicyConfig, RegoSettings};
 pub use role::RoleConfig;
 pub use unique_map::UniqueMap;
 
@@ -63,6 +65,9 @@ pub struct CatalogFile {
     /// control plane names itself to OAuth clients.
     #[serde(default)]
     pub identity: IdentitySettings,
+    /// The Rego policy every call must pass after the role check, or
+    /// `allow-all`. Absent: every call is denied.
+    pub policy: Option<PolicyConfig>,
 }
 
 /// One upstream MCP server. Exactly one of `stdio` and `http` is set.
@@ -130,6 +135,9 @@ pub struct ToolConfig {
     pub upstream_name: Option<String>,
     /// Replaces the description the server declares.
     pub description: Option<String>,
+    /// Labels for policies (`input.tool.tags`), for example `[trading, write]`.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// One public prompt.

@@ -1,7 +1,8 @@
 //! Discovery: what a caller may see.
 //!
-//! A caller sees the tools, prompts and resources its role grants, as the
-//! servers declare them but under public names. Nothing here can carry a
+//! A caller sees the tools, prompts and resources its role grants (and the
+//! policy's `visible` rule shows), as the servers declare them but under
+//! public names. Nothing here can carry a
 //! server name, URL or command: definitions keep only what an agent needs
 //! (icons and `_meta`, which may point at an upstream, are dropped), and a
 //! resource whose URI would reveal an address is never listed.
@@ -11,8 +12,9 @@ use std::sync::Arc;
 
 use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 
-use crate::catalog::{Catalog, Grants, Route};
+use crate::catalog::{Catalog, Grants, RoleView, Route};
 use crate::identity::Caller;
+use crate::policy::Target;
 use crate::upstream::UpstreamPool;
 
 /// URI schemes that name a network or file location.
@@ -44,20 +46,39 @@ pub fn reveals_address(uri: &str) -> bool {
             .is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
 }
 
-fn grants<'c>(
-    catalog: &'c Catalog,
-    caller: &Caller,
-    pick: fn(&crate::catalog::RoleView) -> &Grants,
-) -> &'c [Arc<str>] {
-    catalog
-        .role_view(&caller.role)
-        .map(|view| pick(view).names())
-        .unwrap_or_default()
+/// What discovery works from: the catalog, what the servers offer, the
+/// verified caller, and whether the policy shows a granted target.
+pub struct View<'a> {
+    pub catalog: &'a Catalog,
+    pub upstreams: &'a UpstreamPool,
+    pub caller: &'a Caller,
+    /// The policy's `visible` rule for a tool or prompt the role grants.
+    pub shows: &'a dyn Fn(Target<'_>) -> bool,
 }
 
-/// The public names of the tools `caller` may use, sorted.
-pub fn visible_tools<'c>(catalog: &'c Catalog, caller: &Caller) -> &'c [Arc<str>] {
-    grants(catalog, caller, |view| &view.tools)
+impl View<'_> {
+    /// The granted names of one kind that the policy shows, sorted.
+    fn shown(
+        &self,
+        pick: fn(&RoleView) -> &Grants,
+        target: fn(&str) -> Target<'_>,
+    ) -> Vec<Arc<str>> {
+        let granted = self
+            .catalog
+            .role_view(&self.caller.role)
+            .map(|view| pick(view).names())
+            .unwrap_or_default();
+        granted
+            .iter()
+            .filter(|name| (self.shows)(target(name)))
+            .cloned()
+            .collect()
+    }
+}
+
+/// The public names of the tools the caller may use, sorted.
+pub fn visible_tools(view: &View<'_>) -> Vec<Arc<str>> {
+    view.shown(|role| &role.tools, |name| Target::Tool(name))
 }
 
 /// The operator's description if set, else the server's.
@@ -69,12 +90,13 @@ fn description(route: &Route, upstream: Option<Cow<'static, str>>) -> Option<Cow
 }
 
 /// Definitions of the visible tools whose servers currently offer them.
-pub fn definitions(catalog: &Catalog, upstreams: &UpstreamPool, caller: &Caller) -> Vec<Tool> {
-    visible_tools(catalog, caller)
+pub fn definitions(view: &View<'_>) -> Vec<Tool> {
+    visible_tools(view)
         .iter()
         .filter_map(|name| {
-            let route = catalog.tool(name)?;
-            let upstream = upstreams
+            let route = view.catalog.tool(name)?;
+            let upstream = view
+                .upstreams
                 .offered(route.server)
                 .tools
                 .get(&*route.upstream_name)?
@@ -93,12 +115,13 @@ pub fn definitions(catalog: &Catalog, upstreams: &UpstreamPool, caller: &Caller)
 }
 
 /// The visible prompts whose servers currently offer them.
-pub fn prompts(catalog: &Catalog, upstreams: &UpstreamPool, caller: &Caller) -> Vec<Prompt> {
-    grants(catalog, caller, |view| &view.prompts)
+pub fn prompts(view: &View<'_>) -> Vec<Prompt> {
+    view.shown(|role| &role.prompts, |name| Target::Prompt(name))
         .iter()
         .filter_map(|name| {
-            let route = catalog.prompt(name)?;
-            let upstream = upstreams
+            let route = view.catalog.prompt(name)?;
+            let upstream = view
+                .upstreams
                 .offered(route.server)
                 .prompts
                 .get(&*route.upstream_name)?
@@ -115,53 +138,38 @@ pub fn prompts(catalog: &Catalog, upstreams: &UpstreamPool, caller: &Caller) -> 
 }
 
 /// The resources of every visible set, as their servers list them.
-pub fn resources(catalog: &Catalog, upstreams: &UpstreamPool, caller: &Caller) -> Vec<Resource> {
-    visible_in_sets(
-        catalog,
-        upstreams,
-        caller,
-        |offered| &offered.resources,
-        |r| &r.uri,
-    )
+pub fn resources(view: &View<'_>) -> Vec<Resource> {
+    visible_in_sets(view, |offered| &offered.resources, |r| &r.uri)
 }
 
 /// The resource templates of every visible set.
-pub fn resource_templates(
-    catalog: &Catalog,
-    upstreams: &UpstreamPool,
-    caller: &Caller,
-) -> Vec<ResourceTemplate> {
-    visible_in_sets(
-        catalog,
-        upstreams,
-        caller,
-        |offered| &offered.templates,
-        |t| &t.uri_template,
-    )
+pub fn resource_templates(view: &View<'_>) -> Vec<ResourceTemplate> {
+    visible_in_sets(view, |offered| &offered.templates, |t| &t.uri_template)
 }
 
 /// Items of the caller's resource sets whose URI the caller could read.
 fn visible_in_sets<T: Clone>(
-    catalog: &Catalog,
-    upstreams: &UpstreamPool,
-    caller: &Caller,
+    view: &View<'_>,
     items: fn(&crate::upstream::Offered) -> &Vec<T>,
     uri: fn(&T) -> &String,
 ) -> Vec<T> {
-    let Some(view) = catalog.role_view(&caller.role) else {
+    let View {
+        catalog, caller, ..
+    } = *view;
+    let Some(role) = catalog.role_view(&caller.role) else {
         return Vec::new();
     };
     let mut seen = std::collections::HashSet::new();
     let mut visible = Vec::new();
     for set in catalog.resource_sets() {
-        if !view.resources.allows(&set.name) {
+        if !role.resources.allows(&set.name) {
             continue;
         }
-        let offered = upstreams.offered(set.server);
+        let offered = view.upstreams.offered(set.server);
         for item in items(&offered) {
             let uri = uri(item);
             let readable = uri.starts_with(&*set.prefix)
-                && crate::policy::authorize(catalog, caller, crate::policy::Target::Resource(uri))
+                && crate::policy::authorize(catalog, caller, Target::Resource(uri))
                     .is_ok_and(|a| a.server == set.server);
             if readable && seen.insert(uri.clone()) {
                 visible.push(item.clone());

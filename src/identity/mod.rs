@@ -23,6 +23,8 @@ use crate::catalog::Catalog;
 pub struct Caller {
     pub agent_id: Arc<str>,
     pub role: Arc<str>,
+    /// The verified claims of a JWT identity (policies may read them).
+    pub claims: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
 }
 
 /// Why a caller could not be authenticated. Deliberately coarse: the agent
@@ -128,6 +130,7 @@ pub fn authenticate_service_token(
     Ok(Caller {
         agent_id: agent.id.clone(),
         role: agent.role.clone(),
+        claims: None,
     })
 }
 

@@ -93,17 +93,19 @@ impl Issuer {
                 }
                 _ => refuse(&error),
             })?;
-        let agent = claims
+        let agent: Arc<str> = claims
             .get(&self.config.agent_claim)
             .and_then(Value::as_str)
             .filter(|id| !id.is_empty())
-            .ok_or_else(|| refuse(&format!("no `{}` claim", self.config.agent_claim)))?;
+            .ok_or_else(|| refuse(&format!("no `{}` claim", self.config.agent_claim)))?
+            .into();
         let role = self
             .role(catalog, claims.get(&self.config.role.claim))
             .map_err(|why| refuse(&why))?;
         Ok(Caller {
-            agent_id: agent.into(),
+            agent_id: agent,
             role,
+            claims: Some(Arc::new(claims)),
         })
     }
 

@@ -24,6 +24,10 @@ pub enum PipelineError {
     Impersonation(&'static str),
     #[error("the tool does not exist or is not permitted for this caller")]
     Forbidden(#[from] NotPermitted),
+    /// The policy denied the request; its reasons are the policy author's
+    /// words, meant for the caller.
+    #[error("denied by policy{}", reasons_text(.0))]
+    PolicyDenied(Vec<String>),
     /// The server's credential provider could not produce a credential.
     #[error("no credential for the upstream server could be obtained")]
     CredentialUnavailable,
@@ -41,6 +45,7 @@ impl PipelineError {
             Self::Unauthenticated(_) => "unauthenticated",
             Self::Impersonation(_) => "impersonation",
             Self::Forbidden(_) => "forbidden",
+            Self::PolicyDenied(_) => "policy_denied",
             Self::CredentialUnavailable => "credential_unavailable",
             Self::Upstream(UpstreamError::Timeout) => "upstream_timeout",
             Self::Upstream(UpstreamError::Rejected { .. }) => "upstream_rejected",
@@ -56,10 +61,20 @@ impl PipelineError {
             }
             Self::Unauthenticated(_) => Outcome::Unauthenticated,
             Self::Impersonation(_) => Outcome::Impersonation,
+            Self::Forbidden(refusal) if refusal.by_policy => Outcome::DeniedPolicy,
             Self::Forbidden(_) => Outcome::DeniedRole,
+            Self::PolicyDenied(_) => Outcome::DeniedPolicy,
             Self::CredentialUnavailable => Outcome::CredentialUnavailable,
             Self::Upstream(UpstreamError::Timeout) => Outcome::Timeout,
             Self::Upstream(_) => Outcome::UpstreamError,
         }
+    }
+}
+
+fn reasons_text(reasons: &[String]) -> String {
+    if reasons.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", reasons.join("; "))
     }
 }

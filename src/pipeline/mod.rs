@@ -1,8 +1,8 @@
 //! The one path every request takes, whichever front door it came through:
 //!
 //! ```text
-//! authenticate -> catalog view -> authorize -> mint credential -> call upstream -> record
-//!  identity/       discovery/      policy/      credentials/      upstream/        audit/
+//! authenticate -> catalog view -> authorize (role, then Rego) -> mint credential -> call upstream -> record
+//!  identity/       discovery/      policy/                        credentials/      upstream/        audit/
 //! ```
 //!
 //! Front doors (REST today, MCP next) translate their wire format into one
@@ -23,9 +23,10 @@ use rmcp::model::{
 use crate::audit::{Action, AuditGuard, FrontDoor, Outcome};
 use crate::catalog::Catalog;
 use crate::credentials::Credentials;
+use crate::discovery::View;
 use crate::identity::{Authenticator, Caller, Presented};
-use crate::policy;
-use crate::policy::{Authorized, Target};
+use crate::policy::input::{self, RequestFacts, TargetFacts};
+use crate::policy::{self, Authorized, Decision, NotPermitted, Policies, Target};
 use crate::telemetry::TraceContext;
 use crate::upstream::{CallSinks, Outbound, Subscriber, UpstreamError, UpstreamPool};
 
@@ -78,6 +79,24 @@ impl<'a> ToolCall<'a> {
     }
 }
 
+/// What a request to an upstream is about: its action, its target, and
+/// the arguments the policy may judge (handed on to the upstream call).
+struct Reach<'a> {
+    action: Action,
+    target: Target<'a>,
+    arguments: Option<JsonObject>,
+}
+
+impl<'a> Reach<'a> {
+    fn without_arguments(action: Action, target: Target<'a>) -> Self {
+        Self {
+            action,
+            target,
+            arguments: None,
+        }
+    }
+}
+
 /// A change to a client session's resource subscriptions.
 pub enum SubscriptionChange {
     Subscribe(Subscriber),
@@ -109,6 +128,7 @@ impl Classify for ServerResult {}
 pub struct Pipeline {
     catalog: Arc<Catalog>,
     identity: Authenticator,
+    policies: Arc<Policies>,
     upstreams: UpstreamPool,
     credentials: Arc<Credentials>,
 }
@@ -116,15 +136,21 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn new(
         catalog: Arc<Catalog>,
+        policies: Arc<Policies>,
         upstreams: UpstreamPool,
         credentials: Arc<Credentials>,
     ) -> Self {
         Self {
             identity: Authenticator::new(catalog.clone()),
             catalog,
+            policies,
             upstreams,
             credentials,
         }
+    }
+
+    pub fn policies(&self) -> &Policies {
+        &self.policies
     }
 
     pub fn identity(&self) -> &Authenticator {
@@ -144,19 +170,30 @@ impl Pipeline {
     }
 
     /// List what the caller may see: `list` builds the answer from the
-    /// catalog and the upstreams for the verified caller.
+    /// caller's [`View`]: its role's grants, as far as the policy shows them.
     pub async fn discover<T>(
         &self,
         ctx: &CallContext,
         who: Presented<'_>,
         assertions: Assertions<'_>,
-        list: impl FnOnce(&Catalog, &UpstreamPool, &Caller) -> T,
+        list: impl FnOnce(&View<'_>) -> T,
     ) -> Result<T, PipelineError> {
         let mut audit = self.open_audit(ctx, Action::Discovery);
-        let result = self
-            .admit(&mut audit, who, assertions)
-            .await
-            .map(|caller| list(&self.catalog, &self.upstreams, &caller));
+        let result = self.admit(&mut audit, who, assertions).await.map(|caller| {
+            let shows = |target: Target<'_>| {
+                policy::authorize(&self.catalog, &caller, target).is_ok_and(|to| {
+                    self.policies.shows(|| {
+                        self.policy_input(ctx, &caller, target, &to, Action::Discovery, None)
+                    })
+                })
+            };
+            list(&View {
+                catalog: &self.catalog,
+                upstreams: &self.upstreams,
+                caller: &caller,
+                shows: &shows,
+            })
+        });
         audit.finish(
             result
                 .as_ref()
@@ -183,9 +220,13 @@ impl Pipeline {
             ctx,
             who,
             assertions,
-            Action::Call,
-            Target::Tool(tool),
-            |to, outbound| async move {
+            Reach {
+                action: Action::Call,
+                target: Target::Tool(tool),
+                arguments: Some(arguments),
+            },
+            |to, outbound, arguments| async move {
+                let arguments = arguments.unwrap_or_default();
                 upstreams
                     .call_tool(to.server, &to.upstream_name, arguments, sinks, outbound)
                     .await
@@ -254,9 +295,8 @@ impl Pipeline {
             ctx,
             who,
             Assertions::default(),
-            action,
-            target,
-            |to, outbound| async move {
+            Reach::without_arguments(action, target),
+            |to, outbound, _| async move {
                 match change {
                     SubscriptionChange::Subscribe(subscriber) => {
                         upstreams
@@ -289,9 +329,8 @@ impl Pipeline {
             ctx,
             who,
             Assertions::default(),
-            action,
-            target,
-            |to, outbound| {
+            Reach::without_arguments(action, target),
+            |to, outbound, _| {
                 let request = build(&to.upstream_name);
                 upstreams.request(to.server, request, outbound)
             },
@@ -343,14 +382,18 @@ impl Pipeline {
         ctx: &CallContext,
         who: Presented<'_>,
         assertions: Assertions<'_>,
-        action: Action,
-        target: Target<'_>,
-        op: impl FnOnce(Authorized, Outbound) -> Fut,
+        reach: Reach<'_>,
+        op: impl FnOnce(Authorized, Outbound, Option<JsonObject>) -> Fut,
     ) -> Result<T, PipelineError>
     where
         T: Classify,
         Fut: Future<Output = Result<T, UpstreamError>>,
     {
+        let Reach {
+            action,
+            target,
+            arguments,
+        } = reach;
         let mut audit = self.open_audit(ctx, action);
         audit.record_mut().tool = Some(target.name().into());
         let result: Result<T, PipelineError> = async {
@@ -366,8 +409,19 @@ impl Pipeline {
             record.server = server.map(|id| self.catalog.server(id).name.clone());
             let authorized = authorized?;
             record.upstream_tool = Some(authorized.upstream_name.clone());
+            let decision = self.policies.decide(|| {
+                self.policy_input(
+                    ctx,
+                    &caller,
+                    target,
+                    &authorized,
+                    action,
+                    arguments.as_ref(),
+                )
+            });
+            record_decision(&mut audit, decision)?;
             let outbound = self.outbound(ctx, &caller, target, &authorized).await?;
-            Ok(op(authorized, outbound).await?)
+            Ok(op(authorized, outbound, arguments).await?)
         }
         .await;
         audit.finish(match &result {
@@ -375,6 +429,42 @@ impl Pipeline {
             Err(e) => e.outcome(),
         });
         result
+    }
+
+    /// The policy's input document for a request the role check allowed.
+    fn policy_input(
+        &self,
+        ctx: &CallContext,
+        caller: &Caller,
+        target: Target<'_>,
+        to: &Authorized,
+        action: Action,
+        arguments: Option<&JsonObject>,
+    ) -> regorus::Value {
+        let (kind, tags) = match target {
+            Target::Tool(name) => ("tool", self.catalog.tool(name).map(|r| &*r.tags)),
+            Target::Prompt(_) => ("prompt", None),
+            Target::Resource(_) => ("resource", None),
+        };
+        let facts = TargetFacts {
+            kind,
+            name: target.name(),
+            upstream_name: &to.upstream_name,
+            server: &self.catalog.server(to.server).name,
+            tags: tags.unwrap_or_default(),
+        };
+        let request = RequestFacts {
+            trace_id: &ctx.trace.trace_id_hex(),
+            front_door: ctx.front_door,
+            action,
+        };
+        input::document(
+            caller,
+            &facts,
+            arguments,
+            &self.catalog.environment,
+            &request,
+        )
     }
 
     /// Mint the credential for one upstream request, scoped to its server
@@ -443,5 +533,26 @@ impl Pipeline {
             self.catalog.environment.clone(),
             ctx.started,
         )
+    }
+}
+
+/// Put the policy's decision into the audit record; a refusal becomes the
+/// request's error.
+fn record_decision(audit: &mut AuditGuard, decision: Decision) -> Result<(), PipelineError> {
+    let record = audit.record_mut();
+    match decision {
+        Decision::Allow => {
+            record.policy = Some("allow");
+            Ok(())
+        }
+        Decision::Hidden => {
+            record.policy = Some("hidden");
+            Err(NotPermitted { by_policy: true }.into())
+        }
+        Decision::Deny { reasons, cause } => {
+            record.policy = Some(cause.as_str());
+            record.reasons = reasons.clone();
+            Err(PipelineError::PolicyDenied(reasons))
+        }
     }
 }

@@ -151,7 +151,7 @@ fn conformance_catalog(fixture_url: &str) -> String {
         .map(|p| format!("  {p}: {{server: everything}}\n"))
         .collect();
     format!(
-        "environment: conformance\n\
+        "environment: conformance\npolicy: allow-all\n\
          servers:\n  everything:\n    http: {{url: \"{fixture_url}\"}}\n    forward_logs: true\n\
          tools:\n{tools}prompts:\n{prompts}\
          resources:\n  fixtures: {{server: everything, uri_prefix: \"test://\"}}\n\

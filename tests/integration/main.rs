@@ -8,5 +8,6 @@ mod common;
 mod credentials;
 mod identity;
 mod mcp;
+mod policy;
 mod rest_api;
 mod upstreams;

@@ -144,7 +144,7 @@ async fn invoke_returns_the_upstream_result_and_records_it() {
     assert_eq!(record["tool"], "read_positions");
     assert_eq!(record["upstream_tool"], "read_positions");
     assert_eq!(record["server"], "marketdata");
-    assert_eq!(record["environment"], "production");
+    assert_eq!(record["environment"], "staging");
     assert_eq!(record["outcome"], "ok");
     assert!(record["latency_ms"].as_f64().is_some_and(|l| l >= 0.0));
 }
@@ -288,7 +288,7 @@ async fn body_fields_naming_another_identity_are_refused_as_impersonation() {
     }
     // The seed's fields are fine when they tell the truth.
     let truthful =
-        json!({ "agent_id": "agent-42", "agent_role": "analyst", "environment": "production" });
+        json!({ "agent_id": "agent-42", "agent_role": "analyst", "environment": "staging" });
     let (status, _, body) = read(call(truthful).await).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // Discovery applies the same rule.

@@ -22,7 +22,9 @@ pub fn to_error_data(error: &PipelineError, trace: &TraceContext) -> ErrorData {
         // Unknown and forbidden tools get the same answer: an agent cannot
         // tell them apart. Invalid params is what MCP uses for unknown tools.
         PipelineError::Forbidden(_) | PipelineError::InvalidRequest(_) => ErrorCode::INVALID_PARAMS,
-        PipelineError::Impersonation(_) | PipelineError::Unauthenticated(_) => FORBIDDEN,
+        PipelineError::Impersonation(_)
+        | PipelineError::Unauthenticated(_)
+        | PipelineError::PolicyDenied(_) => FORBIDDEN,
         PipelineError::PayloadTooLarge(_) | PipelineError::UnsupportedMediaType => {
             ErrorCode::INVALID_REQUEST
         }
@@ -30,9 +32,9 @@ pub fn to_error_data(error: &PipelineError, trace: &TraceContext) -> ErrorData {
         PipelineError::Upstream(UpstreamError::Rejected { .. }) => UPSTREAM_REJECTED,
         PipelineError::Upstream(_) | PipelineError::CredentialUnavailable => UPSTREAM_UNAVAILABLE,
     };
-    ErrorData::new(
-        code,
-        error.to_string(),
-        Some(json!({ "code": error.code(), "trace_id": trace.trace_id_hex() })),
-    )
+    let mut data = json!({ "code": error.code(), "trace_id": trace.trace_id_hex() });
+    if let PipelineError::PolicyDenied(reasons) = error {
+        data["reasons"] = json!(reasons);
+    }
+    ErrorData::new(code, error.to_string(), Some(data))
 }

@@ -29,14 +29,13 @@ use tokio::sync::mpsc;
 use super::error::to_error_data;
 use super::sessions::Sessions;
 use crate::audit::{Action, FrontDoor};
-use crate::catalog::Catalog;
-use crate::discovery;
+use crate::discovery::{self, View};
 use crate::identity::{Caller, Presented};
 use crate::pipeline::{
     Assertions, CallContext, Pipeline, PipelineError, SubscriptionChange, ToolCall,
 };
 use crate::policy::Target;
-use crate::upstream::{CallSinks, LogSink, Relay, Subscriber, UpstreamError, UpstreamPool};
+use crate::upstream::{CallSinks, LogSink, Relay, Subscriber, UpstreamError};
 
 /// Items per page of a `*/list` answer.
 const PAGE_SIZE: usize = 100;
@@ -104,7 +103,7 @@ impl McpFrontDoor {
         &self,
         context: &RequestContext<RoleServer>,
         request: Option<PaginatedRequestParams>,
-        list: fn(&Catalog, &UpstreamPool, &Caller) -> Vec<T>,
+        list: fn(&View<'_>) -> Vec<T>,
     ) -> Result<(Vec<T>, Option<String>), ErrorData> {
         let (ctx, who) = request_context(context);
         let items = self

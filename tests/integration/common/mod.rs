@@ -40,7 +40,7 @@ pub fn catalog(servers: &str, tools: &str, role_tools: &[&str]) -> String {
         }
     };
     format!(
-        "environment: test\n{}{}roles:\n  tester: [{}]\n  nobody: []\n\
+        "environment: test\npolicy: allow-all\n{}{}roles:\n  tester: [{}]\n  nobody: []\n\
          agents:\n  tester-1: {{role: tester, token_sha256: {}}}\n  agent-42: {{role: nobody, token_sha256: {}}}\n",
         section("servers", servers),
         section("tools", tools),

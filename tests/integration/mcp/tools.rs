@@ -4,6 +4,27 @@
 use super::*;
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_policy_denial_is_a_json_rpc_error_with_the_policys_reasons() {
+    let cp = ControlPlane::start_example();
+    cp.wait_all_ready().await;
+    let session = connect_stateless(&cp, TRADER_TOKEN).await;
+    let order = json!({ "account": "ACC-001", "symbol": "AAPL", "side": "buy", "quantity": 20_000, "limit_price": 100 });
+    let error = mcp_error(session.call_tool(call("execute_trade", order)).await);
+    assert_eq!(error.code.0, -32013);
+    let data = error.data.unwrap();
+    assert_eq!(data["code"], "policy_denied");
+    assert_eq!(
+        data["reasons"],
+        json!(["order notional 2000000 exceeds the desk limit of 1000000"])
+    );
+    let record = cp.audit_record(data["trace_id"].as_str().unwrap()).await;
+    assert_eq!(
+        (record["front_door"].as_str(), record["outcome"].as_str()),
+        (Some("mcp"), Some("denied_policy"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn each_role_lists_and_calls_its_tools_over_both_lifecycles() {
     let cp = ControlPlane::start_example();
     cp.wait_all_ready().await;
@@ -85,7 +106,7 @@ async fn forbidden_and_unknown_tools_get_the_same_error_and_tool_errors_are_resu
     let result = trader
         .call_tool(call(
             "execute_trade",
-            json!({ "account": "A", "symbol": "X", "side": "buy", "quantity": 0 }),
+            json!({ "account": "A", "symbol": "AAPL", "side": "buy", "quantity": 0 }),
         ))
         .await
         .unwrap();

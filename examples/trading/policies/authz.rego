@@ -1,0 +1,67 @@
+# The trading desk's policy. The control plane evaluates it on every call,
+# after the role check and before any server is contacted; anything but
+# `allow == true` is a denial. The input document is described in the
+# README ("Policy"); the desk's figures are in data.yaml (`data.trading`).
+package mcp.authz
+
+import rego.v1
+
+# Deny by default.
+default allow := false
+
+# Whether a tool or prompt exists for the caller at all: listed at
+# discovery, and a precondition of every call. Outright bans belong here,
+# so listing and calling never disagree about them.
+default visible := false
+
+visible if not banned
+
+# Trading is switched off in production.
+banned if {
+	input.tool.name == "execute_trade"
+	input.environment == "production"
+}
+
+# A call is allowed when the target is visible and no rule objects to its
+# arguments.
+allow if {
+	visible
+	count(violations) == 0
+}
+
+# What the caller is told when a call is denied.
+reasons := violations
+
+# Analysts (and traders) may read positions of any account: the seed's rule.
+# No argument rule applies to read_positions.
+
+# An order's notional: quantity times the limit price, or the desk's
+# reference price for a market order.
+notional := input.arguments.quantity * input.arguments.limit_price if {
+	input.tool.name == "execute_trade"
+	input.arguments.limit_price
+}
+
+notional := input.arguments.quantity * data.trading.reference_prices[input.arguments.symbol] if {
+	input.tool.name == "execute_trade"
+	not input.arguments.limit_price
+}
+
+violations contains msg if {
+	notional > data.trading.max_notional
+	msg := sprintf("order notional %v exceeds the desk limit of %v", [notional, data.trading.max_notional])
+}
+
+violations contains msg if {
+	input.tool.name == "execute_trade"
+	not input.arguments.limit_price
+	not data.trading.reference_prices[input.arguments.symbol]
+	msg := sprintf("no reference price for %v: send a limit_price", [input.arguments.symbol])
+}
+
+# Reports only for the agent's own desks.
+violations contains msg if {
+	input.tool.name == "run_report"
+	not input.arguments.desk in object.get(data.trading.desks, input.agent.id, [])
+	msg := sprintf("%v may only run reports for its own desks", [input.agent.id])
+}

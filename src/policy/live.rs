@@ -1,0 +1,219 @@
+//! The policy in force, and its reloading.
+//!
+//! The current version sits behind an atomic pointer: a decision loads it
+//! without a lock. When the policy's files change (checked every few
+//! seconds) or on SIGHUP, the new set is compiled and its tests run; only
+//! if both succeed does it replace the old one. A broken policy never
+//! replaces a working one: the error is logged and shown in `/readyz`, and
+//! the old version keeps deciding.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+
+use super::rego::{Decision, DenyCause, PolicyError, RegoPolicy, rego_files};
+use crate::config::{PolicyConfig, RegoSettings};
+
+/// What decides calls after the role check.
+pub enum Rules {
+    /// `policy: allow-all`.
+    AllowAll,
+    /// No policy configured: every call is denied.
+    DenyAll,
+    Rego(Arc<RegoPolicy>),
+}
+
+/// What `/readyz` says about the policy.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyStatus {
+    /// `rego`, `allow_all` or `deny_all`.
+    pub mode: &'static str,
+    /// Counts successful loads, starting at 1.
+    pub version: u64,
+    /// The number of policy tests the version in force passed.
+    pub tests_passed: usize,
+    /// Why the last reload was refused, until one succeeds.
+    pub reload_error: Option<String>,
+}
+
+/// The files of a Rego policy, with their modification times and sizes.
+type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
+
+pub struct Policies {
+    rules: ArcSwap<Rules>,
+    status: ArcSwap<PolicyStatus>,
+    /// The Rego settings and the catalog's directory, when there is a policy
+    /// to reload.
+    source: Option<(RegoSettings, PathBuf)>,
+    fingerprint: Mutex<Fingerprint>,
+}
+
+impl Policies {
+    /// Load the configured policy. At start a policy that does not compile
+    /// or fails its tests is an error: there is no older one to keep.
+    pub fn open(config: Option<&PolicyConfig>, base_dir: &Path) -> Result<Self, PolicyError> {
+        let (rules, mode, tests, source) = match config {
+            None => (Rules::DenyAll, "deny_all", 0, None),
+            Some(PolicyConfig::AllowAll) => (Rules::AllowAll, "allow_all", 0, None),
+            Some(PolicyConfig::Rego(settings)) => {
+                let policy = RegoPolicy::load(settings, base_dir)?;
+                let tests = policy.check_tests()?;
+                let source = (settings.clone(), base_dir.to_path_buf());
+                (Rules::Rego(Arc::new(policy)), "rego", tests, Some(source))
+            }
+        };
+        let fingerprint = source
+            .as_ref()
+            .map(|(settings, dir)| fingerprint(settings, dir))
+            .unwrap_or_default();
+        Ok(Self {
+            rules: ArcSwap::from_pointee(rules),
+            status: ArcSwap::from_pointee(PolicyStatus {
+                mode,
+                version: 1,
+                tests_passed: tests,
+                reload_error: None,
+            }),
+            source,
+            fingerprint: Mutex::new(fingerprint),
+        })
+    }
+
+    /// Decide a request; `input` is built only when a Rego policy needs it.
+    pub fn decide(&self, input: impl FnOnce() -> regorus::Value) -> Decision {
+        match &**self.rules.load() {
+            Rules::AllowAll => Decision::Allow,
+            Rules::DenyAll => Decision::Deny {
+                reasons: vec!["no policy is configured".into()],
+                cause: DenyCause::NoPolicy,
+            },
+            Rules::Rego(policy) => policy.decide(input()),
+        }
+    }
+
+    /// Whether discovery shows a target (the `visible` rule, if declared).
+    pub fn shows(&self, input: impl FnOnce() -> regorus::Value) -> bool {
+        match &**self.rules.load() {
+            Rules::Rego(policy) if policy.has_visibility() => policy.shows(input()),
+            _ => true,
+        }
+    }
+
+    /// The Rego policy in force, if any.
+    pub fn current(&self) -> Option<Arc<RegoPolicy>> {
+        match &**self.rules.load() {
+            Rules::Rego(policy) => Some(policy.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> Arc<PolicyStatus> {
+        self.status.load_full()
+    }
+
+    /// Compile the policy's files again and, if it compiles and its tests
+    /// pass, put it in force. Returns the number of tests it passed.
+    pub fn reload(&self) -> Result<usize, PolicyError> {
+        let Some((settings, dir)) = &self.source else {
+            return Ok(0);
+        };
+        *self.fingerprint.lock().unwrap_or_else(|p| p.into_inner()) = fingerprint(settings, dir);
+        let loaded = RegoPolicy::load(settings, dir).and_then(|policy| {
+            let tests = policy.check_tests()?;
+            Ok((policy, tests))
+        });
+        let status = self.status.load();
+        match loaded {
+            Ok((policy, tests)) => {
+                self.rules.store(Arc::new(Rules::Rego(Arc::new(policy))));
+                let version = status.version + 1;
+                self.status.store(Arc::new(PolicyStatus {
+                    mode: "rego",
+                    version,
+                    tests_passed: tests,
+                    reload_error: None,
+                }));
+                tracing::info!(version, tests, "policy reloaded");
+                Ok(tests)
+            }
+            Err(error) => {
+                tracing::error!(%error, version = status.version, "policy reload refused; the previous policy stays in force");
+                self.status.store(Arc::new(PolicyStatus {
+                    reload_error: Some(error.to_string()),
+                    ..(**status).clone()
+                }));
+                Err(error)
+            }
+        }
+    }
+
+    /// Whether the policy's files changed since the last (re)load.
+    fn changed(&self) -> bool {
+        let Some((settings, dir)) = &self.source else {
+            return false;
+        };
+        let now = fingerprint(settings, dir);
+        *self.fingerprint.lock().unwrap_or_else(|p| p.into_inner()) != now
+    }
+
+    /// Reload when the files change (checked every `every`) and on SIGHUP.
+    pub fn watch(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let policies = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            let mut hangup = hangup_signal();
+            loop {
+                let forced = tokio::select! {
+                    _ = tick.tick() => false,
+                    Some(()) = hangup.recv() => true,
+                };
+                let Some(policies) = policies.upgrade() else {
+                    return;
+                };
+                let _ = tokio::task::spawn_blocking(move || {
+                    if forced || policies.changed() {
+                        let _ = policies.reload();
+                    }
+                })
+                .await;
+            }
+        })
+    }
+}
+
+fn fingerprint(settings: &RegoSettings, dir: &Path) -> Fingerprint {
+    let mut files = rego_files(&settings.files, dir).unwrap_or_default();
+    files.extend(settings.data.iter().map(|f| dir.join(f)));
+    files
+        .into_iter()
+        .map(|path| {
+            let meta = std::fs::metadata(&path).ok();
+            let modified = meta.as_ref().and_then(|m| m.modified().ok());
+            let len = meta.map_or(0, |m| m.len());
+            (path, modified, len)
+        })
+        .collect()
+}
+
+/// SIGHUP as a stream of wake-ups (never, where there is no SIGHUP).
+fn hangup_signal() -> tokio::sync::mpsc::Receiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hangup.recv().await.is_some() {
+            if tx.send(()).await.is_err() {
+                return;
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    drop(tx);
+    rx
+}

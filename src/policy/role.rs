@@ -1,0 +1,99 @@
+//! The role check: a target is allowed when the caller's role grants it.
+//! An unknown target gets exactly the same refusal as a forbidden one, so an
+//! agent cannot probe what exists.
+
+use std::sync::Arc;
+
+use crate::catalog::{Catalog, Route, ServerId};
+use crate::discovery::reveals_address;
+use crate::identity::Caller;
+
+/// What a request wants to reach.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// A public tool name.
+    Tool(&'a str),
+    /// A public prompt name.
+    Prompt(&'a str),
+    /// A resource URI.
+    Resource(&'a str),
+}
+
+impl Target<'_> {
+    /// The name or URI the caller asked for.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Tool(name) | Self::Prompt(name) | Self::Resource(name) => name,
+        }
+    }
+}
+
+/// An allowed target and where it goes.
+#[derive(Debug, Clone)]
+pub struct Authorized {
+    pub server: ServerId,
+    /// The tool's or prompt's name on its server, or the resource URI.
+    pub upstream_name: Arc<str>,
+}
+
+/// The refusal. It carries nothing about whether the target exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not permitted")]
+pub struct NotPermitted {
+    /// Refused by the policy's `visible` rule rather than the role (for
+    /// the audit trail; the caller gets the same answer either way).
+    pub by_policy: bool,
+}
+
+impl NotPermitted {
+    pub const BY_ROLE: Self = Self { by_policy: false };
+}
+
+/// Where `target` goes, if `caller`'s role may reach it.
+pub fn authorize(
+    catalog: &Catalog,
+    caller: &Caller,
+    target: Target<'_>,
+) -> Result<Authorized, NotPermitted> {
+    let view = catalog
+        .role_view(&caller.role)
+        .ok_or(NotPermitted::BY_ROLE)?;
+    let routed = |route: Option<&Route>| {
+        route.map(|r| Authorized {
+            server: r.server,
+            upstream_name: r.upstream_name.clone(),
+        })
+    };
+    let authorized = match target {
+        Target::Tool(name) if view.tools.allows(name) => routed(catalog.tool(name)),
+        Target::Prompt(name) if view.prompts.allows(name) => routed(catalog.prompt(name)),
+        Target::Resource(uri) if !reveals_address(uri) => {
+            // The most specific set decides: a narrower set the role lacks
+            // carves its URIs out of a broader one it has.
+            catalog
+                .resource_sets()
+                .iter()
+                .find(|set| uri.starts_with(&*set.prefix))
+                .filter(|set| view.resources.allows(&set.name))
+                .map(|set| Authorized {
+                    server: set.server,
+                    upstream_name: uri.into(),
+                })
+        }
+        _ => None,
+    };
+    authorized.ok_or(NotPermitted::BY_ROLE)
+}
+
+/// The server a target would reach, whoever asks: for the audit trail only.
+pub fn locate(catalog: &Catalog, target: Target<'_>) -> Option<ServerId> {
+    match target {
+        Target::Tool(name) => catalog.tool(name).map(|r| r.server),
+        Target::Prompt(name) => catalog.prompt(name).map(|r| r.server),
+        Target::Resource(uri) => catalog
+            .resource_sets()
+            .iter()
+            .find(|set| uri.starts_with(&*set.prefix))
+            .map(|set| set.server),
+    }
+}
