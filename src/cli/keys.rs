@@ -17,9 +17,10 @@ pub struct KeysArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Replace the signing key with a new one. A running control plane picks
-    /// it up within seconds and keeps publishing the old key until the
-    /// tokens it signed have expired.
+    /// Replace the signing key with a new one.
+    ///
+    /// A running control plane picks it up within seconds and keeps
+    /// publishing the old key until the tokens it signed have expired.
     Rotate {
         /// The catalog file (its `credentials` section names the key file).
         #[arg(long, short)]

@@ -18,15 +18,20 @@ pub struct PolicyArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// Run the Rego unit tests (rules named `test_*`) of the `.rego` files
-    /// under DIR, with `data.json`/`data.yaml` files there as data, the way
-    /// `opa test` does. Prints PASS/FAIL per test; exits 1 if any fails.
+    /// Run the Rego unit tests under DIR, like `opa test`.
+    ///
+    /// Evaluates every rule named `test_*` in the `.rego` files under DIR,
+    /// with the `data.json`/`data.yaml` files there as data. Prints PASS,
+    /// FAIL or ERROR per test and a summary; exits 1 if any fails.
     Test {
         /// A directory (searched recursively) or one `.rego` file.
         dir: PathBuf,
     },
-    /// Print the decision of a catalog's policy for one input document: the
-    /// tool a policy author debugs with.
+    /// Print the policy's decision for one input document.
+    ///
+    /// Loads the catalog's `policy` (as `serve` would, tests included) and
+    /// prints `decision` (allow, hidden or deny), `cause`, `visible` and
+    /// `reasons` as JSON: the tool a policy author debugs with.
     Eval {
         /// The catalog file whose `policy` section to use.
         #[arg(long, short)]

@@ -237,6 +237,9 @@ fn every_verb_has_help() {
         &["example-server", "--help"],
         &["connect", "--help"],
         &["token", "new", "--help"],
+        &["keys", "rotate", "--help"],
+        &["policy", "test", "--help"],
+        &["policy", "eval", "--help"],
     ] {
         let output = std::process::Command::new(binary())
             .args(verb)
