@@ -31,6 +31,7 @@ impl ApiError {
                 PipelineError::Impersonation(_)
                 | PipelineError::Forbidden(_)
                 | PipelineError::PolicyDenied(_) => StatusCode::FORBIDDEN,
+                PipelineError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
                 PipelineError::Upstream(UpstreamError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
                 PipelineError::Upstream(_) | PipelineError::CredentialUnavailable => {
                     StatusCode::BAD_GATEWAY

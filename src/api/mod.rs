@@ -1,9 +1,11 @@
 //! HTTP front doors. Each is an adapter over the [`Pipeline`]; this module
 //! only wires routes, limits and the catch-all errors.
 
+mod admin;
 mod error;
 mod health;
 mod mcp;
+mod metrics;
 mod rest;
 mod well_known;
 
@@ -31,6 +33,8 @@ pub fn router(pipeline: Arc<Pipeline>, sessions: CancellationToken) -> Router {
         .route("/invoke", post(rest::invoke))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/admin/audit", get(admin::audit))
+        .route("/metrics", get(metrics::metrics))
         .route("/.well-known/jwks.json", get(well_known::jwks))
         .route(
             "/.well-known/oauth-protected-resource",

@@ -1,18 +1,28 @@
 //! Audit: one record for every discovery and every call, whatever path it took.
 //!
 //! The pipeline opens an [`AuditGuard`] when a request enters and fills it in
-//! as the request passes each stage. The guard emits its record exactly once:
-//! when the pipeline finishes it, or, if the request is abandoned midway (the
-//! client hung up), when it is dropped. For now a record is one structured log
-//! event on the `audit` target (a JSON line with `--log-format json`); the
-//! durable store slots in behind [`emit`].
+//! as the request passes each stage ([`record`]). The guard hands its record
+//! over exactly once: when the pipeline finishes it, which waits until the
+//! record is durable ([`log`]: group commit to every sink, or the spool),
+//! or, if the request is abandoned midway (the client hung up), when it is
+//! dropped. Sinks: SQLite ([`sqlite`]), PostgreSQL ([`postgres`]), JSON lines
+//! ([`jsonl`]); the spool ([`spool`]) keeps records while a sink is down.
+//! Every record is also one log event on the `audit` target.
 
-use std::sync::Arc;
-use std::time::Instant;
+mod guard;
+pub mod jsonl;
+pub mod log;
+pub mod postgres;
+pub mod query;
+pub mod record;
+pub mod spool;
+pub mod sqlite;
 
 use serde::Serialize;
 
-use crate::telemetry::TraceContext;
+pub use guard::AuditGuard;
+pub use log::{AuditError, AuditLog};
+pub use record::AuditRecord;
 
 /// What was asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -79,6 +89,8 @@ pub enum Outcome {
     /// The Rego policy did not allow the request.
     DeniedPolicy,
     BadRequest,
+    /// Refused because the audit trail could not be written (fail-closed).
+    AuditUnavailable,
     /// The caller went away before an answer.
     Cancelled,
 }
@@ -96,108 +108,43 @@ impl Outcome {
             Self::DeniedRole => "denied_role",
             Self::DeniedPolicy => "denied_policy",
             Self::BadRequest => "bad_request",
+            Self::AuditUnavailable => "audit_unavailable",
             Self::Cancelled => "cancelled",
         }
     }
 }
 
-/// One audit record.
-#[derive(Debug, Clone)]
-pub struct AuditRecord {
-    pub trace: TraceContext,
-    pub action: Action,
-    pub front_door: FrontDoor,
-    pub environment: Arc<str>,
-    pub agent_id: Option<Arc<str>>,
-    pub role: Option<Arc<str>>,
-    /// The tool name the caller asked for (public name).
-    pub tool: Option<Arc<str>>,
-    pub upstream_tool: Option<Arc<str>>,
-    /// The server's logical name.
-    pub server: Option<Arc<str>>,
-    /// The policy's decision: `allow`, `hidden`, or why it denied.
-    pub policy: Option<&'static str>,
-    /// The policy's reasons for a denial.
-    pub reasons: Vec<String>,
-    pub outcome: Outcome,
-}
-
-/// Emits its record exactly once; see the module docs.
-pub struct AuditGuard {
-    record: AuditRecord,
-    started: Instant,
-    emitted: bool,
-}
-
-impl AuditGuard {
-    pub fn open(
-        trace: TraceContext,
-        action: Action,
-        front_door: FrontDoor,
-        environment: Arc<str>,
-        started: Instant,
-    ) -> Self {
-        Self {
-            record: AuditRecord {
-                trace,
-                action,
-                front_door,
-                environment,
-                agent_id: None,
-                role: None,
-                tool: None,
-                upstream_tool: None,
-                server: None,
-                policy: None,
-                reasons: Vec::new(),
-                outcome: Outcome::Cancelled,
-            },
-            started,
-            emitted: false,
-        }
+/// Open every configured sink (with its spool) and start the audit log.
+pub fn start(
+    settings: &crate::config::AuditSettings,
+    base_dir: &std::path::Path,
+) -> Result<AuditLog, String> {
+    use crate::config::SinkConfig;
+    let spool_dir = base_dir.join(&settings.spool_dir);
+    std::fs::create_dir_all(&spool_dir)
+        .map_err(|e| format!("audit.spool_dir {}: {e}", spool_dir.display()))?;
+    let mut sinks = Vec::new();
+    for (i, sink) in settings.sinks.iter().enumerate() {
+        let opened: Box<dyn spool::Sink> = match sink {
+            SinkConfig::Sqlite(config) => Box::new(
+                sqlite::SqliteSink::open(&base_dir.join(&config.path), config.retention.clone())
+                    .map_err(|e| format!("audit.sinks[{i}] (sqlite): {e}"))?,
+            ),
+            SinkConfig::Postgres(config) => Box::new(postgres::PostgresSink::new(
+                config
+                    .url
+                    .read(base_dir)
+                    .map_err(|e| format!("audit.sinks[{i}].url: {e}"))?,
+                config.retention.clone(),
+            )),
+            SinkConfig::Jsonl(config) => {
+                let path = (config.path.as_os_str() != "-").then(|| base_dir.join(&config.path));
+                Box::new(jsonl::JsonlSink::new(path, config.max_bytes, config.keep))
+            }
+        };
+        let spool = spool_dir.join(format!("sink-{i}.jsonl"));
+        sinks.push(spool::Spooled::new(opened, spool));
     }
-
-    pub fn record_mut(&mut self) -> &mut AuditRecord {
-        &mut self.record
-    }
-
-    /// Emit the record with its final outcome.
-    pub fn finish(mut self, outcome: Outcome) {
-        self.record.outcome = outcome;
-        self.emit_once();
-    }
-
-    fn emit_once(&mut self) {
-        if !self.emitted {
-            self.emitted = true;
-            emit(&self.record, self.started.elapsed().as_secs_f64() * 1000.0);
-        }
-    }
-}
-
-impl Drop for AuditGuard {
-    fn drop(&mut self) {
-        self.emit_once();
-    }
-}
-
-fn emit(record: &AuditRecord, latency_ms: f64) {
-    let text = |v: &Option<Arc<str>>| v.as_deref().unwrap_or("").to_string();
-    tracing::info!(
-        target: "audit",
-        trace_id = %record.trace,
-        action = record.action.as_str(),
-        front_door = record.front_door.as_str(),
-        agent_id = text(&record.agent_id),
-        role = text(&record.role),
-        tool = text(&record.tool),
-        upstream_tool = text(&record.upstream_tool),
-        server = text(&record.server),
-        environment = &*record.environment,
-        policy = record.policy.unwrap_or(""),
-        reasons = record.reasons.join("; "),
-        outcome = record.outcome.as_str(),
-        latency_ms,
-        "audit"
-    );
+    let store = query::Store::of(settings, base_dir).ok();
+    Ok(AuditLog::start(sinks, settings.on_failure, store))
 }

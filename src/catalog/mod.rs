@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::config::{
     CatalogFile, CredentialConfig, CredentialSettings, HttpSettings, IdentitySettings,
+    ToolAuditConfig,
 };
 
 /// Index of a server in [`Catalog::servers`].
@@ -51,6 +52,8 @@ pub struct Route {
     pub description: Option<Arc<str>>,
     /// The catalog's labels for policies.
     pub tags: Arc<[Arc<str>]>,
+    /// Set when the audit trail keeps the arguments: the fields to redact.
+    pub audit_arguments: Option<Arc<[Arc<str>]>>,
 }
 
 /// A set of one server's resources: every URI that starts with `prefix`.
@@ -128,6 +131,8 @@ pub struct Catalog {
     resources: Vec<ResourceSet>,
     roles: HashMap<Arc<str>, RoleView>,
     agents: Vec<AgentEntry>,
+    /// Admin id and the SHA-256 of its token.
+    admins: Vec<(Arc<str>, [u8; 32])>,
 }
 
 impl Catalog {
@@ -167,7 +172,8 @@ impl Catalog {
                      server: &str,
                      upstream: &Option<String>,
                      description: &Option<String>,
-                     tags: &[String]| {
+                     tags: &[String],
+                     audit: Option<&ToolAuditConfig>| {
             let public_name: Arc<str> = name.into();
             let route = Route {
                 public_name: public_name.clone(),
@@ -175,18 +181,31 @@ impl Catalog {
                 upstream_name: upstream.as_deref().unwrap_or(name).into(),
                 description: description.as_deref().map(Arc::from),
                 tags: tags.iter().map(|t| Arc::from(t.as_str())).collect(),
+                audit_arguments: audit
+                    .filter(|a| a.arguments)
+                    .map(|a| a.redact.iter().map(|f| Arc::from(f.as_str())).collect()),
             };
             (public_name, route)
         };
         let tools = file
             .tools
             .iter()
-            .map(|(name, t)| route(name, &t.server, &t.upstream_name, &t.description, &t.tags))
+            .map(|(name, t)| {
+                let audit = Some(&t.audit);
+                route(
+                    name,
+                    &t.server,
+                    &t.upstream_name,
+                    &t.description,
+                    &t.tags,
+                    audit,
+                )
+            })
             .collect();
         let prompts = file
             .prompts
             .iter()
-            .map(|(name, p)| route(name, &p.server, &p.upstream_name, &p.description, &[]))
+            .map(|(name, p)| route(name, &p.server, &p.upstream_name, &p.description, &[], None))
             .collect();
         let mut resources: Vec<ResourceSet> = file
             .resources
@@ -210,20 +229,26 @@ impl Catalog {
                 (Arc::from(role.as_str()), view)
             })
             .collect();
+        let hash = |text: &str| {
+            let mut digest = [0u8; 32];
+            hex::decode_to_slice(text, &mut digest)
+                .expect("validation checks the token hash is 64 hex digits");
+            digest
+        };
+        let admins = file
+            .admins
+            .iter()
+            .map(|(id, admin)| (Arc::from(id.as_str()), hash(&admin.token_sha256)))
+            .collect();
         let agents = file
             .agents
             .iter()
-            .map(|(id, config)| {
-                let mut token_sha256 = [0u8; 32];
-                hex::decode_to_slice(&config.token_sha256, &mut token_sha256)
-                    .expect("validation checks the token hash is 64 hex digits");
-                AgentEntry {
-                    id: id.as_str().into(),
-                    role: config.role.as_str().into(),
-                    token_sha256,
-                    revoked: config.revoked,
-                    expires: config.expires,
-                }
+            .map(|(id, config)| AgentEntry {
+                id: id.as_str().into(),
+                role: config.role.as_str().into(),
+                token_sha256: hash(&config.token_sha256),
+                revoked: config.revoked,
+                expires: config.expires,
             })
             .collect();
         Self {
@@ -237,7 +262,12 @@ impl Catalog {
             resources,
             roles,
             agents,
+            admins,
         }
+    }
+
+    pub fn admins(&self) -> &[(Arc<str>, [u8; 32])] {
+        &self.admins
     }
 
     pub fn servers(&self) -> &[ServerSpec] {

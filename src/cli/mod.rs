@@ -1,5 +1,6 @@
 //! The command line: one file per verb. `main` only parses and hands over.
 
+mod audit;
 mod check;
 mod connect;
 mod example_server;
@@ -31,6 +32,7 @@ pub struct Cli {
 pub enum Command {
     Serve(serve::ServeArgs),
     Check(check::CheckArgs),
+    Audit(audit::AuditArgs),
     Connect(connect::ConnectArgs),
     Token(token::TokenArgs),
     Keys(keys::KeysArgs),
@@ -56,6 +58,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Keys(args) => keys::run(&args),
         Command::Policy(args) => policy::run(&args),
         Command::Serve(args) => runtime_then(|| serve::run(args)),
+        Command::Audit(args) => runtime_then(|| audit::run(args)),
         Command::Connect(args) => runtime_then(|| connect::run(args)),
         Command::ExampleServer(args) => runtime_then(|| example_server::run(args)),
     }

@@ -12,7 +12,7 @@ use crate::credentials::Credentials;
 use crate::pipeline::Pipeline;
 use crate::policy::Policies;
 use crate::upstream::UpstreamPool;
-use crate::{api, config};
+use crate::{api, audit, config};
 
 /// How often the signing key file is checked for a rotation.
 const KEY_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -56,12 +56,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _key_watch = credentials.minter().watch(KEY_RELOAD_INTERVAL);
     let policies = Arc::new(Policies::open(file.policy.as_ref(), &base_dir)?);
     let _policy_watch = policies.watch(POLICY_RELOAD_INTERVAL);
+    let audit = audit::start(&file.audit, &base_dir).map_err(anyhow::Error::msg)?;
     let upstreams = UpstreamPool::start(&catalog, &credentials);
     let pipeline = Arc::new(Pipeline::new(
         catalog.clone(),
         policies,
         upstreams,
         credentials,
+        audit,
     ));
     tracing::info!(
         %addr,
@@ -71,6 +73,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     println!("{}", crate::example_servers::listening_line(addr));
     api::serve(listener, pipeline.clone(), shutdown_signal()).await?;
+    // In-flight requests are done: write every record still queued.
+    pipeline.audit().close().await;
     pipeline.upstreams().shutdown();
     tracing::info!("control plane stopped");
     Ok(())

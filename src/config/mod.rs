@@ -6,6 +6,7 @@
 //! validation live in [`load`] and [`validate`]; the compiled, queryable form
 //! is [`crate::catalog::Catalog`].
 
+mod audit;
 mod load;
 mod policy;
 mod role;
@@ -17,6 +18,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use audit::{
+    AdminConfig, AuditSettings, FailureMode, JsonlSinkConfig, PostgresSinkConfig, Retention,
+    SinkConfig, SqliteSinkConfig, ToolAuditConfig,
+};
 pub use load::{ConfigError, ConfigErrors, load_file, parse_str};
 pub use policy::{PolicyConfig, RegoSettings};
 pub use role::RoleConfig;
@@ -68,6 +73,12 @@ pub struct CatalogFile {
     /// The Rego policy every call must pass after the role check, or
     /// `allow-all`. Absent: every call is denied.
     pub policy: Option<PolicyConfig>,
+    /// Where audit records are stored.
+    #[serde(default)]
+    pub audit: AuditSettings,
+    /// Admin id -> the SHA-256 of its token. Admins read the audit trail.
+    #[serde(default)]
+    pub admins: UniqueMap<AdminConfig>,
 }
 
 /// One upstream MCP server. Exactly one of `stdio` and `http` is set.
@@ -138,6 +149,9 @@ pub struct ToolConfig {
     /// Labels for policies (`input.tool.tags`), for example `[trading, write]`.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Whether the audit trail keeps this tool's arguments (always their digest).
+    #[serde(default)]
+    pub audit: ToolAuditConfig,
 }
 
 /// One public prompt.

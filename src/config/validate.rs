@@ -135,7 +135,7 @@ pub fn validate(catalog: &CatalogFile, file: &Path) -> Vec<ConfigError> {
             );
         }
         let hash = config.token_sha256.as_str();
-        if hash.len() != 64 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if !is_sha256_hex(hash) {
             c.error(
                 format!("agents.{agent}.token_sha256"),
                 "must be 64 lower-case hex digits (the SHA-256 of the token, never the token itself)",
@@ -144,6 +144,21 @@ pub fn validate(catalog: &CatalogFile, file: &Path) -> Vec<ConfigError> {
             c.error(
                 format!("agents.{agent}.token_sha256"),
                 format!("the same token hash is already used by agent `{other}`"),
+            );
+        }
+    }
+    for (admin, config) in catalog.admins.iter() {
+        c.check_name("admins", admin);
+        let hash = config.token_sha256.as_str();
+        if !is_sha256_hex(hash) {
+            c.error(
+                format!("admins.{admin}.token_sha256"),
+                "must be 64 lower-case hex digits (the SHA-256 of the token, never the token itself)",
+            );
+        } else if let Some(agent) = token_owners.get(hash) {
+            c.error(
+                format!("admins.{admin}.token_sha256"),
+                format!("the same token hash is already used by agent `{agent}`: admins need their own token"),
             );
         }
     }
@@ -306,6 +321,11 @@ fn check_server(c: &mut Collector<'_>, name: &str, server: &ServerConfig) {
         c.error(format!("{path}.timeout"), "must be greater than zero");
     }
     check_credential(c, &path, &server.credential);
+}
+
+/// 64 lower-case hex digits.
+fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 #[cfg(test)]

@@ -137,6 +137,25 @@ impl ServerHandler for TradingDesk {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        // The trace the control plane continues (`_meta.traceparent`, or
+        // the HTTP header), logged so a trace can be followed end to end.
+        let traceparent = context
+            .meta
+            .get_traceparent()
+            .map(str::to_owned)
+            .or_else(|| {
+                context
+                    .extensions
+                    .get::<axum::http::request::Parts>()
+                    .and_then(|parts| parts.headers.get("traceparent"))
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            });
+        let trace_id = traceparent
+            .as_deref()
+            .and_then(|t| t.split('-').nth(1))
+            .unwrap_or("");
+        tracing::info!(server = self.server.name(), tool = %request.name, trace_id, "tool call");
         if let Some(check) = &self.check {
             check.check(&context, &request.name).await?;
         }

@@ -109,15 +109,8 @@ pub fn authenticate_service_token(
     token: Option<&str>,
 ) -> Result<Caller, IdentityError> {
     let token = token.ok_or(IdentityError::Missing)?;
-    let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-    let mut found = None;
-    // No early exit: every agent is compared, whatever matches.
-    for agent in catalog.agents() {
-        if bool::from(agent.token_sha256.ct_eq(&digest)) {
-            found = Some(agent);
-        }
-    }
-    let agent = found.ok_or(IdentityError::Invalid)?;
+    let agent = find_by_token(catalog.agents(), token, |a| &a.token_sha256)
+        .ok_or(IdentityError::Invalid)?;
     if agent.revoked {
         return Err(IdentityError::Revoked);
     }
@@ -132,6 +125,31 @@ pub fn authenticate_service_token(
         role: agent.role.clone(),
         claims: None,
     })
+}
+
+/// Authenticate an administrator's token (admins only read the audit
+/// trail; their tokens are not agents' tokens). Returns the admin's id.
+pub fn authenticate_admin(
+    catalog: &Catalog,
+    token: Option<&str>,
+) -> Result<Arc<str>, IdentityError> {
+    let token = token.ok_or(IdentityError::Missing)?;
+    find_by_token(catalog.admins(), token, |(_, hash)| hash)
+        .map(|(id, _)| id.clone())
+        .ok_or(IdentityError::Invalid)
+}
+
+/// The entry whose stored hash is the token's, compared in constant time
+/// with every entry (no early exit, whatever matches).
+fn find_by_token<'a, T>(entries: &'a [T], token: &str, hash: fn(&T) -> &[u8; 32]) -> Option<&'a T> {
+    let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    let mut found = None;
+    for entry in entries {
+        if bool::from(hash(entry).ct_eq(&digest)) {
+            found = Some(entry);
+        }
+    }
+    found
 }
 
 /// Lower-case hex SHA-256 of a token: the value to put in `token_sha256`.

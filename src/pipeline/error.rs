@@ -28,6 +28,9 @@ pub enum PipelineError {
     /// words, meant for the caller.
     #[error("denied by policy{}", reasons_text(.0))]
     PolicyDenied(Vec<String>),
+    /// The audit trail cannot be written and the deployment fails closed.
+    #[error("the audit trail is unavailable; the request is refused")]
+    AuditUnavailable,
     /// The server's credential provider could not produce a credential.
     #[error("no credential for the upstream server could be obtained")]
     CredentialUnavailable,
@@ -47,6 +50,7 @@ impl PipelineError {
             Self::Forbidden(_) => "forbidden",
             Self::PolicyDenied(_) => "policy_denied",
             Self::CredentialUnavailable => "credential_unavailable",
+            Self::AuditUnavailable => "audit_unavailable",
             Self::Upstream(UpstreamError::Timeout) => "upstream_timeout",
             Self::Upstream(UpstreamError::Rejected { .. }) => "upstream_rejected",
             Self::Upstream(_) => "upstream_unavailable",
@@ -65,6 +69,7 @@ impl PipelineError {
             Self::Forbidden(_) => Outcome::DeniedRole,
             Self::PolicyDenied(_) => Outcome::DeniedPolicy,
             Self::CredentialUnavailable => Outcome::CredentialUnavailable,
+            Self::AuditUnavailable => Outcome::AuditUnavailable,
             Self::Upstream(UpstreamError::Timeout) => Outcome::Timeout,
             Self::Upstream(_) => Outcome::UpstreamError,
         }

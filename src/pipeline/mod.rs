@@ -20,7 +20,7 @@ use rmcp::model::{
     Request, ServerResult,
 };
 
-use crate::audit::{Action, AuditGuard, FrontDoor, Outcome};
+use crate::audit::{Action, AuditGuard, AuditLog, FrontDoor, Outcome};
 use crate::catalog::Catalog;
 use crate::credentials::Credentials;
 use crate::discovery::View;
@@ -127,6 +127,7 @@ impl Classify for ServerResult {}
 
 pub struct Pipeline {
     catalog: Arc<Catalog>,
+    audit: AuditLog,
     identity: Authenticator,
     policies: Arc<Policies>,
     upstreams: UpstreamPool,
@@ -139,14 +140,20 @@ impl Pipeline {
         policies: Arc<Policies>,
         upstreams: UpstreamPool,
         credentials: Arc<Credentials>,
+        audit: AuditLog,
     ) -> Self {
         Self {
+            audit,
             identity: Authenticator::new(catalog.clone()),
             catalog,
             policies,
             upstreams,
             credentials,
         }
+    }
+
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
     }
 
     pub fn policies(&self) -> &Policies {
@@ -179,6 +186,14 @@ impl Pipeline {
         list: impl FnOnce(&View<'_>) -> T,
     ) -> Result<T, PipelineError> {
         let mut audit = self.open_audit(ctx, Action::Discovery);
+        if !self.audit.accepting() {
+            return settle(
+                audit,
+                Outcome::AuditUnavailable,
+                Err(PipelineError::AuditUnavailable),
+            )
+            .await;
+        }
         let result = self.admit(&mut audit, who, assertions).await.map(|caller| {
             let shows = |target: Target<'_>| {
                 policy::authorize(&self.catalog, &caller, target).is_ok_and(|to| {
@@ -194,12 +209,10 @@ impl Pipeline {
                 shows: &shows,
             })
         });
-        audit.finish(
-            result
-                .as_ref()
-                .map_or_else(PipelineError::outcome, |_| Outcome::Ok),
-        );
-        result
+        let outcome = result
+            .as_ref()
+            .map_or_else(PipelineError::outcome, |_| Outcome::Ok);
+        settle(audit, outcome, result).await
     }
 
     /// Call one tool on behalf of the caller.
@@ -353,8 +366,11 @@ impl Pipeline {
             Ok(_) => error,
             Err(unauthenticated) => unauthenticated,
         };
-        audit.finish(error.outcome());
-        error
+        let outcome = error.outcome();
+        match settle(audit, outcome, Err::<(), _>(error)).await {
+            Err(error) => error,
+            Ok(()) => unreachable!("settle keeps an error"),
+        }
     }
 
     /// Authenticate a connection-level request (an HTTP request to `/mcp`)
@@ -370,9 +386,8 @@ impl Pipeline {
             Err(error) => error,
         };
         let error = PipelineError::from(error);
-        self.open_audit(ctx, Action::Connect)
-            .finish(error.outcome());
-        Err(error)
+        let audit = self.open_audit(ctx, Action::Connect);
+        settle(audit, error.outcome(), Err(error)).await
     }
 
     /// The stages every request to an upstream takes: authenticate,
@@ -396,6 +411,21 @@ impl Pipeline {
         } = reach;
         let mut audit = self.open_audit(ctx, action);
         audit.record_mut().tool = Some(target.name().into());
+        if let (Target::Tool(name), Some(arguments)) = (target, &arguments) {
+            let keep = self
+                .catalog
+                .tool(name)
+                .and_then(|r| r.audit_arguments.as_deref());
+            audit.record_mut().set_arguments(arguments, keep);
+        }
+        if !self.audit.accepting() {
+            return settle(
+                audit,
+                Outcome::AuditUnavailable,
+                Err(PipelineError::AuditUnavailable),
+            )
+            .await;
+        }
         let result: Result<T, PipelineError> = async {
             let caller = self.admit(&mut audit, who, assertions).await?;
             let authorized = policy::authorize(&self.catalog, &caller, target);
@@ -409,6 +439,7 @@ impl Pipeline {
             record.server = server.map(|id| self.catalog.server(id).name.clone());
             let authorized = authorized?;
             record.upstream_tool = Some(authorized.upstream_name.clone());
+            let deciding = Instant::now();
             let decision = self.policies.decide(|| {
                 self.policy_input(
                     ctx,
@@ -419,16 +450,20 @@ impl Pipeline {
                     arguments.as_ref(),
                 )
             });
+            audit.record_mut().policy_seconds = Some(deciding.elapsed().as_secs_f64());
             record_decision(&mut audit, decision)?;
             let outbound = self.outbound(ctx, &caller, target, &authorized).await?;
-            Ok(op(authorized, outbound, arguments).await?)
+            let calling = Instant::now();
+            let answer = op(authorized, outbound, arguments).await;
+            audit.record_mut().upstream_seconds = Some(calling.elapsed().as_secs_f64());
+            Ok(answer?)
         }
         .await;
-        audit.finish(match &result {
+        let outcome = match &result {
             Ok(answer) => answer.outcome(),
             Err(e) => e.outcome(),
-        });
-        result
+        };
+        settle(audit, outcome, result).await
     }
 
     /// The policy's input document for a request the role check allowed.
@@ -527,12 +562,27 @@ impl Pipeline {
 
     fn open_audit(&self, ctx: &CallContext, action: Action) -> AuditGuard {
         AuditGuard::open(
+            &self.audit,
             ctx.trace,
             action,
             ctx.front_door,
             self.catalog.environment.clone(),
             ctx.started,
         )
+    }
+}
+
+/// Finish the request's audit record and wait until it is durable. If it
+/// cannot be made durable (fail-closed), the request fails with 503 instead
+/// of `result`: no answer leaves without its record.
+async fn settle<T>(
+    audit: AuditGuard,
+    outcome: Outcome,
+    result: Result<T, PipelineError>,
+) -> Result<T, PipelineError> {
+    match audit.finish(outcome).await {
+        Ok(()) => result,
+        Err(_) => Err(PipelineError::AuditUnavailable),
     }
 }
 

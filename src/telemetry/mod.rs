@@ -2,6 +2,8 @@
 //! agent through the control plane. An agent's valid `traceparent` is
 //! continued; otherwise a new trace starts.
 
+pub mod metrics;
+
 use std::fmt;
 
 /// The trace a request belongs to and this control plane's span in it.

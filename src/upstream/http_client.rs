@@ -53,15 +53,26 @@ impl CredentialedClient {
     }
 
     /// The bearer for `message`: the call's own credential, taken out of
-    /// its `_meta`, or else the connection's.
-    fn bearer_for(&self, message: &mut ClientJsonRpcMessage) -> Option<String> {
-        if let JsonRpcMessage::Request(request) = message
-            && let Some(serde_json::Value::String(credential)) =
-                request.request.get_meta_mut().remove(META_KEY)
+    /// its `_meta`, or else the connection's. The call's trace context goes
+    /// into a `traceparent` header as well (and stays in `_meta`).
+    fn prepare(
+        &self,
+        message: &mut ClientJsonRpcMessage,
+        headers: &mut HashMap<HeaderName, HeaderValue>,
+    ) -> Option<String> {
+        let JsonRpcMessage::Request(request) = message else {
+            return self.connection_bearer();
+        };
+        let meta = request.request.get_meta_mut();
+        if let Some(traceparent) = meta.get_traceparent()
+            && let Ok(value) = HeaderValue::from_str(traceparent)
         {
-            return Some(credential);
+            headers.insert(HeaderName::from_static("traceparent"), value);
         }
-        self.connection_bearer()
+        match meta.remove(META_KEY) {
+            Some(serde_json::Value::String(credential)) => Some(credential),
+            _ => self.connection_bearer(),
+        }
     }
 
     fn connection_bearer(&self) -> Option<String> {
@@ -82,9 +93,9 @@ impl StreamableHttpClient for CredentialedClient {
         mut message: ClientJsonRpcMessage,
         session_id: Option<Arc<str>>,
         _auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
+        mut custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<StreamableHttpPostResponse> {
-        let bearer = self.bearer_for(&mut message);
+        let bearer = self.prepare(&mut message, &mut custom_headers);
         self.inner
             .post_message(uri, message, session_id, bearer, custom_headers)
             .await
@@ -96,10 +107,10 @@ impl StreamableHttpClient for CredentialedClient {
         mut message: ClientJsonRpcMessage,
         session_id: Option<Arc<str>>,
         _auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
+        mut custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse> {
-        let bearer = self.bearer_for(&mut message);
+        let bearer = self.prepare(&mut message, &mut custom_headers);
         self.inner
             .post_message_with_response_limits(
                 uri,

@@ -2,6 +2,7 @@
 //! to real MCP servers (stdio children and Streamable HTTP on loopback)
 //! through real HTTP.
 
+mod audit;
 mod check;
 mod clients;
 mod common;
@@ -10,4 +11,5 @@ mod identity;
 mod mcp;
 mod policy;
 mod rest_api;
+mod tracing;
 mod upstreams;

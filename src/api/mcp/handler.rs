@@ -332,7 +332,12 @@ impl ServerHandler for McpFrontDoor {
                 }
                 result = &mut call => {
                     return result
-                        .map(Into::into)
+                        .map(|mut result| {
+                            // The caller learns the trace its call belongs to.
+                            let meta = result.meta.get_or_insert_with(Default::default);
+                            meta.insert("traceparent".into(), ctx.trace.traceparent().into());
+                            result.into()
+                        })
                         .map_err(|e| to_error_data(&e, &ctx.trace));
                 }
                 // A client's `notifications/cancelled`: dropping the call

@@ -79,10 +79,27 @@ impl ControlPlane {
         Self::start_file(&path, dir)
     }
 
-    /// Serve the shipped example catalog.
+    /// Serve the shipped example catalog, from a copy of the example's
+    /// directory so its state (signing key, audit store) is this test's own.
     pub fn start_example() -> Self {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/trading/catalog.yaml");
-        Self::start_file(&path, tempfile::tempdir().unwrap())
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/trading");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            example.join("catalog.yaml"),
+            dir.path().join("catalog.yaml"),
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("policies")).unwrap();
+        for entry in std::fs::read_dir(example.join("policies")).unwrap() {
+            let entry = entry.unwrap().path();
+            std::fs::copy(
+                &entry,
+                dir.path().join("policies").join(entry.file_name().unwrap()),
+            )
+            .unwrap();
+        }
+        let path = dir.path().join("catalog.yaml");
+        Self::start_file(&path, dir)
     }
 
     fn start_file(path: &Path, dir: tempfile::TempDir) -> Self {
@@ -156,6 +173,12 @@ impl ControlPlane {
             ""
         };
         format!(r#"Bearer resource_metadata="{metadata}"{error}"#)
+    }
+
+    /// `kill -9`, and wait until the process is gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn pid(&self) -> u32 {

@@ -52,15 +52,23 @@ pub struct Seen {
     pub authorization: Option<String>,
     /// Whether the control plane's credential key reached `_meta`.
     pub credential_in_meta: bool,
+    /// The `traceparent` header, and the one in `_meta`.
+    pub traceparent_header: Option<String>,
+    pub traceparent_meta: Option<String>,
 }
 
 impl TestUpstream {
     fn see(&self, method: &'static str, context: &RequestContext<RoleServer>) {
-        let authorization = context
-            .extensions
-            .get::<axum::http::request::Parts>()
-            .and_then(|parts| parts.headers.get("authorization"))
-            .map(|value| value.to_str().unwrap().to_string());
+        let header = |name: &str| {
+            context
+                .extensions
+                .get::<axum::http::request::Parts>()
+                .and_then(|parts| parts.headers.get(name))
+                .map(|value| value.to_str().unwrap().to_string())
+        };
+        let authorization = header("authorization");
+        let traceparent_header = header("traceparent");
+        let traceparent_meta = context.meta.get_traceparent().map(str::to_owned);
         let credential_in_meta = context
             .meta
             .contains_key(mcp_control_plane::credentials::META_KEY);
@@ -68,6 +76,8 @@ impl TestUpstream {
             method,
             authorization,
             credential_in_meta,
+            traceparent_header,
+            traceparent_meta,
         });
     }
 }

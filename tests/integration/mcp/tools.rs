@@ -4,6 +4,27 @@
 use super::*;
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_tool_result_carries_the_trace_of_the_callers_meta_traceparent() {
+    use rmcp::model::RequestParamsMeta;
+    let cp = ControlPlane::start_example();
+    cp.wait_all_ready().await;
+    let session = connect_stateless(&cp, ANALYST_TOKEN).await;
+    let mut params = call("read_positions", json!({ "account": "ACC-001" }));
+    params.set_traceparent("00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    let result = session.call_tool(params).await.unwrap();
+    let traceparent = result.meta.unwrap()["traceparent"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        traceparent.starts_with("00-5bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{traceparent}"
+    );
+    let record = cp.audit_record("5bf92f3577b34da6a3ce929d0e0e4736").await;
+    assert_eq!(record["front_door"], "mcp");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_policy_denial_is_a_json_rpc_error_with_the_policys_reasons() {
     let cp = ControlPlane::start_example();
     cp.wait_all_ready().await;

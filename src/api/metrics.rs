@@ -1,0 +1,72 @@
+//! `GET /metrics`: Prometheus text format.
+
+use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use crate::audit::log::SinkCounters;
+use crate::pipeline::Pipeline;
+use crate::telemetry::metrics::escape;
+
+pub async fn metrics(State(pipeline): State<Arc<Pipeline>>) -> Response {
+    let audit = pipeline.audit().metrics();
+    let mut out = String::new();
+    audit.requests.render(&mut out);
+    let gauge = |out: &mut String, name: &str, kind: &str, help: &str, value: i64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    };
+    gauge(
+        &mut out,
+        "mcp_cp_audit_queue_depth",
+        "gauge",
+        "Audit records handed over and not yet written.",
+        audit.queued.load(Ordering::Relaxed),
+    );
+    gauge(
+        &mut out,
+        "mcp_cp_audit_records_lost_total",
+        "counter",
+        "Audit records neither a sink nor its spool took (fail-open only).",
+        audit.lost.load(Ordering::Relaxed) as i64,
+    );
+    type Read = fn(&SinkCounters) -> i64;
+    let per_sink: [(&str, &str, &str, Read); 3] = [
+        (
+            "mcp_cp_audit_records_written_total",
+            "counter",
+            "Audit records written, per sink.",
+            |s| s.written.load(Ordering::Relaxed) as i64,
+        ),
+        (
+            "mcp_cp_audit_records_spooled_total",
+            "counter",
+            "Audit records spooled while their sink was down.",
+            |s| s.spooled.load(Ordering::Relaxed) as i64,
+        ),
+        (
+            "mcp_cp_audit_spool_records",
+            "gauge",
+            "Audit records waiting in a sink's spool.",
+            |s| s.backlog.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, kind, help, value) in per_sink {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for sink in &audit.sinks {
+            let _ = writeln!(
+                out,
+                "{name}{{sink=\"{}\"}} {}",
+                escape(&sink.name),
+                value(sink)
+            );
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}

@@ -1,0 +1,283 @@
+//! The audit log: hands records to every sink in batches (group commit) and
+//! tells each request when its record is durable.
+//!
+//! One writer task owns the sinks. Requests send their record and wait; the
+//! writer takes everything that is waiting, writes it to every sink in one
+//! transaction each (or to the sink's spool if the sink is down), then
+//! answers all of them. So durability costs one commit per batch, not per
+//! request, and the more requests wait, the larger the batches.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::AuditRecord;
+use super::query::Store;
+use super::record::StoredRecord;
+use super::spool::Spooled;
+use crate::config::FailureMode;
+use crate::telemetry::metrics::Metrics;
+
+/// Most records written in one batch.
+const MAX_BATCH: usize = 1024;
+/// How often an idle writer retries spooled records and enforces retention.
+const TICK: Duration = Duration::from_secs(1);
+/// Retention runs every this many ticks.
+const RETENTION_TICKS: u32 = 60;
+
+/// Why a record could not be made durable (fail-closed mode only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuditError {
+    #[error("the audit trail cannot be written")]
+    Unavailable,
+}
+
+/// Counters for `/metrics`.
+#[derive(Default)]
+pub struct AuditMetrics {
+    /// Records handed over and not yet written.
+    pub queued: AtomicI64,
+    /// Records lost (fail-open mode, when neither a sink nor its spool took them).
+    pub lost: AtomicU64,
+    /// Per sink: (name, records written, records spooled, records waiting in the spool).
+    pub sinks: Vec<SinkCounters>,
+    /// Requests and latencies, counted from the records.
+    pub requests: Metrics,
+}
+
+#[derive(Default)]
+pub struct SinkCounters {
+    pub name: String,
+    pub written: AtomicU64,
+    pub spooled: AtomicU64,
+    pub backlog: AtomicI64,
+}
+
+struct Entry {
+    record: AuditRecord,
+    ack: Option<oneshot::Sender<Result<(), AuditError>>>,
+}
+
+struct Shared {
+    tx: mpsc::UnboundedSender<Entry>,
+    mode: FailureMode,
+    /// False after a record could not be made durable, until one could.
+    healthy: AtomicBool,
+    metrics: AuditMetrics,
+    close: CancellationToken,
+    closed: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The store the trail is read back from (the first database sink).
+    store: Option<Store>,
+}
+
+/// A handle on the audit log; cheap to clone.
+#[derive(Clone)]
+pub struct AuditLog {
+    shared: Arc<Shared>,
+}
+
+impl AuditLog {
+    /// Start the writer over `sinks`.
+    pub fn start(sinks: Vec<Spooled>, mode: FailureMode, store: Option<Store>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let metrics = AuditMetrics {
+            sinks: sinks
+                .iter()
+                .map(|s| SinkCounters {
+                    name: s.name().to_string(),
+                    ..SinkCounters::default()
+                })
+                .collect(),
+            ..AuditMetrics::default()
+        };
+        let shared = Arc::new(Shared {
+            tx,
+            mode,
+            healthy: AtomicBool::new(true),
+            metrics,
+            close: CancellationToken::new(),
+            closed: tokio::sync::Mutex::new(None),
+            store,
+        });
+        let writer = tokio::spawn(write_loop(rx, sinks, shared.clone()));
+        if let Ok(mut slot) = shared.closed.try_lock() {
+            *slot = Some(writer);
+        }
+        Self { shared }
+    }
+
+    /// Hand `record` over and wait until every sink (or its spool) holds it.
+    pub async fn commit(&self, record: AuditRecord) -> Result<(), AuditError> {
+        let (ack, done) = oneshot::channel();
+        self.send(record, Some(ack));
+        done.await.unwrap_or(Err(AuditError::Unavailable))
+    }
+
+    /// Hand `record` over without waiting (an abandoned request).
+    pub fn submit(&self, record: AuditRecord) {
+        self.send(record, None);
+    }
+
+    fn send(&self, record: AuditRecord, ack: Option<oneshot::Sender<Result<(), AuditError>>>) {
+        log_event(&record);
+        self.shared.metrics.queued.fetch_add(1, Ordering::Relaxed);
+        if let Err(rejected) = self.shared.tx.send(Entry { record, ack }) {
+            // The writer is gone (shutdown): nothing can be made durable.
+            self.shared.metrics.queued.fetch_sub(1, Ordering::Relaxed);
+            if let Some(ack) = rejected.0.ack {
+                let _ = ack.send(Err(AuditError::Unavailable));
+            }
+        }
+    }
+
+    /// Whether calls may proceed: in fail-closed mode, not while records
+    /// cannot be made durable.
+    pub fn accepting(&self) -> bool {
+        self.shared.mode == FailureMode::FailOpen || self.shared.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Where the trail can be read back, if a database sink is configured.
+    pub fn store(&self) -> Option<&Store> {
+        self.shared.store.as_ref()
+    }
+
+    pub fn metrics(&self) -> &AuditMetrics {
+        &self.shared.metrics
+    }
+
+    /// Write everything handed over so far, then stop the writer.
+    pub async fn close(&self) {
+        self.shared.close.cancel();
+        if let Some(writer) = self.shared.closed.lock().await.take() {
+            let _ = writer.await;
+        }
+    }
+}
+
+async fn write_loop(
+    mut rx: mpsc::UnboundedReceiver<Entry>,
+    mut sinks: Vec<Spooled>,
+    shared: Arc<Shared>,
+) {
+    let mut tick = tokio::time::interval(TICK);
+    let mut ticks = 0u32;
+    loop {
+        let first = tokio::select! {
+            biased;
+            entry = rx.recv() => entry,
+            _ = shared.close.cancelled() => None,
+            _ = tick.tick() => {
+                ticks += 1;
+                for (sink, counters) in sinks.iter_mut().zip(&shared.metrics.sinks) {
+                    sink.retry_backlog().await;
+                    if ticks.is_multiple_of(RETENTION_TICKS) {
+                        sink.enforce_retention().await;
+                    }
+                    counters.backlog.store(sink.backlog(), Ordering::Relaxed);
+                }
+                continue;
+            }
+        };
+        let Some(first) = first else {
+            break;
+        };
+        let batch = more(&mut rx, vec![first]);
+        write_batch(&mut sinks, &shared, batch).await;
+    }
+    // Shutting down: whatever is still queued is written before the end.
+    rx.close();
+    loop {
+        let batch = more(&mut rx, Vec::new());
+        if batch.is_empty() {
+            return;
+        }
+        write_batch(&mut sinks, &shared, batch).await;
+    }
+}
+
+/// `batch` plus whatever else is waiting, up to [`MAX_BATCH`].
+fn more(rx: &mut mpsc::UnboundedReceiver<Entry>, mut batch: Vec<Entry>) -> Vec<Entry> {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(entry) => batch.push(entry),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
+async fn write_batch(sinks: &mut [Spooled], shared: &Shared, batch: Vec<Entry>) {
+    for entry in &batch {
+        shared.metrics.requests.observe(&entry.record);
+    }
+    let stored: Vec<StoredRecord> = batch
+        .iter()
+        .map(|e| StoredRecord::from(&e.record))
+        .collect();
+    let mut durable = true;
+    for (sink, counters) in sinks.iter_mut().zip(&shared.metrics.sinks) {
+        match sink.write(&stored).await {
+            Ok(written) => {
+                let counter = if written {
+                    &counters.written
+                } else {
+                    &counters.spooled
+                };
+                counter.fetch_add(stored.len() as u64, Ordering::Relaxed);
+            }
+            Err(problem) => {
+                tracing::error!(sink = sink.name(), %problem, records = stored.len(), "audit records could be written neither to the sink nor to its spool");
+                durable = false;
+            }
+        }
+        counters.backlog.store(sink.backlog(), Ordering::Relaxed);
+    }
+    shared.healthy.store(durable, Ordering::Relaxed);
+    shared
+        .metrics
+        .queued
+        .fetch_sub(batch.len() as i64, Ordering::Relaxed);
+    let result = match (durable, shared.mode) {
+        (true, _) => Ok(()),
+        (false, FailureMode::FailOpen) => {
+            shared
+                .metrics
+                .lost
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            Ok(())
+        }
+        (false, FailureMode::FailClosed) => Err(AuditError::Unavailable),
+    };
+    for entry in batch {
+        if let Some(ack) = entry.ack {
+            let _ = ack.send(result);
+        }
+    }
+}
+
+/// Every record is also one event on the `audit` log target.
+fn log_event(record: &AuditRecord) {
+    let text = |v: &Option<Arc<str>>| v.as_deref().unwrap_or("").to_string();
+    tracing::info!(
+        target: "audit",
+        trace_id = %record.trace,
+        span_id = %hex::encode(record.trace.span_id),
+        action = record.action.as_str(),
+        front_door = record.front_door.as_str(),
+        agent_id = text(&record.agent_id),
+        role = text(&record.role),
+        tool = text(&record.tool),
+        upstream_tool = text(&record.upstream_tool),
+        server = text(&record.server),
+        environment = &*record.environment,
+        policy = record.policy.unwrap_or(""),
+        reasons = record.reasons.join("; "),
+        outcome = record.outcome.as_str(),
+        latency_ms = record.latency_ms,
+        arguments_sha256 = record.arguments_sha256.as_deref().unwrap_or(""),
+        "audit"
+    );
+}

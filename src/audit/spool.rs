@@ -1,0 +1,157 @@
+//! The sink interface, and the spool that stands in for a sink while it is
+//! down.
+//!
+//! While a sink fails, its records are appended (and synced) to a JSON-lines
+//! spool file. From then on every new record goes to the spool too, so order
+//! is kept; when the sink takes the spooled records again, the spool is
+//! emptied. Sinks ignore records they already hold (by record id), so a
+//! replay that was interrupted never duplicates.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+
+use super::record::StoredRecord;
+
+/// How often a sink with a backlog is asked to take it.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// Where records are stored.
+pub trait Sink: Send {
+    fn name(&self) -> &str;
+
+    /// Store `batch` durably, all or nothing, skipping records already held.
+    fn write<'a>(&'a mut self, batch: &'a [StoredRecord]) -> BoxFuture<'a, Result<(), String>>;
+
+    /// Delete what the retention settings no longer keep.
+    fn enforce_retention(&mut self) -> BoxFuture<'_, Result<u64, String>> {
+        Box::pin(std::future::ready(Ok(0)))
+    }
+}
+
+/// A sink with its spool.
+pub struct Spooled {
+    sink: Box<dyn Sink>,
+    spool: PathBuf,
+    /// Records in the spool (the sink is behind while this is not zero).
+    backlog: i64,
+    /// When the sink was last asked to take the spool.
+    last_retry: Option<Instant>,
+}
+
+impl Spooled {
+    /// `sink`, spooling to `spool`; records a previous run left there are
+    /// replayed first.
+    pub fn new(sink: Box<dyn Sink>, spool: PathBuf) -> Self {
+        let backlog = read_spool(&spool).map_or(0, |records| records.len() as i64);
+        Self {
+            sink,
+            spool,
+            backlog,
+            last_retry: None,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        self.sink.name()
+    }
+
+    pub fn backlog(&self) -> i64 {
+        self.backlog
+    }
+
+    /// Store `batch` in the sink, or else in the spool. `Ok(true)`: in the
+    /// sink; `Ok(false)`: in the spool; `Err`: in neither.
+    pub async fn write(&mut self, batch: &[StoredRecord]) -> Result<bool, String> {
+        self.retry_backlog().await;
+        if self.backlog == 0 {
+            match self.sink.write(batch).await {
+                Ok(()) => return Ok(true),
+                Err(problem) => {
+                    tracing::warn!(sink = self.sink.name(), %problem, "audit sink failed; spooling its records until it recovers");
+                }
+            }
+        }
+        let spool = self.spool.clone();
+        let records = batch.to_vec();
+        tokio::task::spawn_blocking(move || append_spool(&spool, &records))
+            .await
+            .map_err(|e| e.to_string())??;
+        self.backlog += batch.len() as i64;
+        Ok(false)
+    }
+
+    /// Hand the spooled records to the sink, if it takes them now.
+    pub async fn retry_backlog(&mut self) {
+        // A sink that is down may take long to say so: ask at most once per
+        // `RETRY_EVERY`, and spool meanwhile.
+        if self.backlog == 0 || self.last_retry.is_some_and(|at| at.elapsed() < RETRY_EVERY) {
+            return;
+        }
+        self.last_retry = Some(Instant::now());
+        let Ok(records) = read_spool(&self.spool) else {
+            return;
+        };
+        if self.sink.write(&records).await.is_ok() {
+            tracing::info!(
+                sink = self.sink.name(),
+                records = records.len(),
+                "audit sink recovered; spooled records written"
+            );
+            if std::fs::remove_file(&self.spool).is_ok() {
+                self.backlog = 0;
+            }
+        }
+    }
+
+    pub async fn enforce_retention(&mut self) {
+        match self.sink.enforce_retention().await {
+            Ok(0) => {}
+            Ok(deleted) => {
+                tracing::info!(sink = self.sink.name(), deleted, "audit retention applied")
+            }
+            Err(problem) => {
+                tracing::warn!(sink = self.sink.name(), %problem, "audit retention failed")
+            }
+        }
+    }
+}
+
+fn read_spool(path: &PathBuf) -> Result<Vec<StoredRecord>, String> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut records = Vec::new();
+    for line in std::io::BufReader::new(file).lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        // A line torn by a crash mid-append is skipped: it was never acknowledged.
+        if let Ok(record) = serde_json::from_str(&line) {
+            records.push(record);
+        }
+    }
+    Ok(records)
+}
+
+fn append_spool(path: &PathBuf, records: &[StoredRecord]) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    let mut text = String::new();
+    for record in records {
+        text.push_str(&serde_json::to_string(record).map_err(|e| e.to_string())?);
+        text.push('\n');
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("cannot open the spool {}: {e}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_data())
+        .map_err(|e| format!("cannot write the spool {}: {e}", path.display()))
+}

@@ -1,0 +1,157 @@
+//! The embedded default sink: a SQLite database in WAL mode.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::future::BoxFuture;
+use rusqlite::{Connection, params};
+
+use super::query::{Filter, Page};
+use super::record::StoredRecord;
+use super::spool::Sink;
+use crate::config::Retention;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS audit_records (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    time_ms INTEGER NOT NULL,
+    trace_id TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_records_time ON audit_records (time_ms);
+CREATE INDEX IF NOT EXISTS audit_records_trace ON audit_records (trace_id);
+CREATE INDEX IF NOT EXISTS audit_records_agent ON audit_records (agent_id, seq);
+";
+
+pub struct SqliteSink {
+    name: String,
+    connection: Arc<Mutex<Connection>>,
+    retention: Retention,
+}
+
+/// Open (creating if needed) the database at `path`.
+fn open(path: &Path) -> Result<Connection, String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    let connection = Connection::open(path).map_err(|e| e.to_string())?;
+    // WAL: readers (the query API) never block the writer; FULL: a commit
+    // is on disk when it returns, so an acknowledged record survives a crash.
+    connection
+        .execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(|e| e.to_string())?;
+    connection
+        .execute_batch(SCHEMA)
+        .map_err(|e| e.to_string())?;
+    Ok(connection)
+}
+
+impl SqliteSink {
+    pub fn open(path: &Path, retention: Retention) -> Result<Self, String> {
+        Ok(Self {
+            name: format!("sqlite:{}", path.display()),
+            connection: Arc::new(Mutex::new(open(path)?)),
+            retention,
+        })
+    }
+}
+
+impl Sink for SqliteSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn write<'a>(&'a mut self, batch: &'a [StoredRecord]) -> BoxFuture<'a, Result<(), String>> {
+        let connection = self.connection.clone();
+        let batch = batch.to_vec();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut connection = connection.lock().map_err(|e| e.to_string())?;
+                let transaction = connection.transaction().map_err(|e| e.to_string())?;
+                {
+                    let mut insert = transaction
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO audit_records (id, time_ms, trace_id, agent_id, tool, outcome, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        )
+                        .map_err(|e| e.to_string())?;
+                    for r in &batch {
+                        insert
+                            .execute(params![r.id, r.time_ms, r.trace_id, r.agent_id, r.tool, r.outcome, r.json])
+                            .map_err(|e| e.to_string())?;
+                    }
+                }
+                transaction.commit().map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| e.to_string())?
+        })
+    }
+
+    fn enforce_retention(&mut self) -> BoxFuture<'_, Result<u64, String>> {
+        let connection = self.connection.clone();
+        let retention = self.retention.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let connection = connection.lock().map_err(|e| e.to_string())?;
+                let mut deleted = 0;
+                if let Some(max_age) = retention.max_age {
+                    deleted += connection
+                        .execute("DELETE FROM audit_records WHERE time_ms < ?1", params![cutoff_ms(max_age)])
+                        .map_err(|e| e.to_string())?;
+                }
+                if let Some(max_records) = retention.max_records {
+                    deleted += connection
+                        .execute(
+                            "DELETE FROM audit_records WHERE seq <= (SELECT seq FROM audit_records ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
+                            params![max_records as i64],
+                        )
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(deleted as u64)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+        })
+    }
+}
+
+/// Milliseconds since the epoch, `age` ago.
+pub fn cutoff_ms(age: Duration) -> i64 {
+    let cutoff = SystemTime::now()
+        .checked_sub(age)
+        .unwrap_or(UNIX_EPOCH)
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(cutoff.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Records matching `filter`, oldest first, from the database at `path`.
+pub fn query(path: &Path, filter: &Filter) -> Result<Page, String> {
+    let connection = open(path)?;
+    let (clause, values) = filter.sql_where(|n| format!("?{n}"));
+    let sql = format!(
+        "SELECT seq, record FROM audit_records {clause} ORDER BY seq LIMIT {}",
+        filter.limit
+    );
+    let mut statement = connection.prepare(&sql).map_err(|e| e.to_string())?;
+    let parameters = rusqlite::params_from_iter(values.iter());
+    let rows = statement
+        .query_map(parameters, |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+        })
+        .map_err(|e| e.to_string())?;
+    let mut page = Page::default();
+    for row in rows {
+        let (seq, record) = row.map_err(|e| e.to_string())?;
+        page.push(seq, &record);
+    }
+    page.finish(filter.limit);
+    Ok(page)
+}

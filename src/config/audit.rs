@@ -1,0 +1,160 @@
+//! The `audit` section: where records go, and what happens when they cannot.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::SecretSource;
+
+/// Where audit records are stored. Without an `audit` section: one SQLite
+/// file beside the catalog, fail-closed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Every sink receives every record.
+    #[serde(default = "default_sinks")]
+    pub sinks: Vec<SinkConfig>,
+    /// Where records wait while a sink is down (relative to the catalog).
+    #[serde(default = "default_spool_dir")]
+    pub spool_dir: PathBuf,
+    /// What happens when a record can be written neither to a sink nor to
+    /// the spool: `fail-closed` refuses calls with 503, `fail-open` serves
+    /// on (counting and logging every lost record).
+    #[serde(default)]
+    pub on_failure: FailureMode,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            sinks: default_sinks(),
+            spool_dir: default_spool_dir(),
+            on_failure: FailureMode::default(),
+        }
+    }
+}
+
+fn default_sinks() -> Vec<SinkConfig> {
+    vec![SinkConfig::Sqlite(SqliteSinkConfig {
+        path: PathBuf::from(".mcp-control-plane/audit.db"),
+        retention: Retention::default(),
+    })]
+}
+
+fn default_spool_dir() -> PathBuf {
+    PathBuf::from(".mcp-control-plane/spool")
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureMode {
+    #[default]
+    FailClosed,
+    FailOpen,
+}
+
+/// One audit sink, written as a one-key map (`- sqlite: {path: audit.db}`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "SinkEntry")]
+pub enum SinkConfig {
+    /// An embedded SQLite database (WAL mode).
+    Sqlite(SqliteSinkConfig),
+    /// A PostgreSQL database; the table is created by the control plane.
+    Postgres(PostgresSinkConfig),
+    /// JSON lines on stdout (`path: "-"`) or in a size-rotated file.
+    Jsonl(JsonlSinkConfig),
+}
+
+/// The written form of a sink.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SinkEntry {
+    sqlite: Option<SqliteSinkConfig>,
+    postgres: Option<PostgresSinkConfig>,
+    jsonl: Option<JsonlSinkConfig>,
+}
+
+impl TryFrom<SinkEntry> for SinkConfig {
+    type Error = &'static str;
+
+    fn try_from(entry: SinkEntry) -> Result<Self, Self::Error> {
+        match (entry.sqlite, entry.postgres, entry.jsonl) {
+            (Some(sqlite), None, None) => Ok(Self::Sqlite(sqlite)),
+            (None, Some(postgres), None) => Ok(Self::Postgres(postgres)),
+            (None, None, Some(jsonl)) => Ok(Self::Jsonl(jsonl)),
+            _ => Err("set exactly one of `sqlite`, `postgres` and `jsonl`"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteSinkConfig {
+    /// The database file, relative to the catalog's directory.
+    pub path: PathBuf,
+    #[serde(flatten)]
+    pub retention: Retention,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSinkConfig {
+    /// The connection string (`postgres://user@host:5432/db`), read from
+    /// the environment or a file, since it may hold a password.
+    pub url: SecretSource,
+    #[serde(flatten)]
+    pub retention: Retention,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonlSinkConfig {
+    /// A file (relative to the catalog's directory), or `-` for stdout.
+    pub path: PathBuf,
+    /// Rotate the file when it grows beyond this many bytes.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: u64,
+    /// Rotated files kept (`audit.jsonl.1` is the newest).
+    #[serde(default = "default_keep")]
+    pub keep: u32,
+}
+
+fn default_max_bytes() -> u64 {
+    100 * 1024 * 1024
+}
+
+fn default_keep() -> u32 {
+    5
+}
+
+/// How long and how many records a database store keeps.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Records older than this are deleted (`90d`, `1y`). Default: kept.
+    #[serde(default, with = "humantime_serde")]
+    pub max_age: Option<Duration>,
+    /// Only the newest this many records are kept. Default: all.
+    pub max_records: Option<u64>,
+}
+
+/// An administrator: may read the audit trail (`/admin/audit`), nothing else.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Lower-case hex SHA-256 of the admin's token.
+    pub token_sha256: String,
+}
+
+/// Whether a tool's arguments are recorded (beyond their digest).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolAuditConfig {
+    /// Record the arguments themselves.
+    #[serde(default)]
+    pub arguments: bool,
+    /// Argument fields (at any depth) recorded as `"[redacted]"`.
+    #[serde(default)]
+    pub redact: Vec<String>,
+}

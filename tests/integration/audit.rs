@@ -1,0 +1,472 @@
+//! The durable audit trail: one record per request in every store, read back
+//! through the admin API and the CLI; nothing lost to a crash, a database
+//! outage or a file rotation; fail-closed and fail-open; metrics.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::common::upstream::test_upstream;
+use crate::common::{ControlPlane, TESTER_TOKEN, binary, catalog, sha256_hex};
+
+const ADMIN_TOKEN: &str = "admin-token-for-tests";
+
+/// The test upstream's tools, `echo` opted into argument recording, an
+/// admin, and `extra` catalog text (an `audit` section).
+fn audit_catalog(upstream_url: &str, extra: &str) -> String {
+    let servers = format!("  testsrv:\n    http: {{url: \"{upstream_url}\"}}\n    timeout: 1s\n");
+    let tools = "  echo: {server: testsrv, audit: {arguments: true, redact: [secret]}}\n  \
+                 fail: {server: testsrv}\n  hang: {server: testsrv}\n  touch: {server: testsrv}\n";
+    format!(
+        "{}admins:\n  ops: {{token_sha256: {}}}\n{extra}",
+        catalog(&servers, tools, &["echo", "fail", "hang"]),
+        sha256_hex(ADMIN_TOKEN)
+    )
+}
+
+/// The trace id of a REST answer.
+async fn trace_of(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let traceparent = response.headers()["traceparent"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    (status, traceparent.split('-').nth(1).unwrap().to_string())
+}
+
+async fn admin_query(cp: &ControlPlane, token: Option<&str>, query: &str) -> (u16, Value) {
+    let mut request = cp.http.get(cp.url(&format!("/admin/audit?{query}")));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    (
+        response.status().as_u16(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+async fn call(cp: &ControlPlane, token: Option<&str>, body: Value) -> (u16, String) {
+    trace_of(cp.invoke(token, body).await).await
+}
+
+#[tokio::test]
+async fn every_outcome_leaves_exactly_one_durable_record_that_the_admin_can_read() {
+    let upstream = test_upstream(0).await;
+    let cp = ControlPlane::start(&audit_catalog(&upstream.url, ""));
+    cp.wait_all_ready().await;
+    let invoke = |tool: &str, payload: Value| json!({"action": tool, "payload": payload});
+    let mut expected: Vec<(String, &str, &str)> = Vec::new();
+    let (_, trace) = trace_of(cp.get_tools(TESTER_TOKEN, "").await).await;
+    expected.push((trace, "discovery", "ok"));
+    let arguments = json!({"message": "hi", "secret": "s3cr3t"});
+    let (status, echo_trace) =
+        call(&cp, Some(TESTER_TOKEN), invoke("echo", arguments.clone())).await;
+    assert_eq!(status, 200);
+    expected.push((echo_trace.clone(), "call", "ok"));
+    for (tool, token, body_extra, outcome) in [
+        ("fail", Some(TESTER_TOKEN), json!({}), "tool_error"),
+        ("hang", Some(TESTER_TOKEN), json!({}), "timeout"),
+        ("touch", Some(TESTER_TOKEN), json!({}), "denied_role"),
+        ("echo", None, json!({}), "unauthenticated"),
+        (
+            "echo",
+            Some(TESTER_TOKEN),
+            json!({"agent_role": "admin"}),
+            "impersonation",
+        ),
+    ] {
+        let mut body = invoke(tool, json!({}));
+        body.as_object_mut()
+            .unwrap()
+            .extend(body_extra.as_object().unwrap().clone());
+        let (_, trace) = call(&cp, token, body).await;
+        expected.push((trace, "call", outcome));
+    }
+    // Each request: exactly one record, with its outcome and the who/what/where.
+    for (trace, action, outcome) in &expected {
+        let (status, page) =
+            admin_query(&cp, Some(ADMIN_TOKEN), &format!("trace_id={trace}")).await;
+        assert_eq!(status, 200, "{page}");
+        let records = page["records"].as_array().unwrap();
+        assert_eq!(records.len(), 1, "{trace}: {page}");
+        let record = &records[0];
+        assert_eq!(record["action"], *action);
+        assert_eq!(record["outcome"], *outcome, "{record}");
+        assert_eq!(record["environment"], "test");
+        assert_eq!(record["front_door"], "rest");
+        assert_eq!(record["span_id"].as_str().unwrap().len(), 16);
+        assert!(record["time"].as_str().unwrap().ends_with('Z'));
+        if *outcome != "unauthenticated" {
+            assert_eq!(record["agent_id"], "tester-1");
+        }
+    }
+    let (_, page) = admin_query(&cp, Some(ADMIN_TOKEN), &format!("trace_id={echo_trace}")).await;
+    let record = &page["records"][0];
+    assert_eq!(record["server"], "testsrv");
+    assert_eq!(record["upstream_tool"], "echo");
+    assert_eq!(record["policy"], "allow");
+    let digest = hex::encode(Sha256::digest(arguments.to_string().as_bytes()));
+    assert_eq!(record["arguments_sha256"], digest);
+    assert_eq!(
+        record["arguments"],
+        json!({"message": "hi", "secret": "[redacted]"})
+    );
+    assert!(!cp.stderr_text().contains("s3cr3t"));
+
+    // Only admins read the trail.
+    assert_eq!(admin_query(&cp, Some(TESTER_TOKEN), "").await.0, 403);
+    assert_eq!(admin_query(&cp, None, "").await.0, 401);
+    assert_eq!(
+        admin_query(&cp, Some(ADMIN_TOKEN), "since=yesterday")
+            .await
+            .0,
+        400
+    );
+
+    // Filters and pages: the agent's records two at a time, none twice.
+    let mut seen = HashSet::new();
+    let mut cursor = String::new();
+    loop {
+        let (_, page) = admin_query(
+            &cp,
+            Some(ADMIN_TOKEN),
+            &format!("agent_id=tester-1&limit=2{cursor}"),
+        )
+        .await;
+        for record in page["records"].as_array().unwrap() {
+            assert_eq!(record["agent_id"], "tester-1");
+            assert!(seen.insert(record["id"].as_str().unwrap().to_string()));
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        expected.len() - 1,
+        "all but the unauthenticated one"
+    );
+    let (_, page) = admin_query(&cp, Some(ADMIN_TOKEN), "outcome=timeout").await;
+    assert_eq!(page["records"].as_array().unwrap().len(), 1);
+    let (_, page) = admin_query(&cp, Some(ADMIN_TOKEN), "since=2999-01-01T00:00:00Z").await;
+    assert!(page["records"].as_array().unwrap().is_empty());
+
+    // The CLI reads the same store.
+    let output = std::process::Command::new(binary())
+        .args(["audit", "--json", "--trace", &echo_trace, "--config"])
+        .arg(&cp.config)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let lines: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["id"], record["id"]);
+
+    // And the metrics count what happened.
+    let metrics = cp
+        .http
+        .get(cp.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"mcp_cp_requests_total{action="call",tool="echo",outcome="ok"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mcp_cp_upstream_seconds_count"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mcp_cp_audit_records_written_total{sink=\"sqlite:"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn kill_9_right_after_the_responses_loses_no_record() {
+    let upstream = test_upstream(0).await;
+    let mut cp = ControlPlane::start(&audit_catalog(&upstream.url, ""));
+    cp.wait_all_ready().await;
+    let mut traces = Vec::new();
+    for i in 0..20 {
+        let (status, trace) = call(
+            &cp,
+            Some(TESTER_TOKEN),
+            json!({"action": "echo", "payload": {"n": i}}),
+        )
+        .await;
+        assert_eq!(status, 200);
+        traces.push(trace);
+    }
+    cp.kill();
+    let db = cp
+        .config
+        .parent()
+        .unwrap()
+        .join(".mcp-control-plane/audit.db");
+    let connection = rusqlite::Connection::open(db).unwrap();
+    for trace in &traces {
+        let count: i64 = connection
+            .query_row(
+                "SELECT count(*) FROM audit_records WHERE trace_id = ?1",
+                [trace],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(count, 1, "{trace}");
+    }
+}
+
+/// A TCP proxy to `target` that can be switched off (dropping every
+/// connection) and on again: a database that goes away and comes back.
+struct Switch {
+    port: u16,
+    up: Arc<AtomicBool>,
+    generation: tokio::sync::watch::Sender<u64>,
+}
+
+impl Switch {
+    async fn start(target: &'static str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(AtomicBool::new(true));
+        let (generation, _) = tokio::sync::watch::channel(0u64);
+        let (accepting, cuts) = (up.clone(), generation.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !accepting.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let mut cut = cuts.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            up,
+            generation,
+        }
+    }
+
+    fn set(&self, up: bool) {
+        self.up.store(up, Ordering::SeqCst);
+        if !up {
+            self.generation.send_modify(|g| *g += 1);
+        }
+    }
+}
+
+async fn postgres_count(traces: &[String]) -> HashMap<String, i64> {
+    let (client, connection) = tokio_postgres::connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=test",
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let rows = client
+        .query(
+            "SELECT trace_id, count(*) FROM audit_records WHERE trace_id = ANY($1) GROUP BY trace_id",
+            &[&traces],
+        )
+        .await
+        .unwrap();
+    rows.into_iter().map(|r| (r.get(0), r.get(1))).collect()
+}
+
+#[tokio::test]
+async fn postgres_records_spool_while_the_database_is_away_and_arrive_once_after() {
+    let upstream = test_upstream(0).await;
+    let switch = Switch::start("127.0.0.1:5432").await;
+    let secrets = tempfile::tempdir().unwrap();
+    let url_file = secrets.path().join("pg-url");
+    std::fs::write(
+        &url_file,
+        format!("postgres://postgres@127.0.0.1:{}/test", switch.port),
+    )
+    .unwrap();
+    let sinks = format!(
+        "audit:\n  sinks:\n    - postgres: {{url: {{file: \"{}\"}}}}\n",
+        url_file.display()
+    );
+    let cp = ControlPlane::start(&audit_catalog(&upstream.url, &sinks));
+    cp.wait_all_ready().await;
+    let mut traces = Vec::new();
+    let echo = json!({"action": "echo", "payload": {}});
+    for _ in 0..5 {
+        let (status, trace) = call(&cp, Some(TESTER_TOKEN), echo.clone()).await;
+        assert_eq!(status, 200);
+        traces.push(trace);
+    }
+    switch.set(false);
+    for _ in 0..5 {
+        let (status, trace) = call(&cp, Some(TESTER_TOKEN), echo.clone()).await;
+        assert_eq!(status, 200, "records spool while the database is away");
+        traces.push(trace);
+    }
+    let metrics = cp
+        .http
+        .get(cp.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("mcp_cp_audit_spool_records{sink=\"postgres\"} 5"),
+        "{metrics}"
+    );
+    switch.set(true);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let counts = postgres_count(&traces).await;
+        if counts.len() == traces.len() {
+            assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "records missing after recovery: {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The admin API reads PostgreSQL too.
+    let (status, page) =
+        admin_query(&cp, Some(ADMIN_TOKEN), &format!("trace_id={}", traces[7])).await;
+    assert_eq!(status, 200);
+    assert_eq!(page["records"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn json_lines_rotate_without_losing_or_repeating_a_record() {
+    let upstream = test_upstream(0).await;
+    let sinks =
+        "audit:\n  sinks:\n    - jsonl: {path: audit/audit.jsonl, max_bytes: 4000, keep: 50}\n";
+    let cp = ControlPlane::start(&audit_catalog(&upstream.url, sinks));
+    cp.wait_all_ready().await;
+    let mut traces = HashSet::new();
+    for i in 0..30 {
+        let (status, trace) = call(
+            &cp,
+            Some(TESTER_TOKEN),
+            json!({"action": "echo", "payload": {"n": i}}),
+        )
+        .await;
+        assert_eq!(status, 200);
+        traces.insert(trace);
+    }
+    let dir = cp.config.parent().unwrap().join("audit");
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(files.len() > 2, "rotated into several files: {files:?}");
+    let mut seen = HashMap::new();
+    for file in files {
+        for line in std::fs::read_to_string(file).unwrap().lines() {
+            let record: Value = serde_json::from_str(line).expect("every line is JSON");
+            let trace = record["trace_id"].as_str().unwrap().to_string();
+            *seen.entry(trace).or_insert(0) += 1;
+        }
+    }
+    for trace in &traces {
+        assert_eq!(seen.get(trace), Some(&1), "{trace}");
+    }
+}
+
+/// A catalog whose only sink is a database nobody listens on, spooling to
+/// `spool` (which the test then makes unwritable).
+fn doomed(upstream_url: &str, spool: &std::path::Path, mode: &str) -> String {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let dir = spool.parent().unwrap();
+    let url_file = dir.join("url");
+    std::fs::write(
+        &url_file,
+        format!("postgres://postgres@127.0.0.1:{port}/test"),
+    )
+    .unwrap();
+    audit_catalog(
+        upstream_url,
+        &format!(
+            "audit:\n  on_failure: {mode}\n  spool_dir: \"{}\"\n  sinks:\n    - postgres: {{url: {{file: \"{}\"}}}}\n",
+            spool.display(),
+            url_file.display()
+        ),
+    )
+}
+
+#[tokio::test]
+async fn when_not_even_the_spool_can_be_written_fail_closed_refuses_and_fail_open_serves() {
+    for (mode, refused) in [("fail-closed", true), ("fail-open", false)] {
+        let upstream = test_upstream(0).await;
+        let scratch = tempfile::tempdir().unwrap();
+        let spool = scratch.path().join("spool");
+        let cp = ControlPlane::start(&doomed(&upstream.url, &spool, mode));
+        cp.wait_all_ready().await;
+        let echo = json!({"action": "echo", "payload": {}});
+        // The database is down but the spool works: calls go on.
+        assert_eq!(
+            call(&cp, Some(TESTER_TOKEN), echo.clone()).await.0,
+            200,
+            "{mode}"
+        );
+        // Now the spool cannot be written either.
+        std::fs::remove_dir_all(&spool).unwrap();
+        std::fs::write(&spool, "not a directory").unwrap();
+        let (status, _) = call(&cp, Some(TESTER_TOKEN), echo.clone()).await;
+        if refused {
+            assert_eq!(status, 503, "{mode}");
+            let calls = upstream.calls();
+            let response = cp.invoke(Some(TESTER_TOKEN), echo.clone()).await;
+            assert_eq!(response.status(), 503);
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "audit_unavailable");
+            assert_eq!(
+                upstream.calls(),
+                calls,
+                "refused before reaching the server"
+            );
+        } else {
+            assert_eq!(status, 200, "{mode}");
+            let metrics = cp
+                .http
+                .get(cp.url("/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            assert!(
+                !metrics.contains("mcp_cp_audit_records_lost_total 0"),
+                "{metrics}"
+            );
+        }
+    }
+}
