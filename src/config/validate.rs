@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue};
 
-use super::{CatalogFile, ConfigError, CredentialConfig, SecretSource, ServerConfig};
+use super::{CatalogFile, ConfigError, CredentialConfig, SecretSource, ServerConfig, SinkConfig};
 use crate::credentials::mint::MAX_TTL;
 
 /// Whether `name` is a valid public tool, server, role or agent name:
@@ -176,7 +176,35 @@ pub fn validate(catalog: &CatalogFile, file: &Path) -> Vec<ConfigError> {
         c.error("credentials.issuer", "must not be empty");
     }
     check_identity(&mut c, catalog);
+    check_audit(&mut c, catalog);
     c.errors
+}
+
+fn check_audit(c: &mut Collector<'_>, catalog: &CatalogFile) {
+    let audit = &catalog.audit;
+    if audit.sinks.is_empty() {
+        c.error(
+            "audit.sinks",
+            "must name at least one sink: every request is recorded",
+        );
+    }
+    for (i, sink) in audit.sinks.iter().enumerate() {
+        let path = format!("audit.sinks[{i}]");
+        match sink {
+            SinkConfig::Postgres(postgres)
+                if postgres.url.env.is_some() == postgres.url.file.is_some() =>
+            {
+                c.error(
+                    format!("{path}.postgres.url"),
+                    "set exactly one of `env` and `file`",
+                );
+            }
+            SinkConfig::Jsonl(jsonl) if jsonl.max_bytes == 0 => {
+                c.error(format!("{path}.jsonl.max_bytes"), "must be greater than 0");
+            }
+            _ => {}
+        }
+    }
 }
 
 fn check_identity(c: &mut Collector<'_>, catalog: &CatalogFile) {

@@ -470,3 +470,52 @@ async fn when_not_even_the_spool_can_be_written_fail_closed_refuses_and_fail_ope
         }
     }
 }
+
+#[tokio::test]
+async fn sigterm_finishes_in_flight_calls_and_writes_every_record() {
+    let upstream = test_upstream(0).await;
+    let mut cp = ControlPlane::start(&audit_catalog(&upstream.url, ""));
+    cp.wait_all_ready().await;
+    let calls = (0..20).map(|i| {
+        cp.invoke(
+            Some(TESTER_TOKEN),
+            json!({"action": "echo", "payload": {"n": i}}),
+        )
+    });
+    let stop = async {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &cp.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    let (responses, ()) = tokio::join!(futures::future::join_all(calls), stop);
+    let mut answered = Vec::new();
+    for response in responses {
+        if response.status() == 200 {
+            answered.push(trace_of(response).await.1);
+        }
+    }
+    // The process ends by itself; then read the store it closed.
+    assert!(
+        cp.wait_exit(Duration::from_secs(15)).await,
+        "no exit after SIGTERM"
+    );
+    let db = cp
+        .config
+        .parent()
+        .unwrap()
+        .join(".mcp-control-plane/audit.db");
+    let connection = rusqlite::Connection::open(db).unwrap();
+    for trace in &answered {
+        let count: i64 = connection
+            .query_row(
+                "SELECT count(*) FROM audit_records WHERE trace_id = ?1",
+                [trace],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(count, 1, "{trace}");
+    }
+}

@@ -175,6 +175,18 @@ impl ControlPlane {
         format!(r#"Bearer resource_metadata="{metadata}"{error}"#)
     }
 
+    /// Wait (up to `timeout`) until the process has exited by itself.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
     /// `kill -9`, and wait until the process is gone.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
