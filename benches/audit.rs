@@ -37,6 +37,7 @@ fn bench_sink(c: &mut Criterion, name: &str, sink: Box<dyn Sink>, spool: std::pa
             vec![Spooled::new(sink, spool)],
             FailureMode::FailClosed,
             None,
+            None,
         )
     });
     c.bench_function(

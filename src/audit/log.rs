@@ -20,6 +20,7 @@ use super::record::StoredRecord;
 use super::spool::Spooled;
 use crate::config::FailureMode;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::otlp::SpanExport;
 
 /// Most records written in one batch.
 const MAX_BATCH: usize = 1024;
@@ -71,6 +72,8 @@ struct Shared {
     closed: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The store the trail is read back from (the first database sink).
     store: Option<Store>,
+    /// Where each request's spans are exported, if anywhere.
+    spans: Option<SpanExport>,
 }
 
 /// A handle on the audit log; cheap to clone.
@@ -81,7 +84,12 @@ pub struct AuditLog {
 
 impl AuditLog {
     /// Start the writer over `sinks`.
-    pub fn start(sinks: Vec<Spooled>, mode: FailureMode, store: Option<Store>) -> Self {
+    pub fn start(
+        sinks: Vec<Spooled>,
+        mode: FailureMode,
+        store: Option<Store>,
+        spans: Option<SpanExport>,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let metrics = AuditMetrics {
             sinks: sinks
@@ -101,6 +109,7 @@ impl AuditLog {
             close: CancellationToken::new(),
             closed: tokio::sync::Mutex::new(None),
             store,
+            spans,
         });
         let writer = tokio::spawn(write_loop(rx, sinks, shared.clone()));
         if let Ok(mut slot) = shared.closed.try_lock() {
@@ -123,6 +132,9 @@ impl AuditLog {
 
     fn send(&self, record: AuditRecord, ack: Option<oneshot::Sender<Result<(), AuditError>>>) {
         log_event(&record);
+        if let Some(spans) = &self.shared.spans {
+            spans.record(&record);
+        }
         self.shared.metrics.queued.fetch_add(1, Ordering::Relaxed);
         if let Err(rejected) = self.shared.tx.send(Entry { record, ack }) {
             // The writer is gone (shutdown): nothing can be made durable.
@@ -154,6 +166,13 @@ impl AuditLog {
         if let Some(writer) = self.shared.closed.lock().await.take() {
             let _ = writer.await;
         }
+        let shared = self.shared.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(spans) = &shared.spans {
+                spans.shutdown();
+            }
+        })
+        .await;
     }
 }
 
@@ -265,6 +284,7 @@ fn log_event(record: &AuditRecord) {
         target: "audit",
         trace_id = %record.trace,
         span_id = %hex::encode(record.trace.span_id),
+        upstream_span_id = record.upstream.map(|u| hex::encode(u.span_id)).unwrap_or_default(),
         action = record.action.as_str(),
         front_door = record.front_door.as_str(),
         agent_id = text(&record.agent_id),

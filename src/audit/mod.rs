@@ -114,10 +114,12 @@ impl Outcome {
     }
 }
 
-/// Open every configured sink (with its spool) and start the audit log.
+/// Open every configured sink (with its spool) and start the audit log;
+/// `spans` exports each request's spans as its record is handed over.
 pub fn start(
     settings: &crate::config::AuditSettings,
     base_dir: &std::path::Path,
+    spans: Option<crate::telemetry::otlp::SpanExport>,
 ) -> Result<AuditLog, String> {
     use crate::config::SinkConfig;
     let spool_dir = base_dir.join(&settings.spool_dir);
@@ -146,5 +148,5 @@ pub fn start(
         sinks.push(spool::Spooled::new(opened, spool));
     }
     let store = query::Store::of(settings, base_dir).ok();
-    Ok(AuditLog::start(sinks, settings.on_failure, store))
+    Ok(AuditLog::start(sinks, settings.on_failure, store, spans))
 }

@@ -43,8 +43,16 @@ pub struct AuditRecord {
     pub latency_ms: f64,
     /// How long the policy took to decide (for metrics).
     pub policy_seconds: Option<f64>,
-    /// How long the upstream took to answer (for metrics).
-    pub upstream_seconds: Option<f64>,
+    /// The call to the upstream, as a child span of this request's.
+    pub upstream: Option<UpstreamSpan>,
+}
+
+/// The control plane's span for its request to an upstream server.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamSpan {
+    pub span_id: [u8; 8],
+    pub started: SystemTime,
+    pub seconds: f64,
 }
 
 impl AuditRecord {
@@ -74,7 +82,7 @@ impl AuditRecord {
             outcome: Outcome::Cancelled,
             latency_ms: 0.0,
             policy_seconds: None,
-            upstream_seconds: None,
+            upstream: None,
         }
     }
 
@@ -109,6 +117,7 @@ impl AuditRecord {
             "time": humantime::format_rfc3339_millis(self.time).to_string(),
             "trace_id": self.trace.trace_id_hex(),
             "span_id": hex::encode(self.trace.span_id),
+            "upstream_span_id": self.upstream.map(|u| hex::encode(u.span_id)),
             "action": self.action.as_str(),
             "front_door": self.front_door.as_str(),
             "agent_id": text(&self.agent_id),

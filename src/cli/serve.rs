@@ -11,6 +11,7 @@ use crate::catalog::Catalog;
 use crate::credentials::Credentials;
 use crate::pipeline::Pipeline;
 use crate::policy::Policies;
+use crate::telemetry::otlp::SpanExport;
 use crate::upstream::UpstreamPool;
 use crate::{api, audit, config};
 
@@ -56,7 +57,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _key_watch = credentials.minter().watch(KEY_RELOAD_INTERVAL);
     let policies = Arc::new(Policies::open(file.policy.as_ref(), &base_dir)?);
     let _policy_watch = policies.watch(POLICY_RELOAD_INTERVAL);
-    let audit = audit::start(&file.audit, &base_dir).map_err(anyhow::Error::msg)?;
+    let otlp = (file.telemetry.otlp_endpoint.clone())
+        .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
+        .map(|endpoint| SpanExport::start(&endpoint))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let audit = audit::start(&file.audit, &base_dir, otlp).map_err(anyhow::Error::msg)?;
     let upstreams = UpstreamPool::start(&catalog, &credentials);
     let pipeline = Arc::new(Pipeline::new(
         catalog.clone(),

@@ -79,6 +79,19 @@ pub struct CatalogFile {
     /// Admin id -> the SHA-256 of its token. Admins read the audit trail.
     #[serde(default)]
     pub admins: UniqueMap<AdminConfig>,
+    /// Span export.
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
+}
+
+/// Where spans go.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// An OTLP/HTTP collector (`http://127.0.0.1:4318`): spans are exported
+    /// there. Default: the `OTEL_EXPORTER_OTLP_ENDPOINT` environment
+    /// variable, else no export.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// One upstream MCP server. Exactly one of `stdio` and `http` is set.

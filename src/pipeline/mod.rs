@@ -13,13 +13,14 @@ mod error;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use rmcp::model::{
     CallToolResult, ClientRequest, GetPromptRequestParams, JsonObject, ReadResourceRequestParams,
     Request, ServerResult,
 };
 
+use crate::audit::record::UpstreamSpan;
 use crate::audit::{Action, AuditGuard, AuditLog, FrontDoor, Outcome};
 use crate::catalog::Catalog;
 use crate::credentials::Credentials;
@@ -452,10 +453,17 @@ impl Pipeline {
             });
             audit.record_mut().policy_seconds = Some(deciding.elapsed().as_secs_f64());
             record_decision(&mut audit, decision)?;
-            let outbound = self.outbound(ctx, &caller, target, &authorized).await?;
-            let calling = Instant::now();
+            let span_id = TraceContext::child_span_id();
+            let outbound = self
+                .outbound(ctx, &caller, target, &authorized, span_id)
+                .await?;
+            let (started, calling) = (SystemTime::now(), Instant::now());
             let answer = op(authorized, outbound, arguments).await;
-            audit.record_mut().upstream_seconds = Some(calling.elapsed().as_secs_f64());
+            audit.record_mut().upstream = Some(UpstreamSpan {
+                span_id,
+                started,
+                seconds: calling.elapsed().as_secs_f64(),
+            });
             Ok(answer?)
         }
         .await;
@@ -510,6 +518,7 @@ impl Pipeline {
         caller: &Caller,
         target: Target<'_>,
         to: &Authorized,
+        span_id: [u8; 8],
     ) -> Result<Outbound, PipelineError> {
         let scope = match target {
             Target::Tool(_) => to.upstream_name.to_string(),
@@ -528,7 +537,7 @@ impl Pipeline {
             })?;
         Ok(Outbound {
             credential,
-            traceparent: Some(ctx.trace.traceparent()),
+            traceparent: Some(ctx.trace.traceparent_for(span_id)),
         })
     }
 

@@ -84,8 +84,8 @@ impl Metrics {
         if let Some(seconds) = record.policy_seconds {
             self.policy_seconds.observe(seconds);
         }
-        if let Some(seconds) = record.upstream_seconds {
-            self.upstream_seconds.observe(seconds);
+        if let Some(upstream) = record.upstream {
+            self.upstream_seconds.observe(upstream.seconds);
         }
     }
 

@@ -3,6 +3,7 @@
 //! continued; otherwise a new trace starts.
 
 pub mod metrics;
+pub mod otlp;
 
 use std::fmt;
 
@@ -11,18 +12,29 @@ use std::fmt;
 pub struct TraceContext {
     pub trace_id: [u8; 16],
     pub span_id: [u8; 8],
+    /// The caller's span, when it sent a valid `traceparent`.
+    pub parent_span_id: Option<[u8; 8]>,
 }
 
 impl TraceContext {
     /// Continue the caller's trace when `traceparent` is valid, else start one.
     pub fn from_traceparent(traceparent: Option<&str>) -> Self {
-        let trace_id = traceparent
-            .and_then(parse_trace_id)
-            .unwrap_or_else(random_nonzero);
+        let parsed = traceparent.and_then(parse);
         Self {
-            trace_id,
+            trace_id: parsed.map_or_else(random_nonzero, |(trace, _)| trace),
             span_id: random_nonzero(),
+            parent_span_id: parsed.map(|(_, parent)| parent),
         }
+    }
+
+    /// A new span id for a child span (the call to an upstream).
+    pub fn child_span_id() -> [u8; 8] {
+        random_nonzero()
+    }
+
+    /// The `traceparent` naming `span` of this trace as the parent.
+    pub fn traceparent_for(&self, span: [u8; 8]) -> String {
+        format!("00-{}-{}-01", hex::encode(self.trace_id), hex::encode(span))
     }
 
     pub fn trace_id_hex(&self) -> String {
@@ -31,11 +43,7 @@ impl TraceContext {
 
     /// The `traceparent` header naming this control plane's span.
     pub fn traceparent(&self) -> String {
-        format!(
-            "00-{}-{}-01",
-            hex::encode(self.trace_id),
-            hex::encode(self.span_id)
-        )
+        self.traceparent_for(self.span_id)
     }
 }
 
@@ -45,9 +53,10 @@ impl fmt::Display for TraceContext {
     }
 }
 
-/// The trace id of a `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`),
-/// or `None` when it is malformed or all zeros.
-fn parse_trace_id(header: &str) -> Option<[u8; 16]> {
+/// The trace id and parent span id of a `traceparent` header
+/// (`00-<32 hex>-<16 hex>-<2 hex>`), or `None` when it is malformed or all
+/// zeros.
+fn parse(header: &str) -> Option<([u8; 16], [u8; 8])> {
     let mut parts = header.trim().split('-');
     let (version, trace, parent, flags) =
         (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
@@ -64,7 +73,9 @@ fn parse_trace_id(header: &str) -> Option<[u8; 16]> {
     if !lower_hex(trace, 32) || hex::decode_to_slice(trace, &mut trace_id).is_err() {
         return None;
     }
-    (trace_id != [0; 16] && parent != "0000000000000000").then_some(trace_id)
+    let mut parent_id = [0u8; 8];
+    hex::decode_to_slice(parent, &mut parent_id).ok()?;
+    (trace_id != [0; 16] && parent_id != [0; 8]).then_some((trace_id, parent_id))
 }
 
 fn random_nonzero<const N: usize>() -> [u8; N] {
