@@ -6,11 +6,12 @@
 //! record is durable ([`log`]: group commit to every sink, or the spool),
 //! or, if the request is abandoned midway (the client hung up), when it is
 //! dropped. Sinks: SQLite ([`sqlite`]), PostgreSQL ([`postgres`]), JSON lines
-//! ([`jsonl`]); the spool ([`spool`]) keeps records while a sink is down.
+//! ([`jsonl`]), Kafka ([`kafka`]); the spool ([`spool`]) keeps records while a sink is down.
 //! Every record is also one log event on the `audit` target.
 
 mod guard;
 pub mod jsonl;
+pub mod kafka;
 pub mod log;
 pub mod postgres;
 pub mod query;
@@ -138,6 +139,11 @@ pub fn start(
                     .read(base_dir)
                     .map_err(|e| format!("audit.sinks[{i}].url: {e}"))?,
                 config.retention.clone(),
+            )),
+            SinkConfig::Kafka(config) => Box::new(kafka::KafkaSink::new(
+                config.brokers.clone(),
+                config.topic.clone(),
+                config.partitions,
             )),
             SinkConfig::Jsonl(config) => {
                 let path = (config.path.as_os_str() != "-").then(|| base_dir.join(&config.path));

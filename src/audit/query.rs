@@ -183,7 +183,7 @@ impl Store {
                 SinkConfig::Postgres(postgres) => {
                     return postgres.url.read(base_dir).map(Self::Postgres);
                 }
-                SinkConfig::Jsonl(_) => {}
+                SinkConfig::Jsonl(_) | SinkConfig::Kafka(_) => {}
             }
         }
         Err("no SQLite or PostgreSQL audit sink is configured to read from".into())

@@ -64,6 +64,8 @@ pub enum SinkConfig {
     Postgres(PostgresSinkConfig),
     /// JSON lines on stdout (`path: "-"`) or in a size-rotated file.
     Jsonl(JsonlSinkConfig),
+    /// A Kafka topic, keyed by trace id.
+    Kafka(KafkaSinkConfig),
 }
 
 /// The written form of a sink.
@@ -73,17 +75,19 @@ struct SinkEntry {
     sqlite: Option<SqliteSinkConfig>,
     postgres: Option<PostgresSinkConfig>,
     jsonl: Option<JsonlSinkConfig>,
+    kafka: Option<KafkaSinkConfig>,
 }
 
 impl TryFrom<SinkEntry> for SinkConfig {
     type Error = &'static str;
 
     fn try_from(entry: SinkEntry) -> Result<Self, Self::Error> {
-        match (entry.sqlite, entry.postgres, entry.jsonl) {
-            (Some(sqlite), None, None) => Ok(Self::Sqlite(sqlite)),
-            (None, Some(postgres), None) => Ok(Self::Postgres(postgres)),
-            (None, None, Some(jsonl)) => Ok(Self::Jsonl(jsonl)),
-            _ => Err("set exactly one of `sqlite`, `postgres` and `jsonl`"),
+        match (entry.sqlite, entry.postgres, entry.jsonl, entry.kafka) {
+            (Some(sqlite), None, None, None) => Ok(Self::Sqlite(sqlite)),
+            (None, Some(postgres), None, None) => Ok(Self::Postgres(postgres)),
+            (None, None, Some(jsonl), None) => Ok(Self::Jsonl(jsonl)),
+            (None, None, None, Some(kafka)) => Ok(Self::Kafka(kafka)),
+            _ => Err("set exactly one of `sqlite`, `postgres`, `jsonl` and `kafka`"),
         }
     }
 }
@@ -118,6 +122,21 @@ pub struct JsonlSinkConfig {
     /// Rotated files kept (`audit.jsonl.1` is the newest).
     #[serde(default = "default_keep")]
     pub keep: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSinkConfig {
+    /// Bootstrap brokers (`host:port`).
+    pub brokers: Vec<String>,
+    pub topic: String,
+    /// Partitions of the topic (created with this many if missing).
+    #[serde(default = "default_partitions")]
+    pub partitions: i32,
+}
+
+fn default_partitions() -> i32 {
+    1
 }
 
 fn default_max_bytes() -> u64 {

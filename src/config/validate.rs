@@ -199,6 +199,12 @@ fn check_audit(c: &mut Collector<'_>, catalog: &CatalogFile) {
                     "set exactly one of `env` and `file`",
                 );
             }
+            SinkConfig::Kafka(kafka) if kafka.brokers.is_empty() || kafka.topic.is_empty() => {
+                c.error(
+                    format!("{path}.kafka"),
+                    "needs at least one broker and a topic",
+                );
+            }
             SinkConfig::Jsonl(jsonl) if jsonl.max_bytes == 0 => {
                 c.error(format!("{path}.jsonl.max_bytes"), "must be greater than 0");
             }

@@ -519,3 +519,82 @@ async fn sigterm_finishes_in_flight_calls_and_writes_every_record() {
         assert_eq!(count, 1, "{trace}");
     }
 }
+
+/// The `tansu` Kafka-protocol broker, installed once into the user's cache
+/// (its first build takes about 25 minutes on 2 cores).
+fn tansu() -> std::path::PathBuf {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let root = std::path::Path::new(&home).join(".cache/mcp-control-plane/tansu");
+    let binary = root.join("bin/tansu");
+    if !binary.exists() {
+        let status = std::process::Command::new("cargo")
+            .args(["install", "tansu", "--version", "0.6.0", "--locked"])
+            .args(["--features", "dynostore", "--root"])
+            .arg(&root)
+            .env("CARGO_TARGET_DIR", root.join("target"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "cannot install tansu");
+    }
+    binary
+}
+
+#[tokio::test]
+async fn kafka_records_are_consumed_back_keyed_by_trace_id() {
+    let port = crate::common::free_port();
+    let listener = format!("tcp://127.0.0.1:{port}");
+    let _broker = crate::common::Background::spawn(
+        std::process::Command::new(tansu())
+            .args(["broker", "--listener-url", &listener])
+            .args(["--advertised-listener-url", &listener])
+            .args(["--storage-engine", "memory://tansu/"]),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(Instant::now() < deadline, "the broker never listened");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let upstream = test_upstream(0).await;
+    let sinks = format!(
+        "audit:\n  sinks:\n    - sqlite: {{path: audit.db}}\n    - kafka: {{brokers: [\"127.0.0.1:{port}\"], topic: mcp-audit}}\n"
+    );
+    let cp = ControlPlane::start(&audit_catalog(&upstream.url, &sinks));
+    cp.wait_all_ready().await;
+    let mut traces = HashSet::new();
+    for i in 0..5 {
+        let (status, trace) = call(
+            &cp,
+            Some(TESTER_TOKEN),
+            json!({"action": "echo", "payload": {"n": i}}),
+        )
+        .await;
+        assert_eq!(status, 200);
+        traces.insert(trace);
+    }
+    let client = rskafka::client::ClientBuilder::new(vec![format!("127.0.0.1:{port}")])
+        .build()
+        .await
+        .unwrap();
+    let partition = client
+        .partition_client(
+            "mcp-audit",
+            0,
+            rskafka::client::partition::UnknownTopicHandling::Retry,
+        )
+        .await
+        .unwrap();
+    let (records, _) = partition
+        .fetch_records(0, 1..1_000_000, 1_000)
+        .await
+        .unwrap();
+    let mut consumed = HashMap::new();
+    for record in records {
+        let key = String::from_utf8(record.record.key.unwrap()).unwrap();
+        let value: Value = serde_json::from_slice(&record.record.value.unwrap()).unwrap();
+        assert_eq!(value["trace_id"], key.as_str(), "keyed by trace id");
+        *consumed.entry(key).or_insert(0) += 1;
+    }
+    for trace in &traces {
+        assert_eq!(consumed.get(trace), Some(&1), "{trace}: {consumed:?}");
+    }
+}

@@ -371,6 +371,28 @@ impl Drop for Listening {
 }
 
 /// A free loopback port (bound, then released).
+/// A child process stopped (killed) on drop.
+pub struct Background(Child);
+
+impl Background {
+    pub fn spawn(command: &mut Command) -> Self {
+        Self(
+            command
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn"),
+        )
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
