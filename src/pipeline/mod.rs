@@ -10,6 +10,7 @@
 //! answer back. Nothing here knows about HTTP or JSON-RPC.
 
 mod error;
+mod record;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -27,11 +28,13 @@ use crate::credentials::Credentials;
 use crate::discovery::View;
 use crate::identity::{Authenticator, Caller, Presented};
 use crate::policy::input::{self, RequestFacts, TargetFacts};
-use crate::policy::{self, Authorized, Decision, NotPermitted, Policies, Target};
+use crate::policy::{self, Authorized, Policies, Target};
 use crate::telemetry::TraceContext;
 use crate::upstream::{CallSinks, Outbound, Subscriber, UpstreamError, UpstreamPool};
 
 pub use error::PipelineError;
+pub use record::Classify;
+use record::{record_decision, settle};
 
 /// What travels with a request through every stage.
 #[derive(Debug, Clone, Copy)]
@@ -106,25 +109,6 @@ pub enum SubscriptionChange {
         session: u64,
     },
 }
-
-/// The audit outcome of an upstream's answer.
-pub trait Classify {
-    fn outcome(&self) -> Outcome {
-        Outcome::Ok
-    }
-}
-
-impl Classify for CallToolResult {
-    fn outcome(&self) -> Outcome {
-        if self.is_error == Some(true) {
-            Outcome::ToolError
-        } else {
-            Outcome::Ok
-        }
-    }
-}
-
-impl Classify for ServerResult {}
 
 pub struct Pipeline {
     catalog: Arc<Catalog>,
@@ -578,40 +562,5 @@ impl Pipeline {
             self.catalog.environment.clone(),
             ctx.started,
         )
-    }
-}
-
-/// Finish the request's audit record and wait until it is durable. If it
-/// cannot be made durable (fail-closed), the request fails with 503 instead
-/// of `result`: no answer leaves without its record.
-async fn settle<T>(
-    audit: AuditGuard,
-    outcome: Outcome,
-    result: Result<T, PipelineError>,
-) -> Result<T, PipelineError> {
-    match audit.finish(outcome).await {
-        Ok(()) => result,
-        Err(_) => Err(PipelineError::AuditUnavailable),
-    }
-}
-
-/// Put the policy's decision into the audit record; a refusal becomes the
-/// request's error.
-fn record_decision(audit: &mut AuditGuard, decision: Decision) -> Result<(), PipelineError> {
-    let record = audit.record_mut();
-    match decision {
-        Decision::Allow => {
-            record.policy = Some("allow");
-            Ok(())
-        }
-        Decision::Hidden => {
-            record.policy = Some("hidden");
-            Err(NotPermitted { by_policy: true }.into())
-        }
-        Decision::Deny { reasons, cause } => {
-            record.policy = Some(cause.as_str());
-            record.reasons = reasons.clone();
-            Err(PipelineError::PolicyDenied(reasons))
-        }
     }
 }

@@ -1,0 +1,65 @@
+//! How a request's end is recorded: the outcome of an answer, the policy's
+//! decision, and the wait until the record is durable.
+
+use rmcp::model::{CallToolResult, ServerResult};
+
+use super::PipelineError;
+use crate::audit::{AuditGuard, Outcome};
+use crate::policy::{Decision, NotPermitted};
+
+/// The audit outcome of an upstream's answer.
+pub trait Classify {
+    fn outcome(&self) -> Outcome {
+        Outcome::Ok
+    }
+}
+
+impl Classify for CallToolResult {
+    fn outcome(&self) -> Outcome {
+        if self.is_error == Some(true) {
+            Outcome::ToolError
+        } else {
+            Outcome::Ok
+        }
+    }
+}
+
+impl Classify for ServerResult {}
+
+/// Finish the request's audit record and wait until it is durable. If it
+/// cannot be made durable (fail-closed), the request fails with 503 instead
+/// of `result`: no answer leaves without its record.
+pub(super) async fn settle<T>(
+    audit: AuditGuard,
+    outcome: Outcome,
+    result: Result<T, PipelineError>,
+) -> Result<T, PipelineError> {
+    match audit.finish(outcome).await {
+        Ok(()) => result,
+        Err(_) => Err(PipelineError::AuditUnavailable),
+    }
+}
+
+/// Put the policy's decision into the audit record; a refusal becomes the
+/// request's error.
+pub(super) fn record_decision(
+    audit: &mut AuditGuard,
+    decision: Decision,
+) -> Result<(), PipelineError> {
+    let record = audit.record_mut();
+    match decision {
+        Decision::Allow => {
+            record.policy = Some("allow");
+            Ok(())
+        }
+        Decision::Hidden => {
+            record.policy = Some("hidden");
+            Err(NotPermitted { by_policy: true }.into())
+        }
+        Decision::Deny { reasons, cause } => {
+            record.policy = Some(cause.as_str());
+            record.reasons = reasons.clone();
+            Err(PipelineError::PolicyDenied(reasons))
+        }
+    }
+}
