@@ -155,3 +155,58 @@ pub fn query(path: &Path, filter: &Filter) -> Result<Page, String> {
     page.finish(filter.limit);
     Ok(page)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(id: &str, time_ms: i64) -> StoredRecord {
+        StoredRecord {
+            id: id.into(),
+            time_ms,
+            trace_id: format!("trace-{id}"),
+            agent_id: "a".into(),
+            tool: "t".into(),
+            outcome: "ok".into(),
+            json: format!(r#"{{"id":"{id}"}}"#),
+        }
+    }
+
+    fn ids(path: &Path) -> Vec<String> {
+        let filter = Filter {
+            limit: 100,
+            ..Filter::default()
+        };
+        query(path, &filter)
+            .unwrap()
+            .records
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn retention_drops_old_records_then_all_but_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let retention = Retention {
+            max_age: Some(Duration::from_secs(3600)),
+            max_records: Some(2),
+        };
+        let mut sink = SqliteSink::open(&path, retention).unwrap();
+        let now = cutoff_ms(Duration::ZERO);
+        let day = 86_400_000;
+        let batch = [
+            stored("ancient", now - 2 * day),
+            stored("one", now - 3),
+            stored("two", now - 2),
+            stored("three", now - 1),
+        ];
+        sink.write(&batch).await.unwrap();
+        // A replayed batch adds nothing.
+        sink.write(&batch).await.unwrap();
+        assert_eq!(ids(&path), ["ancient", "one", "two", "three"]);
+        assert_eq!(sink.enforce_retention().await.unwrap(), 2);
+        assert_eq!(ids(&path), ["two", "three"]);
+    }
+}

@@ -3,6 +3,7 @@
 //! through real HTTP.
 
 mod audit;
+mod audit_sinks;
 mod check;
 mod clients;
 mod common;
