@@ -34,7 +34,7 @@ use crate::upstream::{CallSinks, Outbound, Subscriber, UpstreamError, UpstreamPo
 
 pub use error::PipelineError;
 pub use record::Classify;
-use record::{record_decision, settle};
+use record::{record_decision, refuse_unaudited, settle};
 
 /// What travels with a request through every stage.
 #[derive(Debug, Clone, Copy)]
@@ -172,12 +172,7 @@ impl Pipeline {
     ) -> Result<T, PipelineError> {
         let mut audit = self.open_audit(ctx, Action::Discovery);
         if !self.audit.accepting() {
-            return settle(
-                audit,
-                Outcome::AuditUnavailable,
-                Err(PipelineError::AuditUnavailable),
-            )
-            .await;
+            return refuse_unaudited(audit).await;
         }
         let result = self.admit(&mut audit, who, assertions).await.map(|caller| {
             let shows = |target: Target<'_>| {
@@ -404,12 +399,7 @@ impl Pipeline {
             audit.record_mut().set_arguments(arguments, keep);
         }
         if !self.audit.accepting() {
-            return settle(
-                audit,
-                Outcome::AuditUnavailable,
-                Err(PipelineError::AuditUnavailable),
-            )
-            .await;
+            return refuse_unaudited(audit).await;
         }
         let result: Result<T, PipelineError> = async {
             let caller = self.admit(&mut audit, who, assertions).await?;

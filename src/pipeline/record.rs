@@ -63,3 +63,14 @@ pub(super) fn record_decision(
         }
     }
 }
+
+/// Refuse a request because records cannot be made durable (fail-closed),
+/// recording the refusal if that works again.
+pub(super) async fn refuse_unaudited<T>(audit: AuditGuard) -> Result<T, PipelineError> {
+    settle(
+        audit,
+        Outcome::AuditUnavailable,
+        Err(PipelineError::AuditUnavailable),
+    )
+    .await
+}

@@ -56,6 +56,39 @@ pub(crate) async fn call(cp: &ControlPlane, token: Option<&str>, body: Value) ->
     trace_of(cp.invoke(token, body).await).await
 }
 
+/// `n` successful `echo` calls; their trace ids.
+pub(crate) async fn echo_calls(cp: &ControlPlane, n: usize) -> Vec<String> {
+    let mut traces = Vec::new();
+    for i in 0..n {
+        let body = json!({"action": "echo", "payload": {"n": i}});
+        let (status, trace) = call(cp, Some(TESTER_TOKEN), body).await;
+        assert_eq!(status, 200);
+        traces.push(trace);
+    }
+    traces
+}
+
+/// Each trace has exactly one record in the control plane's default SQLite
+/// store (read after the process ended).
+fn assert_recorded_once(cp: &ControlPlane, traces: &[String]) {
+    let db = cp
+        .config
+        .parent()
+        .unwrap()
+        .join(".mcp-control-plane/audit.db");
+    let connection = rusqlite::Connection::open(db).unwrap();
+    for trace in traces {
+        let count: i64 = connection
+            .query_row(
+                "SELECT count(*) FROM audit_records WHERE trace_id = ?1",
+                [trace],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(count, 1, "{trace}");
+    }
+}
+
 #[tokio::test]
 async fn every_outcome_leaves_exactly_one_durable_record_that_the_admin_can_read() {
     every_outcome("", true).await;
@@ -225,34 +258,9 @@ async fn kill_9_right_after_the_responses_loses_no_record() {
     let upstream = test_upstream(0).await;
     let mut cp = ControlPlane::start(&audit_catalog(&upstream.url, ""));
     cp.wait_all_ready().await;
-    let mut traces = Vec::new();
-    for i in 0..20 {
-        let (status, trace) = call(
-            &cp,
-            Some(TESTER_TOKEN),
-            json!({"action": "echo", "payload": {"n": i}}),
-        )
-        .await;
-        assert_eq!(status, 200);
-        traces.push(trace);
-    }
+    let traces = echo_calls(&cp, 20).await;
     cp.kill();
-    let db = cp
-        .config
-        .parent()
-        .unwrap()
-        .join(".mcp-control-plane/audit.db");
-    let connection = rusqlite::Connection::open(db).unwrap();
-    for trace in &traces {
-        let count: i64 = connection
-            .query_row(
-                "SELECT count(*) FROM audit_records WHERE trace_id = ?1",
-                [trace],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(count, 1, "{trace}");
-    }
+    assert_recorded_once(&cp, &traces);
 }
 
 #[tokio::test]
@@ -286,20 +294,5 @@ async fn sigterm_finishes_in_flight_calls_and_writes_every_record() {
         cp.wait_exit(Duration::from_secs(15)).await,
         "no exit after SIGTERM"
     );
-    let db = cp
-        .config
-        .parent()
-        .unwrap()
-        .join(".mcp-control-plane/audit.db");
-    let connection = rusqlite::Connection::open(db).unwrap();
-    for trace in &answered {
-        let count: i64 = connection
-            .query_row(
-                "SELECT count(*) FROM audit_records WHERE trace_id = ?1",
-                [trace],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(count, 1, "{trace}");
-    }
+    assert_recorded_once(&cp, &answered);
 }

@@ -2,7 +2,7 @@
 //! JSON-lines rotation, fail-closed and fail-open when nothing can be
 //! written, and Kafka records consumed back from a real broker.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::audit::{ADMIN_TOKEN, admin_query, audit_catalog, call};
+use crate::audit::{ADMIN_TOKEN, admin_query, audit_catalog, call, echo_calls};
 use crate::common::upstream::test_upstream;
 use crate::common::{ControlPlane, TESTER_TOKEN};
 
@@ -150,17 +150,7 @@ async fn json_lines_rotate_without_losing_or_repeating_a_record() {
         "audit:\n  sinks:\n    - jsonl: {path: audit/audit.jsonl, max_bytes: 4000, keep: 50}\n";
     let cp = ControlPlane::start(&audit_catalog(&upstream.url, sinks));
     cp.wait_all_ready().await;
-    let mut traces = HashSet::new();
-    for i in 0..30 {
-        let (status, trace) = call(
-            &cp,
-            Some(TESTER_TOKEN),
-            json!({"action": "echo", "payload": {"n": i}}),
-        )
-        .await;
-        assert_eq!(status, 200);
-        traces.insert(trace);
-    }
+    let traces = echo_calls(&cp, 30).await;
     let dir = cp.config.parent().unwrap().join("audit");
     let files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -293,17 +283,7 @@ async fn kafka_records_are_consumed_back_keyed_by_trace_id() {
     );
     let cp = ControlPlane::start(&audit_catalog(&upstream.url, &sinks));
     cp.wait_all_ready().await;
-    let mut traces = HashSet::new();
-    for i in 0..5 {
-        let (status, trace) = call(
-            &cp,
-            Some(TESTER_TOKEN),
-            json!({"action": "echo", "payload": {"n": i}}),
-        )
-        .await;
-        assert_eq!(status, 200);
-        traces.insert(trace);
-    }
+    let traces = echo_calls(&cp, 5).await;
     let client = rskafka::client::ClientBuilder::new(vec![format!("127.0.0.1:{port}")])
         .build()
         .await

@@ -20,6 +20,23 @@ fn traceparent(trace: &str) -> String {
     format!("00-{trace}-{CALLER_SPAN}-01")
 }
 
+/// `POST /invoke` as an agent whose span `CALLER_SPAN` of `trace` calls.
+async fn invoke_traced(
+    cp: &ControlPlane,
+    token: &str,
+    trace: &str,
+    body: Value,
+) -> reqwest::Response {
+    cp.http
+        .post(cp.url("/invoke"))
+        .bearer_auth(token)
+        .header("traceparent", traceparent(trace))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn an_http_upstream_gets_the_callers_trace_with_the_control_planes_span_as_parent() {
     let upstream = test_upstream(0).await;
@@ -27,15 +44,13 @@ async fn an_http_upstream_gets_the_callers_trace_with_the_control_planes_span_as
     let cp = ControlPlane::start(&catalog(&servers, "  echo: {server: testsrv}\n", &["echo"]));
     cp.wait_all_ready().await;
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let response = cp
-        .http
-        .post(cp.url("/invoke"))
-        .bearer_auth(TESTER_TOKEN)
-        .header("traceparent", traceparent(trace))
-        .json(&json!({"action": "echo", "payload": {}}))
-        .send()
-        .await
-        .unwrap();
+    let response = invoke_traced(
+        &cp,
+        TESTER_TOKEN,
+        trace,
+        json!({"action": "echo", "payload": {}}),
+    )
+    .await;
     let returned = response.headers()["traceparent"]
         .to_str()
         .unwrap()
@@ -109,15 +124,13 @@ async fn spans_are_exported_over_otlp_with_parent_and_child_links() {
     let cp = ControlPlane::start(&catalog);
     cp.wait_all_ready().await;
     let trace = "6bf92f3577b34da6a3ce929d0e0e4736";
-    let response = cp
-        .http
-        .post(cp.url("/invoke"))
-        .bearer_auth(TESTER_TOKEN)
-        .header("traceparent", traceparent(trace))
-        .json(&json!({"action": "echo", "payload": {}}))
-        .send()
-        .await
-        .unwrap();
+    let response = invoke_traced(
+        &cp,
+        TESTER_TOKEN,
+        trace,
+        json!({"action": "echo", "payload": {}}),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let record = cp.audit_record(trace).await;
     let trace_bytes = hex::decode(trace).unwrap();
@@ -171,15 +184,13 @@ async fn a_stdio_example_server_logs_the_trace_id_it_received() {
     let cp = ControlPlane::start_example();
     cp.wait_all_ready().await;
     let trace = "0af7651916cd43dd8448eb211c80319c";
-    let response = cp
-        .http
-        .post(cp.url("/invoke"))
-        .bearer_auth(ANALYST_TOKEN)
-        .header("traceparent", traceparent(trace))
-        .json(&json!({"action": "read_positions", "payload": {"account": "ACC-001"}}))
-        .send()
-        .await
-        .unwrap();
+    let response = invoke_traced(
+        &cp,
+        ANALYST_TOKEN,
+        trace,
+        json!({"action": "read_positions", "payload": {"account": "ACC-001"}}),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     // The server's own log line, relayed from its stderr.
     let deadline = Instant::now() + Duration::from_secs(10);
