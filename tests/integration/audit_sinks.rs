@@ -254,7 +254,7 @@ fn tansu() -> std::path::PathBuf {
             .args(["install", "tansu", "--version", "0.6.0", "--locked"])
             .args(["--features", "dynostore", "--root"])
             .arg(&root)
-            .env("CARGO_TARGET_DIR", root.join("target"))
+            .env("CARGO_TARGET_DIR", root.with_file_name("tansu-target"))
             .status()
             .unwrap();
         assert!(status.success(), "cannot install tansu");
