@@ -11,6 +11,10 @@ use rmcp::service::{Peer, PeerRequestOptions, RoleClient, ServiceError};
 use super::relay::Caller;
 use super::{CallSinks, Connection, Outbound, Upstream, UpstreamError};
 
+/// How often a call with a progress sink yields after its answer, so
+/// notifications sent before the answer are still routed.
+const PROGRESS_GRACE_YIELDS: usize = 8;
+
 pub(super) async fn call_tool(
     upstream: &Upstream,
     tool: &str,
@@ -66,6 +70,14 @@ pub(super) async fn send(
         };
         let response = (&mut handle.rx).await;
         abandoned.request = None;
+        if _progress.is_some() {
+            // rmcp hands each notification to a task of its own, so progress
+            // the server sent just before its answer may still be on its
+            // way: let those tasks run before the route is removed.
+            for _ in 0..PROGRESS_GRACE_YIELDS {
+                tokio::task::yield_now().await;
+            }
+        }
         response.unwrap_or(Err(ServiceError::TransportClosed))
     };
     match tokio::time::timeout(upstream.spec.timeout, exchange).await {

@@ -18,7 +18,8 @@ use rmcp::model::{
     ServerConfig, ServerResult, SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::model::{
-    ErrorCode, GetExtensions, LoggingMessageNotificationParam, ServerRequest, SetLevelRequestParams,
+    ErrorCode, GetExtensions, LoggingMessageNotificationParam, ProgressNotificationParam,
+    ProgressToken, ServerRequest, SetLevelRequestParams,
 };
 use rmcp::service::{
     NotificationContext, OriginatingRequestId, RequestContext, ServiceError, SubscriptionContext,
@@ -136,6 +137,18 @@ fn request_context(context: &RequestContext<RoleServer>) -> (CallContext, Presen
     )
 }
 
+/// Send an upstream's progress to the caller, under the caller's token.
+async fn forward_progress(
+    context: &RequestContext<RoleServer>,
+    client_token: Option<&ProgressToken>,
+    mut progress: ProgressNotificationParam,
+) {
+    if let Some(client_token) = client_token {
+        progress.progress_token = client_token.clone();
+        let _ = context.peer.notify_progress(progress).await;
+    }
+}
+
 /// Relay what an upstream asks during a call (sampling, elicitation, roots)
 /// to the client that made the call, on that call's stream. A client that did
 /// not declare the capability gets the spec's error instead of a hang.
@@ -163,12 +176,17 @@ fn relay_to(context: &RequestContext<RoleServer>) -> Relay {
                     None,
                 ));
             }
-            peer.send_request(request)
-                .await
-                .map_err(|error| match error {
-                    ServiceError::McpError(error) => error,
-                    _ => ErrorData::internal_error("the client did not answer", None),
-                })
+            // Sent from a task of its own: this closure runs inside the
+            // upstream connection's request handler, whose task-locals (the
+            // upstream's request id and protocol version) rmcp would
+            // otherwise stamp on the request, sending it down the wrong
+            // stream or refusing it for the upstream's protocol revision.
+            let answer = tokio::spawn(async move { peer.send_request(request).await }).await;
+            match answer {
+                Ok(Ok(result)) => Ok(result),
+                Ok(Err(ServiceError::McpError(error))) => Err(error),
+                _ => Err(ErrorData::internal_error("the client did not answer", None)),
+            }
         })
     })
 }
@@ -324,13 +342,14 @@ impl ServerHandler for McpFrontDoor {
             tokio::select! {
                 biased;
                 // Upstream progress, renamed to the client's own token.
-                Some(mut progress) = progress_rx.recv(), if client_token.is_some() => {
-                    if let Some(client_token) = &client_token {
-                        progress.progress_token = client_token.clone();
-                        let _ = context.peer.notify_progress(progress).await;
-                    }
+                Some(progress) = progress_rx.recv(), if client_token.is_some() => {
+                    forward_progress(&context, client_token.as_ref(), progress).await;
                 }
                 result = &mut call => {
+                    // Progress that arrived with the answer goes out first.
+                    while let Ok(progress) = progress_rx.try_recv() {
+                        forward_progress(&context, client_token.as_ref(), progress).await;
+                    }
                     return result
                         .map(|mut result| {
                             // The caller learns the trace its call belongs to.
