@@ -91,5 +91,6 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// A new request context, continuing the caller's `traceparent` if valid.
 fn request_context(headers: &HeaderMap, front_door: FrontDoor) -> CallContext {
     let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
-    CallContext::new(front_door, traceparent)
+    let tracestate = headers.get("tracestate").and_then(|v| v.to_str().ok());
+    CallContext::new(front_door, traceparent, tracestate)
 }

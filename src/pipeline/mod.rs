@@ -37,17 +37,28 @@ pub use record::Classify;
 use record::{record_decision, refuse_unaudited, settle};
 
 /// What travels with a request through every stage.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CallContext {
     pub trace: TraceContext,
+    /// The caller's W3C `tracestate`, passed on to upstreams unchanged.
+    pub tracestate: Option<Arc<str>>,
     pub front_door: FrontDoor,
     pub started: Instant,
 }
 
 impl CallContext {
-    pub fn new(front_door: FrontDoor, traceparent: Option<&str>) -> Self {
+    /// Continue the caller's trace (`traceparent`, with its `tracestate`
+    /// when that is well-formed) or start one.
+    pub fn new(front_door: FrontDoor, traceparent: Option<&str>, tracestate: Option<&str>) -> Self {
+        let trace = TraceContext::from_traceparent(traceparent);
+        // A tracestate belongs to the caller's trace: kept only with it.
+        let tracestate = tracestate
+            .filter(|_| trace.parent_span_id.is_some())
+            .filter(|state| crate::telemetry::is_valid_tracestate(state))
+            .map(Arc::from);
         Self {
-            trace: TraceContext::from_traceparent(traceparent),
+            trace,
+            tracestate,
             front_door,
             started: Instant::now(),
         }
@@ -512,6 +523,7 @@ impl Pipeline {
         Ok(Outbound {
             credential,
             traceparent: Some(ctx.trace.traceparent_for(span_id)),
+            tracestate: ctx.tracestate.clone(),
         })
     }
 

@@ -78,6 +78,12 @@ fn parse(header: &str) -> Option<([u8; 16], [u8; 8])> {
     (trace_id != [0; 16] && parent_id != [0; 8]).then_some((trace_id, parent_id))
 }
 
+/// Whether a `tracestate` header is worth passing on: at most 512
+/// printable ASCII characters (W3C Trace Context's limit), no control bytes.
+pub fn is_valid_tracestate(state: &str) -> bool {
+    !state.is_empty() && state.len() <= 512 && state.bytes().all(|b| (0x20..0x7f).contains(&b))
+}
+
 fn random_nonzero<const N: usize>() -> [u8; N] {
     loop {
         let bytes: [u8; N] = rand::random();

@@ -54,7 +54,8 @@ impl CredentialedClient {
 
     /// The bearer for `message`: the call's own credential, taken out of
     /// its `_meta`, or else the connection's. The call's trace context goes
-    /// into a `traceparent` header as well (and stays in `_meta`).
+    /// into `traceparent` and `tracestate` headers as well (and stays in
+    /// `_meta`).
     fn prepare(
         &self,
         message: &mut ClientJsonRpcMessage,
@@ -64,10 +65,14 @@ impl CredentialedClient {
             return self.connection_bearer();
         };
         let meta = request.request.get_meta_mut();
-        if let Some(traceparent) = meta.get_traceparent()
-            && let Ok(value) = HeaderValue::from_str(traceparent)
-        {
-            headers.insert(HeaderName::from_static("traceparent"), value);
+        let trace_headers = [
+            ("traceparent", meta.get_traceparent()),
+            ("tracestate", meta.get_tracestate()),
+        ];
+        for (name, value) in trace_headers {
+            if let Some(value) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
+                headers.insert(HeaderName::from_static(name), value);
+            }
         }
         match meta.remove(META_KEY) {
             Some(serde_json::Value::String(credential)) => Some(credential),

@@ -141,6 +141,7 @@ pub struct CallSinks {
 pub struct Outbound {
     pub credential: Option<Credential>,
     pub traceparent: Option<String>,
+    pub tracestate: Option<Arc<str>>,
 }
 
 impl Outbound {
@@ -155,6 +156,9 @@ impl Outbound {
         }
         if let Some(traceparent) = self.traceparent {
             meta.set_traceparent(&traceparent);
+        }
+        if let Some(tracestate) = self.tracestate {
+            meta.set_tracestate(&*tracestate);
         }
     }
 }

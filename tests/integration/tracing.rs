@@ -15,6 +15,7 @@ use crate::common::upstream::test_upstream;
 use crate::common::{ANALYST_TOKEN, ControlPlane, TESTER_TOKEN, catalog};
 
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
+const TRACESTATE: &str = "congo=t61rcWkgMzE";
 
 fn traceparent(trace: &str) -> String {
     format!("00-{trace}-{CALLER_SPAN}-01")
@@ -31,6 +32,7 @@ async fn invoke_traced(
         .post(cp.url("/invoke"))
         .bearer_auth(token)
         .header("traceparent", traceparent(trace))
+        .header("tracestate", TRACESTATE)
         .json(&body)
         .send()
         .await
@@ -74,6 +76,8 @@ async fn an_http_upstream_gets_the_callers_trace_with_the_control_planes_span_as
     let expected = format!("00-{trace}-{upstream_span}-01");
     assert_eq!(call.traceparent_header.as_deref(), Some(expected.as_str()));
     assert_eq!(call.traceparent_meta.as_deref(), Some(expected.as_str()));
+    // The caller's tracestate travels along unchanged.
+    assert_eq!(call.tracestate_header.as_deref(), Some(TRACESTATE));
 }
 
 /// An OTLP/HTTP receiver: the spans it was sent.

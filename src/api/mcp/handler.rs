@@ -127,12 +127,13 @@ fn request_context(context: &RequestContext<RoleServer>) -> (CallContext, Presen
             .and_then(|p| p.headers.get(name))
             .and_then(|v| v.to_str().ok())
     };
-    let traceparent = context
-        .meta
-        .get_traceparent()
-        .or_else(|| header("traceparent"));
+    // The message's own trace context wins over the HTTP request's.
+    let (traceparent, tracestate) = match context.meta.get_traceparent() {
+        Some(traceparent) => (Some(traceparent), context.meta.get_tracestate()),
+        None => (header("traceparent"), header("tracestate")),
+    };
     (
-        CallContext::new(FrontDoor::Mcp, traceparent),
+        CallContext::new(FrontDoor::Mcp, traceparent, tracestate),
         presented(&context.extensions),
     )
 }

@@ -55,6 +55,8 @@ pub struct Seen {
     /// The `traceparent` header, and the one in `_meta`.
     pub traceparent_header: Option<String>,
     pub traceparent_meta: Option<String>,
+    /// The `tracestate` header.
+    pub tracestate_header: Option<String>,
 }
 
 impl TestUpstream {
@@ -68,6 +70,7 @@ impl TestUpstream {
         };
         let authorization = header("authorization");
         let traceparent_header = header("traceparent");
+        let tracestate_header = header("tracestate");
         let traceparent_meta = context.meta.get_traceparent().map(str::to_owned);
         let credential_in_meta = context
             .meta
@@ -78,6 +81,7 @@ impl TestUpstream {
             credential_in_meta,
             traceparent_header,
             traceparent_meta,
+            tracestate_header,
         });
     }
 }
