@@ -1,11 +1,13 @@
 //! MCP Control Plane: one address between AI agents and MCP servers.
 //!
-//! Every request takes one path, [`pipeline`]: authenticate ([`identity`]) ->
-//! the caller's view of the catalog ([`discovery`]) -> authorize ([`policy`])
-//! -> mint the upstream's credential ([`credentials`]) -> call the upstream
-//! ([`upstream`]) -> record ([`audit`]). Front doors in
-//! [`api`] are thin adapters over it. [`config`] reads the catalog file and
-//! [`catalog`] is its compiled, immutable form.
+//! Every request takes one path, [`pipeline`]: authenticate ([`identity`]:
+//! service tokens, OIDC JWTs) -> the caller's view of the catalog
+//! ([`discovery`]) -> authorize ([`policy`]: the role, then Rego) -> mint the
+//! upstream's credential ([`credentials`]) -> call the upstream
+//! ([`upstream`]) -> record durably ([`audit`]), with spans and metrics
+//! ([`telemetry`]). Front doors in [`api`] are thin adapters over it.
+//! [`config`] reads the catalog file and [`catalog`] is its compiled,
+//! immutable form.
 
 pub mod api;
 pub mod audit;
