@@ -305,12 +305,34 @@ pub enum CredentialConfig {
     /// A JWT minted by the control plane for each call.
     #[default]
     Jwt,
-    /// A fixed secret, sent as the bearer credential.
-    Static(SecretSource),
+    /// A fixed secret, sent as the bearer credential (or in `header`).
+    Static(StaticCredential),
     /// An RFC 8693 token exchange of the minted JWT.
     OauthTokenExchange(TokenExchangeConfig),
     /// No credential.
     None,
+}
+
+/// A fixed secret for a server that cannot verify JWTs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticCredential {
+    /// The secret's environment variable (exactly one of `env` and `file`).
+    pub env: Option<String>,
+    /// The secret's file, relative to the catalog's directory.
+    pub file: Option<PathBuf>,
+    /// Send the secret as the value of this header (an API key, for
+    /// example `X-Api-Key`) instead of `Authorization: Bearer`.
+    pub header: Option<String>,
+}
+
+impl StaticCredential {
+    pub fn source(&self) -> SecretSource {
+        SecretSource {
+            env: self.env.clone(),
+            file: self.file.clone(),
+        }
+    }
 }
 
 /// Where a secret comes from. Exactly one of `env` and `file` is set; the

@@ -287,7 +287,18 @@ fn check_credential(c: &mut Collector<'_>, path: &str, credential: &CredentialCo
         }
     };
     match credential {
-        CredentialConfig::Static(source) => check_source(c, format!("{path}.credential"), source),
+        CredentialConfig::Static(secret) => {
+            check_source(c, format!("{path}.credential"), &secret.source());
+            if let Some(header) = &secret.header
+                && (HeaderName::try_from(header.as_str()).is_err()
+                    || header.eq_ignore_ascii_case("authorization"))
+            {
+                c.error(
+                    format!("{path}.credential.header"),
+                    "must be a valid header name other than Authorization (the default)",
+                );
+            }
+        }
         CredentialConfig::OauthTokenExchange(exchange) => {
             if !is_http_url(&exchange.token_endpoint) {
                 c.error(

@@ -23,6 +23,8 @@ mod token_exchange;
 use std::path::Path;
 use std::sync::Arc;
 
+use axum::http::HeaderName;
+
 use crate::catalog::{Catalog, ServerId};
 use crate::config::CredentialConfig;
 use crate::identity::Caller;
@@ -79,6 +81,9 @@ pub struct Credentials {
     /// Where the public keys are published, for stdio children.
     jwks_url: String,
     providers: Vec<Box<dyn Provider>>,
+    /// Per server: the header its credential goes in, when not
+    /// `Authorization: Bearer` (a static API key).
+    headers: Vec<Option<HeaderName>>,
     names: Vec<Arc<str>>,
 }
 
@@ -94,6 +99,7 @@ impl Credentials {
         };
         let minter = Arc::new(Minter::open(&settings.issuer, settings.ttl, source)?);
         let mut providers = Vec::new();
+        let mut headers = Vec::new();
         for spec in catalog.servers() {
             let secret_error = |problem: String| SetupError::Secret {
                 server: spec.name.to_string(),
@@ -103,18 +109,26 @@ impl Credentials {
                 CredentialConfig::Jwt => Box::new(provider::Jwt),
                 CredentialConfig::None => Box::new(provider::Nothing),
                 CredentialConfig::Static(secret) => Box::new(provider::Static(Credential::new(
-                    secret.read(base_dir).map_err(secret_error)?,
+                    secret.source().read(base_dir).map_err(secret_error)?,
                 ))),
                 CredentialConfig::OauthTokenExchange(config) => {
                     Box::new(TokenExchange::new(config, base_dir).map_err(secret_error)?)
                 }
             };
             providers.push(provider);
+            headers.push(match &spec.credential {
+                CredentialConfig::Static(secret) => secret
+                    .header
+                    .as_deref()
+                    .and_then(|h| HeaderName::try_from(h).ok()),
+                _ => None,
+            });
         }
         Ok(Self {
             minter,
             jwks_url,
             providers,
+            headers,
             names: catalog.servers().iter().map(|s| s.name.clone()).collect(),
         })
     }
@@ -142,6 +156,11 @@ impl Credentials {
     /// (handshake, listings, its event stream).
     pub fn for_connection(&self, server: ServerId) -> Option<Credential> {
         self.providers[server.0].for_connection(&self.minter, &self.names[server.0])
+    }
+
+    /// The header `server`'s credential goes in, if not `Authorization`.
+    pub fn header(&self, server: ServerId) -> Option<&HeaderName> {
+        self.headers[server.0].as_ref()
     }
 
     /// The environment a stdio server gets to verify its credentials: the

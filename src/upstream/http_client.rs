@@ -62,7 +62,7 @@ impl CredentialedClient {
         headers: &mut HashMap<HeaderName, HeaderValue>,
     ) -> Option<String> {
         let JsonRpcMessage::Request(request) = message else {
-            return self.connection_bearer();
+            return self.in_header(self.connection_bearer(), headers);
         };
         let meta = request.request.get_meta_mut();
         let trace_headers = [
@@ -74,10 +74,28 @@ impl CredentialedClient {
                 headers.insert(HeaderName::from_static(name), value);
             }
         }
-        match meta.remove(META_KEY) {
+        let credential = match meta.remove(META_KEY) {
             Some(serde_json::Value::String(credential)) => Some(credential),
             _ => self.connection_bearer(),
+        };
+        self.in_header(credential, headers)
+    }
+
+    /// A credential for a server that takes it in another header (a static
+    /// API key) goes there; otherwise it is the bearer.
+    fn in_header(
+        &self,
+        credential: Option<String>,
+        headers: &mut HashMap<HeaderName, HeaderValue>,
+    ) -> Option<String> {
+        let Some(header) = self.credentials.header(self.server) else {
+            return credential;
+        };
+        if let Some(mut value) = credential.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            value.set_sensitive(true);
+            headers.insert(header.clone(), value);
         }
+        None
     }
 
     fn connection_bearer(&self) -> Option<String> {
@@ -133,9 +151,9 @@ impl StreamableHttpClient for CredentialedClient {
         uri: Arc<str>,
         session_id: Arc<str>,
         _auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
+        mut custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<()> {
-        let bearer = self.connection_bearer();
+        let bearer = self.in_header(self.connection_bearer(), &mut custom_headers);
         self.inner
             .delete_session(uri, session_id, bearer, custom_headers)
             .await
@@ -147,9 +165,9 @@ impl StreamableHttpClient for CredentialedClient {
         session_id: Option<Arc<str>>,
         last_event_id: Option<String>,
         _auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
+        mut custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<BoxStream<'static, std::result::Result<Sse, SseError>>> {
-        let bearer = self.connection_bearer();
+        let bearer = self.in_header(self.connection_bearer(), &mut custom_headers);
         self.inner
             .get_stream(uri, session_id, last_event_id, bearer, custom_headers)
             .await
@@ -161,10 +179,10 @@ impl StreamableHttpClient for CredentialedClient {
         session_id: Option<Arc<str>>,
         last_event_id: Option<String>,
         _auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
+        mut custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> Result<BoxStream<'static, std::result::Result<Sse, SseError>>> {
-        let bearer = self.connection_bearer();
+        let bearer = self.in_header(self.connection_bearer(), &mut custom_headers);
         self.inner
             .get_stream_with_max_sse_event_size(
                 uri,

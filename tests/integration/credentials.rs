@@ -277,25 +277,38 @@ async fn a_rotated_key_signs_new_tokens_while_the_old_one_stays_published() {
 async fn static_and_none_providers_send_the_configured_secret_or_nothing() {
     let with_secret = test_upstream(0).await;
     let without = test_upstream(0).await;
+    let api_key = test_upstream(0).await;
     let secrets = tempfile::tempdir().unwrap();
     let secret_file = secrets.path().join("upstream.secret");
     let secret = "static-upstream-secret-8f3a";
     std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+    let file = secret_file.display();
     let servers = format!(
-        "  keyed:\n    http: {{url: \"{}\"}}\n    credential: {{provider: static, file: \"{}\"}}\n  \
-         open:\n    http: {{url: \"{}\"}}\n    credential: {{provider: none}}\n",
-        with_secret.url,
-        secret_file.display(),
-        without.url
+        "  keyed:\n    http: {{url: \"{}\"}}\n    credential: {{provider: static, file: \"{file}\"}}\n  \
+         open:\n    http: {{url: \"{}\"}}\n    credential: {{provider: none}}\n  \
+         apikey:\n    http: {{url: \"{}\"}}\n    credential: {{provider: static, file: \"{file}\", header: X-Api-Key}}\n",
+        with_secret.url, without.url, api_key.url,
     );
-    let tools = "  echo: {server: keyed}\n  open_echo: {server: open, upstream_name: echo}\n";
-    let cp = ControlPlane::start(&catalog(&servers, tools, &["echo", "open_echo"]));
+    let tools = "  echo: {server: keyed}\n  open_echo: {server: open, upstream_name: echo}\n  \
+                 key_echo: {server: apikey, upstream_name: echo}\n";
+    let cp = ControlPlane::start(&catalog(
+        &servers,
+        tools,
+        &["echo", "open_echo", "key_echo"],
+    ));
     cp.wait_all_ready().await;
-    for tool in ["echo", "open_echo"] {
+    for tool in ["echo", "open_echo", "key_echo"] {
         let response = cp
             .invoke(Some(TESTER_TOKEN), json!({"action": tool, "payload": {}}))
             .await;
         assert_eq!(response.status(), 200);
+    }
+    // An API key goes in its own header, and no Authorization is sent.
+    let keyed_by_header = api_key.seen();
+    assert!(keyed_by_header.iter().any(|s| s.method == "tools/call"));
+    for request in keyed_by_header {
+        assert_eq!(request.api_key.as_deref(), Some(secret), "{request:?}");
+        assert!(request.authorization.is_none());
     }
     let keyed = with_secret.seen();
     assert!(keyed.iter().any(|s| s.method == "tools/call"));

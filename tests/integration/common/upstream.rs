@@ -57,6 +57,8 @@ pub struct Seen {
     pub traceparent_meta: Option<String>,
     /// The `tracestate` header.
     pub tracestate_header: Option<String>,
+    /// The `X-Api-Key` header.
+    pub api_key: Option<String>,
 }
 
 impl TestUpstream {
@@ -71,6 +73,7 @@ impl TestUpstream {
         let authorization = header("authorization");
         let traceparent_header = header("traceparent");
         let tracestate_header = header("tracestate");
+        let api_key = header("x-api-key");
         let traceparent_meta = context.meta.get_traceparent().map(str::to_owned);
         let credential_in_meta = context
             .meta
@@ -82,6 +85,7 @@ impl TestUpstream {
             traceparent_header,
             traceparent_meta,
             tracestate_header,
+            api_key,
         });
     }
 }
