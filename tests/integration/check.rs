@@ -216,6 +216,22 @@ fn token_new_prints_a_fresh_token_and_the_entry_holding_its_hash() {
     let (ok, text, _) = run_check("catalog.yaml", &yaml);
     assert!(ok, "{text}");
     assert!(!run().contains(&token), "every token is fresh");
+
+    // An administrator's entry goes under `admins:`.
+    let output = std::process::Command::new(binary())
+        .args(["token", "new", "--admin", "ops"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    let token = text
+        .lines()
+        .find_map(|l| l.strip_prefix("token: "))
+        .unwrap();
+    assert!(text.contains("under `admins:`"), "{text}");
+    assert!(
+        text.contains(&format!("  ops: {{token_sha256: {}}}", sha256_hex(token))),
+        "{text}"
+    );
 }
 
 #[test]
