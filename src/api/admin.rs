@@ -1,17 +1,18 @@
 //! `/admin/*`: for administrators (the catalog's `admins`), never agents.
-//! `GET /admin/audit` reads the audit trail back.
+//! `GET /admin/audit` reads the audit trail back; every read (and every
+//! refused attempt) is itself recorded, as action `admin_query`.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Query, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use crate::audit::FrontDoor;
 use crate::audit::query::FilterSpec;
+use crate::audit::{FrontDoor, Outcome};
 use crate::identity;
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::policy::NotPermitted;
@@ -20,19 +21,34 @@ use crate::policy::NotPermitted;
 pub async fn audit(
     State(pipeline): State<Arc<Pipeline>>,
     headers: HeaderMap,
+    RawQuery(raw_query): RawQuery,
     query: Result<Query<FilterSpec>, QueryRejection>,
 ) -> Response {
     let ctx = super::request_context(&headers, FrontDoor::Rest);
     let fail = |error: PipelineError| ApiError::from(error).into_response_with(&ctx.trace);
     let token = super::bearer(&headers);
-    if let Err(error) = identity::authenticate_admin(pipeline.catalog(), token) {
-        // An agent's valid token is no admin token: forbidden, not unknown.
-        let agent = pipeline.identity().authenticate(token).await.is_ok();
-        return fail(if agent {
-            NotPermitted::BY_ROLE.into()
-        } else {
-            error.into()
-        });
+    let recorded = raw_query.as_deref().unwrap_or("");
+    let admin = match identity::authenticate_admin(pipeline.catalog(), token) {
+        Ok(admin) => admin,
+        Err(error) => {
+            // An agent's valid token is no admin token: forbidden, not unknown.
+            let agent = pipeline.identity().authenticate(token).await.ok();
+            let refusal: PipelineError = match &agent {
+                Some(_) => NotPermitted::BY_ROLE.into(),
+                None => error.into(),
+            };
+            let reader = agent.map(|caller| caller.agent_id);
+            let recorded = pipeline
+                .record_admin_query(&ctx, reader, recorded, refusal.outcome())
+                .await;
+            return fail(recorded.err().unwrap_or(refusal));
+        }
+    };
+    if let Err(error) = pipeline
+        .record_admin_query(&ctx, Some(admin), recorded, Outcome::Ok)
+        .await
+    {
+        return fail(error);
     }
     let filter = match query
         .map_err(|e| e.body_text())

@@ -39,6 +39,8 @@ pub enum Action {
     /// An HTTP request to a session-based front door, refused before any
     /// message in it was read.
     Connect,
+    /// A read of the audit trail itself (`/admin/audit`).
+    AdminQuery,
 }
 
 impl Action {
@@ -52,6 +54,7 @@ impl Action {
             Self::Subscribe => "subscribe",
             Self::Unsubscribe => "unsubscribe",
             Self::Connect => "connect",
+            Self::AdminQuery => "admin_query",
         }
     }
 }

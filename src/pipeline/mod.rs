@@ -364,6 +364,24 @@ impl Pipeline {
         }
     }
 
+    /// Record a read of the audit trail: who (an admin id, or the refused
+    /// caller's agent id), filtered how, with what outcome. Reading the
+    /// trail leaves a trace in it too.
+    pub async fn record_admin_query(
+        &self,
+        ctx: &CallContext,
+        reader: Option<Arc<str>>,
+        query: &str,
+        outcome: Outcome,
+    ) -> Result<(), PipelineError> {
+        let mut audit = self.open_audit(ctx, Action::AdminQuery);
+        let record = audit.record_mut();
+        record.role = reader.is_some().then(|| Arc::from("admin"));
+        record.agent_id = reader;
+        record.tool = Some(format!("admin/audit?{query}").into());
+        settle(audit, outcome, Ok(())).await
+    }
+
     /// Authenticate a connection-level request (an HTTP request to `/mcp`)
     /// before any message in it is read. Only a refusal is recorded: the
     /// messages inside an admitted request are recorded one by one.

@@ -175,5 +175,6 @@ fn method_name(action: Action) -> &'static str {
         Action::Subscribe => "resources/subscribe",
         Action::Unsubscribe => "resources/unsubscribe",
         Action::Connect => "connect",
+        Action::AdminQuery => "admin/audit",
     }
 }

@@ -204,10 +204,29 @@ async fn every_outcome(sinks: &str, exclusive: bool) {
             None => break,
         }
     }
-    assert_eq!(
-        seen.len(),
-        expected.len() - 1,
-        "all but the unauthenticated one"
+    // All but the unauthenticated call, plus the agent's refused attempt to
+    // read the trail: reading the trail is recorded too.
+    assert_eq!(seen.len(), expected.len(), "{seen:?}");
+    let (_, page) = admin_query(
+        &cp,
+        Some(ADMIN_TOKEN),
+        "agent_id=tester-1&outcome=denied_role",
+    )
+    .await;
+    let actions: Vec<&str> = page["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"admin_query"), "{page}");
+    let (_, page) = admin_query(&cp, Some(ADMIN_TOKEN), "agent_id=ops&limit=1").await;
+    let read = &page["records"][0];
+    assert_eq!(read["action"], "admin_query");
+    assert_eq!(read["role"], "admin");
+    assert!(
+        read["tool"].as_str().unwrap().starts_with("admin/audit?"),
+        "{read}"
     );
     let (_, page) = admin_query(&cp, Some(ADMIN_TOKEN), "outcome=timeout").await;
     assert_eq!(page["records"].as_array().unwrap().len(), 1);
