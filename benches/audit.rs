@@ -78,7 +78,7 @@ fn audit(c: &mut Criterion) {
     .is_ok();
     if reachable {
         let postgres = PostgresSink::new(
-            "postgres://postgres@127.0.0.1:5432/test".into(),
+            "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into(),
             Retention::default(),
         );
         bench_sink(

@@ -1,10 +1,15 @@
 //! The PostgreSQL sink. The control plane creates its table itself
 //! (versioned migrations in `audit_schema_migrations`), writes each batch
-//! with one statement, and reconnects after a failure.
+//! with one statement, reconnects after a failure, and speaks TLS when the
+//! server offers it (or the connection string requires it).
 
 use futures::future::BoxFuture;
+use std::sync::Arc;
+
+use rustls_platform_verifier::Verifier;
+use tokio_postgres::Client;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::query::{Filter, Page, Param};
 use super::record::StoredRecord;
@@ -65,17 +70,33 @@ impl PostgresSink {
     }
 }
 
-/// Connect and bring the schema up to date.
+/// Connect and bring the schema up to date. TLS is used as the connection
+/// string's `sslmode` says (`prefer` by default: TLS when the server offers
+/// it, certificates checked against the platform's roots; `require` insists;
+/// `disable` never).
 async fn connect(url: &str) -> Result<Client, String> {
     // Never the URL in errors: it may hold a password.
-    let (mut client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(|e| format!("cannot connect to PostgreSQL: {}", without_details(&e)))?;
+    let failed =
+        |e: tokio_postgres::Error| format!("cannot connect to PostgreSQL: {}", without_details(&e));
+    let tls = tls().map_err(|e| format!("cannot set up TLS for PostgreSQL: {e}"))?;
+    let (mut client, connection) = tokio_postgres::connect(url, tls).await.map_err(failed)?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
     migrate(&mut client).await.map_err(|e| e.to_string())?;
     Ok(client)
+}
+
+/// rustls with the ring provider and the platform's certificate roots.
+fn tls() -> Result<MakeRustlsConnect, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Verifier::new(provider.clone())?;
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
 }
 
 fn without_details(error: &tokio_postgres::Error) -> String {

@@ -98,7 +98,11 @@ async fn every_outcome_leaves_exactly_one_durable_record_that_the_admin_can_read
 async fn every_outcome_leaves_exactly_one_record_in_postgres_too() {
     let secrets = tempfile::tempdir().unwrap();
     let url = secrets.path().join("pg-url");
-    std::fs::write(&url, "postgres://postgres@127.0.0.1:5432/test").unwrap();
+    std::fs::write(
+        &url,
+        "postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
+    )
+    .unwrap();
     let sinks = format!(
         "audit:\n  sinks:\n    - postgres: {{url: {{file: \"{}\"}}}}\n",
         url.display()

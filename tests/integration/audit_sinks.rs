@@ -87,7 +87,10 @@ async fn postgres_records_spool_while_the_database_is_away_and_arrive_once_after
     let url_file = secrets.path().join("pg-url");
     std::fs::write(
         &url_file,
-        format!("postgres://postgres@127.0.0.1:{}/test", switch.port),
+        format!(
+            "postgres://postgres@127.0.0.1:{}/test?sslmode=disable",
+            switch.port
+        ),
     )
     .unwrap();
     let sinks = format!(
@@ -180,7 +183,7 @@ fn doomed(upstream_url: &str, spool: &std::path::Path, mode: &str) -> String {
     let url_file = dir.join("url");
     std::fs::write(
         &url_file,
-        format!("postgres://postgres@127.0.0.1:{port}/test"),
+        format!("postgres://postgres@127.0.0.1:{port}/test?sslmode=disable"),
     )
     .unwrap();
     audit_catalog(
@@ -310,4 +313,49 @@ async fn kafka_records_are_consumed_back_keyed_by_trace_id() {
     for trace in &traces {
         assert_eq!(consumed.get(trace), Some(&1), "{trace}: {consumed:?}");
     }
+}
+
+#[tokio::test]
+async fn a_postgres_certificate_that_does_not_verify_is_refused_not_bypassed() {
+    // The local PostgreSQL offers TLS with a self-signed certificate: with
+    // `sslmode=require` the connection must fail verification (records
+    // wait in the spool), never fall back to plain text.
+    let upstream = test_upstream(0).await;
+    let secrets = tempfile::tempdir().unwrap();
+    let url = secrets.path().join("pg-url");
+    std::fs::write(
+        &url,
+        "postgres://postgres@127.0.0.1:5432/test?sslmode=require",
+    )
+    .unwrap();
+    let sinks = format!(
+        "audit:\n  sinks:\n    - postgres: {{url: {{file: \"{}\"}}}}\n",
+        url.display()
+    );
+    let cp = ControlPlane::start(&audit_catalog(&upstream.url, &sinks));
+    cp.wait_all_ready().await;
+    let (status, trace) = call(
+        &cp,
+        Some(TESTER_TOKEN),
+        json!({"action": "echo", "payload": {}}),
+    )
+    .await;
+    assert_eq!(status, 200, "the record waits in the spool");
+    let metrics = cp
+        .http
+        .get(cp.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("mcp_cp_audit_spool_records{sink=\"postgres\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        postgres_count(&[trace]).await.is_empty(),
+        "never written in plain text"
+    );
 }
