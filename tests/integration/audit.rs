@@ -253,15 +253,7 @@ async fn every_outcome(sinks: &str, exclusive: bool) {
     assert_eq!(lines[0]["id"], record["id"]);
 
     // And the metrics count what happened.
-    let metrics = cp
-        .http
-        .get(cp.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = cp.metrics().await;
     assert!(
         metrics.contains(r#"mcp_cp_requests_total{action="call",tool="echo",outcome="ok"} 1"#),
         "{metrics}"

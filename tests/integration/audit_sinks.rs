@@ -112,15 +112,7 @@ async fn postgres_records_spool_while_the_database_is_away_and_arrive_once_after
         assert_eq!(status, 200, "records spool while the database is away");
         traces.push(trace);
     }
-    let metrics = cp
-        .http
-        .get(cp.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = cp.metrics().await;
     assert!(
         metrics.contains("mcp_cp_audit_spool_records{sink=\"postgres\"} 5"),
         "{metrics}"
@@ -229,15 +221,7 @@ async fn when_not_even_the_spool_can_be_written_fail_closed_refuses_and_fail_ope
             );
         } else {
             assert_eq!(status, 200, "{mode}");
-            let metrics = cp
-                .http
-                .get(cp.url("/metrics"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let metrics = cp.metrics().await;
             assert!(
                 !metrics.contains("mcp_cp_audit_records_lost_total 0"),
                 "{metrics}"
@@ -341,15 +325,7 @@ async fn a_postgres_certificate_that_does_not_verify_is_refused_not_bypassed() {
     )
     .await;
     assert_eq!(status, 200, "the record waits in the spool");
-    let metrics = cp
-        .http
-        .get(cp.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = cp.metrics().await;
     assert!(
         metrics.contains("mcp_cp_audit_spool_records{sink=\"postgres\"} 1"),
         "{metrics}"

@@ -158,6 +158,12 @@ impl ControlPlane {
         self.dir.path().join("signing-key.pem")
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let response = self.http.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     /// `GET path` (unauthenticated), as JSON.
     pub async fn get_json(&self, path: &str) -> Value {
         let response = self.http.get(self.url(path)).send().await.unwrap();
