@@ -97,7 +97,7 @@ fn eval(config: &std::path::Path, input: &std::path::Path) -> anyhow::Result<Val
     let text = std::fs::read_to_string(input)?;
     let document: serde_json::Value = serde_json::from_str(&text)?;
     let value = || regorus::Value::from(document.clone());
-    let visible = policies.shows(value);
+    let visible = policies.shows(|| Some(value()));
     Ok(match policies.decide(value) {
         Decision::Allow => json!({"decision": "allow", "visible": visible, "reasons": []}),
         Decision::Hidden => json!({"decision": "hidden", "visible": false, "reasons": []}),

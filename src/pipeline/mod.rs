@@ -186,11 +186,12 @@ impl Pipeline {
             return refuse_unaudited(audit).await;
         }
         let result = self.admit(&mut audit, who, assertions).await.map(|caller| {
+            // The role grants every name listed; the route is looked up
+            // only when a `visible` rule needs it for its input.
             let shows = |target: Target<'_>| {
-                policy::authorize(&self.catalog, &caller, target).is_ok_and(|to| {
-                    self.policies.shows(|| {
-                        self.policy_input(ctx, &caller, target, &to, Action::Discovery, None)
-                    })
+                self.policies.shows(|| {
+                    let to = policy::authorize(&self.catalog, &caller, target).ok()?;
+                    Some(self.policy_input(ctx, &caller, target, &to, Action::Discovery, None))
                 })
             };
             list(&View {
@@ -357,10 +358,9 @@ impl Pipeline {
             Ok(_) => error,
             Err(unauthenticated) => unauthenticated,
         };
-        let outcome = error.outcome();
-        match settle(audit, outcome, Err::<(), _>(error)).await {
-            Err(error) => error,
-            Ok(()) => unreachable!("settle keeps an error"),
+        match audit.finish(error.outcome()).await {
+            Ok(()) => error,
+            Err(_) => PipelineError::AuditUnavailable,
         }
     }
 

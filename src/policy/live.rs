@@ -95,9 +95,13 @@ impl Policies {
     }
 
     /// Whether discovery shows a target (the `visible` rule, if declared).
-    pub fn shows(&self, input: impl FnOnce() -> regorus::Value) -> bool {
+    /// `input` is built only when a `visible` rule needs it; `None` (no input
+    /// can be built for the target) hides it.
+    pub fn shows(&self, input: impl FnOnce() -> Option<regorus::Value>) -> bool {
         match &**self.rules.load() {
-            Rules::Rego(policy) if policy.has_visibility() => policy.shows(input()),
+            Rules::Rego(policy) if policy.has_visibility() => {
+                input().is_some_and(|i| policy.shows(i))
+            }
             _ => true,
         }
     }
