@@ -142,19 +142,8 @@ impl ServerHandler for TradingDesk {
         let traceparent = context
             .meta
             .get_traceparent()
-            .map(str::to_owned)
-            .or_else(|| {
-                context
-                    .extensions
-                    .get::<axum::http::request::Parts>()
-                    .and_then(|parts| parts.headers.get("traceparent"))
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-            });
-        let trace_id = traceparent
-            .as_deref()
-            .and_then(|t| t.split('-').nth(1))
-            .unwrap_or("");
+            .or_else(|| request_header(&context, "traceparent"));
+        let trace_id = traceparent.and_then(|t| t.split('-').nth(1)).unwrap_or("");
         tracing::info!(server = self.server.name(), tool = %request.name, trace_id, "tool call");
         if let Some(check) = &self.check {
             check.check(&context, &request.name).await?;
@@ -250,6 +239,17 @@ impl TradingDesk {
             >())
         }
     }
+}
+
+/// A header of the HTTP request that carried a message (none over stdio).
+fn request_header<'a>(context: &'a RequestContext<RoleServer>, name: &str) -> Option<&'a str> {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()?
+        .headers
+        .get(name)?
+        .to_str()
+        .ok()
 }
 
 /// Serve MCP over this process's stdin/stdout until the client hangs up.

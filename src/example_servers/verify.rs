@@ -60,19 +60,14 @@ impl CredentialCheck {
                 None,
             )
         };
-        let token = http_bearer(context)
-            .or_else(|| {
-                context
-                    .meta
-                    .get(META_KEY)
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned)
-            })
+        let token = super::request_header(context, "authorization")
+            .and_then(crate::identity::bearer_token)
+            .or_else(|| context.meta.get(META_KEY).and_then(|v| v.as_str()))
             .ok_or_else(|| refused("none presented"))?;
         let claims: Claims = self
             .jwks
             .verify(
-                &token,
+                token,
                 &[Algorithm::EdDSA, Algorithm::ES256],
                 &self.validation,
             )
@@ -83,14 +78,4 @@ impl CredentialCheck {
         }
         Ok(())
     }
-}
-
-fn http_bearer(context: &RequestContext<RoleServer>) -> Option<String> {
-    let parts = context.extensions.get::<axum::http::request::Parts>()?;
-    let value = parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    crate::identity::bearer_token(value).map(str::to_owned)
 }
