@@ -92,7 +92,9 @@ impl Spooled {
             return;
         }
         self.last_retry = Some(Instant::now());
-        let Ok(records) = read_spool(&self.spool) else {
+        // File I/O off the runtime's threads, like the spool's appends.
+        let spool = self.spool.clone();
+        let Ok(Ok(records)) = tokio::task::spawn_blocking(move || read_spool(&spool)).await else {
             return;
         };
         if self.sink.write(&records).await.is_ok() {
