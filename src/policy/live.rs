@@ -124,7 +124,6 @@ impl Policies {
         let Some((settings, dir)) = &self.source else {
             return Ok(0);
         };
-        *self.fingerprint.lock().unwrap_or_else(|p| p.into_inner()) = fingerprint(settings, dir);
         let loaded = RegoPolicy::load(settings, dir).and_then(|policy| {
             let tests = policy.check_tests()?;
             Ok((policy, tests))
@@ -154,13 +153,17 @@ impl Policies {
         }
     }
 
-    /// Whether the policy's files changed since the last (re)load.
-    fn changed(&self) -> bool {
+    /// Take the files' current fingerprint; whether it differs from the
+    /// last one taken.
+    fn files_changed(&self) -> bool {
         let Some((settings, dir)) = &self.source else {
             return false;
         };
         let now = fingerprint(settings, dir);
-        *self.fingerprint.lock().unwrap_or_else(|p| p.into_inner()) != now
+        let mut last = self.fingerprint.lock().unwrap_or_else(|p| p.into_inner());
+        let changed = *last != now;
+        *last = now;
+        changed
     }
 
     /// Reload when the files change (checked every `every`) and on SIGHUP.
@@ -178,7 +181,7 @@ impl Policies {
                     return;
                 };
                 let _ = tokio::task::spawn_blocking(move || {
-                    if forced || policies.changed() {
+                    if policies.files_changed() || forced {
                         let _ = policies.reload();
                     }
                 })
