@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::common::upstream::test_upstream;
-use crate::common::{ANALYST_TOKEN, ControlPlane, TESTER_TOKEN, binary, catalog};
+use crate::common::{ANALYST_TOKEN, ControlPlane, TESTER_TOKEN, binary, catalog, echo_catalog};
 
 fn bearer(header: &Option<String>) -> String {
     header
@@ -58,8 +58,7 @@ async fn verify(cp: &ControlPlane, token: &str, audience: &str) -> Value {
 #[tokio::test]
 async fn http_upstreams_get_a_short_lived_token_for_one_server_and_one_tool() {
     let upstream = test_upstream(0).await;
-    let servers = format!("  testsrv:\n    http: {{url: \"{}\"}}\n", upstream.url);
-    let cp = ControlPlane::start(&catalog(&servers, "  echo: {server: testsrv}\n", &["echo"]));
+    let cp = ControlPlane::start(&echo_catalog(&upstream.url));
     cp.wait_all_ready().await;
 
     let mut traces = Vec::new();

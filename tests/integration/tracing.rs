@@ -12,7 +12,7 @@ use prost::Message;
 use serde_json::{Value, json};
 
 use crate::common::upstream::test_upstream;
-use crate::common::{ANALYST_TOKEN, ControlPlane, TESTER_TOKEN, catalog};
+use crate::common::{ANALYST_TOKEN, ControlPlane, TESTER_TOKEN, echo_catalog};
 
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
 const TRACESTATE: &str = "congo=t61rcWkgMzE";
@@ -42,8 +42,7 @@ async fn invoke_traced(
 #[tokio::test]
 async fn an_http_upstream_gets_the_callers_trace_with_the_control_planes_span_as_parent() {
     let upstream = test_upstream(0).await;
-    let servers = format!("  testsrv:\n    http: {{url: \"{}\"}}\n", upstream.url);
-    let cp = ControlPlane::start(&catalog(&servers, "  echo: {server: testsrv}\n", &["echo"]));
+    let cp = ControlPlane::start(&echo_catalog(&upstream.url));
     cp.wait_all_ready().await;
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let response = invoke_traced(
@@ -120,10 +119,9 @@ fn attribute(span: &Span, key: &str) -> Option<String> {
 async fn spans_are_exported_over_otlp_with_parent_and_child_links() {
     let (collector, spans) = otlp_receiver().await;
     let upstream = test_upstream(0).await;
-    let servers = format!("  testsrv:\n    http: {{url: \"{}\"}}\n", upstream.url);
     let catalog = format!(
         "{}telemetry:\n  otlp_endpoint: \"{collector}\"\n",
-        catalog(&servers, "  echo: {server: testsrv}\n", &["echo"])
+        echo_catalog(&upstream.url)
     );
     let cp = ControlPlane::start(&catalog);
     cp.wait_all_ready().await;

@@ -52,6 +52,13 @@ pub fn catalog(servers: &str, tools: &str, role_tools: &[&str]) -> String {
 
 /// HTTP clients here (reqwest, rmcp's) need rustls' crypto provider, which
 /// the binary installs itself at start-up.
+/// A catalog routing the HTTP test upstream at `url` as server `testsrv`,
+/// whose `echo` the tester may call.
+pub fn echo_catalog(url: &str) -> String {
+    let servers = format!("  testsrv:\n    http: {{url: \"{url}\"}}\n");
+    catalog(&servers, "  echo: {server: testsrv}\n", &["echo"])
+}
+
 pub fn install_crypto() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
