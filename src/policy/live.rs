@@ -106,14 +106,6 @@ impl Policies {
         }
     }
 
-    /// The Rego policy in force, if any.
-    pub fn current(&self) -> Option<Arc<RegoPolicy>> {
-        match &**self.rules.load() {
-            Rules::Rego(policy) => Some(policy.clone()),
-            _ => None,
-        }
-    }
-
     pub fn status(&self) -> Arc<PolicyStatus> {
         self.status.load_full()
     }

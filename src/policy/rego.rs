@@ -241,17 +241,6 @@ impl RegoPolicy {
             Err(PolicyError::TestsFailed(failed.join(", ")))
         }
     }
-
-    /// Evaluate any rule on `input` (for `policy eval`).
-    pub fn eval_rule(&self, rule: &str, input: Value) -> Result<Value, String> {
-        let mut engine = self.template.clone();
-        engine.set_input(input);
-        evaluate(&mut engine, rule)
-    }
-
-    pub fn query(&self) -> &str {
-        &self.query
-    }
 }
 
 fn evaluate(engine: &mut Engine, rule: &str) -> Result<Value, String> {
