@@ -1,7 +1,8 @@
 //! Operational endpoints: `GET /healthz` (the process is alive) and
 //! `GET /readyz` (the catalog is loaded and every upstream has had its first
 //! connection attempt; per-server state by logical name, never by address;
-//! the policy version in force and why a reload was refused, if it was).
+//! the policy version in force and why a reload was refused, if it was;
+//! 503 while the audit trail cannot be written).
 
 use std::sync::Arc;
 
@@ -19,14 +20,17 @@ pub async fn healthz() -> Response {
 
 pub async fn readyz(State(pipeline): State<Arc<Pipeline>>) -> Response {
     let upstreams = pipeline.upstreams();
-    let ready = upstreams.settled();
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    // A replica whose audit trail cannot be written takes no traffic.
+    let writable = pipeline.audit().writable();
+    let settled = upstreams.settled();
+    let (status, word) = match (settled, writable) {
+        (true, true) => (StatusCode::OK, "ready"),
+        (_, false) => (StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"),
+        (false, true) => (StatusCode::SERVICE_UNAVAILABLE, "starting"),
     };
     let body = json!({
-        "status": if ready { "ready" } else { "starting" },
+        "status": word,
+        "audit": { "writable": writable },
         "catalog": { "loaded": true, "environment": &*pipeline.catalog().environment },
         "servers": upstreams.status(),
         "policy": *pipeline.policies().status(),

@@ -33,7 +33,7 @@ pub async fn metrics(State(pipeline): State<Arc<Pipeline>>) -> Response {
         &mut out,
         "mcp_cp_audit_records_lost_total",
         "counter",
-        "Audit records neither a sink nor its spool took (fail-open only).",
+        "Audit records neither a sink nor its spool took (fail-closed: their requests were refused, or their intent stands as unfinished).",
         audit.lost.load(Ordering::Relaxed) as i64,
     );
     type Read = fn(&SinkCounters) -> i64;

@@ -7,27 +7,33 @@ mod health;
 mod mcp;
 mod metrics;
 mod rest;
+mod server;
 mod well_known;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::HeaderMap;
+use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::audit::FrontDoor;
-use crate::pipeline::{CallContext, Pipeline};
+use tower_http::timeout::RequestBodyTimeoutLayer;
+
+use crate::audit::{Action, FrontDoor};
+use crate::identity::Presented;
+use crate::pipeline::{CallContext, Pipeline, PipelineError};
 use error::ApiError;
 
 /// Every route of the control plane. Cancelling `sessions` closes every open
 /// MCP session and stream.
 pub fn router(pipeline: Arc<Pipeline>, sessions: CancellationToken) -> Router {
     let body_limit = pipeline.catalog().http.max_body_bytes;
+    let body_timeout = pipeline.catalog().http.body_timeout;
     Router::new()
         .route("/tools", get(rest::tools).post(rest::tools))
         .route("/invoke", post(rest::invoke))
@@ -49,27 +55,73 @@ pub fn router(pipeline: Arc<Pipeline>, sessions: CancellationToken) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .layer(axum::middleware::from_fn_with_state(
-            pipeline,
+            pipeline.clone(),
             well_known::challenge,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            pipeline,
+            refuse_announced_oversize,
+        ))
+}
+
+/// A body announced larger than the limit (`Content-Length`) is refused
+/// with 413 at once, before any of it is read (and recorded, like every
+/// refusal).
+async fn refuse_announced_oversize(
+    State(pipeline): State<Arc<Pipeline>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let limit = pipeline.catalog().http.max_body_bytes;
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_none_or(|length| length <= limit as u64) {
+        return next.run(request).await;
+    }
+    let front_door = if request.uri().path().starts_with("/mcp") {
+        FrontDoor::Mcp
+    } else {
+        FrontDoor::Rest
+    };
+    let headers = request.headers();
+    let ctx = request_context(headers, front_door);
+    let error = pipeline
+        .reject(
+            &ctx,
+            Action::Connect,
+            Presented::Bearer(bearer(headers)),
+            PipelineError::PayloadTooLarge(limit),
+        )
+        .await;
+    let mut response = ApiError::from(error).into_response_with(&ctx.trace);
+    // The body is never read: the connection cannot carry another request.
+    response.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 /// Serve until `shutdown` resolves, then finish in-flight requests.
 pub async fn serve(
     listener: TcpListener,
     pipeline: Arc<Pipeline>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let sessions = CancellationToken::new();
+    let limits = server::Limits::from(&pipeline.catalog().http);
     let app = router(pipeline, sessions.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Open MCP streams would otherwise keep the server waiting.
-            sessions.cancel();
-        })
-        .await
+    server::serve(listener, app, limits, async move {
+        shutdown.await;
+        // Open MCP streams would otherwise keep the server waiting.
+        sessions.cancel();
+    })
+    .await
 }
 
 async fn not_found(headers: HeaderMap) -> Response {

@@ -30,11 +30,29 @@ impl AuditGuard {
         }
     }
 
+    /// The request's trace id, for log lines about its record.
+    pub fn trace_id(&self) -> String {
+        self.record
+            .as_ref()
+            .map(|r| r.trace.trace_id_hex())
+            .unwrap_or_default()
+    }
+
     pub fn record_mut(&mut self) -> &mut AuditRecord {
         // Only `finish` and `drop` take the record, and both end the guard.
         self.record
             .as_mut()
             .expect("the record is present until the guard ends")
+    }
+
+    /// Make the request's intent durable before it reaches an upstream: the
+    /// record so far, flagged [`Outcome::Unfinished`]. Its final outcome
+    /// (same record id) replaces it; a crash in between leaves the intent.
+    pub async fn intent(&mut self) -> Result<(), AuditError> {
+        let mut intent = self.record_mut().clone();
+        intent.outcome = Outcome::Unfinished;
+        intent.latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        self.log.commit(intent).await
     }
 
     /// Record the final outcome and wait until the record is durable.

@@ -14,10 +14,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::AuditRecord;
 use super::query::Store;
 use super::record::StoredRecord;
 use super::spool::Spooled;
+use super::{AuditRecord, Outcome};
 use crate::config::FailureMode;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::otlp::SpanExport;
@@ -41,7 +41,9 @@ pub enum AuditError {
 pub struct AuditMetrics {
     /// Records handed over and not yet written.
     pub queued: AtomicI64,
-    /// Records lost (fail-open mode, when neither a sink nor its spool took them).
+    /// Records lost: neither a sink nor its spool took them (in fail-closed
+    /// mode the requests they belong to were refused or had their intent
+    /// recorded).
     pub lost: AtomicU64,
     /// Per sink: (name, records written, records spooled, records waiting in the spool).
     pub sinks: Vec<SinkCounters>,
@@ -131,9 +133,13 @@ impl AuditLog {
     }
 
     fn send(&self, record: AuditRecord, ack: Option<oneshot::Sender<Result<(), AuditError>>>) {
-        log_event(&record);
-        if let Some(spans) = &self.shared.spans {
-            spans.record(&record);
+        // An intent is followed by its outcome: the log event, the spans and
+        // the counters come from that one.
+        if record.outcome != Outcome::Unfinished {
+            log_event(&record);
+            if let Some(spans) = &self.shared.spans {
+                spans.record(&record);
+            }
         }
         self.shared.metrics.queued.fetch_add(1, Ordering::Relaxed);
         if let Err(rejected) = self.shared.tx.send(Entry { record, ack }) {
@@ -148,7 +154,12 @@ impl AuditLog {
     /// Whether calls may proceed: in fail-closed mode, not while records
     /// cannot be made durable.
     pub fn accepting(&self) -> bool {
-        self.shared.mode == FailureMode::FailOpen || self.shared.healthy.load(Ordering::Relaxed)
+        self.shared.mode == FailureMode::FailOpen || self.writable()
+    }
+
+    /// Whether the last batch was made durable (in every sink or its spool).
+    pub fn writable(&self) -> bool {
+        self.shared.healthy.load(Ordering::Relaxed)
     }
 
     /// Where the trail can be read back, if a database sink is configured.
@@ -190,6 +201,13 @@ async fn write_loop(
             _ = shared.close.cancelled() => None,
             _ = tick.tick() => {
                 ticks += 1;
+                if !shared.healthy.load(Ordering::Relaxed) {
+                    let mut durable = true;
+                    for sink in sinks.iter_mut() {
+                        durable &= sink.probe().await;
+                    }
+                    shared.healthy.store(durable, Ordering::Relaxed);
+                }
                 for (sink, counters) in sinks.iter_mut().zip(&shared.metrics.sinks) {
                     sink.retry_backlog().await;
                     if ticks.is_multiple_of(RETENTION_TICKS) {
@@ -230,7 +248,9 @@ fn more(rx: &mut mpsc::UnboundedReceiver<Entry>, mut batch: Vec<Entry>) -> Vec<E
 
 async fn write_batch(sinks: &mut [Spooled], shared: &Shared, batch: Vec<Entry>) {
     for entry in &batch {
-        shared.metrics.requests.observe(&entry.record);
+        if entry.record.outcome != Outcome::Unfinished {
+            shared.metrics.requests.observe(&entry.record);
+        }
     }
     let stored: Vec<StoredRecord> = batch
         .iter()
@@ -259,15 +279,14 @@ async fn write_batch(sinks: &mut [Spooled], shared: &Shared, batch: Vec<Entry>) 
         .metrics
         .queued
         .fetch_sub(batch.len() as i64, Ordering::Relaxed);
+    if !durable {
+        shared
+            .metrics
+            .lost
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    }
     let result = match (durable, shared.mode) {
-        (true, _) => Ok(()),
-        (false, FailureMode::FailOpen) => {
-            shared
-                .metrics
-                .lost
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            Ok(())
-        }
+        (true, _) | (false, FailureMode::FailOpen) => Ok(()),
         (false, FailureMode::FailClosed) => Err(AuditError::Unavailable),
     };
     for entry in batch {

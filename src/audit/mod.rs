@@ -97,6 +97,9 @@ pub enum Outcome {
     AuditUnavailable,
     /// The caller went away before an answer.
     Cancelled,
+    /// The intent of a call about to reach its upstream; the call's outcome
+    /// replaces it. One left standing means the process stopped in between.
+    Unfinished,
 }
 
 impl Outcome {
@@ -114,6 +117,7 @@ impl Outcome {
             Self::BadRequest => "bad_request",
             Self::AuditUnavailable => "audit_unavailable",
             Self::Cancelled => "cancelled",
+            Self::Unfinished => "unfinished",
         }
     }
 }

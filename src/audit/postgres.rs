@@ -138,7 +138,11 @@ impl Sink for PostgresSink {
     }
 
     fn write<'a>(&'a mut self, batch: &'a [StoredRecord]) -> BoxFuture<'a, Result<(), String>> {
-        let column = |f: fn(&StoredRecord) -> String| batch.iter().map(f).collect::<Vec<String>>();
+        // One statement may touch a row once: an intent and its outcome in
+        // one batch (a replayed spool) go in as the outcome alone.
+        let batch = StoredRecord::latest_per_id(batch);
+        let column =
+            |f: fn(&StoredRecord) -> String| batch.iter().map(|r| f(r)).collect::<Vec<String>>();
         let ids = column(|r| r.id.clone());
         let traces = column(|r| r.trace_id.clone());
         let agents = column(|r| r.agent_id.clone());
@@ -152,7 +156,8 @@ impl Sink for PostgresSink {
                     .execute(
                         "INSERT INTO audit_records (id, time_ms, trace_id, agent_id, tool, outcome, record) \
                          SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) \
-                         ON CONFLICT (id) DO NOTHING",
+                         ON CONFLICT (id) DO UPDATE SET outcome = EXCLUDED.outcome, record = EXCLUDED.record \
+                         WHERE audit_records.outcome = 'unfinished'",
                         &[&ids, &times, &traces, &agents, &tools, &outcomes, &records],
                     )
                     .await

@@ -25,8 +25,12 @@ pub struct AuditRecord {
     pub environment: Arc<str>,
     pub agent_id: Option<Arc<str>>,
     pub role: Option<Arc<str>>,
-    /// The tool name the caller asked for (public name).
+    /// The tool name (or URI) the caller asked for, as a bounded excerpt
+    /// ([`excerpt`]).
     pub tool: Option<Arc<str>>,
+    /// The catalog's public name of what was asked for, when the catalog
+    /// knows it: the metrics' bounded label (never stored).
+    pub label: Option<Arc<str>>,
     pub upstream_tool: Option<Arc<str>>,
     /// The server's logical name.
     pub server: Option<Arc<str>>,
@@ -73,6 +77,7 @@ impl AuditRecord {
             agent_id: None,
             role: None,
             tool: None,
+            label: None,
             upstream_tool: None,
             server: None,
             policy: None,
@@ -136,6 +141,32 @@ impl AuditRecord {
     }
 }
 
+/// Longest excerpt of a caller-chosen name kept in a record, in characters.
+pub const EXCERPT_CHARS: usize = 200;
+
+/// A name the caller chose, fit for the audit trail: at most
+/// [`EXCERPT_CHARS`] characters (then `…`), control characters escaped
+/// (`\u{0}`), so a hostile name can neither grow the store nor forge lines.
+pub fn excerpt(text: &str) -> Arc<str> {
+    let clean = text.len() <= EXCERPT_CHARS && !text.chars().any(char::is_control);
+    if clean {
+        return Arc::from(text);
+    }
+    let mut out = String::with_capacity(EXCERPT_CHARS + 8);
+    for (i, c) in text.chars().enumerate() {
+        if i == EXCERPT_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    Arc::from(out)
+}
+
 /// Replace the value of every field named in `redact`, at any depth.
 fn redact_fields(value: &mut Value, redact: &[Arc<str>]) {
     match value {
@@ -156,6 +187,39 @@ fn redact_fields(value: &mut Value, redact: &[Arc<str>]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn excerpts_are_bounded_and_escaped() {
+        assert_eq!(&*excerpt("read_positions"), "read_positions");
+        let long = "x".repeat(1_000_000);
+        let cut = excerpt(&long);
+        assert_eq!(cut.chars().count(), EXCERPT_CHARS + 1);
+        assert!(cut.ends_with('…'));
+        assert_eq!(&*excerpt("a\0b\nc"), "a\\u{0}b\\u{a}c");
+    }
+
+    #[test]
+    fn an_intent_and_its_outcome_collapse_to_the_outcome() {
+        let stored = |id: &str, outcome: &str| StoredRecord {
+            id: id.into(),
+            time_ms: 0,
+            trace_id: String::new(),
+            agent_id: String::new(),
+            tool: String::new(),
+            outcome: outcome.into(),
+            json: String::new(),
+        };
+        let batch = [
+            stored("a", "unfinished"),
+            stored("b", "ok"),
+            stored("a", "ok"),
+        ];
+        let latest: Vec<_> = StoredRecord::latest_per_id(&batch)
+            .iter()
+            .map(|r| (r.id.as_str(), r.outcome.as_str()))
+            .collect();
+        assert_eq!(latest, [("a", "ok"), ("b", "ok")]);
+    }
 
     #[test]
     fn arguments_are_digested_and_kept_only_redacted() {
@@ -193,6 +257,25 @@ pub struct StoredRecord {
     pub outcome: String,
     /// The whole record ([`AuditRecord::to_json`]).
     pub json: String,
+}
+
+impl StoredRecord {
+    /// `batch` with only the last record of each id, in order of first
+    /// appearance (an intent followed by its outcome becomes the outcome).
+    pub fn latest_per_id(batch: &[StoredRecord]) -> Vec<&StoredRecord> {
+        let mut position = std::collections::HashMap::with_capacity(batch.len());
+        let mut latest: Vec<&StoredRecord> = Vec::with_capacity(batch.len());
+        for record in batch {
+            match position.entry(record.id.as_str()) {
+                std::collections::hash_map::Entry::Occupied(at) => latest[*at.get()] = record,
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(latest.len());
+                    latest.push(record);
+                }
+            }
+        }
+        latest
+    }
 }
 
 impl From<&AuditRecord> for StoredRecord {

@@ -109,6 +109,30 @@ impl Spooled {
         }
     }
 
+    /// Whether a record handed to this sink now would be durable: its spool
+    /// can be opened for appending. Asked while records could not be made
+    /// durable, so that readiness returns without waiting for traffic.
+    pub async fn probe(&mut self) -> bool {
+        let spool = self.spool.clone();
+        let empty = self.backlog == 0;
+        tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&spool)
+                .and_then(|file| file.sync_data().map(|()| file));
+            let Ok(file) = file else {
+                return false;
+            };
+            if empty && file.metadata().is_ok_and(|m| m.len() == 0) {
+                let _ = std::fs::remove_file(&spool);
+            }
+            true
+        })
+        .await
+        .unwrap_or(false)
+    }
+
     pub async fn enforce_retention(&mut self) {
         match self.sink.enforce_retention().await {
             Ok(0) => {}

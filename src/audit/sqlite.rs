@@ -1,6 +1,6 @@
-//! The embedded default sink: a SQLite database in WAL mode.
+//! The embedded default sink: a SQLite database (rollback journal, synchronous).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,10 +28,50 @@ CREATE INDEX IF NOT EXISTS audit_records_trace ON audit_records (trace_id);
 CREATE INDEX IF NOT EXISTS audit_records_agent ON audit_records (agent_id, seq);
 ";
 
+/// A record is inserted once; only an intent (`unfinished`) is replaced,
+/// by its outcome, so a replayed intent never overwrites an outcome.
+const UPSERT_SQLITE: &str = "INSERT INTO audit_records (id, time_ms, trace_id, agent_id, tool, outcome, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+     ON CONFLICT (id) DO UPDATE SET outcome = excluded.outcome, record = excluded.record \
+     WHERE audit_records.outcome = 'unfinished'";
+
 pub struct SqliteSink {
     name: String,
     connection: Arc<Mutex<Connection>>,
     retention: Retention,
+    /// The database file as opened: a file removed or replaced underneath
+    /// would swallow the writes unseen, so each batch checks it first.
+    file: Arc<FileIdentity>,
+}
+
+/// Which file a path names: device and inode.
+#[derive(Debug, PartialEq, Eq)]
+struct FileIdentity {
+    path: PathBuf,
+    device: u64,
+    inode: u64,
+}
+
+impl FileIdentity {
+    fn of(path: &Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let metadata = std::fs::metadata(path)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            device: metadata.dev(),
+            inode: metadata.ino(),
+        })
+    }
+
+    /// Whether the path still names the file that was opened.
+    fn check(&self) -> Result<(), String> {
+        match Self::of(&self.path) {
+            Ok(now) if now == *self => Ok(()),
+            _ => Err(format!(
+                "the audit database {} was removed or replaced while running; records are spooled until the control plane restarts",
+                self.path.display()
+            )),
+        }
+    }
 }
 
 /// Open (creating if needed) the database at `path`.
@@ -40,11 +80,16 @@ fn open(path: &Path) -> Result<Connection, String> {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     }
     let connection = Connection::open(path).map_err(|e| e.to_string())?;
-    // WAL: readers (the query API) never block the writer; FULL: a commit
-    // is on disk when it returns, so an acknowledged record survives a crash.
+    // A rollback journal, not WAL: WAL shares its index through a memory
+    // map, and a write into a mapped page the file system refuses (an
+    // immutable file, a full disk) kills the process with SIGBUS instead of
+    // returning an error. With the journal (and no memory map), every
+    // storage failure is an error the writer can spool around. FULL: a
+    // commit is on disk when it returns, so an acknowledged record survives
+    // a crash.
     connection
         .execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
+            "PRAGMA journal_mode = TRUNCATE; PRAGMA mmap_size = 0; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
         )
         .map_err(|e| e.to_string())?;
     connection
@@ -55,10 +100,13 @@ fn open(path: &Path) -> Result<Connection, String> {
 
 impl SqliteSink {
     pub fn open(path: &Path, retention: Retention) -> Result<Self, String> {
+        let connection = open(path)?;
+        let file = FileIdentity::of(path).map_err(|e| e.to_string())?;
         Ok(Self {
             name: format!("sqlite:{}", path.display()),
-            connection: Arc::new(Mutex::new(open(path)?)),
+            connection: Arc::new(Mutex::new(connection)),
             retention,
+            file: Arc::new(file),
         })
     }
 }
@@ -70,20 +118,22 @@ impl Sink for SqliteSink {
 
     fn write<'a>(&'a mut self, batch: &'a [StoredRecord]) -> BoxFuture<'a, Result<(), String>> {
         let connection = self.connection.clone();
+        let file = self.file.clone();
         let batch = batch.to_vec();
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
+                file.check()?;
                 let mut connection = connection.lock().map_err(|e| e.to_string())?;
                 let transaction = connection.transaction().map_err(|e| e.to_string())?;
                 {
                     let mut insert = transaction
-                        .prepare_cached(
-                            "INSERT OR IGNORE INTO audit_records (id, time_ms, trace_id, agent_id, tool, outcome, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                        )
+                        .prepare_cached(UPSERT_SQLITE)
                         .map_err(|e| e.to_string())?;
                     for r in &batch {
                         insert
-                            .execute(params![r.id, r.time_ms, r.trace_id, r.agent_id, r.tool, r.outcome, r.json])
+                            .execute(params![
+                                r.id, r.time_ms, r.trace_id, r.agent_id, r.tool, r.outcome, r.json
+                            ])
                             .map_err(|e| e.to_string())?;
                     }
                 }

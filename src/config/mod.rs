@@ -227,6 +227,66 @@ pub struct HttpSettings {
     /// revision is always stateless.
     #[serde(default = "default_true")]
     pub mcp_sessions: bool,
+    /// Longest a client may take to send a request's headers, counted from
+    /// the connection's start or from the end of the previous response.
+    #[serde(default = "default_header_timeout", with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Longest a client may take to send a request's body.
+    #[serde(default = "default_body_timeout", with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// A connection on which no byte moves either way for this long is
+    /// closed (MCP streams are kept alive by the server's pings).
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Most client connections open at once; further ones wait in the
+    /// kernel's accept queue until one closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// How long a shutdown (SIGTERM) waits for requests in flight before
+    /// the remaining connections are closed.
+    #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// Most open `/mcp` sessions (initialize-based revisions), in total.
+    #[serde(default = "default_max_sessions")]
+    pub mcp_max_sessions: usize,
+    /// Most open `/mcp` sessions of one agent.
+    #[serde(default = "default_max_sessions_per_agent")]
+    pub mcp_max_sessions_per_agent: usize,
+    /// A session nobody used for this long is closed.
+    #[serde(default = "default_session_idle", with = "humantime_serde")]
+    pub mcp_session_idle: Duration,
+}
+
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_body_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_max_connections() -> usize {
+    1024
+}
+
+fn default_shutdown_grace() -> Duration {
+    Duration::from_secs(15)
+}
+
+fn default_max_sessions() -> usize {
+    1000
+}
+
+fn default_max_sessions_per_agent() -> usize {
+    20
+}
+
+fn default_session_idle() -> Duration {
+    Duration::from_secs(300)
 }
 
 fn default_allowed_hosts() -> Vec<String> {
@@ -248,6 +308,14 @@ impl Default for HttpSettings {
             allowed_hosts: default_allowed_hosts(),
             allowed_origins: Vec::new(),
             mcp_sessions: true,
+            header_timeout: default_header_timeout(),
+            body_timeout: default_body_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_connections: default_max_connections(),
+            shutdown_grace: default_shutdown_grace(),
+            mcp_max_sessions: default_max_sessions(),
+            mcp_max_sessions_per_agent: default_max_sessions_per_agent(),
+            mcp_session_idle: default_session_idle(),
         }
     }
 }

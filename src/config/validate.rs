@@ -162,8 +162,34 @@ pub fn validate(catalog: &CatalogFile, file: &Path) -> Vec<ConfigError> {
             );
         }
     }
-    if catalog.http.max_body_bytes == 0 {
-        c.error("http.max_body_bytes", "must be greater than 0");
+    let http = &catalog.http;
+    let counts = [
+        ("http.max_body_bytes", http.max_body_bytes),
+        ("http.max_connections", http.max_connections),
+        ("http.mcp_max_sessions", http.mcp_max_sessions),
+        (
+            "http.mcp_max_sessions_per_agent",
+            http.mcp_max_sessions_per_agent,
+        ),
+    ];
+    for (path, count) in counts {
+        if count == 0 {
+            c.error(path, "must be greater than 0");
+        }
+    }
+    let times = [
+        ("http.header_timeout", http.header_timeout),
+        ("http.body_timeout", http.body_timeout),
+        ("http.idle_timeout", http.idle_timeout),
+        ("http.mcp_session_idle", http.mcp_session_idle),
+    ];
+    for (path, time) in times {
+        if time.is_zero() {
+            c.error(
+                path,
+                "must be longer than 0s: an unbounded wait lets idle clients pile up",
+            );
+        }
     }
     let ttl = catalog.credentials.ttl;
     if ttl < Duration::from_secs(1) || ttl > MAX_TTL {

@@ -21,20 +21,20 @@ use rmcp::model::{
     Request, ServerResult,
 };
 
-use crate::audit::record::UpstreamSpan;
+use crate::audit::record::{UpstreamSpan, excerpt};
 use crate::audit::{Action, AuditGuard, AuditLog, FrontDoor, Outcome};
 use crate::catalog::Catalog;
 use crate::credentials::Credentials;
 use crate::discovery::View;
 use crate::identity::{Authenticator, Caller, Presented};
 use crate::policy::input::{self, RequestFacts, TargetFacts};
-use crate::policy::{self, Authorized, Policies, Target};
+use crate::policy::{self, Authorized, Policies, Target, uri};
 use crate::telemetry::TraceContext;
 use crate::upstream::{CallSinks, Outbound, Subscriber, UpstreamError, UpstreamPool};
 
 pub use error::PipelineError;
 pub use record::Classify;
-use record::{record_decision, refuse_unaudited, settle};
+use record::{record_decision, refuse_unaudited, settle, settle_contacted};
 
 /// What travels with a request through every stage.
 #[derive(Debug, Clone)]
@@ -378,7 +378,8 @@ impl Pipeline {
         let record = audit.record_mut();
         record.role = reader.is_some().then(|| Arc::from("admin"));
         record.agent_id = reader;
-        record.tool = Some(format!("admin/audit?{query}").into());
+        record.tool = Some(excerpt(&format!("admin/audit?{query}")));
+        record.label = Some(Arc::from("admin/audit"));
         settle(audit, outcome, Ok(())).await
     }
 
@@ -419,29 +420,45 @@ impl Pipeline {
             arguments,
         } = reach;
         let mut audit = self.open_audit(ctx, action);
-        audit.record_mut().tool = Some(target.name().into());
-        if let (Target::Tool(name), Some(arguments)) = (target, &arguments) {
-            let keep = self
-                .catalog
-                .tool(name)
-                .and_then(|r| r.audit_arguments.as_deref());
-            audit.record_mut().set_arguments(arguments, keep);
+        // What the caller sent, as a bounded excerpt: it may be anything.
+        audit.record_mut().tool = Some(excerpt(target.name()));
+        if let Some(arguments) = &arguments {
+            audit.record_mut().set_arguments(arguments, None);
         }
         if !self.audit.accepting() {
             return refuse_unaudited(audit).await;
         }
+        let mut contacted = false;
         let result: Result<T, PipelineError> = async {
             let caller = self.admit(&mut audit, who, assertions).await?;
-            let authorized = policy::authorize(&self.catalog, &caller, target);
-            // The audit trail (never the agent) learns where it goes or would have gone.
-            let server = authorized
-                .as_ref()
-                .map(|to| to.server)
-                .ok()
-                .or_else(|| policy::locate(&self.catalog, target));
+            // Only an authenticated caller's arguments are kept (where the
+            // catalog opts the tool in).
+            if let (Target::Tool(name), Some(arguments)) = (target, &arguments)
+                && let Some(keep) = self
+                    .catalog
+                    .tool(name)
+                    .and_then(|r| r.audit_arguments.as_deref())
+            {
+                audit.record_mut().set_arguments(arguments, Some(keep));
+            }
+            let normalized;
+            let target = match target {
+                Target::Resource(uri) => {
+                    normalized = uri::normalize(uri)
+                        .map_err(|e| PipelineError::InvalidRequest(e.to_string()))?;
+                    Target::Resource(&normalized)
+                }
+                other => other,
+            };
+            // The audit trail (never the agent) learns where it goes or
+            // would have go, and the metrics the catalog's name for it.
+            let located = policy::locate(&self.catalog, target);
             let record = audit.record_mut();
-            record.server = server.map(|id| self.catalog.server(id).name.clone());
-            let authorized = authorized?;
+            record.server = located
+                .as_ref()
+                .map(|at| self.catalog.server(at.server).name.clone());
+            record.label = located.map(|at| at.name);
+            let authorized = policy::authorize(&self.catalog, &caller, target)?;
             record.upstream_tool = Some(authorized.upstream_name.clone());
             let deciding = Instant::now();
             let decision = self.policies.decide(|| {
@@ -460,6 +477,12 @@ impl Pipeline {
             let outbound = self
                 .outbound(ctx, &caller, target, &authorized, span_id)
                 .await?;
+            // Nothing reaches an upstream before its record is durable.
+            audit
+                .intent()
+                .await
+                .map_err(|_| PipelineError::AuditUnavailable)?;
+            contacted = true;
             let (started, calling) = (SystemTime::now(), Instant::now());
             let answer = op(authorized, outbound, arguments).await;
             audit.record_mut().upstream = Some(UpstreamSpan {
@@ -474,7 +497,11 @@ impl Pipeline {
             Ok(answer) => answer.outcome(),
             Err(e) => e.outcome(),
         };
-        settle(audit, outcome, result).await
+        if contacted {
+            settle_contacted(audit, outcome, result).await
+        } else {
+            settle(audit, outcome, result).await
+        }
     }
 
     /// The policy's input document for a request the role check allowed.

@@ -40,6 +40,26 @@ pub(super) async fn settle<T>(
     }
 }
 
+/// Finish the record of a request that reached its upstream (its intent is
+/// durable). The upstream has acted, so its answer goes back even if the
+/// outcome cannot be recorded: a refusal would be untrue, and a client
+/// that retries would act twice. The intent record stands, `unfinished`.
+pub(super) async fn settle_contacted<T>(
+    audit: AuditGuard,
+    outcome: Outcome,
+    result: Result<T, PipelineError>,
+) -> Result<T, PipelineError> {
+    let trace_id = audit.trace_id();
+    if audit.finish(outcome).await.is_err() {
+        tracing::error!(
+            %trace_id,
+            outcome = outcome.as_str(),
+            "the outcome of a call that reached its upstream could not be recorded; its intent record stands as unfinished"
+        );
+    }
+    result
+}
+
 /// Put the policy's decision into the audit record; a refusal becomes the
 /// request's error.
 pub(super) fn record_decision(

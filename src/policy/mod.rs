@@ -14,7 +14,8 @@ pub mod input;
 pub mod live;
 pub mod rego;
 mod role;
+pub mod uri;
 
 pub use live::{Policies, PolicyStatus};
 pub use rego::{Decision, DenyCause, PolicyError, RegoPolicy};
-pub use role::{Authorized, NotPermitted, Target, authorize, locate};
+pub use role::{Authorized, Located, NotPermitted, Target, authorize, locate};

@@ -85,15 +85,32 @@ pub fn authorize(
     authorized.ok_or(NotPermitted::BY_ROLE)
 }
 
-/// The server a target would reach, whoever asks: for the audit trail only.
-pub fn locate(catalog: &Catalog, target: Target<'_>) -> Option<ServerId> {
+/// What the catalog knows of a target, whoever asks: for the audit trail
+/// and the metrics only.
+#[derive(Debug, Clone)]
+pub struct Located {
+    pub server: ServerId,
+    /// The catalog's public name of the tool, prompt or resource set: a
+    /// bounded label, unlike the name the caller sent.
+    pub name: Arc<str>,
+}
+
+/// Where a target would go, whoever asks.
+pub fn locate(catalog: &Catalog, target: Target<'_>) -> Option<Located> {
+    let routed = |route: &Route| Located {
+        server: route.server,
+        name: route.public_name.clone(),
+    };
     match target {
-        Target::Tool(name) => catalog.tool(name).map(|r| r.server),
-        Target::Prompt(name) => catalog.prompt(name).map(|r| r.server),
+        Target::Tool(name) => catalog.tool(name).map(routed),
+        Target::Prompt(name) => catalog.prompt(name).map(routed),
         Target::Resource(uri) => catalog
             .resource_sets()
             .iter()
             .find(|set| uri.starts_with(&*set.prefix))
-            .map(|set| set.server),
+            .map(|set| Located {
+                server: set.server,
+                name: set.name.clone(),
+            }),
     }
 }

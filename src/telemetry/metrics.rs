@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::audit::AuditRecord;
 
@@ -64,11 +64,17 @@ impl Histogram {
     }
 }
 
+/// The labels of one request counter: action, tool, outcome.
+type RequestKey = (&'static str, Arc<str>, &'static str);
+
+/// The `tool` label of requests for something the catalog does not know.
+const UNKNOWN: &str = "unknown";
+
 /// What the control plane counts.
 #[derive(Default)]
 pub struct Metrics {
     /// (action, tool, outcome) -> requests.
-    requests: Mutex<BTreeMap<(&'static str, String, &'static str), u64>>,
+    requests: Mutex<BTreeMap<RequestKey, u64>>,
     pub policy_seconds: Histogram,
     pub upstream_seconds: Histogram,
 }
@@ -76,7 +82,13 @@ pub struct Metrics {
 impl Metrics {
     /// Count one finished request.
     pub fn observe(&self, record: &AuditRecord) {
-        let tool = record.tool.as_deref().unwrap_or("").to_string();
+        // Labels from a bounded set: the catalog's names, `unknown` for
+        // whatever else a caller sent, empty where nothing was named.
+        let tool = match (&record.label, &record.tool) {
+            (Some(label), _) => label.clone(),
+            (None, Some(_)) => Arc::from(UNKNOWN),
+            (None, None) => Arc::from(""),
+        };
         let key = (record.action.as_str(), tool, record.outcome.as_str());
         let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         *requests.entry(key).or_default() += 1;

@@ -113,8 +113,9 @@ async fn postgres_records_spool_while_the_database_is_away_and_arrive_once_after
         traces.push(trace);
     }
     let metrics = cp.metrics().await;
+    // Each call's intent and its outcome.
     assert!(
-        metrics.contains("mcp_cp_audit_spool_records{sink=\"postgres\"} 5"),
+        metrics.contains("mcp_cp_audit_spool_records{sink=\"postgres\"} 10"),
         "{metrics}"
     );
     switch.set(true);
@@ -152,16 +153,29 @@ async fn json_lines_rotate_without_losing_or_repeating_a_record() {
         .map(|e| e.unwrap().path())
         .collect();
     assert!(files.len() > 2, "rotated into several files: {files:?}");
-    let mut seen = HashMap::new();
+    // Per trace: (intents, outcomes, record ids).
+    let mut seen: HashMap<String, (u32, u32, Vec<String>)> = HashMap::new();
     for file in files {
         for line in std::fs::read_to_string(file).unwrap().lines() {
             let record: Value = serde_json::from_str(line).expect("every line is JSON");
             let trace = record["trace_id"].as_str().unwrap().to_string();
-            *seen.entry(trace).or_insert(0) += 1;
+            let entry = seen.entry(trace).or_default();
+            if record["outcome"] == "unfinished" {
+                entry.0 += 1;
+            } else {
+                entry.1 += 1;
+            }
+            entry.2.push(record["id"].as_str().unwrap().to_string());
         }
     }
     for trace in &traces {
-        assert_eq!(seen.get(trace), Some(&1), "{trace}");
+        let (intents, outcomes, ids) = &seen[trace];
+        assert_eq!(
+            (*intents, *outcomes),
+            (1, 1),
+            "{trace}: one intent, one outcome"
+        );
+        assert_eq!(ids[0], ids[1], "the outcome completes its intent");
     }
 }
 
@@ -327,7 +341,7 @@ async fn a_postgres_certificate_that_does_not_verify_is_refused_not_bypassed() {
     assert_eq!(status, 200, "the record waits in the spool");
     let metrics = cp.metrics().await;
     assert!(
-        metrics.contains("mcp_cp_audit_spool_records{sink=\"postgres\"} 1"),
+        metrics.contains("mcp_cp_audit_spool_records{sink=\"postgres\"} 2"),
         "{metrics}"
     );
     assert!(

@@ -3,10 +3,12 @@
 //! through real HTTP.
 
 mod audit;
+mod audit_failures;
 mod audit_sinks;
 mod check;
 mod clients;
 mod common;
+mod connections;
 mod credentials;
 mod identity;
 mod mcp;

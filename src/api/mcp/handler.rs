@@ -491,8 +491,11 @@ impl ServerHandler for McpFrontDoor {
             .forward(&ctx, who, Action::Complete, target, |upstream_name| {
                 let mut params = request.clone();
                 params.meta = None;
-                if let Reference::Prompt(prompt) = &mut params.r#ref {
-                    prompt.name = upstream_name.to_string();
+                // The prompt's upstream name, or the normalized URI that was authorized.
+                match &mut params.r#ref {
+                    Reference::Prompt(prompt) => prompt.name = upstream_name.to_string(),
+                    Reference::Resource(resource) => resource.uri = upstream_name.to_string(),
+                    _ => {}
                 }
                 ClientRequest::CompleteRequest(Request::new(params))
             })

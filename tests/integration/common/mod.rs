@@ -200,6 +200,13 @@ impl ControlPlane {
         false
     }
 
+    /// `kill -9`, then start again on the same catalog and state.
+    pub fn restart(mut self) -> Self {
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        self.kill();
+        Self::start_file(&self.config.clone(), dir)
+    }
+
     /// `kill -9`, and wait until the process is gone.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -232,3 +232,52 @@ async fn stateless_clients_hear_list_changes_through_subscriptions_listen() {
     let quiet = tokio::time::timeout(Duration::from_millis(500), nobody_changes.next()).await;
     assert!(quiet.is_err(), "{quiet:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resource_uris_are_normalized_before_they_are_matched_and_sent() {
+    let cp = ControlPlane::start_example();
+    cp.wait_all_ready().await;
+    let (analyst, _) = connect(&cp, ANALYST_TOKEN).await;
+    // Dot segments, spelled or escaped, cannot leave the analyst's notes:
+    // the normalized URI is what is authorized and what the server gets.
+    for uri in [
+        "research://notes/../restricted/limits",
+        "research://notes/%2e%2e/restricted/limits",
+        "research://notes/./../restricted/limits",
+        "RESEARCH://NOTES/a/../../restricted/limits",
+    ] {
+        let answer = read(&analyst, uri).await;
+        assert!(
+            !format!("{answer:?}").contains("Limits:"),
+            "{uri}: {answer:?}"
+        );
+        let records = cp
+            .audit_matching(1, |r| r["action"] == "read_resource" && r["tool"] == uri)
+            .await;
+        assert_eq!(
+            records[0]["upstream_tool"], "research://notes/restricted/limits",
+            "{uri}"
+        );
+    }
+    let daily = read(&analyst, "research://notes/x/../daily").await.unwrap();
+    assert!(format!("{daily:?}").contains("research://notes/daily"));
+    // What would still mean different things to different servers is refused.
+    for uri in [
+        "research://notes/..%2frestricted/limits",
+        "research://notes/..\\restricted\\limits",
+        "research://notes/%zz",
+    ] {
+        let error = mcp_error(read(&analyst, uri).await);
+        assert_eq!(error.code, ErrorCode::INVALID_PARAMS, "{uri}");
+        let records = cp
+            .audit_matching(1, |r| r["action"] == "read_resource" && r["tool"] == uri)
+            .await;
+        assert_eq!(records[0]["outcome"], "bad_request", "{uri}");
+    }
+    let subscribe = analyst
+        .subscribe(rmcp::model::SubscribeRequestParams::new(
+            "research://notes/..%2Frestricted/limits",
+        ))
+        .await;
+    assert_eq!(mcp_error(subscribe).code, ErrorCode::INVALID_PARAMS);
+}

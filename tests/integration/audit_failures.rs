@@ -1,0 +1,241 @@
+//! A failing audit store: no call reaches its upstream before its record
+//! (the intent) is durable; a store that cannot be written makes the
+//! replica unready, and it never crashes the process; a store removed
+//! underneath is noticed; a crash mid-call leaves the intent.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::audit::{audit_catalog, call};
+use crate::common::upstream::test_upstream;
+use crate::common::{ControlPlane, TESTER_TOKEN, catalog};
+
+fn store_dir(cp: &ControlPlane) -> PathBuf {
+    cp.config.parent().unwrap().join(".mcp-control-plane")
+}
+
+/// `/readyz`'s status code and body.
+async fn readyz(cp: &ControlPlane) -> (u16, Value) {
+    let response = cp.http.get(cp.url("/readyz")).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+fn metric(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+}
+
+/// The outcomes SQLite holds for `trace`.
+fn sqlite_outcomes(cp: &ControlPlane, trace: &str) -> Vec<String> {
+    let connection = rusqlite::Connection::open(store_dir(cp).join("audit.db")).unwrap();
+    let mut statement = connection
+        .prepare("SELECT outcome FROM audit_records WHERE trace_id = ?1")
+        .unwrap();
+    statement
+        .query_map([trace], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Make `path` (a directory) unusable as the spool's directory, even for
+/// root: a plain file stands in its place.
+fn break_dir(path: &Path) {
+    std::fs::remove_dir_all(path).unwrap();
+    std::fs::write(path, "not a directory").unwrap();
+}
+
+#[tokio::test]
+async fn a_call_whose_intent_cannot_be_recorded_never_reaches_its_upstream() {
+    let upstream = test_upstream(0).await;
+    let cp = ControlPlane::start(&audit_catalog(&upstream.url, ""));
+    cp.wait_all_ready().await;
+    let echo = json!({"action": "echo", "payload": {}});
+    assert_eq!(call(&cp, Some(TESTER_TOKEN), echo.clone()).await.0, 200);
+    // The database is deleted underneath and the spool cannot be written.
+    let dir = store_dir(&cp);
+    std::fs::remove_file(dir.join("audit.db")).unwrap();
+    break_dir(&dir.join("spool"));
+    let before = upstream.calls();
+    let response = cp.invoke(Some(TESTER_TOKEN), echo.clone()).await;
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "audit_unavailable");
+    assert_eq!(upstream.calls(), before, "refused before the upstream");
+    let (status, ready) = readyz(&cp).await;
+    assert_eq!(status, 503, "{ready}");
+    assert_eq!(ready["status"], "audit_unavailable");
+    assert_eq!(ready["audit"]["writable"], false);
+    let metrics = cp.metrics().await;
+    assert!(metric(&metrics, "mcp_cp_audit_records_lost_total") >= 1.0);
+    // The spool comes back: ready again without waiting for traffic, and
+    // records go to the spool, since the database file is not the one opened.
+    std::fs::remove_file(dir.join("spool")).unwrap();
+    std::fs::create_dir(dir.join("spool")).unwrap();
+    cp.wait_readyz("audit writable again", |body| {
+        body["audit"]["writable"] == true
+    })
+    .await;
+    let (status, trace) = call(&cp, Some(TESTER_TOKEN), echo).await;
+    assert_eq!(status, 200);
+    assert!(!dir.join("audit.db").exists(), "no new file written unseen");
+    let spool = std::fs::read_to_string(dir.join("spool/sink-0.jsonl")).unwrap();
+    let lines: Vec<&str> = spool.lines().filter(|l| l.contains(&trace)).collect();
+    assert_eq!(lines.len(), 2, "intent and outcome: {spool}");
+    assert!(lines[0].contains(r#""outcome":"unfinished""#), "{spool}");
+    assert!(lines[1].contains(r#""outcome":"ok""#), "{spool}");
+}
+
+#[tokio::test]
+async fn a_database_removed_while_running_fails_over_to_the_spool() {
+    let upstream = test_upstream(0).await;
+    let cp = ControlPlane::start(&audit_catalog(&upstream.url, ""));
+    cp.wait_all_ready().await;
+    let dir = store_dir(&cp);
+    std::fs::remove_file(dir.join("audit.db")).unwrap();
+    let traces = crate::audit::echo_calls(&cp, 5).await;
+    let metrics = cp.metrics().await;
+    assert_eq!(metric(&metrics, "mcp_cp_audit_records_lost_total"), 0.0);
+    let spool = std::fs::read_to_string(dir.join("spool/sink-0.jsonl")).unwrap();
+    for trace in &traces {
+        assert!(spool.contains(trace.as_str()), "{trace} spooled");
+    }
+    // The next start replays the spool into a new database.
+    let cp = cp.restart();
+    cp.wait_all_ready().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while traces.iter().any(|t| sqlite_outcomes(&cp, t) != ["ok"]) {
+        assert!(Instant::now() < deadline, "spool replayed after restart");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Clears the immutable flag it set, whatever happens to the test.
+struct Immutable(Vec<PathBuf>);
+
+impl Immutable {
+    fn set(paths: Vec<PathBuf>) -> Self {
+        chattr("+i", &paths);
+        Self(paths)
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        chattr("-i", &self.0);
+    }
+}
+
+fn chattr(flag: &str, paths: &[PathBuf]) {
+    let status = std::process::Command::new("chattr")
+        .arg(flag)
+        .args(paths)
+        .status()
+        .expect("chattr (e2fsprogs) runs");
+    assert!(status.success(), "chattr {flag} {paths:?}");
+}
+
+#[tokio::test]
+async fn immutable_audit_files_are_an_error_never_a_crash() {
+    let upstream = test_upstream(0).await;
+    let mut cp = ControlPlane::start(&audit_catalog(&upstream.url, ""));
+    cp.wait_all_ready().await;
+    let echo = json!({"action": "echo", "payload": {}});
+    assert_eq!(call(&cp, Some(TESTER_TOKEN), echo.clone()).await.0, 200);
+    let dir = store_dir(&cp);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("audit.db"))
+        .collect();
+    files.push(dir.join("spool"));
+    let frozen = Immutable::set(files);
+    let before = upstream.calls();
+    for _ in 0..3 {
+        let (status, _) = call(&cp, Some(TESTER_TOKEN), echo.clone()).await;
+        assert_eq!(status, 503);
+    }
+    assert_eq!(upstream.calls(), before, "refused before the upstream");
+    assert!(
+        !cp.wait_exit(Duration::from_millis(500)).await,
+        "still running"
+    );
+    assert_eq!(readyz(&cp).await.0, 503);
+    drop(frozen);
+    cp.wait_readyz("audit writable again", |body| body["status"] == "ready")
+        .await;
+    assert_eq!(call(&cp, Some(TESTER_TOKEN), echo).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_crash_mid_call_leaves_the_intent_marked_unfinished() {
+    let upstream = test_upstream(0).await;
+    let servers = format!(
+        "  testsrv:\n    http: {{url: \"{}\"}}\n    timeout: 60s\n",
+        upstream.url
+    );
+    let mut cp = ControlPlane::start(&catalog(&servers, "  hang: {server: testsrv}\n", &["hang"]));
+    cp.wait_all_ready().await;
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let hanging = cp
+        .http
+        .post(cp.url("/invoke"))
+        .bearer_auth(TESTER_TOKEN)
+        .header("traceparent", traceparent)
+        .json(&json!({"action": "hang", "payload": {}}))
+        .send();
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let watch = async {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while sqlite_outcomes(&cp, trace) != ["unfinished"] {
+            assert!(Instant::now() < deadline, "no intent recorded");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        _ = hanging => panic!("the hanging call answered"),
+        () = watch => {}
+    }
+    cp.kill();
+    assert_eq!(sqlite_outcomes(&cp, trace), ["unfinished"]);
+}
+
+#[tokio::test]
+async fn a_call_that_reached_its_upstream_gets_its_answer_even_if_the_outcome_cannot_be_recorded() {
+    let upstream = test_upstream(0).await;
+    let servers = format!(
+        "  testsrv:\n    http: {{url: \"{}\"}}\n    timeout: 3s\n",
+        upstream.url
+    );
+    let cp = ControlPlane::start(&catalog(&servers, "  hang: {server: testsrv}\n", &["hang"]));
+    cp.wait_all_ready().await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let hanging = cp
+        .http
+        .post(cp.url("/invoke"))
+        .bearer_auth(TESTER_TOKEN)
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .json(&json!({"action": "hang", "payload": {}}))
+        .send();
+    let break_store = async {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while sqlite_outcomes(&cp, trace) != ["unfinished"] {
+            assert!(Instant::now() < deadline, "no intent recorded");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let dir = store_dir(&cp);
+        std::fs::remove_file(dir.join("audit.db")).unwrap();
+        break_dir(&dir.join("spool"));
+    };
+    let (response, ()) = tokio::join!(hanging, break_store);
+    let response = response.unwrap();
+    // The upstream was reached: its outcome (a timeout) is the answer, not
+    // a refusal that would invite the client to act twice.
+    assert_eq!(response.status(), 504);
+    cp.wait_log("its intent record stands as unfinished").await;
+}

@@ -1,0 +1,197 @@
+//! Hostile network clients: sockets that send nothing, half a request, a
+//! stalled body, or sit idle; too many of them; an announced body far over
+//! the limit; and names chosen to grow the metrics and the audit trail.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::common::upstream::test_upstream;
+use crate::common::{ControlPlane, TESTER_TOKEN, echo_catalog};
+
+/// The echo catalog with tight connection bounds.
+fn bounded_catalog(url: &str, http: &str) -> String {
+    format!("{}http:\n{http}", echo_catalog(url))
+}
+
+const TIGHT: &str = "  header_timeout: 1s\n  body_timeout: 1s\n  idle_timeout: 2s\n";
+
+/// Read until the server closes the connection (or 20 s pass); what it sent.
+async fn until_closed(stream: &mut TcpStream) -> Option<String> {
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut received));
+    match read.await {
+        Ok(_) => Some(String::from_utf8_lossy(&received).into_owned()),
+        Err(_) => None,
+    }
+}
+
+async fn open(cp: &ControlPlane) -> TcpStream {
+    TcpStream::connect(cp.addr).await.unwrap()
+}
+
+#[tokio::test]
+async fn silent_slow_and_idle_connections_are_closed() {
+    let upstream = test_upstream(0).await;
+    let cp = ControlPlane::start(&bounded_catalog(&upstream.url, TIGHT));
+    cp.wait_all_ready().await;
+    let partial: [&[u8]; 3] = [
+        b"",
+        b"GET /hea",
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ",
+    ];
+    for sent in partial {
+        let mut stream = open(&cp).await;
+        stream.write_all(sent).await.unwrap();
+        assert!(
+            until_closed(&mut stream).await.is_some(),
+            "the server closes a connection that sent {:?}",
+            String::from_utf8_lossy(sent)
+        );
+    }
+    // A body that stalls halfway gets an answer and the connection ends.
+    let mut stream = open(&cp).await;
+    let head = format!(
+        "POST /invoke HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TESTER_TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"action\""
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let answer = until_closed(&mut stream).await.expect("closed");
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("within the designated timeout"), "{answer}");
+    // An idle keep-alive connection after a full answer is closed too.
+    let mut stream = open(&cp).await;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = until_closed(&mut stream).await.expect("closed when idle");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_until_one_closes() {
+    let upstream = test_upstream(0).await;
+    let http = "  max_connections: 3\n  header_timeout: 60s\n";
+    let cp = ControlPlane::start(&bounded_catalog(&upstream.url, http));
+    cp.wait_all_ready().await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut stream = open(&cp).await;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\n")
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    let health = cp.http.get(cp.url("/healthz")).send();
+    tokio::pin!(health);
+    let early = tokio::time::timeout(Duration::from_millis(700), &mut health).await;
+    assert!(
+        early.is_err(),
+        "a fourth connection is not served: {early:?}"
+    );
+    held.pop();
+    let response = tokio::time::timeout(Duration::from_secs(20), health)
+        .await
+        .expect("served once a connection closed")
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn an_announced_oversized_body_is_refused_before_it_is_sent() {
+    let upstream = test_upstream(0).await;
+    let cp = ControlPlane::start(&echo_catalog(&upstream.url));
+    cp.wait_all_ready().await;
+    for path in ["/invoke", "/mcp"] {
+        let mut stream = open(&cp).await;
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TESTER_TOKEN}\r\n\
+             Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+             Content-Length: 1073741824\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let answer = until_closed(&mut stream)
+            .await
+            .expect("answered and closed");
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+    }
+    let records = cp
+        .audit_matching(2, |r| {
+            r["outcome"] == "bad_request" && r["action"] == "connect"
+        })
+        .await;
+    assert_eq!(records.len(), 2, "both refusals recorded");
+    assert_eq!(records[0]["agent_id"], "tester-1");
+}
+
+#[tokio::test]
+async fn sigterm_does_not_wait_forever_on_a_half_sent_request() {
+    let upstream = test_upstream(0).await;
+    let http = "  header_timeout: 120s\n  shutdown_grace: 1s\n";
+    let mut cp = ControlPlane::start(&bounded_catalog(&upstream.url, http));
+    cp.wait_all_ready().await;
+    let mut stream = open(&cp).await;
+    stream
+        .write_all(b"POST /invoke HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\n{")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &cp.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        cp.wait_exit(Duration::from_secs(20)).await,
+        "exits within its shutdown grace"
+    );
+}
+
+#[tokio::test]
+async fn names_a_caller_chooses_never_grow_the_metrics_or_the_audit_trail() {
+    let upstream = test_upstream(0).await;
+    let cp = ControlPlane::start(&echo_catalog(&upstream.url));
+    cp.wait_all_ready().await;
+    let long = "x".repeat(100_000);
+    for (token, name) in [
+        (None, long.as_str()),
+        (Some("wrong-token"), long.as_str()),
+        (Some(TESTER_TOKEN), long.as_str()),
+        (Some(TESTER_TOKEN), "nul\u{0}and\nnewline"),
+    ] {
+        let body = json!({"action": name, "payload": {"big": long}});
+        let status = cp.invoke(token, body).await.status();
+        assert!(status == 401 || status == 403, "{status}");
+    }
+    let admin = cp
+        .http
+        .get(cp.url(&format!("/admin/audit?junk={long}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin.status(), 401);
+    let metrics = cp.metrics().await;
+    assert!(metrics.len() < 20_000, "{} bytes of metrics", metrics.len());
+    assert!(!metrics.contains('\u{0}'));
+    assert!(metrics.contains(r#"tool="unknown""#), "{metrics}");
+    assert!(metrics.contains(r#"tool="admin/audit""#), "{metrics}");
+    let records = cp
+        .audit_matching(5, |r| r["action"] == "call" || r["action"] == "admin_query")
+        .await;
+    assert_eq!(records.len(), 5);
+    for record in &records {
+        let tool = record["tool"].as_str().unwrap();
+        assert!(tool.chars().count() <= 201, "{} characters", tool.len());
+        assert!(!tool.contains('\u{0}') && !tool.contains('\n'), "{tool:?}");
+    }
+    assert!(
+        records
+            .iter()
+            .any(|r| r["tool"] == "nul\\u{0}and\\u{a}newline"),
+        "{records:?}"
+    );
+}
