@@ -75,24 +75,31 @@ async fn silent_slow_and_idle_connections_are_closed() {
 async fn connections_beyond_the_cap_wait_until_one_closes() {
     let upstream = test_upstream(0).await;
     let http = "  max_connections: 3\n  header_timeout: 60s\n";
-    let cp = ControlPlane::start(&bounded_catalog(&upstream.url, http));
+    let mut cp = ControlPlane::start(&bounded_catalog(&upstream.url, http));
     cp.wait_all_ready().await;
+    // The test client's pooled connection would hold a place too.
+    cp.http = reqwest::Client::new();
     let mut held = Vec::new();
     for _ in 0..3 {
         let mut stream = open(&cp).await;
         stream
-            .write_all(b"GET /healthz HTTP/1.1\r\n")
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             .await
             .unwrap();
+        let mut answer = Vec::new();
+        while !String::from_utf8_lossy(&answer).contains(r#"{"status":"ok"}"#) {
+            let mut chunk = [0u8; 1024];
+            let read = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut chunk));
+            let n = read.await.expect("answered").unwrap();
+            assert!(n > 0, "kept alive");
+            answer.extend_from_slice(&chunk[..n]);
+        }
         held.push(stream);
     }
     let health = cp.http.get(cp.url("/healthz")).send();
     tokio::pin!(health);
     let early = tokio::time::timeout(Duration::from_millis(700), &mut health).await;
-    assert!(
-        early.is_err(),
-        "a fourth connection is not served: {early:?}"
-    );
+    assert!(early.is_err(), "a fourth connection is not served yet");
     held.pop();
     let response = tokio::time::timeout(Duration::from_secs(20), health)
         .await
@@ -156,7 +163,7 @@ async fn names_a_caller_chooses_never_grow_the_metrics_or_the_audit_trail() {
     let upstream = test_upstream(0).await;
     let cp = ControlPlane::start(&echo_catalog(&upstream.url));
     cp.wait_all_ready().await;
-    let long = "x".repeat(100_000);
+    let long = "x".repeat(30_000);
     for (token, name) in [
         (None, long.as_str()),
         (Some("wrong-token"), long.as_str()),
@@ -186,12 +193,12 @@ async fn names_a_caller_chooses_never_grow_the_metrics_or_the_audit_trail() {
     for record in &records {
         let tool = record["tool"].as_str().unwrap();
         assert!(tool.chars().count() <= 201, "{} characters", tool.len());
-        assert!(!tool.contains('\u{0}') && !tool.contains('\n'), "{tool:?}");
+        assert!(!tool.contains('\u{0}') && !tool.contains('\n'));
     }
     assert!(
         records
             .iter()
             .any(|r| r["tool"] == "nul\\u{0}and\\u{a}newline"),
-        "{records:?}"
+        "the NUL and the newline are escaped"
     );
 }
