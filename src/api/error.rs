@@ -32,6 +32,7 @@ impl ApiError {
                 | PipelineError::Forbidden(_)
                 | PipelineError::PolicyDenied(_) => StatusCode::FORBIDDEN,
                 PipelineError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+                PipelineError::TooManySessions(_) => StatusCode::TOO_MANY_REQUESTS,
                 PipelineError::Upstream(UpstreamError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
                 PipelineError::Upstream(_) | PipelineError::CredentialUnavailable => {
                     StatusCode::BAD_GATEWAY

@@ -4,15 +4,20 @@ use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
+use super::mcp::OpenSessions;
 use crate::audit::log::SinkCounters;
 use crate::pipeline::Pipeline;
 use crate::telemetry::metrics::escape;
 
-pub async fn metrics(State(pipeline): State<Arc<Pipeline>>) -> Response {
+pub async fn metrics(
+    State(pipeline): State<Arc<Pipeline>>,
+    Extension(open_sessions): Extension<OpenSessions>,
+) -> Response {
     let audit = pipeline.audit().metrics();
     let mut out = String::new();
     audit.requests.render(&mut out);
@@ -22,6 +27,13 @@ pub async fn metrics(State(pipeline): State<Arc<Pipeline>>) -> Response {
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
         );
     };
+    gauge(
+        &mut out,
+        "mcp_cp_mcp_sessions",
+        "gauge",
+        "Open MCP sessions (initialize-based revisions).",
+        open_sessions.load(Ordering::Relaxed),
+    );
     gauge(
         &mut out,
         "mcp_cp_audit_queue_depth",

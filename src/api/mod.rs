@@ -34,13 +34,17 @@ use error::ApiError;
 pub fn router(pipeline: Arc<Pipeline>, sessions: CancellationToken) -> Router {
     let body_limit = pipeline.catalog().http.max_body_bytes;
     let body_timeout = pipeline.catalog().http.body_timeout;
+    let open_sessions = mcp::OpenSessions::default();
     Router::new()
         .route("/tools", get(rest::tools).post(rest::tools))
         .route("/invoke", post(rest::invoke))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/admin/audit", get(admin::audit))
-        .route("/metrics", get(metrics::metrics))
+        .route(
+            "/metrics",
+            get(metrics::metrics).layer(axum::Extension(open_sessions.clone())),
+        )
         .route("/.well-known/jwks.json", get(well_known::jwks))
         .route(
             "/.well-known/oauth-protected-resource",
@@ -51,7 +55,7 @@ pub fn router(pipeline: Arc<Pipeline>, sessions: CancellationToken) -> Router {
             get(well_known::protected_resource),
         )
         .with_state(pipeline.clone())
-        .merge(mcp::router(pipeline.clone(), sessions))
+        .merge(mcp::router(pipeline.clone(), sessions, open_sessions))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -95,6 +99,7 @@ async fn refuse_announced_oversize(
             &ctx,
             Action::Connect,
             Presented::Bearer(bearer(headers)),
+            None,
             PipelineError::PayloadTooLarge(limit),
         )
         .await;

@@ -81,7 +81,12 @@ pub async fn tools(
         });
     let (query, body) = match parsed {
         Ok(parsed) => parsed,
-        Err(e) => return failure(&ctx, pipeline.reject(&ctx, Action::Discovery, who, e).await),
+        Err(e) => {
+            return failure(
+                &ctx,
+                pipeline.reject(&ctx, Action::Discovery, who, None, e).await,
+            );
+        }
     };
     let listed = pipeline
         .discover(&ctx, who, body.assertions(), |view| {
@@ -116,7 +121,12 @@ pub async fn invoke(
     });
     let (action, mut body) = match parsed {
         Ok(parsed) => parsed,
-        Err(e) => return failure(&ctx, pipeline.reject(&ctx, Action::Call, who, e).await),
+        Err(e) => {
+            return failure(
+                &ctx,
+                pipeline.reject(&ctx, Action::Call, who, None, e).await,
+            );
+        }
     };
     let arguments = body.payload.take().unwrap_or_default();
     match pipeline

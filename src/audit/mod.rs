@@ -97,6 +97,8 @@ pub enum Outcome {
     AuditUnavailable,
     /// The caller went away before an answer.
     Cancelled,
+    /// An MCP session was refused: the session limits were reached.
+    SessionLimit,
     /// The intent of a call about to reach its upstream; the call's outcome
     /// replaces it. One left standing means the process stopped in between.
     Unfinished,
@@ -117,6 +119,7 @@ impl Outcome {
             Self::BadRequest => "bad_request",
             Self::AuditUnavailable => "audit_unavailable",
             Self::Cancelled => "cancelled",
+            Self::SessionLimit => "session_limit",
             Self::Unfinished => "unfinished",
         }
     }

@@ -282,7 +282,7 @@ fn default_max_sessions() -> usize {
 }
 
 fn default_max_sessions_per_agent() -> usize {
-    20
+    100
 }
 
 fn default_session_idle() -> Duration {

@@ -36,6 +36,10 @@ pub enum PipelineError {
     CredentialUnavailable,
     #[error("{0}")]
     Upstream(#[from] UpstreamError),
+    /// An MCP session was refused: the agent, or the control plane, has as
+    /// many open as it may.
+    #[error("too many open MCP sessions ({0}); close one (DELETE /mcp) or let one idle out")]
+    TooManySessions(&'static str),
 }
 
 impl PipelineError {
@@ -54,6 +58,7 @@ impl PipelineError {
             Self::Upstream(UpstreamError::Timeout) => "upstream_timeout",
             Self::Upstream(UpstreamError::Rejected { .. }) => "upstream_rejected",
             Self::Upstream(_) => "upstream_unavailable",
+            Self::TooManySessions(_) => "too_many_sessions",
         }
     }
 
@@ -72,6 +77,7 @@ impl PipelineError {
             Self::AuditUnavailable => Outcome::AuditUnavailable,
             Self::Upstream(UpstreamError::Timeout) => Outcome::Timeout,
             Self::Upstream(_) => Outcome::UpstreamError,
+            Self::TooManySessions(_) => Outcome::SessionLimit,
         }
     }
 }

@@ -345,15 +345,18 @@ impl Pipeline {
 
     /// Record a request its front door refused before it could enter the
     /// pipeline (a malformed body), attributing it to the caller when the
-    /// credential is valid. Returns the error for the front door to send.
+    /// credential is valid, with the name it asked for (an excerpt) if it
+    /// named one. Returns the error for the front door to send.
     pub async fn reject(
         &self,
         ctx: &CallContext,
         action: Action,
         who: Presented<'_>,
+        named: Option<&str>,
         error: PipelineError,
     ) -> PipelineError {
         let mut audit = self.open_audit(ctx, action);
+        audit.record_mut().tool = named.map(excerpt);
         let error = match self.admit(&mut audit, who, Assertions::default()).await {
             Ok(_) => error,
             Err(unauthenticated) => unauthenticated,

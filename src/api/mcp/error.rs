@@ -16,6 +16,7 @@ pub const UPSTREAM_TIMEOUT: ErrorCode = ErrorCode(-32011);
 pub const UPSTREAM_REJECTED: ErrorCode = ErrorCode(-32012);
 pub const FORBIDDEN: ErrorCode = ErrorCode(-32013);
 pub const AUDIT_UNAVAILABLE: ErrorCode = ErrorCode(-32014);
+pub const TOO_MANY_SESSIONS: ErrorCode = ErrorCode(-32015);
 
 /// The JSON-RPC error for `error`, with our error code and the trace id in `data`.
 pub fn to_error_data(error: &PipelineError, trace: &TraceContext) -> ErrorData {
@@ -30,6 +31,7 @@ pub fn to_error_data(error: &PipelineError, trace: &TraceContext) -> ErrorData {
             ErrorCode::INVALID_REQUEST
         }
         PipelineError::AuditUnavailable => AUDIT_UNAVAILABLE,
+        PipelineError::TooManySessions(_) => TOO_MANY_SESSIONS,
         PipelineError::Upstream(UpstreamError::Timeout) => UPSTREAM_TIMEOUT,
         PipelineError::Upstream(UpstreamError::Rejected { .. }) => UPSTREAM_REJECTED,
         PipelineError::Upstream(_) | PipelineError::CredentialUnavailable => UPSTREAM_UNAVAILABLE,

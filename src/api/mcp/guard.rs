@@ -1,0 +1,410 @@
+//! Everything `/mcp` checks before `rmcp` sees a request, and the
+//! sessions it lets an agent open:
+//! - a valid bearer token, else 401 before any MCP message is read;
+//! - a session id only its owner may use (another agent's id gets exactly
+//!   the answer an unknown id gets);
+//! - a POST body within the limit (413) that is JSON (else the JSON-RPC
+//!   parse error), one JSON-RPC message (else invalid request; batches
+//!   are not taken), with params of the right shape for the methods the
+//!   pipeline answers (else invalid params);
+//! - a new session only within `http.mcp_max_sessions` and
+//!   `http.mcp_max_sessions_per_agent`.
+//!
+//! Every refusal is recorded, `rmcp`'s own (a bad protocol version, a
+//! refused `Host` or `Origin`, a missing session id) too.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rmcp::model::ErrorCode;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::OpenSessions;
+use super::params;
+use crate::api::error::ApiError;
+use crate::audit::{Action, FrontDoor};
+use crate::identity::{Caller, Presented};
+use crate::pipeline::{CallContext, Pipeline, PipelineError};
+
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// What the guard needs.
+pub struct Guard {
+    pipeline: Arc<Pipeline>,
+    manager: Arc<LocalSessionManager>,
+    table: Mutex<SessionTable>,
+    open: OpenSessions,
+}
+
+/// Who owns each session, and the sessions being opened right now.
+#[derive(Default)]
+struct SessionTable {
+    /// Session id -> the agent that opened it: a session answers only to
+    /// it, so a leaked session id is of no use to another agent.
+    owners: HashMap<String, Arc<str>>,
+    /// Agent -> `initialize` requests in flight (counted against the caps).
+    opening: HashMap<Arc<str>, usize>,
+}
+
+impl SessionTable {
+    fn held_by(&self, agent: &str) -> usize {
+        let owned = self.owners.values().filter(|a| ***a == *agent).count();
+        owned + self.opening.get(agent).copied().unwrap_or(0)
+    }
+
+    fn held(&self) -> usize {
+        self.owners.len() + self.opening.values().sum::<usize>()
+    }
+}
+
+impl Guard {
+    pub fn new(
+        pipeline: Arc<Pipeline>,
+        manager: Arc<LocalSessionManager>,
+        open: OpenSessions,
+    ) -> Self {
+        Self {
+            pipeline,
+            manager,
+            table: Mutex::default(),
+            open,
+        }
+    }
+
+    fn table(&self) -> MutexGuard<'_, SessionTable> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sessions also end by idling out inside rmcp: forget their owners.
+    async fn forget_ended(&self) {
+        let live: HashSet<String> = (self.manager.sessions.read().await.keys())
+            .map(|id| id.to_string())
+            .collect();
+        let mut table = self.table();
+        table.owners.retain(|id, _| live.contains(id));
+        self.open
+            .store(table.owners.len() as i64, Ordering::Relaxed);
+    }
+
+    /// Until `shutdown`: forget ended sessions every 10 s.
+    pub async fn forget_ended_sessions(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.forget_ended().await,
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// A place for one more session of `agent`, if the caps allow it.
+    async fn reserve(&self, agent: &Arc<str>) -> Result<Reservation<'_>, PipelineError> {
+        let http = &self.pipeline.catalog().http;
+        let over = |table: &SessionTable| {
+            if table.held_by(agent) >= http.mcp_max_sessions_per_agent {
+                Some("the agent's limit")
+            } else if table.held() >= http.mcp_max_sessions {
+                Some("the control plane's limit")
+            } else {
+                None
+            }
+        };
+        if over(&self.table()).is_some() {
+            // Idled-out sessions may still be counted: look again after
+            // forgetting them.
+            self.forget_ended().await;
+        }
+        let mut table = self.table();
+        if let Some(limit) = over(&table) {
+            return Err(PipelineError::TooManySessions(limit));
+        }
+        *table.opening.entry(agent.clone()).or_default() += 1;
+        Ok(Reservation {
+            guard: self,
+            agent: agent.clone(),
+        })
+    }
+
+    fn owner(&self, session: &str) -> Option<Arc<str>> {
+        self.table().owners.get(session).cloned()
+    }
+
+    fn forget(&self, session: &str) {
+        let mut table = self.table();
+        table.owners.remove(session);
+        self.open
+            .store(table.owners.len() as i64, Ordering::Relaxed);
+    }
+}
+
+/// A place held for a session being opened; given back when dropped.
+struct Reservation<'a> {
+    guard: &'a Guard,
+    agent: Arc<str>,
+}
+
+impl Reservation<'_> {
+    /// The session was opened: it now counts as owned by its agent.
+    fn opened(self, session: &str) {
+        let mut table = self.guard.table();
+        table.owners.insert(session.to_owned(), self.agent.clone());
+        self.guard
+            .open
+            .store(table.owners.len() as i64, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let mut table = self.guard.table();
+        if let Some(count) = table.opening.get_mut(&self.agent) {
+            *count -= 1;
+            if *count == 0 {
+                table.opening.remove(&self.agent);
+            }
+        }
+    }
+}
+
+/// One request through the guard, after authentication.
+struct Checked<'a> {
+    guard: &'a Guard,
+    ctx: CallContext,
+    caller: &'a Caller,
+    session: Option<String>,
+}
+
+impl Checked<'_> {
+    fn who(&self) -> Presented<'_> {
+        Presented::Verified(self.caller)
+    }
+
+    /// Record a refusal and answer it as a JSON-RPC error.
+    async fn refuse(
+        &self,
+        action: Action,
+        named: Option<&str>,
+        error: PipelineError,
+        answer: (StatusCode, ErrorCode, &str, Value),
+    ) -> Response {
+        let recorded = (self.guard.pipeline)
+            .reject(&self.ctx, action, self.who(), named, error)
+            .await;
+        if recorded == PipelineError::AuditUnavailable {
+            return ApiError::from(recorded).into_response_with(&self.ctx.trace);
+        }
+        let (status, code, message, id) = answer;
+        jsonrpc_error(&self.ctx, status, code, message, id)
+    }
+
+    /// The one answer to an unknown session id and to another agent's.
+    async fn unknown_session(&self) -> Response {
+        let error = PipelineError::InvalidRequest("unknown session".into());
+        let answer = (
+            StatusCode::NOT_FOUND,
+            ErrorCode::INVALID_REQUEST,
+            "Session not found",
+            Value::Null,
+        );
+        self.refuse(Action::Connect, None, error, answer).await
+    }
+
+    /// Record `rmcp`'s own refusals; an unknown session gets our answer.
+    async fn after_rmcp(&self, response: Response) -> Response {
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND && self.session.is_some() {
+            return self.unknown_session().await;
+        }
+        if status.is_client_error() {
+            let error =
+                PipelineError::InvalidRequest(format!("refused by the transport ({status})"));
+            let _ = (self.guard.pipeline)
+                .reject(&self.ctx, Action::Connect, self.who(), None, error)
+                .await;
+        }
+        response
+    }
+
+    async fn post(&self, request: Request, next: Next) -> Response {
+        let pipeline = &self.guard.pipeline;
+        let limit = pipeline.catalog().http.max_body_bytes;
+        let (parts, body) = request.into_parts();
+        let bytes = match axum::body::to_bytes(body, limit).await {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                let too_large = std::error::Error::source(&error)
+                    .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
+                let error = if too_large {
+                    PipelineError::PayloadTooLarge(limit)
+                } else {
+                    PipelineError::InvalidRequest("the request body could not be read".into())
+                };
+                let error = pipeline
+                    .reject(&self.ctx, Action::Connect, self.who(), None, error)
+                    .await;
+                return ApiError::from(error).into_response_with(&self.ctx.trace);
+            }
+        };
+        let Ok(message) = serde_json::from_slice::<Value>(&bytes) else {
+            let error = PipelineError::InvalidRequest("the body is not valid JSON".into());
+            let answer = (
+                StatusCode::BAD_REQUEST,
+                ErrorCode::PARSE_ERROR,
+                "Parse error: the body is not valid JSON",
+                Value::Null,
+            );
+            return self.refuse(Action::Connect, None, error, answer).await;
+        };
+        if message.is_array() {
+            let error = PipelineError::InvalidRequest("a JSON-RPC batch".into());
+            let answer = (
+                StatusCode::BAD_REQUEST,
+                ErrorCode::INVALID_REQUEST,
+                "Invalid Request: JSON-RPC batches are not supported; send one message per request",
+                Value::Null,
+            );
+            return self.refuse(Action::Connect, None, error, answer).await;
+        }
+        let id = message.get("id").cloned().unwrap_or(Value::Null);
+        if let Some(malformed) = params::check(&message) {
+            let error = PipelineError::InvalidRequest(malformed.problem.into());
+            let text = format!("Invalid params: {}", malformed.problem);
+            let answer = (StatusCode::OK, ErrorCode::INVALID_PARAMS, text.as_str(), id);
+            let named = malformed.named.as_deref();
+            return self.refuse(malformed.action, named, error, answer).await;
+        }
+        let opens = self.session.is_none()
+            && pipeline.catalog().http.mcp_sessions
+            && message.get("method").and_then(Value::as_str) == Some("initialize");
+        let reservation = if opens {
+            match self.guard.reserve(&self.caller.agent_id).await {
+                Ok(reservation) => Some(reservation),
+                Err(error) => {
+                    let message = error.to_string();
+                    let answer = (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        super::error::TOO_MANY_SESSIONS,
+                        message.as_str(),
+                        id,
+                    );
+                    return self.refuse(Action::Connect, None, error, answer).await;
+                }
+            }
+        } else {
+            None
+        };
+        let declared_json = is_json(&parts.headers);
+        let response = next
+            .run(Request::from_parts(parts, Body::from(bytes)))
+            .await;
+        // A new session (the answer to `initialize`) belongs to its caller.
+        if let Some(reservation) = reservation
+            && let Some(created) = response
+                .headers()
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok())
+        {
+            reservation.opened(created);
+        }
+        // rmcp answers a JSON body that is no JSON-RPC message with a plain-text 415.
+        if declared_json && response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+            let error = PipelineError::InvalidRequest("not a JSON-RPC 2.0 message".into());
+            let answer = (
+                StatusCode::BAD_REQUEST,
+                ErrorCode::INVALID_REQUEST,
+                "Invalid Request: not a JSON-RPC 2.0 message",
+                Value::Null,
+            );
+            return self.refuse(Action::Connect, None, error, answer).await;
+        }
+        self.after_rmcp(response).await
+    }
+}
+
+/// The middleware in front of `rmcp`.
+pub async fn guard(State(guard): State<Arc<Guard>>, mut request: Request, next: Next) -> Response {
+    let pipeline = &guard.pipeline;
+    let ctx = crate::api::request_context(request.headers(), FrontDoor::Mcp);
+    let token = crate::api::bearer(request.headers()).map(str::to_owned);
+    let caller = match pipeline.admit_connection(&ctx, token.as_deref()).await {
+        Ok(caller) => caller,
+        Err(error) => return ApiError::from(error).into_response_with(&ctx.trace),
+    };
+    // The messages inside are attributed to this caller without checking
+    // the credential again (see `handler::presented`).
+    request.extensions_mut().insert(caller.clone());
+    let session = request
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let checked = Checked {
+        guard: &guard,
+        ctx,
+        caller: &caller,
+        session,
+    };
+    if let Some(session) = &checked.session
+        && guard
+            .owner(session)
+            .is_some_and(|owner| owner != caller.agent_id)
+    {
+        return checked.unknown_session().await;
+    }
+    match *request.method() {
+        Method::POST => checked.post(request, next).await,
+        Method::DELETE => {
+            // rmcp answers a session's end with 202; the SDKs expect 200 or 204.
+            let mut response = next.run(request).await;
+            if response.status() == StatusCode::ACCEPTED {
+                *response.status_mut() = StatusCode::NO_CONTENT;
+            }
+            if response.status().is_success()
+                && let Some(session) = &checked.session
+            {
+                guard.forget(session);
+            }
+            checked.after_rmcp(response).await
+        }
+        _ => {
+            let response = next.run(request).await;
+            checked.after_rmcp(response).await
+        }
+    }
+}
+
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        })
+}
+
+/// A JSON-RPC error response to a message that was not processed, to the
+/// request `id` (null when there was none to read).
+fn jsonrpc_error(
+    ctx: &CallContext,
+    status: StatusCode,
+    code: ErrorCode,
+    message: &str,
+    id: Value,
+) -> Response {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": { "code": code.0, "message": message, "data": { "trace_id": ctx.trace.trace_id_hex() } },
+    });
+    (status, axum::Json(body)).into_response()
+}

@@ -1,0 +1,127 @@
+//! The shape of a JSON-RPC message's `params`, checked before `rmcp` reads
+//! it: `rmcp` answers a known method with malformed params as an unknown
+//! method (-32601) and never reaches our handler, so such a request would
+//! get the wrong error and leave no record.
+
+use serde_json::Value;
+
+use crate::audit::Action;
+
+/// A request whose params do not fit its method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Malformed {
+    /// What the request would have been recorded as.
+    pub action: Action,
+    /// The name or URI it asked for, when it sent one as a string.
+    pub named: Option<String>,
+    pub problem: &'static str,
+}
+
+/// The problem with `message`'s params, if its method is one the pipeline
+/// answers and they do not have the shape the MCP schema gives them.
+pub fn check(message: &Value) -> Option<Malformed> {
+    let method = message.get("method")?.as_str()?;
+    let params = message.get("params").unwrap_or(&Value::Null);
+    let (action, name_field) = match method {
+        "tools/call" => (Action::Call, "name"),
+        "prompts/get" => (Action::GetPrompt, "name"),
+        "resources/read" => (Action::ReadResource, "uri"),
+        "resources/subscribe" => (Action::Subscribe, "uri"),
+        "resources/unsubscribe" => (Action::Unsubscribe, "uri"),
+        "completion/complete" => (Action::Complete, ""),
+        _ => return None,
+    };
+    let malformed = |named: Option<&str>, problem| {
+        Some(Malformed {
+            action,
+            named: named.map(str::to_owned),
+            problem,
+        })
+    };
+    let Some(params) = params.as_object() else {
+        return malformed(None, "`params` must be an object");
+    };
+    if action == Action::Complete {
+        let object = |field: &str| params.get(field).is_some_and(Value::is_object);
+        if !object("ref") || !object("argument") {
+            return malformed(None, "`ref` and `argument` must be objects");
+        }
+        return None;
+    }
+    let named = params.get(name_field).and_then(Value::as_str);
+    if named.is_none() {
+        let problem = if name_field == "name" {
+            "`name` must be a string"
+        } else {
+            "`uri` must be a string"
+        };
+        return malformed(None, problem);
+    }
+    let arguments = params.get("arguments");
+    if arguments.is_some_and(|a| !a.is_object() && !a.is_null()) {
+        return malformed(named, "`arguments` must be an object");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn problem(message: Value) -> Option<&'static str> {
+        check(&message).map(|m| m.problem)
+    }
+
+    #[test]
+    fn well_formed_requests_pass() {
+        for message in [
+            json!({"method": "tools/call", "params": {"name": "echo", "arguments": {"a": 1}}}),
+            json!({"method": "tools/call", "params": {"name": "echo"}}),
+            json!({"method": "prompts/get", "params": {"name": "p", "arguments": {"d": "x"}}}),
+            json!({"method": "resources/read", "params": {"uri": "research://notes/daily"}}),
+            json!({"method": "completion/complete", "params": {"ref": {}, "argument": {}}}),
+            json!({"method": "tools/list"}),
+            json!({"method": "initialize", "params": []}),
+            json!({"result": {}}),
+        ] {
+            assert_eq!(problem(message.clone()), None, "{message}");
+        }
+    }
+
+    #[test]
+    fn malformed_params_are_named() {
+        let cases = [
+            (
+                json!({"method": "tools/call"}),
+                "`params` must be an object",
+            ),
+            (
+                json!({"method": "tools/call", "params": {"name": 5}}),
+                "`name` must be a string",
+            ),
+            (
+                json!({"method": "tools/call", "params": {"name": "echo", "arguments": [1]}}),
+                "`arguments` must be an object",
+            ),
+            (
+                json!({"method": "prompts/get", "params": {"name": "p", "arguments": "x"}}),
+                "`arguments` must be an object",
+            ),
+            (
+                json!({"method": "resources/read", "params": {}}),
+                "`uri` must be a string",
+            ),
+            (
+                json!({"method": "completion/complete", "params": {"ref": 1}}),
+                "`ref` and `argument` must be objects",
+            ),
+        ];
+        for (message, expected) in cases {
+            assert_eq!(problem(message.clone()), Some(expected), "{message}");
+        }
+        let named =
+            check(&json!({"method": "tools/call", "params": {"name": "echo", "arguments": 1}}));
+        assert_eq!(named.unwrap().named.as_deref(), Some("echo"));
+    }
+}
