@@ -44,23 +44,30 @@ pub async fn audit(
             return fail(recorded.err().unwrap_or(refusal));
         }
     };
+    // A malformed filter or a trail with no store to read is recorded as
+    // the bad request it is; a good one before any record leaves.
+    let filter = query
+        .map_err(|e| e.body_text())
+        .and_then(|Query(spec)| spec.filter())
+        .map_err(PipelineError::InvalidRequest)
+        .and_then(|filter| match pipeline.audit().store() {
+            Some(store) => Ok((filter, store)),
+            None => Err(PipelineError::InvalidRequest(
+                "no SQLite or PostgreSQL audit sink is configured".into(),
+            )),
+        });
+    let outcome = filter
+        .as_ref()
+        .map_or_else(PipelineError::outcome, |_| Outcome::Ok);
     if let Err(error) = pipeline
-        .record_admin_query(&ctx, Some(admin), recorded, Outcome::Ok)
+        .record_admin_query(&ctx, Some(admin), recorded, outcome)
         .await
     {
         return fail(error);
     }
-    let filter = match query
-        .map_err(|e| e.body_text())
-        .and_then(|Query(spec)| spec.filter())
-    {
-        Ok(filter) => filter,
-        Err(problem) => return fail(PipelineError::InvalidRequest(problem)),
-    };
-    let Some(store) = pipeline.audit().store() else {
-        return fail(PipelineError::InvalidRequest(
-            "no SQLite or PostgreSQL audit sink is configured".into(),
-        ));
+    let (filter, store) = match filter {
+        Ok(found) => found,
+        Err(error) => return fail(error),
     };
     match store.query(&filter).await {
         Ok(page) => Json(page).into_response(),

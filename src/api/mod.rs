@@ -62,37 +62,46 @@ pub fn router(pipeline: Arc<Pipeline>, sessions: CancellationToken) -> Router {
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .layer(axum::middleware::from_fn_with_state(
             pipeline.clone(),
-            well_known::challenge,
+            refuse_malformed_heads,
         ))
         .layer(axum::middleware::from_fn_with_state(
             pipeline,
-            refuse_announced_oversize,
+            well_known::challenge,
         ))
 }
 
-/// A body announced larger than the limit (`Content-Length`) is refused
-/// with 413 at once, before any of it is read (and recorded, like every
-/// refusal).
-async fn refuse_announced_oversize(
+/// Requests refused on their head alone, before any of the body is read
+/// (each refusal recorded): two `Authorization` headers (which one would
+/// count is anyone's guess), and a body announced larger than the limit
+/// (`Content-Length`), which gets 413 at once.
+async fn refuse_malformed_heads(
     State(pipeline): State<Arc<Pipeline>>,
     request: Request,
     next: Next,
 ) -> Response {
+    let headers = request.headers();
     let limit = pipeline.catalog().http.max_body_bytes;
-    let announced = request
-        .headers()
+    let announced = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if announced.is_none_or(|length| length <= limit as u64) {
+    let error = if headers
+        .get_all(axum::http::header::AUTHORIZATION)
+        .iter()
+        .count()
+        > 1
+    {
+        PipelineError::Unauthenticated(crate::identity::IdentityError::Ambiguous)
+    } else if announced.is_some_and(|length| length > limit as u64) {
+        PipelineError::PayloadTooLarge(limit)
+    } else {
         return next.run(request).await;
-    }
+    };
     let front_door = if request.uri().path().starts_with("/mcp") {
         FrontDoor::Mcp
     } else {
         FrontDoor::Rest
     };
-    let headers = request.headers();
     let ctx = request_context(headers, front_door);
     let error = pipeline
         .reject(
@@ -100,7 +109,7 @@ async fn refuse_announced_oversize(
             Action::Connect,
             Presented::Bearer(bearer(headers)),
             None,
-            PipelineError::PayloadTooLarge(limit),
+            error,
         )
         .await;
     let mut response = ApiError::from(error).into_response_with(&ctx.trace);

@@ -181,9 +181,17 @@ fn read_json<T: DeserializeOwned>(
     if !is_json(headers) {
         return Err(PipelineError::UnsupportedMediaType);
     }
-    serde_json::from_slice(&body)
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| PipelineError::InvalidRequest(format!("invalid JSON body: {e}")))?;
+    // Checked here so that no message names one of our Rust types.
+    if !value.is_object() {
+        return Err(PipelineError::InvalidRequest(
+            "the body must be a JSON object".into(),
+        ));
+    }
+    serde_json::from_value(value)
         .map(Some)
-        .map_err(|e| PipelineError::InvalidRequest(format!("invalid JSON body: {e}")))
+        .map_err(|e| PipelineError::InvalidRequest(format!("invalid body: {e}")))
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

@@ -39,6 +39,8 @@ pub enum IdentityError {
     Revoked,
     #[error("the bearer credential has expired")]
     Expired,
+    #[error("more than one Authorization header; send exactly one")]
+    Ambiguous,
 }
 
 /// Extract the token from an `Authorization` header value (`Bearer <token>`,

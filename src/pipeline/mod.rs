@@ -357,9 +357,13 @@ impl Pipeline {
     ) -> PipelineError {
         let mut audit = self.open_audit(ctx, action);
         audit.record_mut().tool = named.map(excerpt);
-        let error = match self.admit(&mut audit, who, Assertions::default()).await {
-            Ok(_) => error,
-            Err(unauthenticated) => unauthenticated,
+        let error = match error {
+            // Refused for its credential: nothing to authenticate.
+            PipelineError::Unauthenticated(_) => error,
+            _ => match self.admit(&mut audit, who, Assertions::default()).await {
+                Ok(_) => error,
+                Err(unauthenticated) => unauthenticated,
+            },
         };
         match audit.finish(error.outcome()).await {
             Ok(()) => error,

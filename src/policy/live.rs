@@ -67,7 +67,7 @@ impl Policies {
         };
         let fingerprint = source
             .as_ref()
-            .map(|(settings, dir)| fingerprint(settings, dir))
+            .and_then(|(settings, dir)| fingerprint(settings, dir))
             .unwrap_or_default();
         Ok(Self {
             rules: ArcSwap::from_pointee(rules),
@@ -151,7 +151,9 @@ impl Policies {
         let Some((settings, dir)) = &self.source else {
             return false;
         };
-        let now = fingerprint(settings, dir);
+        let Some(now) = fingerprint(settings, dir) else {
+            return false;
+        };
         let mut last = self.fingerprint.lock().unwrap_or_else(|p| p.into_inner());
         let changed = *last != now;
         *last = now;
@@ -183,16 +185,32 @@ impl Policies {
     }
 }
 
-fn fingerprint(settings: &RegoSettings, dir: &Path) -> Fingerprint {
-    let mut files = rego_files(&settings.files, dir).unwrap_or_default();
+/// The policy files as they are now, or `None` when that cannot be told
+/// (a transient failure such as running out of file descriptors says
+/// nothing about the files, so it must not count as a change).
+fn fingerprint(settings: &RegoSettings, dir: &Path) -> Option<Fingerprint> {
+    let gone = |path: &Path| {
+        std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    };
+    let mut files = match rego_files(&settings.files, dir) {
+        Ok(files) => files,
+        Err(_) => {
+            // A configured file or directory that is gone is a change (the
+            // reload reports it); any other failure tells nothing.
+            let missing: Fingerprint = (settings.files.iter().map(|f| dir.join(f)))
+                .filter(|path| gone(path))
+                .map(|path| (path, None, 0))
+                .collect();
+            return (!missing.is_empty()).then_some(missing);
+        }
+    };
     files.extend(settings.data.iter().map(|f| dir.join(f)));
     files
         .into_iter()
-        .map(|path| {
-            let meta = std::fs::metadata(&path).ok();
-            let modified = meta.as_ref().and_then(|m| m.modified().ok());
-            let len = meta.map_or(0, |m| m.len());
-            (path, modified, len)
+        .map(|path| match std::fs::metadata(&path) {
+            Ok(meta) => Some((path, meta.modified().ok(), meta.len())),
+            Err(_) if gone(&path) => Some((path, None, 0)),
+            Err(_) => None,
         })
         .collect()
 }
@@ -215,4 +233,30 @@ fn hangup_signal() -> tokio::sync::mpsc::Receiver<()> {
     #[cfg(not(unix))]
     drop(tx);
     rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_to_look_at_the_files_is_no_change_but_a_missing_file_is() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("authz.rego"), "package x").unwrap();
+        let settings = |files: &[&str]| {
+            RegoSettings::new(files.iter().map(PathBuf::from).collect(), Vec::new())
+        };
+        let present = fingerprint(&settings(&["authz.rego"]), dir.path()).unwrap();
+        assert_eq!(present.len(), 1);
+        assert!(present[0].1.is_some());
+        // `authz.rego/inner` cannot even be looked at (not a directory):
+        // that tells nothing about the files.
+        assert_eq!(
+            fingerprint(&settings(&["authz.rego/inner"]), dir.path()),
+            None
+        );
+        // A configured file that is gone is a change.
+        let gone = fingerprint(&settings(&["gone.rego"]), dir.path()).unwrap();
+        assert_eq!(gone, vec![(dir.path().join("gone.rego"), None, 0)]);
+    }
 }

@@ -185,6 +185,12 @@ async fn every_outcome(sinks: &str, exclusive: bool) {
             .0,
         400
     );
+    let refused = cp
+        .audit_matching(1, |r| {
+            r["action"] == "admin_query" && r["tool"] == "admin/audit?since=yesterday"
+        })
+        .await;
+    assert_eq!(refused[0]["outcome"], "bad_request", "a 400 is no `ok`");
 
     if !exclusive {
         return;
@@ -251,6 +257,31 @@ async fn every_outcome(sinks: &str, exclusive: bool) {
         .collect();
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["id"], record["id"]);
+    // `--limit` bounds what is printed, with a filter too.
+    for filter in [&[][..], &["--agent", "tester-1"][..]] {
+        let output = std::process::Command::new(binary())
+            .args(["audit", "--json", "--limit", "1"])
+            .args(filter)
+            .arg("--config")
+            .arg(&cp.config)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(String::from_utf8(output.stdout).unwrap().lines().count(), 1);
+    }
+    // A reader that stops early (`| head -1`) is no failure and no panic.
+    let mut child = std::process::Command::new(binary())
+        .args(["audit", "--config"])
+        .arg(&cp.config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 
     // And the metrics count what happened.
     let metrics = cp.metrics().await;

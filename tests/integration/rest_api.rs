@@ -359,7 +359,31 @@ async fn malformed_requests_get_precise_errors() {
             .await;
         assert_eq!(record["outcome"], "bad_request", "{body}");
         assert_eq!(record["agent_id"], "agent-42");
+        // Messages speak of the request, never of our Rust types.
+        let message = response["error"]["message"].as_str().unwrap();
+        assert!(!message.contains("struct"), "{message}");
+        assert!(!message.contains("RestBody"), "{message}");
     }
+    // Two Authorization headers: which counts would be a guess; refused.
+    let response = cp
+        .http
+        .post(cp.url("/invoke"))
+        .header("authorization", format!("Bearer {ANALYST_TOKEN}"))
+        .header("authorization", "Bearer trader-demo-token")
+        .json(&serde_json::json!({"action": "read_positions", "payload": {"account": "ACC-001"}}))
+        .send()
+        .await
+        .unwrap();
+    let (status, _, body) = read(response).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthenticated");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than one Authorization header")
+    );
+    let record = cp.audit_record(body["trace_id"].as_str().unwrap()).await;
+    assert_eq!(record["outcome"], "unauthenticated");
     let response = cp
         .http
         .get(cp.url("/tools?detail=maybe"))

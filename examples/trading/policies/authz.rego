@@ -35,28 +35,44 @@ reasons := violations
 # Analysts (and traders) may read positions of any account: the seed's rule.
 # No argument rule applies to read_positions.
 
-# An order's notional: quantity times the limit price, or the desk's
-# reference price for a market order.
-notional := input.arguments.quantity * input.arguments.limit_price if {
-	input.tool.name == "execute_trade"
-	input.arguments.limit_price
+# An order's notional: its quantity times the price it is valued at.
+notional := input.arguments.quantity * price if input.tool.name == "execute_trade"
+
+limit_price := input.arguments.limit_price if is_number(input.arguments.limit_price)
+
+reference := data.trading.reference_prices[input.arguments.symbol]
+
+# A buy with a limit pays at most its limit price.
+price := limit_price if {
+	input.arguments.side == "buy"
+	limit_price > 0
 }
 
-notional := input.arguments.quantity * data.trading.reference_prices[input.arguments.symbol] if {
-	input.tool.name == "execute_trade"
-	not input.arguments.limit_price
+# A sell fills at its limit or above, at the market: the higher of the two.
+price := max([limit_price, reference]) if {
+	input.arguments.side == "sell"
+	limit_price > 0
 }
+
+# A market order fills at the market.
+price := reference if not "limit_price" in object.keys(input.arguments)
 
 violations contains msg if {
 	notional > data.trading.max_notional
 	msg := sprintf("order notional %v exceeds the desk limit of %v", [notional, data.trading.max_notional])
 }
 
+violations contains "limit_price must be a number greater than 0" if {
+	input.tool.name == "execute_trade"
+	"limit_price" in object.keys(input.arguments)
+	not limit_price > 0
+}
+
 violations contains msg if {
 	input.tool.name == "execute_trade"
-	not input.arguments.limit_price
-	not data.trading.reference_prices[input.arguments.symbol]
-	msg := sprintf("no reference price for %v: send a limit_price", [input.arguments.symbol])
+	not price
+	not reference
+	msg := sprintf("no reference price for %v: only a buy with a limit_price can be valued", [input.arguments.symbol])
 }
 
 # Reports only for the agent's own desks.

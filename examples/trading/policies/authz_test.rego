@@ -41,7 +41,26 @@ test_a_limit_order_is_valued_at_its_limit_price if {
 test_a_market_order_needs_a_reference_price if {
 	input_doc := call("execute_trade", {"account": "ACC-001", "symbol": "ZZZ", "side": "buy", "quantity": 1}, "staging")
 	not authz.allow with input as input_doc
-	authz.reasons == {"no reference price for ZZZ: send a limit_price"} with input as input_doc
+	authz.reasons == {"no reference price for ZZZ: only a buy with a limit_price can be valued"} with input as input_doc
+	authz.allow with input as call("execute_trade", {"account": "ACC-001", "symbol": "ZZZ", "side": "buy", "quantity": 10, "limit_price": 5}, "staging")
+}
+
+test_a_zero_or_missing_price_never_shrinks_an_order if {
+	zero := call("execute_trade", {"account": "ACC-001", "symbol": "NVDA", "side": "buy", "quantity": 1000000, "limit_price": 0}, "staging")
+	not authz.allow with input as zero
+	authz.reasons == {"limit_price must be a number greater than 0"} with input as zero
+	text := call("execute_trade", {"account": "ACC-001", "symbol": "NVDA", "side": "buy", "quantity": 1000000, "limit_price": "0"}, "staging")
+	not authz.allow with input as text
+}
+
+test_a_sell_is_valued_at_the_market_when_that_is_higher if {
+	low := call("execute_trade", {"account": "ACC-001", "symbol": "NVDA", "side": "sell", "quantity": 2000, "limit_price": 1}, "staging")
+	not authz.allow with input as low
+	authz.reasons == {"order notional 1807100 exceeds the desk limit of 1000000"} with input as low
+	high := call("execute_trade", {"account": "ACC-001", "symbol": "NVDA", "side": "sell", "quantity": 100, "limit_price": 2000}, "staging")
+	authz.allow with input as high
+	unknown := call("execute_trade", {"account": "ACC-001", "symbol": "ZZZ", "side": "sell", "quantity": 1, "limit_price": 5}, "staging")
+	not authz.allow with input as unknown
 }
 
 test_reports_only_for_the_agents_own_desks if {
