@@ -3,6 +3,8 @@
 
 mod admin;
 mod error;
+#[doc(hidden)]
+pub mod fuzz;
 mod health;
 mod mcp;
 mod metrics;

@@ -28,7 +28,7 @@ use crate::pipeline::{Assertions, CallContext, Pipeline, PipelineError, ToolCall
 /// on both and must match the verified caller and the deployment.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RestBody {
+pub(super) struct RestBody {
     /// The public tool name.
     action: Option<String>,
     /// The tool's arguments.
@@ -169,6 +169,16 @@ fn read_json<T: DeserializeOwned>(
             PipelineError::InvalidRequest(rejection.body_text())
         }
     })?;
+    parse_body(headers, &body, required)
+}
+
+/// A JSON body of the declared type (`None` when it is empty and not
+/// `required`); malformed bodies get a precise error.
+pub(super) fn parse_body<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+    required: bool,
+) -> Result<Option<T>, PipelineError> {
     if body.is_empty() {
         return if required {
             Err(PipelineError::InvalidRequest(
@@ -181,7 +191,7 @@ fn read_json<T: DeserializeOwned>(
     if !is_json(headers) {
         return Err(PipelineError::UnsupportedMediaType);
     }
-    let value: Value = serde_json::from_slice(&body)
+    let value: Value = serde_json::from_slice(body)
         .map_err(|e| PipelineError::InvalidRequest(format!("invalid JSON body: {e}")))?;
     // Checked here so that no message names one of our Rust types.
     if !value.is_object() {

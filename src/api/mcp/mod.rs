@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::pipeline::Pipeline;
 
 pub use handler::McpFrontDoor;
+pub(crate) use params::check as params_check;
 
 /// How many MCP sessions are open, for `/metrics`.
 pub type OpenSessions = Arc<std::sync::atomic::AtomicI64>;
