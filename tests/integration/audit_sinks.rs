@@ -301,15 +301,27 @@ async fn kafka_records_are_consumed_back_keyed_by_trace_id() {
         .fetch_records(0, 1..1_000_000, 1_000)
         .await
         .unwrap();
-    let mut consumed = HashMap::new();
+    // Per trace, in the order consumed: (outcome, record id).
+    let mut consumed: HashMap<String, Vec<(String, String)>> = HashMap::new();
     for record in records {
         let key = String::from_utf8(record.record.key.unwrap()).unwrap();
         let value: Value = serde_json::from_slice(&record.record.value.unwrap()).unwrap();
         assert_eq!(value["trace_id"], key.as_str(), "keyed by trace id");
-        *consumed.entry(key).or_insert(0) += 1;
+        let entry = (
+            value["outcome"].as_str().unwrap().to_string(),
+            value["id"].to_string(),
+        );
+        consumed.entry(key).or_default().push(entry);
     }
     for trace in &traces {
-        assert_eq!(consumed.get(trace), Some(&1), "{trace}: {consumed:?}");
+        let records = &consumed[trace];
+        let outcomes: Vec<&str> = records.iter().map(|(o, _)| o.as_str()).collect();
+        assert_eq!(
+            outcomes,
+            ["unfinished", "ok"],
+            "{trace}: the intent, then its outcome"
+        );
+        assert_eq!(records[0].1, records[1].1, "one record id");
     }
 }
 
