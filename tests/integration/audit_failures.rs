@@ -3,6 +3,7 @@
 //! replica unready, and it never crashes the process; a store removed
 //! underneath is noticed; a crash mid-call leaves the intent.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -172,49 +173,23 @@ async fn immutable_audit_files_are_an_error_never_a_crash() {
     assert_eq!(call(&cp, Some(TESTER_TOKEN), echo).await.0, 200);
 }
 
-#[tokio::test]
-async fn a_crash_mid_call_leaves_the_intent_marked_unfinished() {
+/// A control plane whose `hang` tool waits at the test upstream for up to
+/// `timeout`, and a `hang` call under `trace`, sent.
+async fn hanging_call(
+    timeout: &str,
+    trace: &str,
+) -> (
+    crate::common::upstream::HttpUpstream,
+    ControlPlane,
+    impl Future<Output = reqwest::Result<reqwest::Response>>,
+) {
     let upstream = test_upstream(0).await;
     let servers = format!(
-        "  testsrv:\n    http: {{url: \"{}\"}}\n    timeout: 60s\n",
-        upstream.url
-    );
-    let mut cp = ControlPlane::start(&catalog(&servers, "  hang: {server: testsrv}\n", &["hang"]));
-    cp.wait_all_ready().await;
-    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-    let hanging = cp
-        .http
-        .post(cp.url("/invoke"))
-        .bearer_auth(TESTER_TOKEN)
-        .header("traceparent", traceparent)
-        .json(&json!({"action": "hang", "payload": {}}))
-        .send();
-    let trace = "0af7651916cd43dd8448eb211c80319c";
-    let watch = async {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while sqlite_outcomes(&cp, trace) != ["unfinished"] {
-            assert!(Instant::now() < deadline, "no intent recorded");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::select! {
-        _ = hanging => panic!("the hanging call answered"),
-        () = watch => {}
-    }
-    cp.kill();
-    assert_eq!(sqlite_outcomes(&cp, trace), ["unfinished"]);
-}
-
-#[tokio::test]
-async fn a_call_that_reached_its_upstream_gets_its_answer_even_if_the_outcome_cannot_be_recorded() {
-    let upstream = test_upstream(0).await;
-    let servers = format!(
-        "  testsrv:\n    http: {{url: \"{}\"}}\n    timeout: 3s\n",
+        "  testsrv:\n    http: {{url: \"{}\"}}\n    timeout: {timeout}\n",
         upstream.url
     );
     let cp = ControlPlane::start(&catalog(&servers, "  hang: {server: testsrv}\n", &["hang"]));
     cp.wait_all_ready().await;
-    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let hanging = cp
         .http
         .post(cp.url("/invoke"))
@@ -222,12 +197,36 @@ async fn a_call_that_reached_its_upstream_gets_its_answer_even_if_the_outcome_ca
         .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
         .json(&json!({"action": "hang", "payload": {}}))
         .send();
+    (upstream, cp, hanging)
+}
+
+/// Wait until the intent of `trace` (and nothing else of it) is in SQLite.
+async fn until_intent(cp: &ControlPlane, trace: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sqlite_outcomes(cp, trace) != ["unfinished"] {
+        assert!(Instant::now() < deadline, "no intent recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_crash_mid_call_leaves_the_intent_marked_unfinished() {
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let (_upstream, mut cp, hanging) = hanging_call("60s", trace).await;
+    tokio::select! {
+        _ = hanging => panic!("the hanging call answered"),
+        () = until_intent(&cp, trace) => {}
+    }
+    cp.kill();
+    assert_eq!(sqlite_outcomes(&cp, trace), ["unfinished"]);
+}
+
+#[tokio::test]
+async fn a_call_that_reached_its_upstream_gets_its_answer_even_if_the_outcome_cannot_be_recorded() {
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let (_upstream, cp, hanging) = hanging_call("3s", trace).await;
     let break_store = async {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while sqlite_outcomes(&cp, trace) != ["unfinished"] {
-            assert!(Instant::now() < deadline, "no intent recorded");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until_intent(&cp, trace).await;
         let dir = store_dir(&cp);
         std::fs::remove_file(dir.join("audit.db")).unwrap();
         break_dir(&dir.join("spool"));

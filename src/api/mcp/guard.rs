@@ -205,6 +205,13 @@ impl Checked<'_> {
         jsonrpc_error(&self.ctx, status, code, message, id)
     }
 
+    /// Refuse a body no message could be read from (HTTP 400, no id).
+    async fn refuse_unread(&self, code: ErrorCode, message: &'static str) -> Response {
+        let error = PipelineError::InvalidRequest(message.into());
+        let answer = (StatusCode::BAD_REQUEST, code, message, Value::Null);
+        self.refuse(Action::Connect, None, error, answer).await
+    }
+
     /// The one answer to an unknown session id and to another agent's.
     async fn unknown_session(&self) -> Response {
         let error = PipelineError::InvalidRequest("unknown session".into());
@@ -254,24 +261,15 @@ impl Checked<'_> {
             }
         };
         let Ok(message) = serde_json::from_slice::<Value>(&bytes) else {
-            let error = PipelineError::InvalidRequest("the body is not valid JSON".into());
-            let answer = (
-                StatusCode::BAD_REQUEST,
-                ErrorCode::PARSE_ERROR,
-                "Parse error: the body is not valid JSON",
-                Value::Null,
-            );
-            return self.refuse(Action::Connect, None, error, answer).await;
+            let message = "Parse error: the body is not valid JSON";
+            return self.refuse_unread(ErrorCode::PARSE_ERROR, message).await;
         };
         if message.is_array() {
-            let error = PipelineError::InvalidRequest("a JSON-RPC batch".into());
-            let answer = (
-                StatusCode::BAD_REQUEST,
-                ErrorCode::INVALID_REQUEST,
-                "Invalid Request: JSON-RPC batches are not supported; send one message per request",
-                Value::Null,
-            );
-            return self.refuse(Action::Connect, None, error, answer).await;
+            let message =
+                "Invalid Request: JSON-RPC batches are not supported; send one message per request";
+            return self
+                .refuse_unread(ErrorCode::INVALID_REQUEST, message)
+                .await;
         }
         let id = message.get("id").cloned().unwrap_or(Value::Null);
         if let Some(malformed) = params::check(&message) {
@@ -316,14 +314,10 @@ impl Checked<'_> {
         }
         // rmcp answers a JSON body that is no JSON-RPC message with a plain-text 415.
         if declared_json && response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
-            let error = PipelineError::InvalidRequest("not a JSON-RPC 2.0 message".into());
-            let answer = (
-                StatusCode::BAD_REQUEST,
-                ErrorCode::INVALID_REQUEST,
-                "Invalid Request: not a JSON-RPC 2.0 message",
-                Value::Null,
-            );
-            return self.refuse(Action::Connect, None, error, answer).await;
+            let message = "Invalid Request: not a JSON-RPC 2.0 message";
+            return self
+                .refuse_unread(ErrorCode::INVALID_REQUEST, message)
+                .await;
         }
         self.after_rmcp(response).await
     }

@@ -29,6 +29,10 @@ async fn sessions_are_capped_per_agent_and_in_total_and_counted() {
     );
     let cp = ControlPlane::start(&text);
     cp.wait_all_ready().await;
+    let plane = &cp;
+    let initialize = |token: &'static str| async move {
+        answer(raw_post(plane, Some(token), INITIALIZE).send().await.unwrap()).await
+    };
     let first = raw_post(&cp, Some(TESTER_TOKEN), INITIALIZE)
         .send()
         .await
@@ -38,40 +42,14 @@ async fn sessions_are_capped_per_agent_and_in_total_and_counted() {
         .to_str()
         .unwrap()
         .to_string();
-    assert_eq!(
-        raw_post(&cp, Some(TESTER_TOKEN), INITIALIZE)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let (status, body) = answer(
-        raw_post(&cp, Some(TESTER_TOKEN), INITIALIZE)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    assert_eq!(initialize(TESTER_TOKEN).await.0, 200);
+    let (status, body) = initialize(TESTER_TOKEN).await;
     assert_eq!(status, 429, "{body}");
     assert!(body.contains("the agent's limit"), "{body}");
     assert!(body.contains("-32015"), "{body}");
     // Another agent may still open one, up to the total.
-    assert_eq!(
-        raw_post(&cp, Some(ANALYST_TOKEN), INITIALIZE)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let (status, body) = answer(
-        raw_post(&cp, Some(ANALYST_TOKEN), INITIALIZE)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    assert_eq!(initialize(ANALYST_TOKEN).await.0, 200);
+    let (status, body) = initialize(ANALYST_TOKEN).await;
     assert_eq!(status, 429);
     assert!(body.contains("the control plane's limit"), "{body}");
     assert!(cp.metrics().await.contains("mcp_cp_mcp_sessions 3"));
@@ -89,14 +67,7 @@ async fn sessions_are_capped_per_agent_and_in_total_and_counted() {
         .await
         .unwrap();
     assert!(deleted.status().is_success());
-    assert_eq!(
-        raw_post(&cp, Some(TESTER_TOKEN), INITIALIZE)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(initialize(TESTER_TOKEN).await.0, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
