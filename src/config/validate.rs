@@ -103,6 +103,14 @@ pub fn validate(catalog: &CatalogFile, file: &Path) -> Vec<ConfigError> {
                 &path,
                 format!("the same prefix is already used by resource set `{other}`"),
             );
+        } else {
+            // Requested URIs are normalized before they are matched: a prefix
+            // not in normal form would never match (or match by accident).
+            match crate::policy::uri::normalize(&set.uri_prefix) {
+                Ok(normal) if normal == set.uri_prefix => {}
+                Ok(normal) => c.error(&path, format!("must be in normal form: `{normal}`")),
+                Err(problem) => c.error(&path, problem.to_string()),
+            }
         }
     }
     for (role, grants) in catalog.roles.iter() {

@@ -343,3 +343,29 @@ fn identity_and_credential_mistakes_are_reported_precisely() {
     let (ok, text, _) = run_check("ok.yaml", &with(issuer));
     assert!(ok, "{text}");
 }
+
+#[test]
+fn a_resource_prefix_must_be_in_normal_form() {
+    let servers =
+        "  research:\n    stdio: {command: \"$SELF\", args: [example-server, research]}\n";
+    for (prefix, problem) in [
+        (
+            "Research://notes/",
+            "must be in normal form: `research://notes/`",
+        ),
+        (
+            "research://notes/a/../",
+            "must be in normal form: `research://notes/`",
+        ),
+        ("research://notes/%2f", "encoded slash"),
+    ] {
+        let text = format!(
+            "{}resources:\n  notes: {{server: research, uri_prefix: \"{prefix}\"}}\n",
+            crate::common::catalog(servers, "", &[])
+        );
+        let (ok, output, _) = run_check("catalog.yaml", &text);
+        assert!(!ok, "{prefix}: {output}");
+        assert!(output.contains("resources.notes.uri_prefix"), "{output}");
+        assert!(output.contains(problem), "{prefix}: {output}");
+    }
+}

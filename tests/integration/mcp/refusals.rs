@@ -31,7 +31,13 @@ async fn sessions_are_capped_per_agent_and_in_total_and_counted() {
     cp.wait_all_ready().await;
     let plane = &cp;
     let initialize = |token: &'static str| async move {
-        answer(raw_post(plane, Some(token), INITIALIZE).send().await.unwrap()).await
+        answer(
+            raw_post(plane, Some(token), INITIALIZE)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     };
     let first = raw_post(&cp, Some(TESTER_TOKEN), INITIALIZE)
         .send()
