@@ -51,6 +51,10 @@ pub fn normalize(uri: &str) -> Result<String, UriError> {
         return Err(UriError::AmbiguousSegment);
     }
     let path = remove_dot_segments(path);
+    if authority.is_none() && path.starts_with("//") {
+        // `x:/.//a` would become `x://a`, whose `a` reads as a host.
+        return Err(UriError::AmbiguousSegment);
+    }
     let lower = path.to_ascii_uppercase();
     if ["%2F", "%5C", "%00"].iter().any(|bad| lower.contains(bad)) {
         return Err(UriError::AmbiguousSegment);
@@ -184,6 +188,9 @@ mod tests {
             ("research://notes/%zz", UriError::BadEscape),
             ("research://notes/%2", UriError::BadEscape),
             ("urn:example:a/../b", UriError::AmbiguousSegment),
+            // Found by the fuzzer: dots that would turn a path into a host.
+            ("z..ra:/.//....:.Q.", UriError::AmbiguousSegment),
+            ("ser:/..//L.=s", UriError::AmbiguousSegment),
             ("notes/limits", UriError::NoScheme),
             ("1x://notes", UriError::NoScheme),
         ];
