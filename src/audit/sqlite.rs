@@ -82,14 +82,16 @@ fn open(path: &Path) -> Result<Connection, String> {
     let connection = Connection::open(path).map_err(|e| e.to_string())?;
     // A rollback journal, not WAL: WAL shares its index through a memory
     // map, and a write into a mapped page the file system refuses (an
-    // immutable file, a full disk) kills the process with SIGBUS instead of
-    // returning an error. With the journal (and no memory map), every
-    // storage failure is an error the writer can spool around. FULL: a
-    // commit is on disk when it returns, so an acknowledged record survives
-    // a crash.
+    // immutable file, a file system remounted read-only) kills the process
+    // with SIGBUS instead of returning an error. With the journal (and no
+    // memory map), every storage failure is an error the writer can spool
+    // around. PERSIST: the journal's header is zeroed at commit rather than
+    // the file truncated (measured 2.7k instead of 2.2k calls/s; WAL gave
+    // 3.4k). FULL: a commit is on disk when it returns, so an acknowledged
+    // record survives a crash.
     connection
         .execute_batch(
-            "PRAGMA journal_mode = TRUNCATE; PRAGMA mmap_size = 0; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
+            "PRAGMA journal_mode = PERSIST; PRAGMA mmap_size = 0; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
         )
         .map_err(|e| e.to_string())?;
     connection
