@@ -142,14 +142,30 @@ where
 
     fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
         let app = self.app.clone();
-        let activity = self.activity.clone();
-        activity.waiting.fetch_add(1, Ordering::Relaxed);
+        let waiting = Waiting::start(self.activity.clone());
         Box::pin(async move {
             let answer = tower::ServiceExt::oneshot(app, request).await;
-            activity.touch();
-            activity.waiting.fetch_sub(1, Ordering::Relaxed);
+            drop(waiting);
             answer
         })
+    }
+}
+
+/// One request awaiting its answer; it stops counting when dropped, also
+/// when the request is abandoned (an HTTP/2 stream reset).
+struct Waiting(Arc<Activity>);
+
+impl Waiting {
+    fn start(activity: Arc<Activity>) -> Self {
+        activity.waiting.fetch_add(1, Ordering::Relaxed);
+        Self(activity)
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -101,17 +101,19 @@ impl AuditRecord {
         i64::try_from(ms).unwrap_or(i64::MAX)
     }
 
-    /// Record the arguments' digest, and the arguments themselves when
-    /// `keep` is set (with the fields it names redacted).
-    pub fn set_arguments(&mut self, arguments: &JsonObject, keep: Option<&[Arc<str>]>) {
+    /// Record the arguments' digest (SHA-256 of their canonical JSON).
+    pub fn set_arguments_digest(&mut self, arguments: &JsonObject) {
         // serde_json's map is ordered by key: the serialization is canonical.
         let bytes = serde_json::to_vec(arguments).unwrap_or_default();
         self.arguments_sha256 = Some(hex::encode(Sha256::digest(&bytes)));
-        if let Some(redact) = keep {
-            let mut value = Value::Object(arguments.clone());
-            redact_fields(&mut value, redact);
-            self.arguments = Some(value);
-        }
+    }
+
+    /// Keep the arguments themselves, with the fields `redact` names
+    /// replaced.
+    pub fn keep_arguments(&mut self, arguments: &JsonObject, redact: &[Arc<str>]) {
+        let mut value = Value::Object(arguments.clone());
+        redact_fields(&mut value, redact);
+        self.arguments = Some(value);
     }
 
     /// The record as stored and queried.
@@ -231,12 +233,12 @@ mod tests {
             FrontDoor::Rest,
             "test".into(),
         );
-        record.set_arguments(arguments, None);
+        record.set_arguments_digest(arguments);
         assert!(record.arguments.is_none());
         let digest = record.arguments_sha256.clone().unwrap();
         assert_eq!(digest.len(), 64);
         let redact: Vec<Arc<str>> = vec!["password".into()];
-        record.set_arguments(arguments, Some(&redact));
+        record.keep_arguments(arguments, &redact);
         assert_eq!(record.arguments_sha256.unwrap(), digest);
         assert_eq!(
             record.arguments.unwrap(),

@@ -430,7 +430,7 @@ impl Pipeline {
         // What the caller sent, as a bounded excerpt: it may be anything.
         audit.record_mut().tool = Some(excerpt(target.name()));
         if let Some(arguments) = &arguments {
-            audit.record_mut().set_arguments(arguments, None);
+            audit.record_mut().set_arguments_digest(arguments);
         }
         if !self.audit.accepting() {
             return refuse_unaudited(audit).await;
@@ -446,7 +446,7 @@ impl Pipeline {
                     .tool(name)
                     .and_then(|r| r.audit_arguments.as_deref())
             {
-                audit.record_mut().set_arguments(arguments, Some(keep));
+                audit.record_mut().keep_arguments(arguments, keep);
             }
             let normalized;
             let target = match target {
@@ -458,7 +458,7 @@ impl Pipeline {
                 other => other,
             };
             // The audit trail (never the agent) learns where it goes or
-            // would have go, and the metrics the catalog's name for it.
+            // would have gone, and the metrics the catalog's name for it.
             let located = policy::locate(&self.catalog, target);
             let record = audit.record_mut();
             record.server = located
