@@ -324,11 +324,7 @@ async fn sigterm_finishes_in_flight_calls_and_writes_every_record() {
     });
     let stop = async {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &cp.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        cp.terminate();
     };
     let (responses, ()) = tokio::join!(futures::future::join_all(calls), stop);
     let mut answered = Vec::new();

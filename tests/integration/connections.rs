@@ -147,11 +147,7 @@ async fn sigterm_does_not_wait_forever_on_a_half_sent_request() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &cp.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    cp.terminate();
     assert!(
         cp.wait_exit(Duration::from_secs(20)).await,
         "exits within its shutdown grace"

@@ -200,6 +200,15 @@ impl ControlPlane {
         false
     }
 
+    /// Send SIGTERM (a graceful shutdown).
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// `kill -9`, then start again on the same catalog and state.
     pub fn restart(mut self) -> Self {
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());

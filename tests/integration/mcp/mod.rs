@@ -192,6 +192,17 @@ fn raw_post(
     request
 }
 
+/// End a session over raw HTTP (`DELETE /mcp`).
+async fn delete_session(cp: &ControlPlane, token: &str, session: &str) -> reqwest::Response {
+    cp.http
+        .delete(cp.url("/mcp"))
+        .bearer_auth(token)
+        .header("mcp-session-id", session)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn read(
     session: &Session,
     uri: &str,

@@ -64,14 +64,7 @@ async fn sessions_are_capped_per_agent_and_in_total_and_counted() {
         .await;
     assert_eq!(refusals.len(), 2);
     // Closing one makes room.
-    let deleted = cp
-        .http
-        .delete(cp.url("/mcp"))
-        .bearer_auth(TESTER_TOKEN)
-        .header("mcp-session-id", &first)
-        .send()
-        .await
-        .unwrap();
+    let deleted = delete_session(&cp, TESTER_TOKEN, &first).await;
     assert!(deleted.status().is_success());
     assert_eq!(initialize(TESTER_TOKEN).await.0, 200);
 }

@@ -108,14 +108,7 @@ async fn stateless_mode_serves_initialize_clients_without_sessions() {
 async fn a_deleted_session_is_gone() {
     let cp = ControlPlane::start_example();
     let session = open_session(&cp, ANALYST_TOKEN).await;
-    let deleted = cp
-        .http
-        .delete(cp.url("/mcp"))
-        .bearer_auth(ANALYST_TOKEN)
-        .header("mcp-session-id", &session)
-        .send()
-        .await
-        .unwrap();
+    let deleted = delete_session(&cp, ANALYST_TOKEN, &session).await;
     assert!(deleted.status().is_success(), "{}", deleted.status());
     let ping = r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
     let response = raw_post(&cp, Some(ANALYST_TOKEN), ping)
