@@ -7,7 +7,7 @@
 //! ([`upstream`]) -> record durably ([`audit`]), with spans and metrics
 //! ([`telemetry`]). Front doors in [`api`] are thin adapters over it.
 //! [`config`] reads the catalog file and [`catalog`] is its compiled,
-//! immutable form.
+//! immutable form; [`uri`] is the one place resource URIs are judged.
 
 pub mod api;
 pub mod audit;
@@ -22,3 +22,4 @@ pub mod pipeline;
 pub mod policy;
 pub mod telemetry;
 pub mod upstream;
+pub mod uri;

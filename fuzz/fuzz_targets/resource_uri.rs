@@ -1,7 +1,7 @@
 //! Resource URI normalization: never a panic, a normal form is its own
 //! normal form, and no dot segment survives in a hierarchical path.
 #![no_main]
-use mcp_control_plane::policy::uri::normalize;
+use mcp_control_plane::uri::normalize;
 
 libfuzzer_sys::fuzz_target!(|text: &str| {
     let Ok(normal) = normalize(text) else {

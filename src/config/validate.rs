@@ -93,7 +93,7 @@ pub fn validate(catalog: &CatalogFile, file: &Path) -> Vec<ConfigError> {
         let path = format!("resources.{name}.uri_prefix");
         if set.uri_prefix.is_empty() {
             c.error(&path, "must not be empty");
-        } else if crate::discovery::reveals_address(&set.uri_prefix) {
+        } else if crate::uri::reveals_address(&set.uri_prefix) {
             c.error(
                 &path,
                 "must not use a scheme that reveals an address (http, https, file, ...)",
@@ -106,7 +106,7 @@ pub fn validate(catalog: &CatalogFile, file: &Path) -> Vec<ConfigError> {
         } else {
             // Requested URIs are normalized before they are matched: a prefix
             // not in normal form would never match (or match by accident).
-            match crate::policy::uri::normalize(&set.uri_prefix) {
+            match crate::uri::normalize(&set.uri_prefix) {
                 Ok(normal) if normal == set.uri_prefix => {}
                 Ok(normal) => c.error(&path, format!("must be in normal form: `{normal}`")),
                 Err(problem) => c.error(&path, problem.to_string()),

@@ -17,35 +17,6 @@ use crate::identity::Caller;
 use crate::policy::Target;
 use crate::upstream::UpstreamPool;
 
-/// URI schemes that name a network or file location.
-const ADDRESS_SCHEMES: &[&str] = &[
-    "http", "https", "ws", "wss", "file", "ftp", "sftp", "ssh", "tcp", "udp", "unix", "smb", "nfs",
-];
-
-/// Whether `uri` would tell an agent where something lives: an address
-/// scheme, or an authority with a port, user info or an IP address.
-pub fn reveals_address(uri: &str) -> bool {
-    let Some((scheme, rest)) = uri.split_once(':') else {
-        return false;
-    };
-    if ADDRESS_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) {
-        return true;
-    }
-    let Some(after) = rest.strip_prefix("//") else {
-        return false;
-    };
-    let authority = after.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = match authority.strip_prefix('[') {
-        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
-        None => authority.split(':').next().unwrap_or_default(),
-    };
-    authority.contains('@')
-        || host.parse::<std::net::IpAddr>().is_ok()
-        || authority
-            .rsplit_once(':')
-            .is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
-}
-
 /// What discovery works from: the catalog, what the servers offer, the
 /// verified caller, and whether the policy shows a granted target.
 pub struct View<'a> {
@@ -177,32 +148,4 @@ fn visible_in_sets<T: Clone>(
         }
     }
     visible
-}
-
-#[cfg(test)]
-mod tests {
-    use super::reveals_address;
-
-    #[test]
-    fn address_revealing_uris_are_recognised() {
-        for uri in [
-            "http://10.0.0.5/x",
-            "HTTPS://internal.example/x",
-            "file:///etc/passwd",
-            "db://10.0.0.5/positions",
-            "notes://svc.internal:8443/x",
-            "notes://user@host/x",
-            "notes://[::1]/x",
-        ] {
-            assert!(reveals_address(uri), "{uri}");
-        }
-        for uri in [
-            "research://notes/daily",
-            "urn:isbn:123",
-            "memo://desk/equities",
-            "positions",
-        ] {
-            assert!(!reveals_address(uri), "{uri}");
-        }
-    }
 }

@@ -28,9 +28,10 @@ use crate::credentials::Credentials;
 use crate::discovery::View;
 use crate::identity::{Authenticator, Caller, Presented};
 use crate::policy::input::{self, RequestFacts, TargetFacts};
-use crate::policy::{self, Authorized, Policies, Target, uri};
+use crate::policy::{self, Authorized, Policies, Target};
 use crate::telemetry::TraceContext;
 use crate::upstream::{CallSinks, Outbound, Subscriber, UpstreamError, UpstreamPool};
+use crate::uri;
 
 pub use error::PipelineError;
 pub use record::Classify;

@@ -14,7 +14,6 @@ pub mod input;
 pub mod live;
 pub mod rego;
 mod role;
-pub mod uri;
 
 pub use live::{Policies, PolicyStatus};
 pub use rego::{Decision, DenyCause, PolicyError, RegoPolicy};

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use crate::catalog::{Catalog, Route, ServerId};
-use crate::discovery::reveals_address;
 use crate::identity::Caller;
+use crate::uri::reveals_address;
 
 /// What a request wants to reach.
 #[derive(Debug, Clone, Copy)]

@@ -1,8 +1,40 @@
-//! Resource URIs as the role check and the policy see them: normalized
-//! (RFC 3986, section 6.2.2) before they are matched against the catalog's
-//! resource sets, so `research://notes/../restricted` or `%2e%2e` cannot
-//! walk out of a set by spelling. The upstream receives the normalized URI,
-//! the one that was authorized.
+//! Resource URIs, a leaf every floor may read (configuration, discovery,
+//! the role check, the pipeline):
+//! - [`normalize`]: the form they are matched in against the catalog's
+//!   resource sets (RFC 3986, section 6.2.2), so `research://notes/../restricted`
+//!   or `%2e%2e` cannot walk out of a set by spelling; the upstream receives
+//!   the normalized URI, the one that was authorized;
+//! - [`reveals_address`]: whether a URI would tell an agent where something
+//!   lives.
+
+/// URI schemes that name a network or file location.
+const ADDRESS_SCHEMES: &[&str] = &[
+    "http", "https", "ws", "wss", "file", "ftp", "sftp", "ssh", "tcp", "udp", "unix", "smb", "nfs",
+];
+
+/// Whether `uri` would tell an agent where something lives: an address
+/// scheme, or an authority with a port, user info or an IP address.
+pub fn reveals_address(uri: &str) -> bool {
+    let Some((scheme, rest)) = uri.split_once(':') else {
+        return false;
+    };
+    if ADDRESS_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) {
+        return true;
+    }
+    let Some(after) = rest.strip_prefix("//") else {
+        return false;
+    };
+    let authority = after.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    authority.contains('@')
+        || host.parse::<std::net::IpAddr>().is_ok()
+        || authority
+            .rsplit_once(':')
+            .is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+}
 
 /// Why a URI is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -208,6 +240,29 @@ mod tests {
         ] {
             let once = normalize(uri).unwrap();
             assert_eq!(normalize(&once).unwrap(), once, "{uri}");
+        }
+    }
+
+    #[test]
+    fn address_revealing_uris_are_recognised() {
+        for uri in [
+            "http://10.0.0.5/x",
+            "HTTPS://internal.example/x",
+            "file:///etc/passwd",
+            "db://10.0.0.5/positions",
+            "notes://svc.internal:8443/x",
+            "notes://user@host/x",
+            "notes://[::1]/x",
+        ] {
+            assert!(reveals_address(uri), "{uri}");
+        }
+        for uri in [
+            "research://notes/daily",
+            "urn:isbn:123",
+            "memo://desk/equities",
+            "positions",
+        ] {
+            assert!(!reveals_address(uri), "{uri}");
         }
     }
 }
