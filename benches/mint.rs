@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use mcp_control_plane::credentials::KeyAlgorithm;
+use mcp_control_plane::config::KeyAlgorithm;
 use mcp_control_plane::credentials::mint::{Grant, KeySource, Minter};
 
 fn mint(c: &mut Criterion) {

@@ -27,8 +27,6 @@ pub use policy::{PolicyConfig, RegoSettings};
 pub use role::RoleConfig;
 pub use unique_map::UniqueMap;
 
-pub use crate::credentials::KeyAlgorithm;
-
 /// Default per-call timeout of an upstream server.
 pub const DEFAULT_SERVER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default limit on the size of a request body.
@@ -345,6 +343,24 @@ fn default_issuer() -> String {
 
 fn default_key_file() -> PathBuf {
     PathBuf::from(".mcp-control-plane/signing-key.pem")
+}
+
+/// The JWS algorithm of a signing key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+pub enum KeyAlgorithm {
+    /// Ed25519 (`EdDSA`), the default: small and fast.
+    EdDSA,
+    /// ECDSA on P-256 with SHA-256, for verifiers without Ed25519.
+    ES256,
+}
+
+impl KeyAlgorithm {
+    pub fn jws_name(self) -> &'static str {
+        match self {
+            Self::EdDSA => "EdDSA",
+            Self::ES256 => "ES256",
+        }
+    }
 }
 
 fn default_key_algorithm() -> KeyAlgorithm {

@@ -18,23 +18,7 @@ use ring::signature::{
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-/// The JWS algorithm of a signing key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-pub enum KeyAlgorithm {
-    /// Ed25519 (`EdDSA`), the default: small and fast.
-    EdDSA,
-    /// ECDSA on P-256 with SHA-256, for verifiers without Ed25519.
-    ES256,
-}
-
-impl KeyAlgorithm {
-    pub fn jws_name(self) -> &'static str {
-        match self {
-            Self::EdDSA => "EdDSA",
-            Self::ES256 => "ES256",
-        }
-    }
-}
+use crate::config::KeyAlgorithm;
 
 /// Why a key could not be loaded, generated or stored.
 #[derive(Debug, thiserror::Error)]

@@ -13,7 +13,8 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::keys::{self, KeyAlgorithm, KeyError, SigningKey};
+use super::keys::{self, KeyError, SigningKey};
+use crate::config::KeyAlgorithm;
 
 /// The longest lifetime a minted credential may be configured to have.
 pub const MAX_TTL: Duration = Duration::from_secs(300);

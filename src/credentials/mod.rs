@@ -32,7 +32,7 @@ use mint::{Grant, KeySource, Minter};
 use provider::Provider;
 use token_exchange::TokenExchange;
 
-pub use keys::{KeyAlgorithm, KeyError};
+pub use keys::KeyError;
 
 /// The `_meta` key under which stdio upstreams receive their credential.
 pub const META_KEY: &str = "mcp-control-plane/credential";

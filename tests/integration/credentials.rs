@@ -7,7 +7,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use mcp_control_plane::credentials::keys::{self, KeyAlgorithm, SigningKey};
+use mcp_control_plane::config::KeyAlgorithm;
+use mcp_control_plane::credentials::keys::{self, SigningKey};
 use mcp_control_plane::example_servers::{
     self, CREDENTIAL_REFUSED, CredentialCheck, ExampleServer,
 };

@@ -9,7 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::Json;
 use axum::extract::State;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use mcp_control_plane::credentials::keys::{KeyAlgorithm, SigningKey};
+use mcp_control_plane::config::KeyAlgorithm;
+use mcp_control_plane::credentials::keys::SigningKey;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
