@@ -11,9 +11,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use mcp_control_plane::audit::postgres::PostgresSink;
 use mcp_control_plane::audit::spool::{Sink, Spooled};
 use mcp_control_plane::audit::sqlite::SqliteSink;
-use mcp_control_plane::audit::{Action, AuditLog, AuditRecord, FrontDoor, Outcome};
+use mcp_control_plane::audit::{AuditLog, AuditRecord};
 use mcp_control_plane::config::{FailureMode, Retention};
 use mcp_control_plane::telemetry::TraceContext;
+use mcp_control_plane::vocabulary::{Action, FrontDoor, Outcome};
 
 const CONCURRENT: usize = 256;
 

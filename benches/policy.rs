@@ -8,11 +8,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use mcp_control_plane::audit::{Action, FrontDoor};
 use mcp_control_plane::config::RegoSettings;
 use mcp_control_plane::identity::Caller;
 use mcp_control_plane::policy::input::{self, RequestFacts, TargetFacts};
 use mcp_control_plane::policy::{Decision, RegoPolicy};
+use mcp_control_plane::vocabulary::{Action, FrontDoor};
 use serde_json::json;
 
 fn decide(c: &mut Criterion) {

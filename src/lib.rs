@@ -7,7 +7,8 @@
 //! ([`upstream`]) -> record durably ([`audit`]), with spans and metrics
 //! ([`telemetry`]). Front doors in [`api`] are thin adapters over it.
 //! [`config`] reads the catalog file and [`catalog`] is its compiled,
-//! immutable form; [`uri`] is the one place resource URIs are judged.
+//! immutable form; [`uri`] is the one place resource URIs are judged, and
+//! [`vocabulary`] holds the request's words every floor shares.
 
 pub mod api;
 pub mod audit;
@@ -23,3 +24,4 @@ pub mod policy;
 pub mod telemetry;
 pub mod upstream;
 pub mod uri;
+pub mod vocabulary;

@@ -12,10 +12,10 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use crate::audit::query::FilterSpec;
-use crate::audit::{FrontDoor, Outcome};
 use crate::identity;
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::policy::NotPermitted;
+use crate::vocabulary::{FrontDoor, Outcome};
 
 /// `GET /admin/audit?trace_id=&agent_id=&tool=&outcome=&since=&until=&limit=&cursor=`
 pub async fn audit(

@@ -26,9 +26,9 @@ use tokio_util::sync::CancellationToken;
 
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
-use crate::audit::{Action, FrontDoor};
 use crate::identity::Presented;
 use crate::pipeline::{CallContext, Pipeline, PipelineError};
+use crate::vocabulary::{Action, FrontDoor};
 use error::ApiError;
 
 /// Every route of the control plane. Cancelling `sessions` closes every open

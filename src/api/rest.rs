@@ -18,10 +18,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use crate::audit::{Action, FrontDoor};
 use crate::discovery;
 use crate::identity::Presented;
 use crate::pipeline::{Assertions, CallContext, Pipeline, PipelineError, ToolCall};
+use crate::vocabulary::{Action, FrontDoor};
 
 /// The JSON body of both routes. `action` and `payload` belong to `/invoke`;
 /// the seed clients' `agent_id`, `agent_role` and `environment` are accepted

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Action, AuditError, AuditLog, AuditRecord, FrontDoor, Outcome};
+use super::{AuditError, AuditLog, AuditRecord};
 use crate::telemetry::TraceContext;
+use crate::vocabulary::{Action, FrontDoor, Outcome};
 
 /// Hands its record to the audit log exactly once: when finished, or when
 /// dropped unfinished (the request was abandoned; outcome `cancelled`).

@@ -14,13 +14,14 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::AuditRecord;
 use super::query::Store;
 use super::record::StoredRecord;
 use super::spool::Spooled;
-use super::{AuditRecord, Outcome};
 use crate::config::FailureMode;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::otlp::SpanExport;
+use crate::vocabulary::Outcome;
 
 /// Most records written in one batch.
 const MAX_BATCH: usize = 1024;

@@ -9,8 +9,8 @@ use rmcp::model::JsonObject;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Action, FrontDoor, Outcome};
 use crate::telemetry::TraceContext;
+use crate::vocabulary::{Action, FrontDoor, Outcome};
 
 /// Everything recorded about one request.
 #[derive(Debug, Clone)]

@@ -14,8 +14,8 @@ use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 
 use crate::catalog::{Catalog, Grants, RoleView, Route};
 use crate::identity::Caller;
-use crate::policy::Target;
 use crate::upstream::UpstreamPool;
+use crate::vocabulary::Target;
 
 /// What discovery works from: the catalog, what the servers offer, the
 /// verified caller, and whether the policy shows a granted target.

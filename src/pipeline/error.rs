@@ -3,10 +3,10 @@
 //! can never disagree. No variant carries upstream text, a URL, a command or
 //! a credential.
 
-use crate::audit::Outcome;
 use crate::identity::IdentityError;
 use crate::policy::NotPermitted;
 use crate::upstream::UpstreamError;
+use crate::vocabulary::Outcome;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PipelineError {

@@ -22,16 +22,17 @@ use rmcp::model::{
 };
 
 use crate::audit::record::{UpstreamSpan, excerpt};
-use crate::audit::{Action, AuditGuard, AuditLog, FrontDoor, Outcome};
+use crate::audit::{AuditGuard, AuditLog};
 use crate::catalog::Catalog;
 use crate::credentials::Credentials;
 use crate::discovery::View;
 use crate::identity::{Authenticator, Caller, Presented};
 use crate::policy::input::{self, RequestFacts, TargetFacts};
-use crate::policy::{self, Authorized, Policies, Target};
+use crate::policy::{self, Authorized, Policies};
 use crate::telemetry::TraceContext;
 use crate::upstream::{CallSinks, Outbound, Subscriber, UpstreamError, UpstreamPool};
 use crate::uri;
+use crate::vocabulary::{Action, FrontDoor, Outcome, Target};
 
 pub use error::PipelineError;
 pub use record::Classify;

@@ -4,8 +4,9 @@
 use rmcp::model::{CallToolResult, ServerResult};
 
 use super::PipelineError;
-use crate::audit::{AuditGuard, Outcome};
+use crate::audit::AuditGuard;
 use crate::policy::{Decision, NotPermitted};
+use crate::vocabulary::Outcome;
 
 /// The audit outcome of an upstream's answer.
 pub trait Classify {

@@ -9,8 +9,8 @@ use humantime_serde::re::humantime;
 use rmcp::model::JsonObject;
 use serde_json::{Value, json};
 
-use crate::audit::{Action, FrontDoor};
 use crate::identity::Caller;
+use crate::vocabulary::{Action, FrontDoor};
 
 /// What the policy is told about the target of a request.
 pub struct TargetFacts<'a> {

@@ -17,4 +17,4 @@ mod role;
 
 pub use live::{Policies, PolicyStatus};
 pub use rego::{Decision, DenyCause, PolicyError, RegoPolicy};
-pub use role::{Authorized, Located, NotPermitted, Target, authorize, locate};
+pub use role::{Authorized, Located, NotPermitted, authorize, locate};

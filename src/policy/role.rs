@@ -7,26 +7,7 @@ use std::sync::Arc;
 use crate::catalog::{Catalog, Route, ServerId};
 use crate::identity::Caller;
 use crate::uri::reveals_address;
-
-/// What a request wants to reach.
-#[derive(Debug, Clone, Copy)]
-pub enum Target<'a> {
-    /// A public tool name.
-    Tool(&'a str),
-    /// A public prompt name.
-    Prompt(&'a str),
-    /// A resource URI.
-    Resource(&'a str),
-}
-
-impl Target<'_> {
-    /// The name or URI the caller asked for.
-    pub fn name(&self) -> &str {
-        match self {
-            Self::Tool(name) | Self::Prompt(name) | Self::Resource(name) => name,
-        }
-    }
-}
+use crate::vocabulary::Target;
 
 /// An allowed target and where it goes.
 #[derive(Debug, Clone)]

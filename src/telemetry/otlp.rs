@@ -22,7 +22,8 @@ use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, SpanData, SpanEvents, SpanLinks, SpanProcessor,
 };
 
-use crate::audit::{Action, AuditRecord, Outcome};
+use crate::audit::AuditRecord;
+use crate::vocabulary::{Action, Outcome};
 
 /// How often batched spans are sent.
 const EXPORT_DELAY: Duration = Duration::from_millis(500);

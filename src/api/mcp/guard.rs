@@ -30,9 +30,9 @@ use tokio_util::sync::CancellationToken;
 use super::OpenSessions;
 use super::params;
 use crate::api::error::ApiError;
-use crate::audit::{Action, FrontDoor};
 use crate::identity::{Caller, Presented};
 use crate::pipeline::{CallContext, Pipeline, PipelineError};
+use crate::vocabulary::{Action, FrontDoor};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 

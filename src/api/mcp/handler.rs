@@ -29,14 +29,14 @@ use tokio::sync::mpsc;
 
 use super::error::to_error_data;
 use super::sessions::Sessions;
-use crate::audit::{Action, FrontDoor};
 use crate::discovery::{self, View};
 use crate::identity::{Caller, Presented};
 use crate::pipeline::{
     Assertions, CallContext, Pipeline, PipelineError, SubscriptionChange, ToolCall,
 };
-use crate::policy::Target;
 use crate::upstream::{CallSinks, LogSink, Relay, Subscriber, UpstreamError};
+use crate::vocabulary::Target;
+use crate::vocabulary::{Action, FrontDoor};
 
 /// Items per page of a `*/list` answer.
 const PAGE_SIZE: usize = 100;

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::audit::Action;
+use crate::vocabulary::Action;
 
 /// A request whose params do not fit its method.
 #[derive(Debug, Clone, PartialEq, Eq)]
