@@ -461,13 +461,18 @@ impl Pipeline {
             };
             // The audit trail (never the agent) learns where it goes or
             // would have gone, and the metrics the catalog's name for it.
-            let located = policy::locate(&self.catalog, target);
+            // The target is looked up once; a second time only when refused.
+            let authorized = policy::authorize(&self.catalog, &caller, target);
+            let located = match &authorized {
+                Ok(to) => Some((to.server, to.name.clone())),
+                Err(_) => policy::locate(&self.catalog, target).map(|at| (at.server, at.name)),
+            };
             let record = audit.record_mut();
             record.server = located
                 .as_ref()
-                .map(|at| self.catalog.server(at.server).name.clone());
-            record.label = located.map(|at| at.name);
-            let authorized = policy::authorize(&self.catalog, &caller, target)?;
+                .map(|(server, _)| self.catalog.server(*server).name.clone());
+            record.label = located.map(|(_, name)| name);
+            let authorized = authorized?;
             record.upstream_tool = Some(authorized.upstream_name.clone());
             let deciding = Instant::now();
             let decision = self.policies.decide(|| {

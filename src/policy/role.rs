@@ -15,6 +15,8 @@ pub struct Authorized {
     pub server: ServerId,
     /// The tool's or prompt's name on its server, or the resource URI.
     pub upstream_name: Arc<str>,
+    /// The catalog's public name of the tool, prompt or resource set.
+    pub name: Arc<str>,
 }
 
 /// The refusal. It carries nothing about whether the target exists.
@@ -43,6 +45,7 @@ pub fn authorize(
         route.map(|r| Authorized {
             server: r.server,
             upstream_name: r.upstream_name.clone(),
+            name: r.public_name.clone(),
         })
     };
     let authorized = match target {
@@ -59,6 +62,7 @@ pub fn authorize(
                 .map(|set| Authorized {
                     server: set.server,
                     upstream_name: uri.into(),
+                    name: set.name.clone(),
                 })
         }
         _ => None,
@@ -76,7 +80,7 @@ pub struct Located {
     pub name: Arc<str>,
 }
 
-/// Where a target would go, whoever asks.
+/// Where a target would go, whoever asks (for one the caller may not reach).
 pub fn locate(catalog: &Catalog, target: Target<'_>) -> Option<Located> {
     let routed = |route: &Route| Located {
         server: route.server,
