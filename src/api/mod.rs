@@ -130,9 +130,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let sessions = CancellationToken::new();
-    let limits = server::Limits::from(&pipeline.catalog().http);
+    let http = pipeline.catalog().http.clone();
     let app = router(pipeline, sessions.clone());
-    server::serve(listener, app, limits, async move {
+    server::serve(listener, app, &http, async move {
         shutdown.await;
         // Open MCP streams would otherwise keep the server waiting.
         sessions.cancel();

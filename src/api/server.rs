@@ -28,42 +28,22 @@ use tokio::sync::Semaphore;
 
 use crate::config::HttpSettings;
 
-/// The bounds of client connections, from the catalog's `http` section.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub max_connections: usize,
-    pub header_timeout: Duration,
-    pub idle_timeout: Duration,
-    pub shutdown_grace: Duration,
-}
-
-impl From<&HttpSettings> for Limits {
-    fn from(http: &HttpSettings) -> Self {
-        Self {
-            max_connections: http.max_connections,
-            header_timeout: http.header_timeout,
-            idle_timeout: http.idle_timeout,
-            shutdown_grace: http.shutdown_grace,
-        }
-    }
-}
-
 /// Serve `app` on `listener` until `shutdown` resolves, then give the
-/// requests in flight `limits.shutdown_grace` to finish.
+/// requests in flight `http.shutdown_grace` to finish.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
-    limits: Limits,
+    http: &HttpSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
+        .header_read_timeout(http.header_timeout);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let permits = Arc::new(Semaphore::new(http.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -95,7 +75,7 @@ pub async fn serve(
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
         let connection = graceful.watch(connection);
-        let idle_timeout = limits.idle_timeout;
+        let idle_timeout = http.idle_timeout;
         tokio::spawn(async move {
             tokio::select! {
                 _ = connection => {}
@@ -107,12 +87,12 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+    if tokio::time::timeout(http.shutdown_grace, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!(
-            grace = ?limits.shutdown_grace,
+            grace = ?http.shutdown_grace,
             "requests still in flight after the shutdown grace; closing their connections"
         );
     }
