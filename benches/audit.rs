@@ -13,7 +13,7 @@ use mcp_control_plane::audit::spool::{Sink, Spooled};
 use mcp_control_plane::audit::sqlite::SqliteSink;
 use mcp_control_plane::audit::{AuditLog, AuditRecord};
 use mcp_control_plane::config::{FailureMode, Retention};
-use mcp_control_plane::telemetry::TraceContext;
+use mcp_control_plane::trace_context::TraceContext;
 use mcp_control_plane::vocabulary::{Action, FrontDoor, Outcome};
 
 const CONCURRENT: usize = 256;
@@ -38,7 +38,7 @@ fn bench_sink(c: &mut Criterion, name: &str, sink: Box<dyn Sink>, spool: std::pa
             vec![Spooled::new(sink, spool)],
             FailureMode::FailClosed,
             None,
-            None,
+            Vec::new(),
         )
     });
     c.bench_function(

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::pipeline::PipelineError;
-use crate::telemetry::TraceContext;
+use crate::trace_context::TraceContext;
 use crate::upstream::UpstreamError;
 
 /// An error as an HTTP front door sends it.

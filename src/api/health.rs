@@ -1,7 +1,7 @@
 //! Operational endpoints: `GET /healthz` (the process is alive) and
 //! `GET /readyz` (the catalog is loaded and every upstream has had its first
 //! connection attempt; per-server state by logical name, never by address;
-//! the policy version in force and why a reload was refused, if it was;
+//! the catalog version in force and why a reload was refused, if it was;
 //! 503 while the audit trail cannot be written).
 
 use std::sync::Arc;
@@ -12,16 +12,17 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::pipeline::Pipeline;
+use super::App;
 
 pub async fn healthz() -> Response {
     Json(json!({ "status": "ok" })).into_response()
 }
 
-pub async fn readyz(State(pipeline): State<Arc<Pipeline>>) -> Response {
-    let upstreams = pipeline.upstreams();
+pub async fn readyz(State(app): State<Arc<App>>) -> Response {
+    let snapshot = app.live.current();
+    let upstreams = &snapshot.upstreams;
     // A replica whose audit trail cannot be written takes no traffic.
-    let writable = pipeline.audit().writable();
+    let writable = app.audit.writable();
     let settled = upstreams.settled();
     let (status, word) = match (settled, writable) {
         (true, true) => (StatusCode::OK, "ready"),
@@ -31,9 +32,9 @@ pub async fn readyz(State(pipeline): State<Arc<Pipeline>>) -> Response {
     let body = json!({
         "status": word,
         "audit": { "writable": writable },
-        "catalog": { "loaded": true, "environment": &*pipeline.catalog().environment },
+        "catalog": app.live.status(),
         "servers": upstreams.status(),
-        "policy": *pipeline.policies().status(),
+        "policy": snapshot.policies.status(),
     });
     (status, Json(body)).into_response()
 }

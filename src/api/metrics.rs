@@ -9,18 +9,18 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
+use super::App;
 use super::mcp::OpenSessions;
 use crate::audit::log::SinkCounters;
-use crate::pipeline::Pipeline;
 use crate::telemetry::metrics::escape;
 
 pub async fn metrics(
-    State(pipeline): State<Arc<Pipeline>>,
+    State(app): State<Arc<App>>,
     Extension(open_sessions): Extension<OpenSessions>,
 ) -> Response {
-    let audit = pipeline.audit().metrics();
+    let audit = app.audit.metrics();
     let mut out = String::new();
-    audit.requests.render(&mut out);
+    app.metrics.render(&mut out);
     let gauge = |out: &mut String, name: &str, kind: &str, help: &str, value: i64| {
         let _ = writeln!(
             out,
@@ -33,6 +33,14 @@ pub async fn metrics(
         "gauge",
         "Open MCP sessions (initialize-based revisions).",
         open_sessions.load(Ordering::Relaxed),
+    );
+    let (ok, failed) = app.live.reload_counts();
+    let _ = writeln!(
+        out,
+        "# HELP mcp_cp_catalog_reloads_total Catalog reloads: put in force (ok) or refused (error).\n\
+         # TYPE mcp_cp_catalog_reloads_total counter\n\
+         mcp_cp_catalog_reloads_total{{result=\"ok\"}} {ok}\n\
+         mcp_cp_catalog_reloads_total{{result=\"error\"}} {failed}"
     );
     gauge(
         &mut out,

@@ -26,16 +26,47 @@ use tokio_util::sync::CancellationToken;
 
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
+use crate::audit::AuditLog;
+use crate::config::HttpSettings;
 use crate::identity::Presented;
+use crate::live::Live;
 use crate::pipeline::{CallContext, Pipeline, PipelineError};
+use crate::telemetry::metrics::Metrics;
 use crate::vocabulary::{Action, FrontDoor};
 use error::ApiError;
 
+/// What the front doors share, built once by `serve`.
+pub struct App {
+    /// The one request path.
+    pub pipeline: Arc<Pipeline>,
+    /// The catalog in force, for readiness and the public documents.
+    pub live: Arc<Live>,
+    /// The audit trail, for readiness and metrics.
+    pub audit: AuditLog,
+    /// Requests counted from their audit records.
+    pub metrics: Arc<Metrics>,
+    /// The `http` section as the process started with it: the listener's
+    /// limits (a reload does not change them).
+    pub http: HttpSettings,
+}
+
+impl App {
+    pub fn new(live: Arc<Live>, audit: AuditLog, metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Self {
+            pipeline: Arc::new(Pipeline::new(live.clone(), audit.clone())),
+            http: live.current().catalog.http.clone(),
+            live,
+            audit,
+            metrics,
+        })
+    }
+}
+
 /// Every route of the control plane. Cancelling `sessions` closes every open
 /// MCP session and stream.
-pub fn router(pipeline: Arc<Pipeline>, sessions: CancellationToken) -> Router {
-    let body_limit = pipeline.catalog().http.max_body_bytes;
-    let body_timeout = pipeline.catalog().http.body_timeout;
+pub fn router(app: Arc<App>, sessions: CancellationToken) -> Router {
+    let body_limit = app.http.max_body_bytes;
+    let body_timeout = app.http.body_timeout;
     let open_sessions = mcp::OpenSessions::default();
     Router::new()
         .route("/tools", get(rest::tools).post(rest::tools))
@@ -56,18 +87,18 @@ pub fn router(pipeline: Arc<Pipeline>, sessions: CancellationToken) -> Router {
             "/.well-known/oauth-protected-resource/mcp",
             get(well_known::protected_resource),
         )
-        .with_state(pipeline.clone())
-        .merge(mcp::router(pipeline.clone(), sessions, open_sessions))
+        .with_state(app.clone())
+        .merge(mcp::router(app.clone(), sessions, open_sessions))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .layer(axum::middleware::from_fn_with_state(
-            pipeline.clone(),
+            app.clone(),
             refuse_malformed_heads,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            pipeline,
+            app,
             well_known::challenge,
         ))
 }
@@ -77,12 +108,12 @@ pub fn router(pipeline: Arc<Pipeline>, sessions: CancellationToken) -> Router {
 /// count is anyone's guess), and a body announced larger than the limit
 /// (`Content-Length`), which gets 413 at once.
 async fn refuse_malformed_heads(
-    State(pipeline): State<Arc<Pipeline>>,
+    State(app): State<Arc<App>>,
     request: Request,
     next: Next,
 ) -> Response {
     let headers = request.headers();
-    let limit = pipeline.catalog().http.max_body_bytes;
+    let limit = app.http.max_body_bytes;
     let announced = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -105,7 +136,7 @@ async fn refuse_malformed_heads(
         FrontDoor::Rest
     };
     let ctx = request_context(headers, front_door);
-    let error = pipeline
+    let error = (app.pipeline)
         .reject(
             &ctx,
             Action::Connect,
@@ -126,13 +157,13 @@ async fn refuse_malformed_heads(
 /// Serve until `shutdown` resolves, then finish in-flight requests.
 pub async fn serve(
     listener: TcpListener,
-    pipeline: Arc<Pipeline>,
+    app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let sessions = CancellationToken::new();
-    let http = pipeline.catalog().http.clone();
-    let app = router(pipeline, sessions.clone());
-    server::serve(listener, app, &http, async move {
+    let http = app.http.clone();
+    let routes = router(app, sessions.clone());
+    server::serve(listener, routes, &http, async move {
         shutdown.await;
         // Open MCP streams would otherwise keep the server waiting.
         sessions.cancel();

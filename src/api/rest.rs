@@ -17,10 +17,11 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use super::App;
 use super::error::ApiError;
 use crate::discovery;
 use crate::identity::Presented;
-use crate::pipeline::{Assertions, CallContext, Pipeline, PipelineError, ToolCall};
+use crate::pipeline::{Assertions, CallContext, PipelineError, ToolCall};
 use crate::vocabulary::{Action, FrontDoor};
 
 /// The JSON body of both routes. `action` and `payload` belong to `/invoke`;
@@ -57,17 +58,18 @@ pub struct ToolsQuery {
 
 /// `GET|POST /tools[?detail=true]`: the caller's view of the catalog.
 pub async fn tools(
-    State(pipeline): State<Arc<Pipeline>>,
+    State(app): State<Arc<App>>,
     query: Result<Query<ToolsQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let pipeline = &app.pipeline;
     let ctx = super::request_context(&headers, FrontDoor::Rest);
     let who = Presented::Bearer(super::bearer(&headers));
     let parsed = query
         .map_err(|e| PipelineError::InvalidRequest(e.body_text()))
         .and_then(|Query(query)| {
-            let body = read_json(&pipeline, &headers, body, false)?.unwrap_or_default();
+            let body = read_json(&app, &headers, body, false)?.unwrap_or_default();
             match body {
                 RestBody {
                     action: None,
@@ -106,13 +108,14 @@ pub async fn tools(
 
 /// `POST /invoke`: call one tool.
 pub async fn invoke(
-    State(pipeline): State<Arc<Pipeline>>,
+    State(app): State<Arc<App>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let pipeline = &app.pipeline;
     let ctx = super::request_context(&headers, FrontDoor::Rest);
     let who = Presented::Bearer(super::bearer(&headers));
-    let parsed = read_json::<RestBody>(&pipeline, &headers, body, true).and_then(|body| {
+    let parsed = read_json::<RestBody>(&app, &headers, body, true).and_then(|body| {
         let mut body = body.unwrap_or_default();
         let action = body.action.take().ok_or_else(|| {
             PipelineError::InvalidRequest("missing field `action` (the tool to call)".into())
@@ -157,14 +160,14 @@ fn definition(tool: &Tool) -> Value {
 
 /// Parse a JSON body. `None` when the body is empty and not `required`.
 fn read_json<T: DeserializeOwned>(
-    pipeline: &Pipeline,
+    app: &App,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     required: bool,
 ) -> Result<Option<T>, PipelineError> {
     let body = body.map_err(|rejection| {
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            PipelineError::PayloadTooLarge(pipeline.catalog().http.max_body_bytes)
+            PipelineError::PayloadTooLarge(app.http.max_body_bytes)
         } else {
             PipelineError::InvalidRequest(rejection.body_text())
         }

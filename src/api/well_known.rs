@@ -11,14 +11,14 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::App;
 use crate::catalog::Catalog;
-use crate::pipeline::Pipeline;
 
 /// `GET /.well-known/jwks.json`: the current signing key and any replaced
 /// key whose tokens may still be valid. Public, and cacheable for a minute
 /// (a verifier that meets an unknown `kid` should fetch again).
-pub async fn jwks(State(pipeline): State<Arc<Pipeline>>) -> Response {
-    let document = pipeline.credentials().minter().jwks();
+pub async fn jwks(State(app): State<Arc<App>>) -> Response {
+    let document = app.live.signer().minter.jwks();
     (
         [
             (header::CONTENT_TYPE, "application/json"),
@@ -32,12 +32,10 @@ pub async fn jwks(State(pipeline): State<Arc<Pipeline>>) -> Response {
 /// `GET /.well-known/oauth-protected-resource` (RFC 9728): which
 /// authorization servers issue tokens for this control plane, so OAuth
 /// clients (MCP's authorization flow) know where to get one.
-pub async fn protected_resource(
-    State(pipeline): State<Arc<Pipeline>>,
-    headers: HeaderMap,
-) -> Response {
-    let catalog = pipeline.catalog();
-    let issuers = pipeline.identity().issuers();
+pub async fn protected_resource(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let snapshot = app.live.current();
+    let catalog = &snapshot.catalog;
+    let issuers = snapshot.identity.issuers();
     let mut scopes: Vec<&str> = issuers
         .iter()
         .flat_map(|issuer| issuer.scopes())
@@ -58,16 +56,12 @@ pub async fn protected_resource(
 /// Every 401 points the client at the resource metadata
 /// (`WWW-Authenticate: Bearer resource_metadata="..."`), as the MCP
 /// authorization spec asks, and says `invalid_token` when one was sent.
-pub async fn challenge(
-    State(pipeline): State<Arc<Pipeline>>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn challenge(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let host = request.headers().get(header::HOST).cloned();
     let sent_token = request.headers().contains_key(header::AUTHORIZATION);
     let mut response = next.run(request).await;
     if response.status() == StatusCode::UNAUTHORIZED {
-        let metadata = metadata_url(pipeline.catalog(), host.as_ref());
+        let metadata = metadata_url(&app.live.current().catalog, host.as_ref());
         let mut value = format!(r#"Bearer resource_metadata="{metadata}""#);
         if sent_token {
             value.push_str(r#", error="invalid_token""#);

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{AuditError, AuditLog, AuditRecord};
-use crate::telemetry::TraceContext;
+use crate::trace_context::TraceContext;
 use crate::vocabulary::{Action, FrontDoor, Outcome};
 
 /// Hands its record to the audit log exactly once: when finished, or when

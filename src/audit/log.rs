@@ -19,8 +19,6 @@ use super::query::Store;
 use super::record::StoredRecord;
 use super::spool::Spooled;
 use crate::config::FailureMode;
-use crate::telemetry::metrics::Metrics;
-use crate::telemetry::otlp::SpanExport;
 use crate::vocabulary::Outcome;
 
 /// Most records written in one batch.
@@ -48,8 +46,16 @@ pub struct AuditMetrics {
     pub lost: AtomicU64,
     /// Per sink: (name, records written, records spooled, records waiting in the spool).
     pub sinks: Vec<SinkCounters>,
-    /// Requests and latencies, counted from the records.
-    pub requests: Metrics,
+}
+
+/// What wants every finished record (not the intents): request metrics,
+/// span export. The writer hands each record to every observer, off the
+/// requests' path.
+pub trait Observer: Send + Sync {
+    fn observe(&self, record: &AuditRecord);
+
+    /// The log is closing: send on whatever is still buffered.
+    fn close(&self) {}
 }
 
 #[derive(Default)]
@@ -75,8 +81,8 @@ struct Shared {
     closed: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The store the trail is read back from (the first database sink).
     store: Option<Store>,
-    /// Where each request's spans are exported, if anywhere.
-    spans: Option<SpanExport>,
+    /// Who hears of each finished record.
+    observers: Vec<Arc<dyn Observer>>,
 }
 
 /// A handle on the audit log; cheap to clone.
@@ -91,7 +97,7 @@ impl AuditLog {
         sinks: Vec<Spooled>,
         mode: FailureMode,
         store: Option<Store>,
-        spans: Option<SpanExport>,
+        observers: Vec<Arc<dyn Observer>>,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let metrics = AuditMetrics {
@@ -112,7 +118,7 @@ impl AuditLog {
             close: CancellationToken::new(),
             closed: tokio::sync::Mutex::new(None),
             store,
-            spans,
+            observers,
         });
         let writer = tokio::spawn(write_loop(rx, sinks, shared.clone()));
         if let Ok(mut slot) = shared.closed.try_lock() {
@@ -134,13 +140,10 @@ impl AuditLog {
     }
 
     fn send(&self, record: AuditRecord, ack: Option<oneshot::Sender<Result<(), AuditError>>>) {
-        // An intent is followed by its outcome: the log event, the spans and
-        // the counters come from that one.
+        // An intent is followed by its outcome: the log event (and the
+        // observers, in the writer) come from that one.
         if record.outcome != Outcome::Unfinished {
             log_event(&record);
-            if let Some(spans) = &self.shared.spans {
-                spans.record(&record);
-            }
         }
         self.shared.metrics.queued.fetch_add(1, Ordering::Relaxed);
         if let Err(rejected) = self.shared.tx.send(Entry { record, ack }) {
@@ -180,8 +183,8 @@ impl AuditLog {
         }
         let shared = self.shared.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            if let Some(spans) = &shared.spans {
-                spans.shutdown();
+            for observer in &shared.observers {
+                observer.close();
             }
         })
         .await;
@@ -250,7 +253,9 @@ fn more(rx: &mut mpsc::UnboundedReceiver<Entry>, mut batch: Vec<Entry>) -> Vec<E
 async fn write_batch(sinks: &mut [Spooled], shared: &Shared, batch: Vec<Entry>) {
     for entry in &batch {
         if entry.record.outcome != Outcome::Unfinished {
-            shared.metrics.requests.observe(&entry.record);
+            for observer in &shared.observers {
+                observer.observe(&entry.record);
+            }
         }
     }
     let stored: Vec<StoredRecord> = batch
@@ -313,6 +318,7 @@ fn log_event(record: &AuditRecord) {
         upstream_tool = text(&record.upstream_tool),
         server = text(&record.server),
         environment = &*record.environment,
+        catalog_version = text(&record.catalog_version),
         policy = record.policy.unwrap_or(""),
         reasons = record.reasons.join("; "),
         outcome = record.outcome.as_str(),

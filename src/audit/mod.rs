@@ -20,15 +20,15 @@ pub mod spool;
 pub mod sqlite;
 
 pub use guard::AuditGuard;
-pub use log::{AuditError, AuditLog};
+pub use log::{AuditError, AuditLog, Observer};
 pub use record::AuditRecord;
 
 /// Open every configured sink (with its spool) and start the audit log;
-/// `spans` exports each request's spans as its record is handed over.
+/// `observers` hear of each finished record.
 pub fn start(
     settings: &crate::config::AuditSettings,
     base_dir: &std::path::Path,
-    spans: Option<crate::telemetry::otlp::SpanExport>,
+    observers: Vec<std::sync::Arc<dyn Observer>>,
 ) -> Result<AuditLog, String> {
     use crate::config::SinkConfig;
     let spool_dir = base_dir.join(&settings.spool_dir);
@@ -62,5 +62,10 @@ pub fn start(
         sinks.push(spool::Spooled::new(opened, spool));
     }
     let store = query::Store::of(settings, base_dir).ok();
-    Ok(AuditLog::start(sinks, settings.on_failure, store, spans))
+    Ok(AuditLog::start(
+        sinks,
+        settings.on_failure,
+        store,
+        observers,
+    ))
 }

@@ -9,7 +9,7 @@ use rmcp::model::JsonObject;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::telemetry::TraceContext;
+use crate::trace_context::TraceContext;
 use crate::vocabulary::{Action, FrontDoor, Outcome};
 
 /// Everything recorded about one request.
@@ -23,6 +23,8 @@ pub struct AuditRecord {
     pub action: Action,
     pub front_door: FrontDoor,
     pub environment: Arc<str>,
+    /// The version of the catalog that decided the request.
+    pub catalog_version: Option<Arc<str>>,
     pub agent_id: Option<Arc<str>>,
     pub role: Option<Arc<str>>,
     /// The tool name (or URI) the caller asked for, as a bounded excerpt
@@ -74,6 +76,7 @@ impl AuditRecord {
             action,
             front_door,
             environment,
+            catalog_version: None,
             agent_id: None,
             role: None,
             tool: None,
@@ -133,6 +136,7 @@ impl AuditRecord {
             "upstream_tool": text(&self.upstream_tool),
             "server": text(&self.server),
             "environment": &*self.environment,
+            "catalog_version": self.catalog_version.as_deref(),
             "policy": self.policy.unwrap_or(""),
             "reasons": self.reasons,
             "outcome": self.outcome.as_str(),

@@ -19,7 +19,7 @@ use crate::config::{
 pub struct ServerId(pub usize);
 
 /// How to reach one upstream MCP server.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSpec {
     pub name: Arc<str>,
     pub transport: TransportSpec,
@@ -28,7 +28,7 @@ pub struct ServerSpec {
     pub credential: CredentialConfig,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransportSpec {
     Stdio {
         command: String,
@@ -279,6 +279,14 @@ impl Catalog {
         self.roles.get_key_value(name).map(|(name, _)| name.clone())
     }
 
+    /// The id of the server named `name`, if this catalog has it.
+    pub fn server_id(&self, name: &str) -> Option<ServerId> {
+        self.servers
+            .iter()
+            .position(|s| &*s.name == name)
+            .map(ServerId)
+    }
+
     pub fn server(&self, id: ServerId) -> &ServerSpec {
         &self.servers[id.0]
     }
@@ -316,6 +324,53 @@ impl Catalog {
                 .iter()
                 .any(|set| set.server == server && view.resources.allows(&set.name)),
         }
+    }
+
+    /// Which of `role`'s lists differ from what `before` showed it: a name
+    /// granted or withdrawn, or one that leads elsewhere or reads otherwise.
+    pub fn view_changes(&self, before: &Catalog, role: &str) -> Reach {
+        let [tools, prompts, resources] = self.view_digest(role);
+        let [was_tools, was_prompts, was_resources] = before.view_digest(role);
+        Reach {
+            tools: tools != was_tools,
+            prompts: prompts != was_prompts,
+            resources: resources != was_resources,
+        }
+    }
+
+    /// A digest per kind of what `role` is granted and where each leads.
+    fn view_digest(&self, role: &str) -> [u64; 3] {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let Some(view) = self.roles.get(role) else {
+            return [0; 3];
+        };
+        let routes = |grants: &Grants, routes: &HashMap<Arc<str>, Route>| {
+            let mut hasher = DefaultHasher::new();
+            for name in grants.names() {
+                name.hash(&mut hasher);
+                if let Some(route) = routes.get(name) {
+                    self.server(route.server).name.hash(&mut hasher);
+                    route.upstream_name.hash(&mut hasher);
+                    route.description.hash(&mut hasher);
+                }
+            }
+            hasher.finish()
+        };
+        let mut resources = DefaultHasher::new();
+        for set in self
+            .resources
+            .iter()
+            .filter(|s| view.resources.allows(&s.name))
+        {
+            set.name.hash(&mut resources);
+            self.server(set.server).name.hash(&mut resources);
+            set.prefix.hash(&mut resources);
+        }
+        [
+            routes(&view.tools, &self.tools),
+            routes(&view.prompts, &self.prompts),
+            resources.finish(),
+        ]
     }
 
     /// Every tool routed to `server`.

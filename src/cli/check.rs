@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::config::{self, PolicyConfig};
-use crate::policy::Policies;
+use crate::config::PolicyConfig;
+use crate::live::compile::{Compiled, LoadError};
 
 /// Validate a catalog file without starting anything.
 ///
@@ -21,60 +21,40 @@ pub struct CheckArgs {
 }
 
 pub fn run(args: &CheckArgs) -> ExitCode {
-    match config::load_file(&args.config) {
-        Ok(catalog) => {
-            if !check_policy(&args.config, catalog.policy.as_ref()) {
-                return ExitCode::FAILURE;
-            }
-            println!(
-                "{}: valid ({} servers, {} tools, {} roles, {} agents)",
-                args.config.display(),
-                catalog.servers.len(),
-                catalog.tools.len(),
-                catalog.roles.len(),
-                catalog.agents.len()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(errors) => {
+    // The same path `serve` takes at start and on every reload.
+    let compiled = match Compiled::load(&args.config, None) {
+        Ok(compiled) => compiled,
+        Err(LoadError::Config(errors)) => {
             for error in &errors.0 {
                 eprintln!("error: {error}");
             }
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Compile the policy and run its tests; warn when nothing or everything
-/// is allowed. Returns whether the policy is usable.
-fn check_policy(config: &std::path::Path, policy: Option<&PolicyConfig>) -> bool {
-    match policy {
-        None => eprintln!(
-            "warning: {}: policy: none configured, so every call will be denied",
-            config.display()
-        ),
-        Some(PolicyConfig::AllowAll) => eprintln!(
-            "warning: {}: policy: allow-all lets the role check alone decide (for development only)",
-            config.display()
-        ),
-        Some(PolicyConfig::Rego(_)) => {}
-    }
-    let base_dir = config.parent().map(PathBuf::from).unwrap_or_default();
-    match Policies::open(policy, &base_dir) {
-        Ok(policies) => {
-            let status = policies.status();
-            if status.mode == "rego" {
-                println!(
-                    "{}: policy compiles, {} tests pass",
-                    config.display(),
-                    status.tests_passed
-                );
-            }
-            true
+            return ExitCode::FAILURE;
         }
         Err(error) => {
-            eprintln!("error: {}: policy: {error}", config.display());
-            false
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
         }
+    };
+    let file = &compiled.file;
+    let config = args.config.display();
+    match &file.policy {
+        None => {
+            eprintln!("warning: {config}: policy: none configured, so every call will be denied")
+        }
+        Some(PolicyConfig::AllowAll) => eprintln!(
+            "warning: {config}: policy: allow-all lets the role check alone decide (for development only)"
+        ),
+        Some(PolicyConfig::Rego(_)) => println!(
+            "{config}: policy compiles, {} tests pass",
+            compiled.policies.status().tests_passed
+        ),
     }
+    println!(
+        "{config}: valid ({} servers, {} tools, {} roles, {} agents)",
+        file.servers.len(),
+        file.tools.len(),
+        file.roles.len(),
+        file.agents.len()
+    );
+    ExitCode::SUCCESS
 }

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::example_servers::{self, CredentialCheck, ExampleServer, ISSUER_ENV, JWKS_URL_ENV};
+use mcp_example_servers::{
+    self as example_servers, CredentialCheck, ExampleServer, ISSUER_ENV, JWKS_URL_ENV,
+};
 
 /// Run one of the trading example's MCP servers.
 ///

@@ -7,19 +7,14 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
-use crate::catalog::Catalog;
-use crate::credentials::Credentials;
-use crate::pipeline::Pipeline;
-use crate::policy::Policies;
+use crate::api::App;
+use crate::live::{self, Live};
+use crate::telemetry::metrics::Metrics;
 use crate::telemetry::otlp::SpanExport;
-use crate::upstream::UpstreamPool;
-use crate::{api, audit, config};
+use crate::{api, audit};
 
 /// How often the signing key file is checked for a rotation.
 const KEY_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// How often the policy files are checked for changes (SIGHUP reloads at once).
-const POLICY_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Start the control plane on a catalog.
 ///
@@ -41,47 +36,43 @@ pub struct ServeArgs {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let file = config::load_file(&args.config).map_err(|errors| anyhow::anyhow!("{errors}"))?;
-    let base_dir = args.config.parent().map(PathBuf::from).unwrap_or_default();
-    let mut catalog = Catalog::compile(&file, &base_dir);
-    if let Some(key_file) = args.key_file {
-        // Relative to the working directory, like every command-line path.
-        catalog.credentials.key_file = std::path::absolute(key_file)?;
-    }
-    let catalog = Arc::new(catalog);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let credentials = Arc::new(Credentials::open(&catalog, &base_dir, jwks_url(addr))?);
-    let _key_watch = credentials.minter().watch(KEY_RELOAD_INTERVAL);
-    let policies = Arc::new(Policies::open(file.policy.as_ref(), &base_dir)?);
-    let _policy_watch = policies.watch(POLICY_RELOAD_INTERVAL);
-    let otlp = (file.telemetry.otlp_endpoint.clone())
-        .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
-        .map(|endpoint| SpanExport::start(&endpoint))
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
-    let audit = audit::start(&file.audit, &base_dir, otlp).map_err(anyhow::Error::msg)?;
-    let upstreams = UpstreamPool::start(&catalog, &credentials);
-    let pipeline = Arc::new(Pipeline::new(
-        catalog.clone(),
-        policies,
-        upstreams,
-        credentials,
-        audit,
-    ));
+    // Relative to the working directory, like every command-line path.
+    let key_file = args.key_file.map(std::path::absolute).transpose()?;
+    let live = Live::start(&args.config, key_file, jwks_url(addr))?;
+    let _key_watch = live.signer().minter.watch(KEY_RELOAD_INTERVAL);
+    let _catalog_watch = live::watch(&live);
+    let started = live.started();
+    // The audit writer hands every finished record to its observers.
+    let metrics = Arc::new(Metrics::default());
+    let mut observers: Vec<Arc<dyn audit::Observer>> = vec![metrics.clone()];
+    let otlp = (started.telemetry.otlp_endpoint.clone())
+        .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok());
+    if let Some(endpoint) = otlp {
+        observers.push(Arc::new(
+            SpanExport::start(&endpoint).map_err(anyhow::Error::msg)?,
+        ));
+    }
+    let audit =
+        audit::start(&started.audit, live.base_dir(), observers).map_err(anyhow::Error::msg)?;
+    let app = App::new(live.clone(), audit.clone(), metrics);
+    let snapshot = live.current();
     tracing::info!(
         %addr,
-        environment = %catalog.environment,
-        servers = catalog.servers().len(),
+        environment = %snapshot.catalog.environment,
+        servers = snapshot.catalog.servers().len(),
+        version = %snapshot.version,
         "control plane started"
     );
-    println!("{}", crate::example_servers::listening_line(addr));
-    api::serve(listener, pipeline.clone(), shutdown_signal()).await?;
+    drop(snapshot);
+    println!("listening on {addr}");
+    api::serve(listener, app, shutdown_signal()).await?;
     // In-flight requests are done: write every record still queued.
-    pipeline.audit().close().await;
-    pipeline.upstreams().shutdown();
+    audit.close().await;
+    live.pool().shutdown();
     tracing::info!("control plane stopped");
     Ok(())
 }

@@ -9,7 +9,7 @@ use super::SecretSource;
 
 /// Where audit records are stored. Without an `audit` section: one SQLite
 /// file beside the catalog, fail-closed.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AuditSettings {
     /// Every sink receives every record.
@@ -55,7 +55,7 @@ pub enum FailureMode {
 }
 
 /// One audit sink, written as a one-key map (`- sqlite: {path: audit.db}`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(try_from = "SinkEntry")]
 pub enum SinkConfig {
     /// An embedded SQLite database (WAL mode).
@@ -92,7 +92,7 @@ impl TryFrom<SinkEntry> for SinkConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SqliteSinkConfig {
     /// The database file, relative to the catalog's directory.
@@ -101,7 +101,7 @@ pub struct SqliteSinkConfig {
     pub retention: Retention,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresSinkConfig {
     /// The connection string (`postgres://user@host:5432/db`), read from
@@ -111,7 +111,7 @@ pub struct PostgresSinkConfig {
     pub retention: Retention,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct JsonlSinkConfig {
     /// A file (relative to the catalog's directory), or `-` for stdout.
@@ -124,7 +124,7 @@ pub struct JsonlSinkConfig {
     pub keep: u32,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSinkConfig {
     /// Bootstrap brokers (`host:port`).
@@ -148,7 +148,7 @@ fn default_keep() -> u32 {
 }
 
 /// How long and how many records a database store keeps.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Retention {
     /// Records older than this are deleted (`90d`, `1y`). Default: kept.
@@ -159,7 +159,7 @@ pub struct Retention {
 }
 
 /// An administrator: may read the audit trail (`/admin/audit`), nothing else.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// Lower-case hex SHA-256 of the admin's token.
@@ -167,7 +167,7 @@ pub struct AdminConfig {
 }
 
 /// Whether a tool's arguments are recorded (beyond their digest).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ToolAuditConfig {
     /// Record the arguments themselves.

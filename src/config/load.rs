@@ -53,6 +53,12 @@ impl fmt::Display for ConfigErrors {
 
 /// Read, parse and validate the catalog at `path`.
 pub fn load_file(path: &Path) -> Result<CatalogFile, ConfigErrors> {
+    read_file(path).map(|(file, _)| file)
+}
+
+/// Read, parse and validate the catalog at `path`; also returns the text
+/// it was read from.
+pub fn read_file(path: &Path) -> Result<(CatalogFile, String), ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             file: path.to_path_buf(),
@@ -64,7 +70,7 @@ pub fn load_file(path: &Path) -> Result<CatalogFile, ConfigErrors> {
     let is_json = path
         .extension()
         .is_some_and(|ext| ext.eq_ignore_ascii_case("json"));
-    parse_str(&text, is_json, path)
+    parse_str(&text, is_json, path).map(|file| (file, text))
 }
 
 /// Parse and validate catalog text; `file` is only used in error messages.

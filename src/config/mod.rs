@@ -22,7 +22,7 @@ pub use audit::{
     AdminConfig, AuditSettings, FailureMode, JsonlSinkConfig, PostgresSinkConfig, Retention,
     SinkConfig, SqliteSinkConfig, ToolAuditConfig,
 };
-pub use load::{ConfigError, ConfigErrors, load_file, parse_str};
+pub use load::{ConfigError, ConfigErrors, load_file, parse_str, read_file};
 pub use policy::{PolicyConfig, RegoSettings};
 pub use role::RoleConfig;
 pub use unique_map::UniqueMap;
@@ -33,7 +33,7 @@ pub const DEFAULT_SERVER_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// The whole catalog file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogFile {
     /// The deployment's environment (for example `production`). Callers can
@@ -83,7 +83,7 @@ pub struct CatalogFile {
 }
 
 /// Where spans go.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetrySettings {
     /// An OTLP/HTTP collector (`http://127.0.0.1:4318`): spans are exported
@@ -93,7 +93,7 @@ pub struct TelemetrySettings {
 }
 
 /// One upstream MCP server. Exactly one of `stdio` and `http` is set.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Launch the server as a child process speaking MCP over stdin/stdout.
@@ -118,7 +118,7 @@ fn default_timeout() -> Duration {
 }
 
 /// A server launched as a child process.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StdioConfig {
     /// The program, looked up on `PATH`. The value `$SELF` names this
@@ -137,7 +137,7 @@ pub struct StdioConfig {
 }
 
 /// A server reached over Streamable HTTP.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// The MCP endpoint, for example `https://marketdata.internal:8443/mcp`.
@@ -148,7 +148,7 @@ pub struct HttpConfig {
 }
 
 /// One public tool.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ToolConfig {
     /// The logical name of the server that offers it.
@@ -166,7 +166,7 @@ pub struct ToolConfig {
 }
 
 /// One public prompt.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PromptConfig {
     pub server: String,
@@ -178,7 +178,7 @@ pub struct PromptConfig {
 
 /// A named set of one server's resources: those whose URI starts with
 /// `uri_prefix`. Reads are routed by the longest matching prefix.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceSetConfig {
     pub server: String,
@@ -187,7 +187,7 @@ pub struct ResourceSetConfig {
 }
 
 /// One agent identity.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
     pub role: String,
@@ -203,7 +203,7 @@ pub struct AgentConfig {
 }
 
 /// Settings of the HTTP front doors.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     /// Largest accepted request body in bytes; larger bodies get 413.
@@ -319,7 +319,7 @@ impl Default for HttpSettings {
 }
 
 /// How the control plane signs the per-call credentials it mints.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialSettings {
     /// The `iss` of minted tokens; servers check it.
@@ -383,7 +383,7 @@ impl Default for CredentialSettings {
 }
 
 /// A server's credential provider.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(tag = "provider", rename_all = "kebab-case")]
 pub enum CredentialConfig {
     /// A JWT minted by the control plane for each call.
@@ -398,7 +398,7 @@ pub enum CredentialConfig {
 }
 
 /// A fixed secret for a server that cannot verify JWTs.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct StaticCredential {
     /// The secret's environment variable (exactly one of `env` and `file`).
@@ -421,7 +421,7 @@ impl StaticCredential {
 
 /// Where a secret comes from. Exactly one of `env` and `file` is set; the
 /// secret itself never appears in the catalog.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct SecretSource {
     /// An environment variable of the control plane.
@@ -451,7 +451,7 @@ impl SecretSource {
 }
 
 /// An RFC 8693 token endpoint and this control plane's client there.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct TokenExchangeConfig {
     pub token_endpoint: String,
@@ -463,7 +463,7 @@ pub struct TokenExchangeConfig {
 }
 
 /// Agents' identity beyond service tokens: OIDC/JWT issuers.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct IdentitySettings {
     /// This control plane's canonical resource identifier (the URL of its
@@ -476,7 +476,7 @@ pub struct IdentitySettings {
 }
 
 /// One identity provider (an OIDC issuer).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct IssuerConfig {
     /// The `iss` its tokens carry, exactly (`https://login.example.com/`).
@@ -506,7 +506,7 @@ pub struct IssuerConfig {
 }
 
 /// The claim that gives an agent's role, and how its values map to roles.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RoleClaim {
     /// The claim: a string, or a list of strings (`groups`).

@@ -9,7 +9,7 @@ use serde::de::{Deserializer, MapAccess, Visitor, value};
 
 /// How calls are decided after the role check. Without a `policy` section
 /// every call is denied.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum PolicyConfig {
     /// `policy: allow-all`: the role check alone decides (development only;
     /// `check` warns about it).
@@ -18,7 +18,7 @@ pub enum PolicyConfig {
 }
 
 /// Rego policies and the data they read.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RegoSettings {
     /// `.rego` files, or directories whose `.rego` files (recursively) are

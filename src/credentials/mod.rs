@@ -24,6 +24,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::http::HeaderName;
+use sha2::Digest;
 
 use crate::catalog::{Catalog, ServerId};
 use crate::config::CredentialConfig;
@@ -75,104 +76,174 @@ pub enum SetupError {
     Secret { server: String, problem: String },
 }
 
-/// Every server's credential provider, and the key that signs.
-pub struct Credentials {
-    minter: Arc<Minter>,
+/// What the control plane signs with and where its keys are published:
+/// one for the process, shared by every catalog version.
+pub struct Signer {
+    pub minter: Arc<Minter>,
     /// Where the public keys are published, for stdio children.
-    jwks_url: String,
-    providers: Vec<Box<dyn Provider>>,
-    /// Per server: the header its credential goes in, when not
-    /// `Authorization: Bearer` (a static API key).
-    headers: Vec<Option<HeaderName>>,
-    names: Vec<Arc<str>>,
+    pub jwks_url: Arc<str>,
 }
 
-impl Credentials {
-    /// Open the signing key and each server's provider. Secrets of `static`
-    /// and token-exchange providers are read now, so a missing one stops the
-    /// start instead of failing calls later.
-    pub fn open(catalog: &Catalog, base_dir: &Path, jwks_url: String) -> Result<Self, SetupError> {
+impl Signer {
+    /// Open (or create) the signing key the catalog's `credentials` names.
+    pub fn open(catalog: &Catalog, base_dir: &Path, jwks_url: String) -> Result<Self, KeyError> {
         let settings = &catalog.credentials;
         let source = KeySource {
             path: base_dir.join(&settings.key_file),
             algorithm: settings.algorithm,
         };
         let minter = Arc::new(Minter::open(&settings.issuer, settings.ttl, source)?);
-        let mut providers = Vec::new();
-        let mut headers = Vec::new();
-        for spec in catalog.servers() {
-            let secret_error = |problem: String| SetupError::Secret {
-                server: spec.name.to_string(),
-                problem,
-            };
-            let provider: Box<dyn Provider> = match &spec.credential {
-                CredentialConfig::Jwt => Box::new(provider::Jwt),
-                CredentialConfig::None => Box::new(provider::Nothing),
-                CredentialConfig::Static(secret) => Box::new(provider::Static(Credential::new(
-                    secret.source().read(base_dir).map_err(secret_error)?,
-                ))),
-                CredentialConfig::OauthTokenExchange(config) => {
-                    Box::new(TokenExchange::new(config, base_dir).map_err(secret_error)?)
-                }
-            };
-            providers.push(provider);
-            headers.push(match &spec.credential {
-                CredentialConfig::Static(secret) => secret
-                    .header
-                    .as_deref()
-                    .and_then(|h| HeaderName::try_from(h).ok()),
-                _ => None,
-            });
-        }
         Ok(Self {
             minter,
-            jwks_url,
-            providers,
-            headers,
-            names: catalog.servers().iter().map(|s| s.name.clone()).collect(),
+            jwks_url: jwks_url.into(),
         })
     }
+}
 
+/// One server's credential provider, with what it needs to issue.
+pub struct ServerCredentials {
+    name: Arc<str>,
+    config: CredentialConfig,
+    provider: Box<dyn Provider>,
+    /// The header the credential goes in, when not `Authorization: Bearer`
+    /// (a static API key).
+    header: Option<HeaderName>,
+    /// SHA-256 of the secret the provider was built with, if any: a reload
+    /// keeps a provider (and its token cache) only while this is the same.
+    secret_digest: Option<[u8; 32]>,
+    minter: Arc<Minter>,
+    jwks_url: Arc<str>,
+}
+
+impl ServerCredentials {
     /// The credential for one call of `caller` to `scope` (a tool, or a
-    /// prompt or resource) on `server`.
+    /// prompt or resource) on this server.
     pub async fn issue(
         &self,
         caller: &Caller,
-        server: ServerId,
         scope: &str,
         trace_id: &str,
     ) -> Result<Option<Credential>, CredentialError> {
         let grant = Grant {
             agent: &caller.agent_id,
             role: &caller.role,
-            server: &self.names[server.0],
+            server: &self.name,
             scope,
             trace_id,
         };
-        self.providers[server.0].issue(&self.minter, &grant).await
+        self.provider.issue(&self.minter, &grant).await
     }
 
-    /// The credential for the control plane's own requests to `server`
+    /// The credential for the control plane's own requests to the server
     /// (handshake, listings, its event stream).
-    pub fn for_connection(&self, server: ServerId) -> Option<Credential> {
-        self.providers[server.0].for_connection(&self.minter, &self.names[server.0])
+    pub fn for_connection(&self) -> Option<Credential> {
+        self.provider.for_connection(&self.minter, &self.name)
     }
 
-    /// The header `server`'s credential goes in, if not `Authorization`.
-    pub fn header(&self, server: ServerId) -> Option<&HeaderName> {
-        self.headers[server.0].as_ref()
+    /// The header the credential goes in, if not `Authorization`.
+    pub fn header(&self) -> Option<&HeaderName> {
+        self.header.as_ref()
     }
 
     /// The environment a stdio server gets to verify its credentials: the
     /// JWKS URL and the issuer (see `example-server`).
     pub fn child_env(&self) -> [(&str, &str); 2] {
         [
-            (crate::example_servers::JWKS_URL_ENV, &self.jwks_url),
-            (crate::example_servers::ISSUER_ENV, self.minter.issuer()),
+            (JWKS_URL_ENV, &self.jwks_url),
+            (ISSUER_ENV, self.minter.issuer()),
         ]
     }
+}
 
-    pub fn minter(&self) -> &Arc<Minter> {
-        &self.minter
+/// The environment variable that tells a stdio server where the control
+/// plane publishes its public keys.
+pub const JWKS_URL_ENV: &str = "MCP_CONTROL_PLANE_JWKS_URL";
+/// The environment variable that tells a stdio server the issuer of the
+/// credentials it receives.
+pub const ISSUER_ENV: &str = "MCP_CONTROL_PLANE_ISSUER";
+
+/// Every server's credential provider in one catalog version, indexed by
+/// [`ServerId`].
+pub struct Credentials {
+    servers: Vec<Arc<ServerCredentials>>,
+}
+
+impl Credentials {
+    /// Set up each server's provider. Secrets of `static` and token-exchange
+    /// providers are read now, so a missing one refuses the catalog instead
+    /// of failing calls later. A provider of `previous` whose configuration
+    /// and secret are unchanged is kept, with its cache.
+    pub fn open(
+        catalog: &Catalog,
+        base_dir: &Path,
+        signer: &Signer,
+        previous: Option<&Credentials>,
+    ) -> Result<Self, SetupError> {
+        let mut servers = Vec::with_capacity(catalog.servers().len());
+        for spec in catalog.servers() {
+            let secret_error = |problem: String| SetupError::Secret {
+                server: spec.name.to_string(),
+                problem,
+            };
+            let secret = match &spec.credential {
+                CredentialConfig::Static(config) => Some(config.source()),
+                CredentialConfig::OauthTokenExchange(config) => Some(config.client_secret.clone()),
+                CredentialConfig::Jwt | CredentialConfig::None => None,
+            }
+            .map(|source| source.read(base_dir).map_err(secret_error))
+            .transpose()?;
+            let secret_digest = secret.as_deref().map(|s| sha2::Sha256::digest(s).into());
+            let kept = previous.and_then(|p| p.named(&spec.name)).filter(|old| {
+                old.config == spec.credential
+                    && old.secret_digest == secret_digest
+                    && Arc::ptr_eq(&old.minter, &signer.minter)
+            });
+            if let Some(kept) = kept {
+                servers.push(kept.clone());
+                continue;
+            }
+            let provider: Box<dyn Provider> = match (&spec.credential, secret) {
+                (CredentialConfig::Static(_), Some(secret)) => {
+                    Box::new(provider::Static(Credential::new(secret)))
+                }
+                (CredentialConfig::OauthTokenExchange(config), Some(secret)) => {
+                    Box::new(TokenExchange::new(config, secret).map_err(secret_error)?)
+                }
+                (CredentialConfig::None, _) => Box::new(provider::Nothing),
+                _ => Box::new(provider::Jwt),
+            };
+            let header = match &spec.credential {
+                CredentialConfig::Static(secret) => secret
+                    .header
+                    .as_deref()
+                    .and_then(|h| HeaderName::try_from(h).ok()),
+                _ => None,
+            };
+            servers.push(Arc::new(ServerCredentials {
+                name: spec.name.clone(),
+                config: spec.credential.clone(),
+                provider,
+                header,
+                secret_digest,
+                minter: signer.minter.clone(),
+                jwks_url: signer.jwks_url.clone(),
+            }));
+        }
+        Ok(Self { servers })
+    }
+
+    /// The provider of `server`.
+    pub fn server(&self, server: ServerId) -> &Arc<ServerCredentials> {
+        &self.servers[server.0]
+    }
+
+    /// The digests of the secrets the providers were built with, in server
+    /// order: a rotated secret makes a new catalog version.
+    pub fn secret_digests(&self) -> impl Iterator<Item = &[u8; 32]> {
+        self.servers.iter().filter_map(|s| s.secret_digest.as_ref())
+    }
+
+    fn named(&self, name: &str) -> Option<&Arc<ServerCredentials>> {
+        self.servers.iter().find(|s| &*s.name == name)
     }
 }

@@ -7,7 +7,6 @@
 //! a busy agent does not cost one exchange per call.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -48,11 +47,12 @@ struct TokenResponse {
 }
 
 impl TokenExchange {
-    pub(super) fn new(config: &TokenExchangeConfig, base_dir: &Path) -> Result<Self, String> {
+    /// The exchange `config` describes, with its client secret as read.
+    pub(super) fn new(config: &TokenExchangeConfig, client_secret: String) -> Result<Self, String> {
         Ok(Self {
             endpoint: config.token_endpoint.clone(),
             client_id: config.client_id.clone(),
-            client_secret: config.client_secret.read(base_dir)?,
+            client_secret,
             audience: config.audience.clone(),
             http: reqwest::Client::builder()
                 .timeout(TIMEOUT)

@@ -14,14 +14,14 @@ use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 
 use crate::catalog::{Catalog, Grants, RoleView, Route};
 use crate::identity::Caller;
-use crate::upstream::UpstreamPool;
+use crate::upstream::Upstreams;
 use crate::vocabulary::Target;
 
 /// What discovery works from: the catalog, what the servers offer, the
 /// verified caller, and whether the policy shows a granted target.
 pub struct View<'a> {
     pub catalog: &'a Catalog,
-    pub upstreams: &'a UpstreamPool,
+    pub upstreams: &'a Upstreams,
     pub caller: &'a Caller,
     /// The policy's `visible` rule for a tool or prompt the role grants.
     pub shows: &'a dyn Fn(Target<'_>) -> bool,

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::catalog::Catalog;
+use crate::config::IdentitySettings;
 
 /// A verified caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,32 +62,45 @@ pub enum Presented<'a> {
     Verified(&'a Caller),
 }
 
-/// Checks bearer credentials: service tokens, and JWTs of the configured
-/// issuers.
+/// Checks bearer credentials: service tokens (against the catalog of the
+/// request), and JWTs of the configured issuers.
 pub struct Authenticator {
-    catalog: Arc<Catalog>,
-    issuers: Vec<oidc::Issuer>,
+    issuers: Vec<Arc<oidc::Issuer>>,
 }
 
 impl Authenticator {
-    pub fn new(catalog: Arc<Catalog>) -> Self {
+    /// The issuers `identity` configures. Those of `previous` configured
+    /// the same way are kept, with the keys they fetched.
+    pub fn new(identity: &IdentitySettings, previous: Option<&Authenticator>) -> Self {
         let http = reqwest::Client::new();
-        let identity = &catalog.identity;
+        let resource = identity.resource.as_deref();
         let issuers = identity
             .issuers
             .iter()
             .map(|(name, config)| {
-                oidc::Issuer::new(name, config, identity.resource.as_deref(), http.clone())
+                let kept = previous.and_then(|p| {
+                    p.issuers
+                        .iter()
+                        .find(|issuer| issuer.configured_as(name, config, resource))
+                });
+                match kept {
+                    Some(issuer) => issuer.clone(),
+                    None => Arc::new(oidc::Issuer::new(name, config, resource, http.clone())),
+                }
             })
             .collect();
-        Self { catalog, issuers }
+        Self { issuers }
     }
 
-    pub fn issuers(&self) -> &[oidc::Issuer] {
+    pub fn issuers(&self) -> &[Arc<oidc::Issuer>] {
         &self.issuers
     }
 
-    pub async fn authenticate(&self, token: Option<&str>) -> Result<Caller, IdentityError> {
+    pub async fn authenticate(
+        &self,
+        catalog: &Catalog,
+        token: Option<&str>,
+    ) -> Result<Caller, IdentityError> {
         let token = token.ok_or(IdentityError::Missing)?;
         // Service tokens never contain two dots; JWTs always do.
         if !self.issuers.is_empty() && token.bytes().filter(|b| *b == b'.').count() == 2 {
@@ -99,9 +113,9 @@ impl Authenticator {
                     tracing::info!("JWT from an issuer that is not configured refused");
                     IdentityError::Invalid
                 })?;
-            return issuer.authenticate(&self.catalog, token).await;
+            return issuer.authenticate(catalog, token).await;
         }
-        authenticate_service_token(&self.catalog, Some(token))
+        authenticate_service_token(catalog, Some(token))
     }
 }
 

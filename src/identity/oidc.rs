@@ -28,6 +28,8 @@ pub struct Issuer {
     accepted: Vec<Algorithm>,
     validation: Validation,
     http: reqwest::Client,
+    /// The control plane's resource identifier it was set up with.
+    resource: Option<String>,
     /// Set once the JWKS URL is known (configured, or discovered).
     jwks: OnceCell<RemoteJwks>,
 }
@@ -54,8 +56,15 @@ impl Issuer {
             accepted,
             validation,
             http,
+            resource: resource.map(String::from),
             jwks: OnceCell::new(),
         }
+    }
+
+    /// Whether this issuer is the one `config` (under `name`, for
+    /// `resource`) describes.
+    pub fn configured_as(&self, name: &str, config: &IssuerConfig, resource: Option<&str>) -> bool {
+        &*self.name == name && self.config == *config && self.resource.as_deref() == resource
     }
 
     /// The `iss` this issuer's tokens carry.

@@ -4,17 +4,17 @@
 //! 1. the role check ([`role`]): the catalog's grants;
 //! 2. the Rego policy ([`rego`]), evaluated in-process on an input document
 //!    ([`input`]) that describes the verified caller, the target, the
-//!    arguments and the deployment. [`live`] holds the current policy
-//!    version and swaps in a new one when its files change.
+//!    arguments and the deployment, compiled with each catalog version
+//!    ([`rules`]).
 //!
 //! Both deny by default: an unknown target, a missing policy, an undefined
 //! or non-boolean result, an evaluation error are all refusals.
 
 pub mod input;
-pub mod live;
 pub mod rego;
 mod role;
+mod rules;
 
-pub use live::{Policies, PolicyStatus};
 pub use rego::{Decision, DenyCause, PolicyError, RegoPolicy};
 pub use role::{Authorized, Located, NotPermitted, authorize, locate};
+pub use rules::{Policies, PolicyStatus, policy_files};

@@ -10,7 +10,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::audit::AuditRecord;
+use crate::audit::{AuditRecord, Observer};
 
 /// Upper bounds (seconds) of the latency histograms' buckets.
 const BUCKETS: &[f64] = &[
@@ -79,9 +79,9 @@ pub struct Metrics {
     pub upstream_seconds: Histogram,
 }
 
-impl Metrics {
+impl Observer for Metrics {
     /// Count one finished request.
-    pub fn observe(&self, record: &AuditRecord) {
+    fn observe(&self, record: &AuditRecord) {
         // Labels from a bounded set: the catalog's names, `unknown` for
         // whatever else a caller sent, empty where nothing was named.
         let tool = match (&record.label, &record.tool) {
@@ -100,7 +100,9 @@ impl Metrics {
             self.upstream_seconds.observe(upstream.seconds);
         }
     }
+}
 
+impl Metrics {
     /// The request counter and histograms in Prometheus text format.
     pub fn render(&self, out: &mut String) {
         out.push_str("# HELP mcp_cp_requests_total Requests by action, tool and outcome.\n# TYPE mcp_cp_requests_total counter\n");

@@ -22,7 +22,7 @@ use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, SpanData, SpanEvents, SpanLinks, SpanProcessor,
 };
 
-use crate::audit::AuditRecord;
+use crate::audit::{AuditRecord, Observer};
 use crate::vocabulary::{Action, Outcome};
 
 /// How often batched spans are sent.
@@ -60,7 +60,7 @@ impl SpanExport {
     }
 
     /// The spans of one finished request.
-    pub fn record(&self, record: &AuditRecord) {
+    fn export(&self, record: &AuditRecord) {
         let trace_id = TraceId::from_bytes(record.trace.trace_id);
         let context = |span: [u8; 8]| {
             SpanContext::new(
@@ -160,8 +160,18 @@ impl SpanExport {
     }
 
     /// Send what is batched (at shutdown).
-    pub fn shutdown(&self) {
+    fn shutdown(&self) {
         let _ = self.processor.shutdown();
+    }
+}
+
+impl Observer for SpanExport {
+    fn observe(&self, record: &AuditRecord) {
+        self.export(record);
+    }
+
+    fn close(&self) {
+        self.shutdown();
     }
 }
 

@@ -108,7 +108,8 @@ async fn open_session(
                     cmd.env(key, value);
                 }
             }
-            cmd.envs(http.credentials().child_env());
+            let credentials = http.credentials();
+            cmd.envs(credentials.child_env());
             cmd.envs(env.iter().map(|(k, v)| (k, v)));
             let (transport, stderr) = TokioChildProcess::builder(cmd)
                 .stderr(Stdio::piped())

@@ -21,18 +21,19 @@ use rmcp::transport::streamable_http_client::{
 };
 use sse_stream::Sse;
 
-use crate::catalog::ServerId;
-use crate::credentials::{Credentials, META_KEY};
+use arc_swap::ArcSwap;
+
+use crate::credentials::{META_KEY, ServerCredentials};
 
 #[derive(Clone)]
 pub struct CredentialedClient {
     inner: reqwest::Client,
-    credentials: Arc<Credentials>,
-    server: ServerId,
+    /// The server's provider as the catalog in force has it.
+    credentials: Arc<ArcSwap<ServerCredentials>>,
 }
 
 impl CredentialedClient {
-    pub fn new(credentials: Arc<Credentials>, server: ServerId) -> Self {
+    pub fn new(credentials: Arc<ArcSwap<ServerCredentials>>) -> Self {
         // As rmcp's own client: no idle pooling (it stalls on Linux's delayed
         // ACK when a previous body was not fully read); and no redirects at
         // all, so a credential is only ever sent to the configured URL.
@@ -41,15 +42,12 @@ impl CredentialedClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
-        Self {
-            inner,
-            credentials,
-            server,
-        }
+        Self { inner, credentials }
     }
 
-    pub fn credentials(&self) -> &Credentials {
-        &self.credentials
+    /// The server's credential provider in force.
+    pub fn credentials(&self) -> Arc<ServerCredentials> {
+        self.credentials.load_full()
     }
 
     /// The bearer for `message`: the call's own credential, taken out of
@@ -88,7 +86,8 @@ impl CredentialedClient {
         credential: Option<String>,
         headers: &mut HashMap<HeaderName, HeaderValue>,
     ) -> Option<String> {
-        let Some(header) = self.credentials.header(self.server) else {
+        let credentials = self.credentials.load();
+        let Some(header) = credentials.header() else {
             return credential;
         };
         if let Some(mut value) = credential.and_then(|c| HeaderValue::from_str(&c).ok()) {
@@ -100,7 +99,8 @@ impl CredentialedClient {
 
     fn connection_bearer(&self) -> Option<String> {
         self.credentials
-            .for_connection(self.server)
+            .load()
+            .for_connection()
             .map(|credential| credential.expose().to_string())
     }
 }

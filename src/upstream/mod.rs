@@ -12,6 +12,7 @@ mod connect;
 mod http_client;
 mod in_flight;
 mod offered;
+mod pool;
 mod progress;
 mod relay;
 mod subscriptions;
@@ -30,13 +31,14 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::{Catalog, Route, ServerId, ServerSpec};
-use crate::credentials::{Credential, Credentials};
+use crate::catalog::{ServerId, ServerSpec};
+use crate::credentials::{Credential, ServerCredentials};
 use client::UpstreamClient;
 use http_client::CredentialedClient;
 
 pub use connect::SELF_COMMAND;
 pub use offered::Offered;
+pub use pool::UpstreamPool;
 pub use progress::ProgressSink;
 pub use relay::{LogSink, Relay};
 pub use subscriptions::{Subscriber, UpdateSink};
@@ -99,16 +101,21 @@ impl Connection {
 }
 
 struct Upstream {
-    id: ServerId,
     spec: ServerSpec,
-    /// The catalog's tools on this server, to report the ones it lacks.
-    catalog_tools: Vec<Route>,
+    /// The catalog's tools on this server (public and upstream name), to
+    /// report the ones it lacks; replaced when the catalog is reloaded.
+    catalog_tools: ArcSwap<Vec<(Arc<str>, Arc<str>)>>,
     state: ArcSwap<Connection>,
     first_attempt_done: AtomicBool,
     client: UpstreamClient,
+    /// The server's credential provider; a reload may replace it (a
+    /// rotated secret) without reconnecting.
+    credentials: Arc<ArcSwap<ServerCredentials>>,
     /// The HTTP client of a Streamable HTTP server, which adds credentials.
     http: CredentialedClient,
-    changes: broadcast::Sender<ServerId>,
+    changes: broadcast::Sender<Arc<str>>,
+    /// Stops this server's supervisor (and closes its session).
+    stop: CancellationToken,
 }
 
 impl Upstream {
@@ -119,7 +126,7 @@ impl Upstream {
         let previous = self.state.swap(Arc::new(connection));
         // Between two states without a session (retries) nothing changed.
         if ready || previous.health == Health::Ready {
-            let _ = self.changes.send(self.id);
+            let _ = self.changes.send(self.spec.name.clone());
         }
     }
 }
@@ -176,52 +183,14 @@ pub struct ServerStatus {
     pub last_error: Option<&'static str>,
 }
 
-/// Every upstream server of the catalog, indexed by [`ServerId`].
-pub struct UpstreamPool {
-    upstreams: Vec<Arc<Upstream>>,
-    shutdown: CancellationToken,
-    changes: broadcast::Sender<ServerId>,
+/// The upstream servers of one catalog version, indexed by [`ServerId`]:
+/// what a request reaches its server through. Built by [`UpstreamPool`].
+#[derive(Clone, Default)]
+pub struct Upstreams {
+    servers: Vec<Arc<Upstream>>,
 }
 
-impl UpstreamPool {
-    /// Start a supervisor for every server of `catalog`. Returns at once;
-    /// connections come up in the background.
-    pub fn start(catalog: &Catalog, credentials: &Arc<Credentials>) -> Self {
-        let shutdown = CancellationToken::new();
-        let (changes, _) = broadcast::channel(64);
-        let upstreams: Vec<_> = catalog
-            .servers()
-            .iter()
-            .enumerate()
-            .map(|(i, spec)| {
-                let mut catalog_tools: Vec<Route> =
-                    catalog.tools_of(ServerId(i)).cloned().collect();
-                catalog_tools.sort_by(|a, b| a.public_name.cmp(&b.public_name));
-                Arc::new(Upstream {
-                    id: ServerId(i),
-                    spec: spec.clone(),
-                    catalog_tools,
-                    state: ArcSwap::from_pointee(Connection::connecting()),
-                    first_attempt_done: AtomicBool::new(false),
-                    client: UpstreamClient {
-                        forward_logs: spec.forward_logs,
-                        ..UpstreamClient::default()
-                    },
-                    http: CredentialedClient::new(credentials.clone(), ServerId(i)),
-                    changes: changes.clone(),
-                })
-            })
-            .collect();
-        for upstream in &upstreams {
-            tokio::spawn(supervisor::supervise(upstream.clone(), shutdown.clone()));
-        }
-        Self {
-            upstreams,
-            shutdown,
-            changes,
-        }
-    }
-
+impl Upstreams {
     /// Call a tool (by its upstream name) on `server`, bounded by the
     /// server's timeout; what the server sends back meanwhile goes to `sinks`.
     pub async fn call_tool(
@@ -232,7 +201,7 @@ impl UpstreamPool {
         sinks: CallSinks,
         outbound: Outbound,
     ) -> Result<CallToolResult, UpstreamError> {
-        call::call_tool(&self.upstreams[server.0], tool, arguments, sinks, outbound).await
+        call::call_tool(&self.servers[server.0], tool, arguments, sinks, outbound).await
     }
 
     /// Send any other request to `server`, bounded by its timeout.
@@ -242,7 +211,7 @@ impl UpstreamPool {
         mut request: ClientRequest,
         outbound: Outbound,
     ) -> Result<ServerResult, UpstreamError> {
-        let upstream = &self.upstreams[server.0];
+        let upstream = &self.servers[server.0];
         outbound.stamp(&mut request);
         call::send(
             upstream,
@@ -262,7 +231,7 @@ impl UpstreamPool {
         subscriber: Subscriber,
         outbound: Outbound,
     ) -> Result<ServerResult, UpstreamError> {
-        let subscriptions = &self.upstreams[server.0].client.subscriptions;
+        let subscriptions = &self.servers[server.0].client.subscriptions;
         let session = subscriber.session;
         if !subscriptions.add(uri, subscriber) {
             return Ok(ServerResult::empty(()));
@@ -289,7 +258,7 @@ impl UpstreamPool {
         session: u64,
         outbound: Outbound,
     ) -> Result<ServerResult, UpstreamError> {
-        if !self.upstreams[server.0]
+        if !self.servers[server.0]
             .client
             .subscriptions
             .remove(uri, session)
@@ -305,33 +274,27 @@ impl UpstreamPool {
         .await
     }
 
-    /// Servers whose connection or offering changed, as they change.
-    pub fn changes(&self) -> broadcast::Receiver<ServerId> {
-        self.changes.subscribe()
-    }
-
     /// What `server` currently offers (empty while it is not connected).
     pub fn offered(&self, server: ServerId) -> Arc<Offered> {
-        self.upstreams[server.0].state.load().offered.clone()
+        self.servers[server.0].state.load().offered.clone()
     }
 
     /// Whether every server has had its first connection attempt.
     pub fn settled(&self) -> bool {
-        self.upstreams
+        self.servers
             .iter()
             .all(|u| u.first_attempt_done.load(Ordering::Acquire))
     }
 
     pub fn status(&self) -> Vec<ServerStatus> {
-        self.upstreams
+        self.servers
             .iter()
             .map(|u| {
                 let connection = u.state.load();
                 let missing_tools = if connection.health == Health::Ready {
-                    u.catalog_tools
-                        .iter()
-                        .filter(|t| !connection.offered.tools.contains_key(&*t.upstream_name))
-                        .map(|t| t.public_name.clone())
+                    (u.catalog_tools.load().iter())
+                        .filter(|(_, upstream)| !connection.offered.tools.contains_key(&**upstream))
+                        .map(|(public, _)| public.clone())
                         .collect()
                 } else {
                     Vec::new()
@@ -345,16 +308,5 @@ impl UpstreamPool {
                 }
             })
             .collect()
-    }
-
-    /// Stop every supervisor; their sessions (and stdio children) close.
-    pub fn shutdown(&self) {
-        self.shutdown.cancel();
-    }
-}
-
-impl Drop for UpstreamPool {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
     }
 }

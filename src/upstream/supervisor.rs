@@ -19,7 +19,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// A connection that lived this long resets the backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
 
-pub async fn supervise(upstream: Arc<Upstream>, shutdown: CancellationToken) {
+pub async fn supervise(upstream: Arc<Upstream>) {
+    let shutdown = upstream.stop.clone();
     let name = upstream.spec.name.clone();
     let mut backoff = INITIAL_BACKOFF;
     loop {
@@ -110,12 +111,12 @@ async fn watch_connection(
 }
 
 fn report_missing_tools(upstream: &Upstream, offered: &Offered) {
-    for tool in upstream.catalog_tools.iter() {
-        if !offered.tools.contains_key(&*tool.upstream_name) {
+    for (public, upstream_name) in upstream.catalog_tools.load().iter() {
+        if !offered.tools.contains_key(&**upstream_name) {
             tracing::warn!(
                 server = %upstream.spec.name,
-                tool = %tool.public_name,
-                upstream_tool = %tool.upstream_name,
+                tool = %public,
+                upstream_tool = %upstream_name,
                 "catalog tool is not offered by its server; it is unavailable"
             );
         }

@@ -9,8 +9,8 @@ use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use mcp_control_plane::config::KeyAlgorithm;
 use mcp_control_plane::credentials::keys::{self, SigningKey};
-use mcp_control_plane::example_servers::{
-    self, CREDENTIAL_REFUSED, CredentialCheck, ExampleServer,
+use mcp_example_servers::{
+    self as example_servers, CREDENTIAL_REFUSED, CredentialCheck, ExampleServer,
 };
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
@@ -451,4 +451,14 @@ async fn token_exchange_gives_the_upstream_the_exchanged_token_cached_per_agent_
     ] {
         assert!(!logs.contains(secret), "{secret} reached a log line");
     }
+}
+
+#[test]
+fn the_example_servers_read_credentials_where_the_control_plane_puts_them() {
+    // Two crates, one contract: the environment of stdio children and the
+    // `_meta` key of per-call credentials.
+    use mcp_control_plane::credentials;
+    assert_eq!(example_servers::JWKS_URL_ENV, credentials::JWKS_URL_ENV);
+    assert_eq!(example_servers::ISSUER_ENV, credentials::ISSUER_ENV);
+    assert_eq!(example_servers::CREDENTIAL_META_KEY, credentials::META_KEY);
 }

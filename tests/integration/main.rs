@@ -11,6 +11,7 @@ mod common;
 mod connections;
 mod credentials;
 mod identity;
+mod live;
 mod mcp;
 mod policy;
 mod rest_api;

@@ -227,29 +227,31 @@ async fn a_changed_policy_is_reloaded_and_a_broken_one_never_replaces_a_working_
     let cp = ControlPlane::start(&policy_catalog(&upstream.url, dir.path()));
     cp.wait_all_ready().await;
     assert_eq!(echo(&cp, "allow").await.0, 200);
-    let policy = |body: &Value| body["policy"].clone();
+    let catalog = |body: &Value| body["catalog"].clone();
     let readyz = cp.get_json("/readyz").await;
-    assert_eq!(policy(&readyz)["version"], 1);
+    let first = catalog(&readyz)["version"].clone();
+    assert_eq!(first.as_str().map(str::len), Some(12));
 
-    // A valid change: "allow" now denies.
+    // A valid change: "allow" now denies, under a new catalog version.
     std::fs::write(
         &file,
         MODES.replace(r#"allow if input.arguments.mode == "allow""#, ""),
     )
     .unwrap();
     wait_for("the new policy", async || echo(&cp, "allow").await.0 == 403).await;
-    assert_eq!(policy(&cp.get_json("/readyz").await)["version"], 2);
+    let second = catalog(&cp.get_json("/readyz").await)["version"].clone();
+    assert_ne!(second, first);
 
     // A broken file: refused, reported, and the previous version decides.
     std::fs::write(&file, "package mcp.authz\n\nallow if {").unwrap();
     wait_for("the refusal", async || {
-        !policy(&cp.get_json("/readyz").await)["reload_error"].is_null()
+        !catalog(&cp.get_json("/readyz").await)["reload_error"].is_null()
     })
     .await;
-    let status = policy(&cp.get_json("/readyz").await);
-    assert_eq!(status["version"], 2);
+    let status = catalog(&cp.get_json("/readyz").await);
+    assert_eq!(status["version"], second);
     assert_eq!(echo(&cp, "allow").await.0, 403);
-    assert!(cp.stderr_text().contains("policy reload refused"));
+    assert!(cp.stderr_text().contains("catalog reload refused"));
 
     // A policy whose own tests fail is refused too; SIGHUP reloads at once.
     let failing = format!("{MODES}\ntest_allows_everything if allow with input as {{}}\n");
@@ -260,7 +262,7 @@ async fn a_changed_policy_is_reloaded_and_a_broken_one_never_replaces_a_working_
         .unwrap();
     assert!(sent.success());
     wait_for("the failing tests", async || {
-        policy(&cp.get_json("/readyz").await)["reload_error"]
+        catalog(&cp.get_json("/readyz").await)["reload_error"]
             .as_str()
             .is_some_and(|e| e.contains("test_allows_everything"))
     })
@@ -274,9 +276,9 @@ async fn a_changed_policy_is_reloaded_and_a_broken_one_never_replaces_a_working_
         echo(&cp, "allow").await.0 == 200
     })
     .await;
-    let status = policy(&cp.get_json("/readyz").await);
-    assert_eq!(status["tests_passed"], 1);
-    assert!(status["reload_error"].is_null());
+    let readyz = cp.get_json("/readyz").await;
+    assert_eq!(readyz["policy"]["tests_passed"], 1);
+    assert!(catalog(&readyz)["reload_error"].is_null());
 }
 
 fn run(args: &[&str]) -> (bool, String) {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use mcp_control_plane::example_servers::ExampleServer;
+use mcp_example_servers::ExampleServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

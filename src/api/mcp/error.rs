@@ -7,7 +7,7 @@ use rmcp::model::ErrorCode;
 use serde_json::json;
 
 use crate::pipeline::PipelineError;
-use crate::telemetry::TraceContext;
+use crate::trace_context::TraceContext;
 use crate::upstream::UpstreamError;
 
 /// Server-defined JSON-RPC codes (the spec reserves -32000..-32099 for them).

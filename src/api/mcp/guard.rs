@@ -29,16 +29,17 @@ use tokio_util::sync::CancellationToken;
 
 use super::OpenSessions;
 use super::params;
+use crate::api::App;
 use crate::api::error::ApiError;
 use crate::identity::{Caller, Presented};
-use crate::pipeline::{CallContext, Pipeline, PipelineError};
+use crate::pipeline::{CallContext, PipelineError};
 use crate::vocabulary::{Action, FrontDoor};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
 /// What the guard needs.
 pub struct Guard {
-    pipeline: Arc<Pipeline>,
+    app: Arc<App>,
     manager: Arc<LocalSessionManager>,
     table: Mutex<SessionTable>,
     open: OpenSessions,
@@ -66,13 +67,9 @@ impl SessionTable {
 }
 
 impl Guard {
-    pub fn new(
-        pipeline: Arc<Pipeline>,
-        manager: Arc<LocalSessionManager>,
-        open: OpenSessions,
-    ) -> Self {
+    pub fn new(app: Arc<App>, manager: Arc<LocalSessionManager>, open: OpenSessions) -> Self {
         Self {
-            pipeline,
+            app,
             manager,
             table: Mutex::default(),
             open,
@@ -107,7 +104,7 @@ impl Guard {
 
     /// A place for one more session of `agent`, if the caps allow it.
     async fn reserve(&self, agent: &Arc<str>) -> Result<Reservation<'_>, PipelineError> {
-        let http = &self.pipeline.catalog().http;
+        let http = &self.app.http;
         let over = |table: &SessionTable| {
             if table.held_by(agent) >= http.mcp_max_sessions_per_agent {
                 Some("the agent's limit")
@@ -195,7 +192,7 @@ impl Checked<'_> {
         error: PipelineError,
         answer: (StatusCode, ErrorCode, &str, Value),
     ) -> Response {
-        let recorded = (self.guard.pipeline)
+        let recorded = (self.guard.app.pipeline)
             .reject(&self.ctx, action, self.who(), named, error)
             .await;
         if recorded == PipelineError::AuditUnavailable {
@@ -233,7 +230,7 @@ impl Checked<'_> {
         if status.is_client_error() {
             let error =
                 PipelineError::InvalidRequest(format!("refused by the transport ({status})"));
-            let _ = (self.guard.pipeline)
+            let _ = (self.guard.app.pipeline)
                 .reject(&self.ctx, Action::Connect, self.who(), None, error)
                 .await;
         }
@@ -241,8 +238,8 @@ impl Checked<'_> {
     }
 
     async fn post(&self, request: Request, next: Next) -> Response {
-        let pipeline = &self.guard.pipeline;
-        let limit = pipeline.catalog().http.max_body_bytes;
+        let pipeline = &self.guard.app.pipeline;
+        let limit = self.guard.app.http.max_body_bytes;
         let (parts, body) = request.into_parts();
         let bytes = match axum::body::to_bytes(body, limit).await {
             Ok(bytes) => bytes,
@@ -280,7 +277,7 @@ impl Checked<'_> {
             return self.refuse(malformed.action, named, error, answer).await;
         }
         let opens = self.session.is_none()
-            && pipeline.catalog().http.mcp_sessions
+            && self.guard.app.http.mcp_sessions
             && message.get("method").and_then(Value::as_str) == Some("initialize");
         let reservation = if opens {
             match self.guard.reserve(&self.caller.agent_id).await {
@@ -325,7 +322,7 @@ impl Checked<'_> {
 
 /// The middleware in front of `rmcp`.
 pub async fn guard(State(guard): State<Arc<Guard>>, mut request: Request, next: Next) -> Response {
-    let pipeline = &guard.pipeline;
+    let pipeline = &guard.app.pipeline;
     let ctx = crate::api::request_context(request.headers(), FrontDoor::Mcp);
     let token = crate::api::bearer(request.headers()).map(str::to_owned);
     let caller = match pipeline.admit_connection(&ctx, token.as_deref()).await {

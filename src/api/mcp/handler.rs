@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use axum::http::request::Parts;
 use rmcp::model::SubscriptionFilter;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequestParams, CompleteResult,
+    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
     GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
     ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, Reference, Request, ServerCapabilities,
-    ServerConfig, ServerResult, SubscribeRequestParams, UnsubscribeRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+    ServerResult, SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::model::{
     ErrorCode, GetExtensions, LoggingMessageNotificationParam, ProgressNotificationParam,
@@ -35,8 +35,7 @@ use crate::pipeline::{
     Assertions, CallContext, Pipeline, PipelineError, SubscriptionChange, ToolCall,
 };
 use crate::upstream::{CallSinks, LogSink, Relay, Subscriber, UpstreamError};
-use crate::vocabulary::Target;
-use crate::vocabulary::{Action, FrontDoor};
+use crate::vocabulary::FrontDoor;
 
 /// Items per page of a `*/list` answer.
 const PAGE_SIZE: usize = 100;
@@ -476,30 +475,7 @@ impl ServerHandler for McpFrontDoor {
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
         let (ctx, who) = request_context(&context);
-        let target = match &request.r#ref {
-            Reference::Prompt(prompt) => Target::Prompt(&prompt.name),
-            Reference::Resource(resource) => Target::Resource(&resource.uri),
-            _ => {
-                return Err(ErrorData::invalid_params(
-                    "unsupported completion reference",
-                    None,
-                ));
-            }
-        };
-        let answer = self
-            .pipeline
-            .forward(&ctx, who, Action::Complete, target, |upstream_name| {
-                let mut params = request.clone();
-                params.meta = None;
-                // The prompt's upstream name, or the normalized URI that was authorized.
-                match &mut params.r#ref {
-                    Reference::Prompt(prompt) => prompt.name = upstream_name.to_string(),
-                    Reference::Resource(resource) => resource.uri = upstream_name.to_string(),
-                    _ => {}
-                }
-                ClientRequest::CompleteRequest(Request::new(params))
-            })
-            .await;
+        let answer = self.pipeline.complete(&ctx, who, request).await;
         expect(&ctx, answer, |answer| match answer {
             ServerResult::CompleteResult(result) => Some(result),
             _ => None,

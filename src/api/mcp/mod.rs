@@ -18,7 +18,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::Pipeline;
+use super::App;
 
 pub use handler::McpFrontDoor;
 pub(crate) use params::check as params_check;
@@ -27,12 +27,8 @@ pub(crate) use params::check as params_check;
 pub type OpenSessions = Arc<std::sync::atomic::AtomicI64>;
 
 /// The `/mcp` route. `shutdown` ends every open session and stream.
-pub fn router(
-    pipeline: Arc<Pipeline>,
-    shutdown: CancellationToken,
-    open_sessions: OpenSessions,
-) -> Router {
-    let settings = &pipeline.catalog().http;
+pub fn router(app: Arc<App>, shutdown: CancellationToken, open_sessions: OpenSessions) -> Router {
+    let settings = &app.http;
     let mut config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(settings.mcp_sessions)
         // A plain JSON answer where nothing streams before the result (rmcp
@@ -49,8 +45,8 @@ pub fn router(
         config.with_allowed_hosts(settings.allowed_hosts.clone())
     };
     let live = sessions::Sessions::default();
-    tokio::spawn(live.clone().notify_changes(pipeline.clone()));
-    let front_door = McpFrontDoor::new(pipeline.clone(), live);
+    tokio::spawn(live.clone().notify_changes(app.live.clone()));
+    let front_door = McpFrontDoor::new(app.pipeline.clone(), live);
     let mut manager = LocalSessionManager::default();
     manager.session_config.keep_alive = Some(settings.mcp_session_idle);
     let manager = Arc::new(manager);
@@ -60,7 +56,7 @@ pub fn router(
             manager.clone(),
             config,
         );
-    let guard_state = Arc::new(guard::Guard::new(pipeline, manager, open_sessions));
+    let guard_state = Arc::new(guard::Guard::new(app.clone(), manager, open_sessions));
     tokio::spawn(guard_state.clone().forget_ended_sessions(shutdown));
     Router::new()
         .route_service("/mcp", service)

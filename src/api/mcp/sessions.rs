@@ -1,5 +1,6 @@
 //! Who to tell when a server's offering changes (it connects, goes down, or
-//! says its lists changed): every initialize-based session and every
+//! says its lists changed) or a catalog reload changes what a role sees:
+//! every initialize-based session and every
 //! 2026-07-28 `subscriptions/listen` stream whose role sees something of that
 //! server gets the matching `list_changed` notifications, and no other does.
 
@@ -11,7 +12,7 @@ use rmcp::service::{Peer, SubscriptionSink};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::catalog::Reach;
-use crate::pipeline::Pipeline;
+use crate::live::{Live, Swap};
 
 /// How long one client may take to accept a notification.
 const NOTIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -77,32 +78,48 @@ impl Sessions {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Until the process ends: turn upstream changes into notifications.
-    pub async fn notify_changes(self, pipeline: Arc<Pipeline>) {
-        let mut changes = pipeline.upstreams().changes();
+    /// Until the process ends: turn upstream changes and catalog reloads
+    /// into notifications.
+    pub async fn notify_changes(self, live: Arc<Live>) {
+        let mut changes = live.pool().changes();
+        let mut swaps = live.swaps();
         loop {
-            let server = match changes.recv().await {
-                Ok(server) => server,
-                Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => return,
+            // What each listener's role now sees differently.
+            let reach: Box<dyn Fn(&str) -> Reach + Send> = tokio::select! {
+                server = changes.recv() => match server {
+                    Ok(server) => {
+                        let snapshot = live.current();
+                        tracing::debug!(%server, "upstream offering changed");
+                        Box::new(move |role| match snapshot.catalog.server_id(&server) {
+                            Some(id) => snapshot.catalog.role_reach(role, id),
+                            None => Reach::default(),
+                        })
+                    }
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return,
+                },
+                swap = swaps.recv() => match swap {
+                    Ok(Swap { before, now }) => {
+                        let policy = now.discovery_policy_changed(&before);
+                        Box::new(move |role| {
+                            let mut reach = now.catalog.view_changes(&before.catalog, role);
+                            reach.tools |= policy;
+                            reach.prompts |= policy;
+                            reach
+                        })
+                    }
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return,
+                },
             };
             let targets: Vec<_> = {
                 let mut live = self.lock();
                 live.retain(|listener| !listener.closed());
                 live.iter()
-                    .map(|l| {
-                        (
-                            pipeline.catalog().role_reach(&l.role, server),
-                            l.channel.clone(),
-                        )
-                    })
+                    .map(|l| (reach(&l.role), l.channel.clone()))
+                    .filter(|(reach, _)| *reach != Reach::default())
                     .collect()
             };
-            tracing::debug!(
-                server = server.0,
-                listeners = targets.len(),
-                "upstream offering changed"
-            );
             for (reach, channel) in targets {
                 // One slow client must not hold up the others.
                 tokio::spawn(notify(reach, channel));

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mcp_control_plane::example_servers::{self, ExampleServer};
+use mcp_example_servers::{self as example_servers, ExampleServer};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
     CreateMessageRequestParams, ListResourcesResult, ListToolsResult, LoggingLevel,

@@ -5,6 +5,7 @@
 #![allow(deprecated)]
 
 mod refusals;
+mod reload;
 mod resources;
 mod tools;
 mod transport;

@@ -29,7 +29,9 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, tool, tool_handler,
 use tokio::net::TcpListener;
 
 pub use data::{ExecuteTradeArgs, ReadPositionsArgs, RunReportArgs};
-pub use verify::{CREDENTIAL_REFUSED, CredentialCheck, ISSUER_ENV, JWKS_URL_ENV};
+pub use verify::{
+    CREDENTIAL_META_KEY, CREDENTIAL_REFUSED, CredentialCheck, ISSUER_ENV, JWKS_URL_ENV,
+};
 
 /// Which of the example's servers to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -1,0 +1,110 @@
+//! Turning the catalog file (and every file it names) into what serves:
+//! the one code path `check`, `serve` and every reload take.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::catalog::Catalog;
+use crate::config::{self, CatalogFile, ConfigErrors, CredentialConfig};
+use crate::policy::{Policies, PolicyError, policy_files};
+
+/// Why a catalog version cannot be put in force. Each names the file and
+/// where in it.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    #[error("{file}: policy: {error}")]
+    Policy { file: PathBuf, error: PolicyError },
+    #[error("{file}: {error}")]
+    Credentials {
+        file: PathBuf,
+        error: crate::credentials::SetupError,
+    },
+}
+
+/// A catalog file read, validated and compiled, with its policy compiled
+/// and its tests passed.
+pub struct Compiled {
+    pub file: CatalogFile,
+    pub catalog: Catalog,
+    pub policies: Policies,
+    /// The catalog's directory: relative paths in it are relative to this.
+    pub base_dir: PathBuf,
+    /// SHA-256 over the catalog's text and its policy files' contents.
+    pub digest: Sha256,
+    /// SHA-256 of the policy files alone, to tell whether the policy changed.
+    pub policy_digest: [u8; 32],
+    /// Every file this version was read from, to watch for changes.
+    pub files: Vec<PathBuf>,
+}
+
+impl Compiled {
+    /// Read, validate and compile the catalog at `path`, then its policy
+    /// (running the policy's tests). `key_file`, when given, replaces the
+    /// catalog's `credentials.key_file`.
+    pub fn load(path: &Path, key_file: Option<&Path>) -> Result<Self, LoadError> {
+        let (file, text) = config::read_file(path)?;
+        let base_dir = path.parent().map(PathBuf::from).unwrap_or_default();
+        let mut catalog = Catalog::compile(&file, &base_dir);
+        if let Some(key_file) = key_file {
+            catalog.credentials.key_file = key_file.to_path_buf();
+        }
+        let policies =
+            Policies::open(file.policy.as_ref(), &base_dir).map_err(|error| LoadError::Policy {
+                file: path.to_path_buf(),
+                error,
+            })?;
+        let policy = policy_files(file.policy.as_ref(), &base_dir);
+        let files = named_files(path, &file, &base_dir);
+        let mut policy_digest = Sha256::new();
+        for file in policy.iter().filter(|f| f.is_file()) {
+            policy_digest.update(file.as_os_str().as_encoded_bytes());
+            policy_digest.update(std::fs::read(file).unwrap_or_default());
+        }
+        let policy_digest: [u8; 32] = policy_digest.finalize().into();
+        let mut digest = Sha256::new();
+        digest.update(text.as_bytes());
+        digest.update(policy_digest);
+        Ok(Self {
+            file,
+            catalog,
+            policies,
+            base_dir,
+            digest,
+            policy_digest,
+            files,
+        })
+    }
+}
+
+/// The files a catalog at `path` names, as far as it can be read: to
+/// watch a version that was refused until it is fixed.
+pub fn files_named_by(path: &Path) -> Vec<PathBuf> {
+    let base_dir = path.parent().map(PathBuf::from).unwrap_or_default();
+    match config::load_file(path) {
+        Ok(file) => named_files(path, &file, &base_dir),
+        Err(_) => vec![path.to_path_buf()],
+    }
+}
+
+/// The catalog itself, its policy's files and its secret files.
+fn named_files(path: &Path, file: &CatalogFile, base_dir: &Path) -> Vec<PathBuf> {
+    let mut files = vec![path.to_path_buf()];
+    files.extend(policy_files(file.policy.as_ref(), base_dir));
+    files.extend(secret_files(file, base_dir));
+    files
+}
+
+/// The files the servers' credential providers read their secrets from.
+fn secret_files(file: &CatalogFile, base_dir: &Path) -> Vec<PathBuf> {
+    (file.servers.iter())
+        .filter_map(|(_, server)| match &server.credential {
+            CredentialConfig::Static(secret) => secret.file.clone(),
+            CredentialConfig::OauthTokenExchange(exchange) => exchange.client_secret.file.clone(),
+            CredentialConfig::Jwt | CredentialConfig::None => None,
+        })
+        .map(|secret| base_dir.join(secret))
+        .collect()
+}

@@ -1,0 +1,77 @@
+//! call: the innermost step, where a request that every stage let in
+//! reaches its upstream. Its intent record is made durable first: nothing
+//! reaches an upstream before its record does.
+
+use std::time::{Instant, SystemTime};
+
+use rmcp::model::{ClientRequest, ReadResourceRequestParams, Reference, Request, ServerResult};
+
+use crate::audit::record::UpstreamSpan;
+use crate::pipeline::stage::Answer;
+use crate::pipeline::{Exchange, Operation, PipelineError};
+
+/// Send `operation` to the exchange's upstream and time it.
+pub async fn call(exchange: &mut Exchange<'_>, operation: Operation) -> Answer {
+    let (Some(to), Some(outbound)) = (exchange.authorized.as_ref(), exchange.outbound.take())
+    else {
+        unreachable!("resolve and credential run before the call");
+    };
+    let audit = exchange
+        .audit
+        .as_mut()
+        .expect("the record stage runs first");
+    audit
+        .intent()
+        .await
+        .map_err(|_| PipelineError::AuditUnavailable)?;
+    exchange.contacted = true;
+    let upstreams = &exchange.snapshot.upstreams;
+    let (started, calling) = (SystemTime::now(), Instant::now());
+    let server = to.server;
+    let name = &to.upstream_name;
+    let answer = match operation {
+        Operation::CallTool(sinks) => {
+            let arguments = exchange.arguments.take().unwrap_or_default();
+            (upstreams
+                .call_tool(server, name, arguments, sinks, outbound)
+                .await)
+                .map(ServerResult::CallToolResult)
+        }
+        Operation::Subscribe(subscriber) => {
+            upstreams
+                .subscribe(server, name, subscriber, outbound)
+                .await
+        }
+        Operation::Unsubscribe { session } => {
+            upstreams.unsubscribe(server, name, session, outbound).await
+        }
+        Operation::ReadResource => {
+            let params = ReadResourceRequestParams::new(name.to_string());
+            let request = ClientRequest::ReadResourceRequest(Request::new(params));
+            upstreams.request(server, request, outbound).await
+        }
+        Operation::GetPrompt(mut params) => {
+            params.name = name.to_string();
+            params.meta = None;
+            let request = ClientRequest::GetPromptRequest(Request::new(params));
+            upstreams.request(server, request, outbound).await
+        }
+        Operation::Complete(mut params) => {
+            params.meta = None;
+            // The prompt's upstream name, or the normalized URI that was authorized.
+            match &mut params.r#ref {
+                Reference::Prompt(prompt) => prompt.name = name.to_string(),
+                Reference::Resource(resource) => resource.uri = name.to_string(),
+                _ => {}
+            }
+            let request = ClientRequest::CompleteRequest(Request::new(params));
+            upstreams.request(server, request, outbound).await
+        }
+    };
+    exchange.record().upstream = Some(UpstreamSpan {
+        span_id: exchange.upstream_span,
+        started,
+        seconds: calling.elapsed().as_secs_f64(),
+    });
+    Ok(answer?)
+}

@@ -1,0 +1,32 @@
+//! The stages of the request path, one file each, in the order a request
+//! meets them. [`standard`] assembles the list; adding a capability (a
+//! rate limit, a circuit breaker, a result filter) is one more file here
+//! and one more line there.
+
+mod admit;
+mod authorize;
+pub mod call;
+mod credential;
+pub mod record;
+mod resolve;
+
+use crate::audit::AuditLog;
+
+pub use authorize::Facts;
+
+use super::stage::Stage;
+
+/// The stages every request takes, in order:
+///
+/// ```text
+/// record -> admit -> resolve -> authorize -> credential -> (call | list)
+/// ```
+pub fn standard(audit: AuditLog) -> Vec<Box<dyn Stage>> {
+    vec![
+        Box::new(record::Record::new(audit)),
+        Box::new(admit::Admit),
+        Box::new(resolve::Resolve),
+        Box::new(authorize::Authorize),
+        Box::new(credential::Credential),
+    ]
+}

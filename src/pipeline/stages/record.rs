@@ -1,0 +1,142 @@
+//! record: every request leaves exactly one audit record, durable before
+//! the answer leaves.
+//!
+//! On the way in the record is opened (what was asked, by which door,
+//! under which catalog version), and a request is refused at once while
+//! records cannot be made durable (fail-closed). On the way back the
+//! outcome goes in and the stage waits until the record is durable. (The
+//! intent record, written just before the upstream is contacted, is the
+//! call stage's: see [`super::call`].)
+
+use futures::future::BoxFuture;
+use rmcp::model::ServerResult;
+
+use crate::audit::record::excerpt;
+use crate::audit::{AuditGuard, AuditLog};
+use crate::live::Snapshot;
+use crate::pipeline::stage::{Answer, Stage};
+use crate::pipeline::{CallContext, Exchange, PipelineError};
+use crate::vocabulary::{Action, Outcome};
+
+pub struct Record {
+    log: AuditLog,
+}
+
+impl Record {
+    pub fn new(log: AuditLog) -> Self {
+        Self { log }
+    }
+}
+
+impl Stage for Record {
+    fn name(&self) -> &'static str {
+        "record"
+    }
+
+    fn request<'a, 'e>(
+        &'a self,
+        exchange: &'a mut Exchange<'e>,
+    ) -> BoxFuture<'a, Result<(), PipelineError>> {
+        let mut audit = open(&self.log, exchange.ctx, &exchange.snapshot, exchange.action);
+        let record = audit.record_mut();
+        // What the caller sent, as a bounded excerpt: it may be anything.
+        record.tool = exchange.target.map(|target| excerpt(target.name()));
+        if let Some(arguments) = &exchange.arguments {
+            record.set_arguments_digest(arguments);
+        }
+        exchange.audit = Some(audit);
+        let accepting = self.log.accepting();
+        Box::pin(async move {
+            match accepting {
+                true => Ok(()),
+                false => Err(PipelineError::AuditUnavailable),
+            }
+        })
+    }
+
+    fn response<'a, 'e>(
+        &'a self,
+        exchange: &'a mut Exchange<'e>,
+        answer: &'a mut Answer,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(audit) = exchange.audit.take() else {
+                return;
+            };
+            let outcome = match &answer {
+                Ok(result) => result.outcome(),
+                Err(error) => error.outcome(),
+            };
+            let done = std::mem::replace(answer, Err(PipelineError::AuditUnavailable));
+            *answer = if exchange.contacted {
+                settle_contacted(audit, outcome, done).await
+            } else {
+                settle(audit, outcome, done).await
+            };
+        })
+    }
+}
+
+/// Open the record of a request under the catalog version deciding it.
+pub fn open(log: &AuditLog, ctx: &CallContext, snapshot: &Snapshot, action: Action) -> AuditGuard {
+    let mut audit = AuditGuard::open(
+        log,
+        ctx.trace,
+        action,
+        ctx.front_door,
+        snapshot.catalog.environment.clone(),
+        ctx.started,
+    );
+    audit.record_mut().catalog_version = Some(snapshot.version.clone());
+    audit
+}
+
+/// The audit outcome of an upstream's answer.
+pub trait Classify {
+    fn outcome(&self) -> Outcome;
+}
+
+impl Classify for ServerResult {
+    fn outcome(&self) -> Outcome {
+        match self {
+            ServerResult::CallToolResult(result) if result.is_error == Some(true) => {
+                Outcome::ToolError
+            }
+            _ => Outcome::Ok,
+        }
+    }
+}
+
+/// Finish the request's audit record and wait until it is durable. If it
+/// cannot be made durable (fail-closed), the request fails with 503 instead
+/// of `result`: no answer leaves without its record.
+pub async fn settle<T>(
+    audit: AuditGuard,
+    outcome: Outcome,
+    result: Result<T, PipelineError>,
+) -> Result<T, PipelineError> {
+    match audit.finish(outcome).await {
+        Ok(()) => result,
+        Err(_) => Err(PipelineError::AuditUnavailable),
+    }
+}
+
+/// Finish the record of a request that reached its upstream (its intent is
+/// durable). The upstream has acted, so its answer goes back even if the
+/// outcome cannot be recorded: a refusal would be untrue, and a client
+/// that retries would act twice. The intent record stands, `unfinished`.
+async fn settle_contacted<T>(
+    audit: AuditGuard,
+    outcome: Outcome,
+    result: Result<T, PipelineError>,
+) -> Result<T, PipelineError> {
+    let trace_id = audit.trace_id();
+    if audit.finish(outcome).await.is_err() {
+        tracing::error!(
+            %trace_id,
+            outcome = outcome.as_str(),
+            "the outcome of a call that reached its upstream could not be recorded; its intent record stands as unfinished"
+        );
+    }
+    result
+}
