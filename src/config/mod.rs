@@ -318,6 +318,9 @@ impl Default for HttpSettings {
     }
 }
 
+/// The longest lifetime a minted credential may be configured to have.
+pub const MAX_TTL: Duration = Duration::from_secs(300);
+
 /// How the control plane signs the per-call credentials it mints.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -332,7 +335,7 @@ pub struct CredentialSettings {
     /// `EdDSA` (Ed25519) or `ES256`, for a generated key.
     #[serde(default = "default_key_algorithm")]
     pub algorithm: KeyAlgorithm,
-    /// How long a minted token is valid (at most `5m`).
+    /// How long a minted token is valid (at most [`MAX_TTL`]).
     #[serde(default = "default_credential_ttl", with = "humantime_serde")]
     pub ttl: Duration,
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue};
 
+use super::MAX_TTL;
 use super::{CatalogFile, ConfigError, CredentialConfig, SecretSource, ServerConfig, SinkConfig};
-use crate::credentials::mint::MAX_TTL;
 
 /// Whether `name` is a valid public tool, server, role or agent name:
 /// `^[A-Za-z0-9_.-]{1,128}$`.

@@ -14,10 +14,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::keys::{self, KeyError, SigningKey};
-use crate::config::KeyAlgorithm;
+use crate::config::{KeyAlgorithm, MAX_TTL};
 
-/// The longest lifetime a minted credential may be configured to have.
-pub const MAX_TTL: Duration = Duration::from_secs(300);
 /// How long a replaced key stays published: past the longest lifetime of
 /// a token it signed, plus room for verifiers' clock skew.
 const RETIRED_KEY_GRACE: Duration = Duration::from_secs(MAX_TTL.as_secs() + 60);
