@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::config::{
     CatalogFile, CredentialConfig, CredentialSettings, HttpSettings, IdentitySettings,
-    ToolAuditConfig,
+    ToolAuditConfig, UpstreamProtocol,
 };
 
 /// Index of a server in [`Catalog::servers`].
@@ -26,6 +26,7 @@ pub struct ServerSpec {
     pub timeout: Duration,
     pub forward_logs: bool,
     pub credential: CredentialConfig,
+    pub protocol: UpstreamProtocol,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +165,7 @@ impl Catalog {
                     transport,
                     timeout: config.timeout,
                     forward_logs: config.forward_logs,
+                    protocol: config.protocol,
                     credential: config.credential.clone(),
                 }
             })

@@ -111,6 +111,33 @@ pub struct ServerConfig {
     /// credential (default: a JWT minted by the control plane).
     #[serde(default)]
     pub credential: CredentialConfig,
+    /// Which MCP revision to speak with this server: `auto` (default: probe
+    /// `server/discover`, use 2026-07-28 when offered, else the `initialize`
+    /// handshake with the newest revision the server accepts), or a pinned
+    /// revision for servers that misbehave on probing.
+    #[serde(default)]
+    pub protocol: UpstreamProtocol,
+}
+
+/// The MCP revision the control plane speaks with one upstream server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum UpstreamProtocol {
+    /// Probe `server/discover`; fall back to `initialize`.
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    /// The stateless revision only (`server/discover`, per-request `_meta`).
+    #[serde(rename = "2026-07-28")]
+    V2026_07_28,
+    /// The `initialize` handshake claiming this revision.
+    #[serde(rename = "2025-11-25")]
+    V2025_11_25,
+    #[serde(rename = "2025-06-18")]
+    V2025_06_18,
+    #[serde(rename = "2025-03-26")]
+    V2025_03_26,
+    #[serde(rename = "2024-11-05")]
+    V2024_11_05,
 }
 
 fn default_timeout() -> Duration {

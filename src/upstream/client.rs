@@ -13,7 +13,7 @@ use rmcp::ErrorData;
 use rmcp::model::{
     ClientCapabilities, ClientConfig, ClientResult, CreateMessageRequestParams,
     CreateMessageResult, ElicitRequestParams, ElicitResult, Implementation, ListRootsResult,
-    LoggingMessageNotificationParam, ProgressNotificationParam, Request,
+    LoggingMessageNotificationParam, ProgressNotificationParam, ProtocolVersion, Request,
     ResourceUpdatedNotificationParam, ServerRequest,
 };
 use rmcp::service::{InboundStreamOrigin, NotificationContext, RequestContext, RoleClient};
@@ -23,7 +23,7 @@ use super::progress::{self, ProgressRouter};
 use super::relay::{self, Relays};
 use super::subscriptions::Subscriptions;
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct UpstreamClient {
     pub progress: Arc<ProgressRouter>,
     pub subscriptions: Arc<Subscriptions>,
@@ -32,6 +32,22 @@ pub struct UpstreamClient {
     pub relays: Arc<Relays>,
     /// Whether the catalog lets this server's call logs reach the caller.
     pub forward_logs: bool,
+    /// The revision an `initialize` handshake claims: always one of the
+    /// initialize era, never 2026-07-28 (the two eras never mix).
+    pub initialize_version: ProtocolVersion,
+}
+
+impl Default for UpstreamClient {
+    fn default() -> Self {
+        Self {
+            progress: Arc::default(),
+            subscriptions: Arc::default(),
+            relist: Arc::default(),
+            relays: Arc::default(),
+            forward_logs: false,
+            initialize_version: ProtocolVersion::LATEST_WITH_INITIALIZE,
+        }
+    }
 }
 
 impl UpstreamClient {
@@ -71,6 +87,7 @@ impl ClientHandler for UpstreamClient {
             capabilities,
             Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION")),
         )
+        .with_protocol_version(self.initialize_version.clone())
     }
 
     async fn on_progress(

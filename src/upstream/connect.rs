@@ -6,7 +6,9 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use axum::http::{HeaderName, HeaderValue};
-use rmcp::ServiceExt;
+use rmcp::ClientServiceExt;
+use rmcp::model::ProtocolVersion;
+use rmcp::service::ClientLifecycleMode;
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
@@ -16,6 +18,7 @@ use super::client::UpstreamClient;
 use super::http_client::CredentialedClient;
 use super::offered::{self, Offered};
 use crate::catalog::{ServerSpec, TransportSpec};
+use crate::config::UpstreamProtocol;
 
 /// The command value that names this control-plane executable.
 pub const SELF_COMMAND: &str = "$SELF";
@@ -62,7 +65,7 @@ pub async fn establish(
     http: CredentialedClient,
 ) -> Result<(Session, Offered), ConnectError> {
     let attempt = async {
-        let session = open_session(spec, client, http).await?;
+        let session = negotiate(spec, client, http).await?;
         let offered = offered::list(session.peer())
             .await
             .map_err(|e| ConnectError::List(e.to_string()))?;
@@ -71,6 +74,33 @@ pub async fn establish(
     tokio::time::timeout(spec.timeout, attempt)
         .await
         .unwrap_or(Err(ConnectError::Timeout))
+}
+
+/// Open a session in the first era of the server's `protocol` that it
+/// accepts.
+async fn negotiate(
+    spec: &ServerSpec,
+    client: UpstreamClient,
+    http: CredentialedClient,
+) -> Result<Session, ConnectError> {
+    let eras = lifecycles(spec.protocol);
+    let mut refused = None;
+    for era in eras {
+        match open_session(spec, client.clone(), http.clone(), *era).await {
+            Ok(session) => {
+                tracing::debug!(server = %spec.name, ?era, "upstream session opened");
+                return Ok(session);
+            }
+            // A refused handshake may be the other era's server; anything
+            // else (no process, no connection) is no better the second time.
+            Err(ConnectError::Handshake(problem)) => {
+                tracing::debug!(server = %spec.name, ?era, %problem, "upstream refused this handshake");
+                refused = Some(ConnectError::Handshake(problem));
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Err(refused.expect("every protocol setting names at least one era"))
 }
 
 /// Re-log a stdio child's stderr, line by line, under its server's name, so
@@ -86,6 +116,7 @@ async fn open_session(
     spec: &ServerSpec,
     client: UpstreamClient,
     http: CredentialedClient,
+    era: Era,
 ) -> Result<Session, ConnectError> {
     let handshake =
         |e: rmcp::service::ClientInitializeError| ConnectError::Handshake(e.to_string());
@@ -118,7 +149,7 @@ async fn open_session(
             if let Some(stderr) = stderr {
                 tokio::spawn(forward_stderr(spec.name.clone(), stderr));
             }
-            client.serve(transport).await.map_err(handshake)
+            (client.serve_with_lifecycle(transport, era.mode()).await).map_err(handshake)
         }
         TransportSpec::Http { url, headers } => {
             let mut custom = HashMap::new();
@@ -132,7 +163,58 @@ async fn open_session(
             let config =
                 StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(custom);
             let transport = StreamableHttpClientTransport::with_client(http, config);
-            client.serve(transport).await.map_err(handshake)
+            (client.serve_with_lifecycle(transport, era.mode()).await).map_err(handshake)
         }
+    }
+}
+
+/// How to open a session with a server configured for `protocol`. Each
+/// way speaks one era only: `server/discover` and per-request `_meta`
+/// (2026-07-28), or the `initialize` handshake claiming an initialize-era
+/// revision.
+///
+/// `auto` tries `initialize` first and, if the server refuses it, opens a
+/// new session with `server/discover`. That order is deliberate, against
+/// the specification's advice to probe first: what a call relays on an
+/// initialize-era session (the server's sampling, elicitation and roots
+/// requests, resource subscriptions, log messages) has no 2026-07-28 path
+/// through the control plane yet, so a server that speaks both keeps all
+/// of it, and a server that speaks only 2026-07-28 is still reached.
+fn lifecycles(protocol: UpstreamProtocol) -> &'static [Era] {
+    match protocol {
+        UpstreamProtocol::Auto => &[Era::Initialize, Era::Discover],
+        UpstreamProtocol::V2026_07_28 => &[Era::Discover],
+        _ => &[Era::Initialize],
+    }
+}
+
+/// The two ways to open a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Era {
+    /// `initialize`, claiming the client's `initialize_version`.
+    Initialize,
+    /// `server/discover`, then 2026-07-28 with per-request `_meta`.
+    Discover,
+}
+
+impl Era {
+    fn mode(self) -> ClientLifecycleMode {
+        match self {
+            Self::Initialize => ClientLifecycleMode::Initialize,
+            Self::Discover => ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        }
+    }
+}
+
+/// The revision an `initialize` handshake with a server configured for
+/// `protocol` claims.
+pub fn initialize_version(protocol: UpstreamProtocol) -> ProtocolVersion {
+    match protocol {
+        UpstreamProtocol::V2025_06_18 => ProtocolVersion::V_2025_06_18,
+        UpstreamProtocol::V2025_03_26 => ProtocolVersion::V_2025_03_26,
+        UpstreamProtocol::V2024_11_05 => ProtocolVersion::V_2024_11_05,
+        _ => ProtocolVersion::LATEST_WITH_INITIALIZE,
     }
 }

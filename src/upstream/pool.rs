@@ -17,6 +17,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::client::UpstreamClient;
+use super::connect;
 use super::http_client::CredentialedClient;
 use super::{Connection, Upstream, Upstreams, supervisor};
 use crate::catalog::{Catalog, ServerId};
@@ -77,6 +78,7 @@ impl UpstreamPool {
                     first_attempt_done: AtomicBool::new(false),
                     client: UpstreamClient {
                         forward_logs: spec.forward_logs,
+                        initialize_version: connect::initialize_version(spec.protocol),
                         ..UpstreamClient::default()
                     },
                     http: CredentialedClient::new(credentials.clone()),

@@ -7,10 +7,10 @@ use std::time::Duration;
 use mcp_example_servers::{self as example_servers, ExampleServer};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
-    CreateMessageRequestParams, ListResourcesResult, ListToolsResult, LoggingLevel,
-    LoggingMessageNotificationParam, PaginatedRequestParams, ProgressNotificationParam, Resource,
-    ResourceUpdatedNotificationParam, SamplingMessage, ServerCapabilities, ServerConfig,
-    SubscribeRequestParams, Tool,
+    CreateMessageRequestParams, ErrorCode, InitializeRequestParams, InitializeResult,
+    ListResourcesResult, ListToolsResult, LoggingLevel, LoggingMessageNotificationParam,
+    PaginatedRequestParams, ProgressNotificationParam, Resource, ResourceUpdatedNotificationParam,
+    SamplingMessage, ServerCapabilities, ServerConfig, SubscribeRequestParams, Tool,
 };
 use rmcp::service::{Peer, RequestContext};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -41,6 +41,9 @@ pub struct TestUpstream {
     cancelled: Arc<AtomicUsize>,
     subscribers: Arc<Mutex<Vec<Peer<RoleServer>>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// Refuse the `initialize` handshake, as a server that speaks only the
+    /// 2026-07-28 revision does.
+    modern_only: bool,
 }
 
 /// What the server saw of one request's credential.
@@ -59,6 +62,8 @@ pub struct Seen {
     pub tracestate_header: Option<String>,
     /// The `X-Api-Key` header.
     pub api_key: Option<String>,
+    /// The `MCP-Protocol-Version` header.
+    pub protocol_header: Option<String>,
 }
 
 impl TestUpstream {
@@ -74,6 +79,7 @@ impl TestUpstream {
         let traceparent_header = header("traceparent");
         let tracestate_header = header("tracestate");
         let api_key = header("x-api-key");
+        let protocol_header = header("mcp-protocol-version");
         let traceparent_meta = context.meta.get_traceparent().map(str::to_owned);
         let credential_in_meta = context
             .meta
@@ -86,11 +92,25 @@ impl TestUpstream {
             traceparent_meta,
             tracestate_header,
             api_key,
+            protocol_header,
         });
     }
 }
 
 impl ServerHandler for TestUpstream {
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        if self.modern_only {
+            let refusal = "this server speaks 2026-07-28 only: use server/discover";
+            return Err(ErrorData::new(ErrorCode::HEADER_MISMATCH, refusal, None));
+        }
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
+    }
+
     fn get_info(&self) -> ServerConfig {
         let capabilities = ServerCapabilities::builder()
             .enable_tools()
@@ -265,11 +285,22 @@ impl Drop for HttpUpstream {
 
 /// Serve [`TestUpstream`] on `port` (0: any free port).
 pub async fn test_upstream(port: u16) -> HttpUpstream {
+    serve_test_upstream(port, false).await
+}
+
+/// Serve a [`TestUpstream`] that refuses `initialize`: it can only be
+/// reached with the 2026-07-28 revision.
+pub async fn modern_only_upstream() -> HttpUpstream {
+    serve_test_upstream(0, true).await
+}
+
+async fn serve_test_upstream(port: u16, modern_only: bool) -> HttpUpstream {
     let handler = TestUpstream {
         calls: Arc::default(),
         cancelled: Arc::default(),
         subscribers: Arc::default(),
         seen: Arc::default(),
+        modern_only,
     };
     let kept = handler.clone();
     let stop = CancellationToken::new();

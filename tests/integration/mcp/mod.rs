@@ -4,6 +4,7 @@
 // The tests drive sampling (deprecated from the 2026-07-28 revision on).
 #![allow(deprecated)]
 
+mod eras;
 mod refusals;
 mod reload;
 mod resources;
