@@ -199,3 +199,58 @@ async fn transport_refusals_are_recorded() {
     assert_eq!(records.len(), before + 3);
     assert!(records.iter().all(|r| r["agent_id"] == "tester-1"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn standard_headers_that_disagree_with_the_body_are_refused_and_recorded() {
+    let (upstream, cp) = test_catalog().await;
+    let body = json!({
+        "jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {
+            "name": "echo", "arguments": {"message": "hi"},
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+                "io.modelcontextprotocol/clientCapabilities": {}
+            }
+        }
+    })
+    .to_string();
+    let stateless = |method: &str, name: Option<&str>| {
+        let mut request = raw_post(&cp, Some(TESTER_TOKEN), body.clone())
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", method);
+        if let Some(name) = name {
+            request = request.header("mcp-name", name);
+        }
+        request
+    };
+    // Headers and body agree: the call goes through.
+    let (status, text) = answer(stateless("tools/call", Some("echo")).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(upstream.calls(), 1);
+    let before = cp
+        .audit_records()
+        .iter()
+        .filter(|r| r["action"] == "connect")
+        .count();
+    // Another name, another method, no name at all: 400 with -32020
+    // (header mismatch), and the upstream never hears of them.
+    let refused = [
+        stateless("tools/call", Some("hang")),
+        stateless("tools/list", Some("echo")),
+        stateless("tools/call", None),
+    ];
+    for request in refused {
+        let (status, text) = answer(request.send().await.unwrap()).await;
+        assert_eq!(status, 400, "{text}");
+        let error: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(error["error"]["code"], -32020, "{text}");
+    }
+    assert_eq!(upstream.calls(), 1);
+    let records = cp
+        .audit_matching(before + 3, |r| {
+            r["action"] == "connect" && r["outcome"] == "bad_request"
+        })
+        .await;
+    assert_eq!(records.len(), before + 3);
+}
