@@ -3,7 +3,7 @@
 //! the way back ([`stage`]):
 //!
 //! ```text
-//! record -> admit -> resolve -> authorize -> credential -> call (or list)
+//! record -> admit -> resolve -> authorize -> credential -> cache_hints -> call (or list)
 //! audit/    identity/ catalog    policy/      credentials/   upstream/
 //! ```
 //!

@@ -5,6 +5,7 @@
 
 mod admit;
 mod authorize;
+mod cache_hints;
 pub mod call;
 mod credential;
 pub mod record;
@@ -19,8 +20,10 @@ use super::stage::Stage;
 /// The stages every request takes, in order:
 ///
 /// ```text
-/// record -> admit -> resolve -> authorize -> credential -> (call | list)
+/// record -> admit -> resolve -> authorize -> credential -> cache_hints -> (call | list)
 /// ```
+///
+/// `cache_hints` acts only on the way back, on what the upstream answered.
 pub fn standard(audit: AuditLog) -> Vec<Box<dyn Stage>> {
     vec![
         Box::new(record::Record::new(audit)),
@@ -28,5 +31,6 @@ pub fn standard(audit: AuditLog) -> Vec<Box<dyn Stage>> {
         Box::new(resolve::Resolve),
         Box::new(authorize::Authorize),
         Box::new(credential::Credential),
+        Box::new(cache_hints::CacheHints),
     ]
 }

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use mcp_example_servers::{self as example_servers, ExampleServer};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
     CreateMessageRequestParams, ErrorCode, InitializeRequestParams, InitializeResult,
     ListResourcesResult, ListToolsResult, LoggingLevel, LoggingMessageNotificationParam,
-    PaginatedRequestParams, ProgressNotificationParam, Resource, ResourceUpdatedNotificationParam,
-    SamplingMessage, ServerCapabilities, ServerConfig, SubscribeRequestParams, Tool,
+    PaginatedRequestParams, ProgressNotificationParam, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents,
+    ResourceUpdatedNotificationParam, SamplingMessage, ServerCapabilities, ServerConfig,
+    SubscribeRequestParams, Tool,
 };
 use rmcp::service::{Peer, RequestContext};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -128,6 +130,19 @@ impl ServerHandler for TestUpstream {
         Ok(ListResourcesResult::with_all_items(vec![Resource::new(
             DOC_URI, "doc",
         )]))
+    }
+
+    /// [`DOC_URI`], which it says any cache may share for a minute.
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        assert_eq!(request.uri, DOC_URI);
+        let mut result = ReadResourceResult::new(vec![ResourceContents::text("the doc", DOC_URI)]);
+        result.cache_scope = Some(CacheScope::Public);
+        result.ttl_ms = Some(60_000);
+        Ok(result.into())
     }
 
     async fn subscribe(

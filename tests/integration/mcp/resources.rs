@@ -281,3 +281,30 @@ async fn resource_uris_are_normalized_before_they_are_matched_and_sent() {
         .await;
     assert_eq!(mcp_error(subscribe).code, ErrorCode::INVALID_PARAMS);
 }
+
+#[tokio::test]
+async fn a_forwarded_resource_is_never_public_to_caches_and_keeps_its_freshness() {
+    use crate::common::upstream::DOC_URI;
+    let upstream = test_upstream(0).await;
+    let servers = format!("  svc:\n    http: {{url: {}}}\n", upstream.url);
+    let yaml = catalog(&servers, "  echo: {server: svc}\n", &["echo"])
+        .replace(
+            "tools:\n",
+            "resources:\n  docs: {server: svc, uri_prefix: \"test://\"}\ntools:\n",
+        )
+        .replace(
+            "tester: [echo]",
+            "tester: {tools: [echo], resources: [docs]}",
+        );
+    let cp = ControlPlane::start(&yaml);
+    cp.wait_all_ready().await;
+    // The upstream says `public` for a minute; whether an agent may read it
+    // is decided per agent here, so a shared cache must not keep it.
+    let stateless = connect_stateless(&cp, TESTER_TOKEN).await;
+    let result = stateless
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(DOC_URI))
+        .await
+        .unwrap();
+    assert_eq!(result.cache_scope, Some(rmcp::model::CacheScope::Private));
+    assert_eq!(result.ttl_ms, Some(60_000));
+}
