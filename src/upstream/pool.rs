@@ -6,7 +6,9 @@
 //! credential provider) is unchanged keeps its supervisor, its session and
 //! its subscriptions; only its credential provider and its list of catalog
 //! tools are replaced. A server that is new is connected; one that is gone
-//! or changed is closed once no request in flight can still reach it.
+//! or changed is closed once no request in flight can still reach it (a
+//! changed one hands its resource subscriptions to its successor, whose
+//! session renews them).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -70,6 +72,12 @@ impl UpstreamPool {
                     kept.credentials.store(provider);
                     return kept.clone();
                 }
+                // A server whose definition changed keeps its clients'
+                // resource subscriptions: its new session renews them.
+                let subscriptions = (unused.iter())
+                    .find(|u| u.spec.name == spec.name)
+                    .map(|u| u.client.subscriptions.clone())
+                    .unwrap_or_default();
                 let credentials = Arc::new(ArcSwap::new(provider));
                 let upstream = Arc::new(Upstream {
                     spec: spec.clone(),
@@ -79,6 +87,7 @@ impl UpstreamPool {
                     client: UpstreamClient {
                         forward_logs: spec.forward_logs,
                         initialize_version: connect::initialize_version(spec.protocol),
+                        subscriptions,
                         ..UpstreamClient::default()
                     },
                     http: CredentialedClient::new(credentials.clone()),

@@ -49,6 +49,12 @@ impl Subscriptions {
         emptied
     }
 
+    /// Every URI someone is subscribed to: to subscribe again on a new
+    /// session with the server.
+    pub fn uris(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
     /// Deliver an update from the server to the URI's subscribers.
     pub fn deliver(&self, update: ResourceUpdatedNotificationParam) {
         let subscribers = self.lock().get(&update.uri).cloned().unwrap_or_default();

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use rmcp::model::{ClientRequest, Request, SubscribeRequestParams};
+use rmcp::service::{Peer, RoleClient};
 use tokio_util::sync::CancellationToken;
 
 use super::connect::{Session, establish};
@@ -84,6 +86,7 @@ async fn watch_connection(
     publish(offered);
     upstream.first_attempt_done.store(true, Ordering::Release);
     tracing::info!(server = %name, "upstream connected");
+    renew_subscriptions(upstream, &peer).await;
     let closed = session.waiting();
     tokio::pin!(closed);
     loop {
@@ -106,6 +109,28 @@ async fn watch_connection(
                 }
             }
             _ = shutdown.cancelled() => return Exit::Shutdown,
+        }
+    }
+}
+
+/// Subscribe the new session to every URI clients are still subscribed to:
+/// a session that ended took its subscriptions with it. (`resources/subscribe`
+/// is the initialize era's; a 2026-07-28 upstream refuses it, which is
+/// logged.)
+async fn renew_subscriptions(upstream: &Upstream, peer: &Peer<RoleClient>) {
+    for uri in upstream.client.subscriptions.uris() {
+        let params = SubscribeRequestParams::new(uri.as_str());
+        let renewed = peer.send_request(ClientRequest::SubscribeRequest(Request::new(params)));
+        match tokio::time::timeout(upstream.spec.timeout, renewed).await {
+            Ok(Ok(_)) => {
+                tracing::info!(server = %upstream.spec.name, %uri, "resource subscription renewed")
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(server = %upstream.spec.name, %uri, %error, "cannot renew a resource subscription")
+            }
+            Err(_) => {
+                tracing::warn!(server = %upstream.spec.name, %uri, "renewing a resource subscription timed out")
+            }
         }
     }
 }

@@ -308,3 +308,61 @@ async fn a_forwarded_resource_is_never_public_to_caches_and_keeps_its_freshness(
     assert_eq!(result.cache_scope, Some(rmcp::model::CacheScope::Private));
     assert_eq!(result.ttl_ms, Some(60_000));
 }
+
+// `resources/subscribe` belongs to the initialize-based revisions tested here.
+#[allow(deprecated)]
+#[tokio::test(flavor = "multi_thread")]
+async fn subscriptions_are_renewed_when_the_upstream_comes_back() {
+    use crate::common::free_port;
+    use crate::common::upstream::DOC_URI;
+    let port = free_port();
+    let upstream = test_upstream(port).await;
+    let servers = format!("  svc:\n    http: {{url: {}}}\n", upstream.url);
+    let yaml = catalog(&servers, "  touch: {server: svc}\n", &["touch"])
+        .replace(
+            "tools:\n",
+            "resources:\n  docs: {server: svc, uri_prefix: \"test://\"}\ntools:\n",
+        )
+        .replace(
+            "tester: [touch]",
+            "tester: {tools: [touch], resources: [docs]}",
+        );
+    let cp = ControlPlane::start(&yaml);
+    cp.wait_all_ready().await;
+    let (session, mut updates) = watching(&cp, TESTER_TOKEN).await;
+    session
+        .subscribe(rmcp::model::SubscribeRequestParams::new(DOC_URI))
+        .await
+        .unwrap();
+    assert_eq!(upstream.subscriptions(), 1);
+
+    // The server goes away (and a call notices), then comes back empty.
+    drop(upstream);
+    let failed = session.call_tool(call("touch", json!({}))).await;
+    assert!(failed.is_err() || failed.unwrap().is_error == Some(true));
+    let upstream = test_upstream(port).await;
+    crate::live::wait_for("the renewed subscription", async || {
+        upstream.subscriptions() == 1
+    })
+    .await;
+    cp.wait_log("resource subscription renewed").await;
+
+    // The session hears of updates from the new session, without asking again.
+    let touched = loop {
+        match session.call_tool(call("touch", json!({}))).await {
+            Ok(result) if result.is_error != Some(true) => break result,
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    assert_ne!(touched.is_error, Some(true));
+    let update = loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), updates.recv())
+            .await
+            .expect("resource update")
+            .unwrap();
+        if message.starts_with("updated") {
+            break message;
+        }
+    };
+    assert_eq!(update, format!("updated {DOC_URI}"));
+}
