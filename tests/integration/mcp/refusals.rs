@@ -4,6 +4,14 @@
 
 use super::*;
 
+/// How many requests to `/mcp` were refused (and recorded) before a
+/// message in them was read, so far.
+fn connect_records(cp: &ControlPlane) -> usize {
+    (cp.audit_records().iter())
+        .filter(|r| r["action"] == "connect")
+        .count()
+}
+
 /// The answer's status, with its body as JSON (minus the per-request
 /// trace id), or as text.
 async fn answer(response: reqwest::Response) -> (u16, String) {
@@ -176,11 +184,7 @@ async fn malformed_params_get_invalid_params_and_a_record() {
 async fn transport_refusals_are_recorded() {
     let (_upstream, cp) = test_catalog().await;
     let ping = r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
-    let before = cp
-        .audit_records()
-        .iter()
-        .filter(|r| r["action"] == "connect")
-        .count();
+    let before = connect_records(&cp);
     // A protocol version nobody speaks, a foreign Origin, a missing session id.
     let refused = [
         raw_post(&cp, Some(TESTER_TOKEN), ping).header("mcp-protocol-version", "1999-01-01"),
@@ -228,11 +232,7 @@ async fn standard_headers_that_disagree_with_the_body_are_refused_and_recorded()
     let (status, text) = answer(stateless("tools/call", Some("echo")).send().await.unwrap()).await;
     assert_eq!(status, 200, "{text}");
     assert_eq!(upstream.calls(), 1);
-    let before = cp
-        .audit_records()
-        .iter()
-        .filter(|r| r["action"] == "connect")
-        .count();
+    let before = connect_records(&cp);
     // Another name, another method, no name at all: 400 with -32020
     // (header mismatch), and the upstream never hears of them.
     let refused = [

@@ -3,6 +3,21 @@
 
 use super::*;
 
+/// The test upstream's tool `tool` and its resources (set `docs`, every
+/// `test://` URI), both granted to the tester.
+fn docs_catalog(upstream_url: &str, tool: &str) -> String {
+    let servers = format!("  svc:\n    http: {{url: {upstream_url}}}\n");
+    catalog(&servers, &format!("  {tool}: {{server: svc}}\n"), &[tool])
+        .replace(
+            "tools:\n",
+            "resources:\n  docs: {server: svc, uri_prefix: \"test://\"}\ntools:\n",
+        )
+        .replace(
+            &format!("tester: [{tool}]"),
+            &format!("tester: {{tools: [{tool}], resources: [docs]}}"),
+        )
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn resources_prompts_and_completions_follow_each_roles_grants() {
     let cp = ControlPlane::start_example();
@@ -106,16 +121,7 @@ async fn resources_prompts_and_completions_follow_each_roles_grants() {
 async fn resource_updates_reach_only_subscribed_sessions_over_one_upstream_subscription() {
     use crate::common::upstream::DOC_URI;
     let upstream = test_upstream(0).await;
-    let servers = format!("  svc:\n    http: {{url: {}}}\n", upstream.url);
-    let yaml = catalog(&servers, "  touch: {server: svc}\n", &["touch"])
-        .replace(
-            "tools:\n",
-            "resources:\n  docs: {server: svc, uri_prefix: \"test://\"}\ntools:\n",
-        )
-        .replace(
-            "tester: [touch]",
-            "tester: {tools: [touch], resources: [docs]}",
-        );
+    let yaml = docs_catalog(&upstream.url, "touch");
     let cp = ControlPlane::start(&yaml);
     cp.wait_all_ready().await;
     let (first, mut first_updates) = watching(&cp, TESTER_TOKEN).await;
@@ -286,16 +292,7 @@ async fn resource_uris_are_normalized_before_they_are_matched_and_sent() {
 async fn a_forwarded_resource_is_never_public_to_caches_and_keeps_its_freshness() {
     use crate::common::upstream::DOC_URI;
     let upstream = test_upstream(0).await;
-    let servers = format!("  svc:\n    http: {{url: {}}}\n", upstream.url);
-    let yaml = catalog(&servers, "  echo: {server: svc}\n", &["echo"])
-        .replace(
-            "tools:\n",
-            "resources:\n  docs: {server: svc, uri_prefix: \"test://\"}\ntools:\n",
-        )
-        .replace(
-            "tester: [echo]",
-            "tester: {tools: [echo], resources: [docs]}",
-        );
+    let yaml = docs_catalog(&upstream.url, "echo");
     let cp = ControlPlane::start(&yaml);
     cp.wait_all_ready().await;
     // The upstream says `public` for a minute; whether an agent may read it
@@ -317,16 +314,7 @@ async fn subscriptions_are_renewed_when_the_upstream_comes_back() {
     use crate::common::upstream::DOC_URI;
     let port = free_port();
     let upstream = test_upstream(port).await;
-    let servers = format!("  svc:\n    http: {{url: {}}}\n", upstream.url);
-    let yaml = catalog(&servers, "  touch: {server: svc}\n", &["touch"])
-        .replace(
-            "tools:\n",
-            "resources:\n  docs: {server: svc, uri_prefix: \"test://\"}\ntools:\n",
-        )
-        .replace(
-            "tester: [touch]",
-            "tester: {tools: [touch], resources: [docs]}",
-        );
+    let yaml = docs_catalog(&upstream.url, "touch");
     let cp = ControlPlane::start(&yaml);
     cp.wait_all_ready().await;
     let (session, mut updates) = watching(&cp, TESTER_TOKEN).await;
