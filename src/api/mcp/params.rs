@@ -17,6 +17,13 @@ pub struct Malformed {
     pub problem: &'static str,
 }
 
+/// Whether `params` carry the 2026-07-28 revision's per-request metadata.
+fn is_stateless(params: &Value) -> bool {
+    params
+        .pointer("/_meta/io.modelcontextprotocol~1protocolVersion")
+        .is_some()
+}
+
 /// The problem with `message`'s params, if its method is one the pipeline
 /// answers and they do not have the shape the MCP schema gives them.
 pub fn check(message: &Value) -> Option<Malformed> {
@@ -26,6 +33,9 @@ pub fn check(message: &Value) -> Option<Malformed> {
         "tools/call" => (Action::Call, "name"),
         "prompts/get" => (Action::GetPrompt, "name"),
         "resources/read" => (Action::ReadResource, "uri"),
+        // Removed in 2026-07-28: rmcp answers that revision's requests
+        // with method-not-found (HTTP 404), whatever their params.
+        "resources/subscribe" | "resources/unsubscribe" if is_stateless(params) => return None,
         "resources/subscribe" => (Action::Subscribe, "uri"),
         "resources/unsubscribe" => (Action::Unsubscribe, "uri"),
         "completion/complete" => (Action::Complete, ""),
@@ -86,6 +96,17 @@ mod tests {
             json!({"result": {}}),
         ] {
             assert_eq!(problem(message.clone()), None, "{message}");
+        }
+    }
+
+    #[test]
+    fn methods_2026_07_28_removed_are_left_to_rmcp() {
+        let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28"});
+        for method in ["resources/subscribe", "resources/unsubscribe"] {
+            let stateless = json!({"method": method, "params": {"_meta": meta}});
+            assert_eq!(check(&stateless), None, "{method}");
+            let session = json!({"method": method, "params": {}});
+            assert_eq!(check(&session).unwrap().problem, "`uri` must be a string");
         }
     }
 

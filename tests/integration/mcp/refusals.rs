@@ -254,3 +254,39 @@ async fn standard_headers_that_disagree_with_the_body_are_refused_and_recorded()
         .await;
     assert_eq!(records.len(), before + 3);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscribe_and_unsubscribe_are_not_found_in_2026_07_28_and_recorded() {
+    let (upstream, cp) = test_catalog().await;
+    let before = connect_records(&cp);
+    // Removed in 2026-07-28, whatever the params: with a URI and without.
+    let params = [json!({"uri": "test://doc"}), json!({})];
+    for method in ["resources/subscribe", "resources/unsubscribe"] {
+        for mut params in params.clone() {
+            params["_meta"] = json!({
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+                "io.modelcontextprotocol/clientCapabilities": {}
+            });
+            let body = json!({"jsonrpc": "2.0", "id": 3, "method": method, "params": params});
+            let mut request = raw_post(&cp, Some(TESTER_TOKEN), body.to_string())
+                .header("mcp-protocol-version", "2026-07-28")
+                .header("mcp-method", method);
+            if let Some(uri) = params["uri"].as_str() {
+                request = request.header("mcp-name", uri);
+            }
+            let (status, text) = answer(request.send().await.unwrap()).await;
+            assert_eq!(status, 404, "{method} {params}: {text}");
+            let error: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(error["error"]["code"], -32601, "{method} {params}: {text}");
+        }
+    }
+    let records = cp
+        .audit_matching(before + 4, |r| {
+            r["action"] == "connect" && r["outcome"] == "bad_request"
+        })
+        .await;
+    assert_eq!(records.len(), before + 4);
+    assert!(records.iter().all(|r| r["agent_id"] == "tester-1"));
+    assert_eq!(upstream.subscriptions(), 0);
+}
