@@ -60,7 +60,10 @@ impl Compiled {
         let files = named_files(path, &file, &base_dir);
         let mut policy_digest = Sha256::new();
         for file in policy.iter().filter(|f| f.is_file()) {
-            policy_digest.update(file.as_os_str().as_encoded_bytes());
+            // Named relative to the catalog: the same files give the same
+            // version wherever a replica mounts them.
+            let named = file.strip_prefix(&base_dir).unwrap_or(file);
+            policy_digest.update(named.as_os_str().as_encoded_bytes());
             policy_digest.update(std::fs::read(file).unwrap_or_default());
         }
         let policy_digest: [u8; 32] = policy_digest.finalize().into();
@@ -107,4 +110,33 @@ fn secret_files(file: &CatalogFile, base_dir: &Path) -> Vec<PathBuf> {
         })
         .map(|secret| base_dir.join(secret))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The catalog and its policy, written into `dir`.
+    fn write_example(dir: &Path, allow: &str) -> PathBuf {
+        std::fs::create_dir(dir.join("policies")).unwrap();
+        let policy = format!("package mcp.authz\n\nallow if {allow}\n");
+        std::fs::write(dir.join("policies/authz.rego"), policy).unwrap();
+        let catalog = "environment: test\npolicy: {files: [policies]}\nservers: {}\ntools: {}\nroles: {}\nagents: {}\n";
+        let path = dir.join("catalog.yaml");
+        std::fs::write(&path, catalog).unwrap();
+        path
+    }
+
+    fn version(path: &Path) -> [u8; 32] {
+        Compiled::load(path, None).unwrap().digest.finalize().into()
+    }
+
+    #[test]
+    fn the_same_files_have_the_same_version_wherever_they_are_and_a_change_makes_another() {
+        let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let first = version(&write_example(one.path(), "true"));
+        assert_eq!(version(&write_example(two.path(), "true")), first);
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(version(&write_example(other.path(), "false")), first);
+    }
 }
