@@ -57,7 +57,7 @@ impl Compiled {
                 error,
             })?;
         let policy = policy_files(file.policy.as_ref(), &base_dir);
-        let files = named_files(path, &file, &base_dir);
+        let files = named_files(path, &policy, &file, &base_dir);
         let mut policy_digest = Sha256::new();
         for file in policy.iter().filter(|f| f.is_file()) {
             // Named relative to the catalog: the same files give the same
@@ -87,15 +87,23 @@ impl Compiled {
 pub fn files_named_by(path: &Path) -> Vec<PathBuf> {
     let base_dir = path.parent().map(PathBuf::from).unwrap_or_default();
     match config::load_file(path) {
-        Ok(file) => named_files(path, &file, &base_dir),
+        Ok(file) => {
+            let policy = policy_files(file.policy.as_ref(), &base_dir);
+            named_files(path, &policy, &file, &base_dir)
+        }
         Err(_) => vec![path.to_path_buf()],
     }
 }
 
 /// The catalog itself, its policy's files and its secret files.
-fn named_files(path: &Path, file: &CatalogFile, base_dir: &Path) -> Vec<PathBuf> {
+fn named_files(
+    path: &Path,
+    policy: &[PathBuf],
+    file: &CatalogFile,
+    base_dir: &Path,
+) -> Vec<PathBuf> {
     let mut files = vec![path.to_path_buf()];
-    files.extend(policy_files(file.policy.as_ref(), base_dir));
+    files.extend_from_slice(policy);
     files.extend(secret_files(file, base_dir));
     files
 }

@@ -29,7 +29,7 @@ use tokio::sync::broadcast;
 use crate::catalog::Catalog;
 use crate::config::{AuditSettings, CatalogFile, TelemetrySettings};
 use crate::credentials::{Credentials, Signer};
-use crate::identity::Authenticator;
+use crate::identity::{Authenticator, Caller, IdentityError, Presented};
 use crate::policy::Policies;
 use crate::upstream::{UpstreamPool, Upstreams};
 use compile::{Compiled, LoadError};
@@ -56,6 +56,16 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Who presented what: a bearer credential checked against this
+    /// version (its agents, its issuers), or a caller a front door already
+    /// verified for this HTTP request.
+    pub async fn authenticate(&self, who: Presented<'_>) -> Result<Caller, IdentityError> {
+        match who {
+            Presented::Bearer(token) => self.identity.authenticate(&self.catalog, token).await,
+            Presented::Verified(caller) => Ok(caller.clone()),
+        }
+    }
+
     /// Whether the policy changed from `before` in a way that may change
     /// what discovery shows (a `visible` rule, then or now).
     pub fn discovery_policy_changed(&self, before: &Snapshot) -> bool {
@@ -158,7 +168,8 @@ impl Live {
         let pool = UpstreamPool::default();
         let started = RestartOnly::of(&compiled.file);
         let credentials = open_credentials(&compiled, &signer, None)?;
-        let snapshot = assemble(compiled, credentials, None, &pool);
+        let version = version_of(&compiled, &credentials);
+        let snapshot = assemble(version, compiled, credentials, None, &pool);
         let (swaps, _) = broadcast::channel(16);
         Ok(Arc::new(Self {
             current: ArcSwap::from_pointee(snapshot),
@@ -259,10 +270,12 @@ impl Live {
         };
         self.reload_error.store(Arc::new(None));
         self.refused_files.store(Arc::new(Vec::new()));
-        if version_of(&compiled, &credentials) == before.version {
+        let version = version_of(&compiled, &credentials);
+        if version == before.version {
             return Ok(None);
         }
-        let now = Arc::new(assemble(compiled, credentials, Some(&before), &self.pool));
+        let now = assemble(version, compiled, credentials, Some(&before), &self.pool);
+        let now = Arc::new(now);
         let pending = now.restart_only.differing(&before.restart_only);
         if !pending.is_empty() {
             tracing::warn!(sections = ?pending, "changed catalog sections take effect at the next restart");
@@ -322,14 +335,15 @@ fn version_of(compiled: &Compiled, credentials: &Credentials) -> Arc<str> {
     hex::encode(&digest.finalize()[..6]).into()
 }
 
-/// Build the snapshot of `compiled`, from `before` where it has one.
+/// Build the snapshot `version` of `compiled`, from `before` where it has
+/// one.
 fn assemble(
+    version: Arc<str>,
     compiled: Compiled,
     credentials: Credentials,
     before: Option<&Snapshot>,
     pool: &UpstreamPool,
 ) -> Snapshot {
-    let version = version_of(&compiled, &credentials);
     let identity = Authenticator::new(&compiled.catalog.identity, before.map(|b| &b.identity));
     let empty = Upstreams::default();
     let previous = before.map_or(&empty, |b| &b.upstreams);

@@ -31,26 +31,15 @@ impl Pipeline {
         let error = match error {
             // Refused for its credential: nothing to authenticate.
             PipelineError::Unauthenticated(_) => error,
-            _ => {
-                let caller = match who {
-                    Presented::Bearer(token) => {
-                        snapshot
-                            .identity
-                            .authenticate(&snapshot.catalog, token)
-                            .await
-                    }
-                    Presented::Verified(caller) => Ok(caller.clone()),
-                };
-                match caller {
-                    Ok(caller) => {
-                        let record = audit.record_mut();
-                        record.agent_id = Some(caller.agent_id);
-                        record.role = Some(caller.role);
-                        error
-                    }
-                    Err(unauthenticated) => unauthenticated.into(),
+            _ => match snapshot.authenticate(who).await {
+                Ok(caller) => {
+                    let record = audit.record_mut();
+                    record.agent_id = Some(caller.agent_id);
+                    record.role = Some(caller.role);
+                    error
                 }
-            }
+                Err(unauthenticated) => unauthenticated.into(),
+            },
         };
         match audit.finish(error.outcome()).await {
             Ok(()) => error,
@@ -95,10 +84,7 @@ impl Pipeline {
             Ok(admin) => admin,
             Err(error) => {
                 // An agent's valid token is no admin token: forbidden, not unknown.
-                let agent = (snapshot.identity)
-                    .authenticate(&snapshot.catalog, token)
-                    .await
-                    .ok();
+                let agent = snapshot.authenticate(Presented::Bearer(token)).await.ok();
                 let refusal: PipelineError = match &agent {
                     Some(_) => NotPermitted::BY_ROLE.into(),
                     None => error.into(),

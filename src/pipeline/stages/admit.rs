@@ -5,7 +5,7 @@
 
 use futures::future::BoxFuture;
 
-use crate::identity::{Caller, Presented};
+use crate::identity::Caller;
 use crate::pipeline::stage::Stage;
 use crate::pipeline::{Assertions, Exchange, PipelineError};
 
@@ -21,16 +21,7 @@ impl Stage for Admit {
         exchange: &'a mut Exchange<'e>,
     ) -> BoxFuture<'a, Result<(), PipelineError>> {
         Box::pin(async move {
-            let snapshot = &exchange.snapshot;
-            let caller = match exchange.who {
-                Presented::Bearer(token) => {
-                    snapshot
-                        .identity
-                        .authenticate(&snapshot.catalog, token)
-                        .await?
-                }
-                Presented::Verified(caller) => caller.clone(),
-            };
+            let caller = exchange.snapshot.authenticate(exchange.who).await?;
             let record = exchange.record();
             record.agent_id = Some(caller.agent_id.clone());
             record.role = Some(caller.role.clone());

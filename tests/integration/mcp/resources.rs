@@ -3,6 +3,20 @@
 
 use super::*;
 
+/// The next resource update a watching session hears (other notifications
+/// skipped), within 10 s.
+async fn next_update(updates: &mut mpsc::UnboundedReceiver<String>) -> String {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), updates.recv())
+            .await
+            .expect("resource update")
+            .unwrap();
+        if message.starts_with("updated") {
+            return message;
+        }
+    }
+}
+
 /// The test upstream's tool `tool` and its resources (set `docs`, every
 /// `test://` URI), both granted to the tester.
 fn docs_catalog(upstream_url: &str, tool: &str) -> String {
@@ -157,16 +171,7 @@ async fn resource_updates_reach_only_subscribed_sessions_over_one_upstream_subsc
 
     bystander.call_tool(call("touch", json!({}))).await.unwrap();
     for updates in [&mut first_updates, &mut second_updates] {
-        let update = loop {
-            let message = tokio::time::timeout(Duration::from_secs(10), updates.recv())
-                .await
-                .expect("resource update")
-                .unwrap();
-            if message.starts_with("updated") {
-                break message;
-            }
-        };
-        assert_eq!(update, format!("updated {DOC_URI}"));
+        assert_eq!(next_update(updates).await, format!("updated {DOC_URI}"));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     while let Ok(message) = bystander_updates.try_recv() {
@@ -343,14 +348,8 @@ async fn subscriptions_are_renewed_when_the_upstream_comes_back() {
         }
     };
     assert_ne!(touched.is_error, Some(true));
-    let update = loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), updates.recv())
-            .await
-            .expect("resource update")
-            .unwrap();
-        if message.starts_with("updated") {
-            break message;
-        }
-    };
-    assert_eq!(update, format!("updated {DOC_URI}"));
+    assert_eq!(
+        next_update(&mut updates).await,
+        format!("updated {DOC_URI}")
+    );
 }
