@@ -12,7 +12,7 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use rmcp::model::{JsonObject, Tool};
+use rmcp::model::{InputResponses, JsonObject, Tool};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -22,6 +22,7 @@ use super::error::ApiError;
 use crate::discovery;
 use crate::identity::Presented;
 use crate::pipeline::{Assertions, CallContext, PipelineError, ToolCall};
+use crate::upstream::Continuation;
 use crate::vocabulary::{Action, FrontDoor};
 
 /// The JSON body of both routes. `action` and `payload` belong to `/invoke`;
@@ -34,6 +35,11 @@ pub(super) struct RestBody {
     action: Option<String>,
     /// The tool's arguments.
     payload: Option<JsonObject>,
+    /// A retry of a call the server answered `input_required`: the answers
+    /// to its `inputRequests`, by key...
+    input_responses: Option<InputResponses>,
+    /// ...and its `requestState`, as the answer carried it.
+    request_state: Option<String>,
     agent_id: Option<String>,
     agent_role: Option<String>,
     environment: Option<String>,
@@ -131,16 +137,12 @@ pub async fn invoke(
             );
         }
     };
-    let arguments = body.payload.take().unwrap_or_default();
-    match pipeline
-        .call(
-            &ctx,
-            who,
-            body.assertions(),
-            ToolCall::new(&action, arguments),
-        )
-        .await
-    {
+    let mut call = ToolCall::new(&action, body.payload.take().unwrap_or_default());
+    call.continuation = Continuation {
+        input_responses: body.input_responses.take(),
+        request_state: body.request_state.take(),
+    };
+    match pipeline.call(&ctx, who, body.assertions(), call).await {
         Ok(result) => success(
             &ctx,
             json!({ "trace_id": ctx.trace.trace_id_hex(), "result": result }),

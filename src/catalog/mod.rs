@@ -41,6 +41,11 @@ pub enum TransportSpec {
         url: String,
         headers: Vec<(String, String)>,
     },
+    /// The legacy HTTP+SSE transport: `url` is the event stream.
+    Sse {
+        url: String,
+        headers: Vec<(String, String)>,
+    },
 }
 
 /// Where a public tool or prompt name leads.
@@ -147,18 +152,22 @@ impl Catalog {
             .enumerate()
             .map(|(i, (name, config))| {
                 server_ids.insert(name.as_str(), ServerId(i));
-                let transport = match (&config.stdio, &config.http) {
-                    (Some(stdio), _) => TransportSpec::Stdio {
+                let transport = match (&config.stdio, &config.http, &config.sse) {
+                    (Some(stdio), _, _) => TransportSpec::Stdio {
                         command: stdio.command.clone(),
                         args: stdio.args.clone(),
                         env: pairs(stdio.env.iter()),
                         cwd: base_dir.join(stdio.cwd.as_deref().unwrap_or(Path::new("."))),
                     },
-                    (None, Some(http)) => TransportSpec::Http {
+                    (None, Some(http), _) => TransportSpec::Http {
                         url: http.url.clone(),
                         headers: pairs(http.headers.iter()),
                     },
-                    (None, None) => unreachable!("validation requires one transport"),
+                    (None, None, Some(sse)) => TransportSpec::Sse {
+                        url: sse.url.clone(),
+                        headers: pairs(sse.headers.iter()),
+                    },
+                    (None, None, None) => unreachable!("validation requires one transport"),
                 };
                 ServerSpec {
                     name: name.as_str().into(),

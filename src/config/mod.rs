@@ -92,7 +92,7 @@ pub struct TelemetrySettings {
     pub otlp_endpoint: Option<String>,
 }
 
-/// One upstream MCP server. Exactly one of `stdio` and `http` is set.
+/// One upstream MCP server. Exactly one of `stdio`, `http` and `sse` is set.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
@@ -100,6 +100,10 @@ pub struct ServerConfig {
     pub stdio: Option<StdioConfig>,
     /// Reach the server over MCP Streamable HTTP.
     pub http: Option<HttpConfig>,
+    /// Reach the server over the legacy HTTP+SSE transport of 2024-11-05
+    /// (`url` is its event stream, typically `.../sse`), for servers that
+    /// speak nothing newer.
+    pub sse: Option<HttpConfig>,
     /// How long one call may take before the caller gets 504 (`30s`, `500ms`).
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
@@ -167,7 +171,8 @@ pub struct StdioConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
-    /// The MCP endpoint, for example `https://marketdata.internal:8443/mcp`.
+    /// The MCP endpoint, for example `https://marketdata.internal:8443/mcp`
+    /// (for `sse`, the event stream, for example `http://legacy:8000/sse`).
     pub url: String,
     /// Static headers sent with every request to this server.
     #[serde(default)]

@@ -8,7 +8,10 @@ use std::time::Duration;
 use axum::http::{HeaderName, HeaderValue};
 
 use super::MAX_TTL;
-use super::{CatalogFile, ConfigError, CredentialConfig, SecretSource, ServerConfig, SinkConfig};
+use super::{
+    CatalogFile, ConfigError, CredentialConfig, HttpConfig, SecretSource, ServerConfig, SinkConfig,
+    UpstreamProtocol,
+};
 
 /// Whether `name` is a valid public tool, server, role or agent name:
 /// `^[A-Za-z0-9_.-]{1,128}$`.
@@ -357,49 +360,69 @@ fn is_http_url(text: &str) -> bool {
 
 fn check_server(c: &mut Collector<'_>, name: &str, server: &ServerConfig) {
     let path = format!("servers.{name}");
-    match (&server.stdio, &server.http) {
-        (Some(_), Some(_)) => c.error(&path, "set exactly one of `stdio` and `http`, not both"),
-        (None, None) => c.error(&path, "missing transport: set `stdio` or `http`"),
-        (Some(stdio), None) => {
-            if stdio.command.trim().is_empty() {
-                c.error(format!("{path}.stdio.command"), "must not be empty");
-            }
-        }
-        (None, Some(http)) => {
-            match url::Url::parse(&http.url) {
-                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
-                Ok(_) => c.error(
-                    format!("{path}.http.url"),
-                    "must be an http:// or https:// URL with a host",
-                ),
-                Err(e) => c.error(format!("{path}.http.url"), format!("not a valid URL: {e}")),
-            }
-            for (header, value) in http.headers.iter() {
-                if header.eq_ignore_ascii_case("authorization") {
-                    c.error(
-                        format!("{path}.http.headers.{header}"),
-                        "the Authorization header carries the server's credential; set `credential` instead",
-                    );
-                }
-                if HeaderName::try_from(header.as_str()).is_err() {
-                    c.error(
-                        format!("{path}.http.headers.{header}"),
-                        "not a valid header name",
-                    );
-                }
-                if HeaderValue::try_from(value.as_str()).is_err() {
-                    c.error(
-                        format!("{path}.http.headers.{header}"),
-                        "not a valid header value",
-                    );
-                }
-            }
+    let transports = [
+        server.stdio.is_some(),
+        server.http.is_some(),
+        server.sse.is_some(),
+    ];
+    match transports.iter().filter(|set| **set).count() {
+        0 => c.error(&path, "missing transport: set `stdio`, `http` or `sse`"),
+        1 => {}
+        _ => c.error(&path, "set exactly one of `stdio`, `http` and `sse`"),
+    }
+    if let Some(stdio) = &server.stdio
+        && stdio.command.trim().is_empty()
+    {
+        c.error(format!("{path}.stdio.command"), "must not be empty");
+    }
+    if let Some(http) = &server.http {
+        check_http(c, &format!("{path}.http"), http);
+    }
+    if let Some(sse) = &server.sse {
+        check_http(c, &format!("{path}.sse"), sse);
+        if server.protocol == UpstreamProtocol::V2026_07_28 {
+            c.error(
+                format!("{path}.protocol"),
+                "2026-07-28 is not spoken over the legacy SSE transport; use `http`, or `auto` or an earlier revision",
+            );
         }
     }
     if server.timeout.is_zero() {
         c.error(format!("{path}.timeout"), "must be greater than zero");
     }
     check_credential(c, &path, &server.credential);
+}
+
+/// The URL and static headers of an HTTP transport at `path`.
+fn check_http(c: &mut Collector<'_>, path: &str, http: &HttpConfig) {
+    match url::Url::parse(&http.url) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+        Ok(_) => c.error(
+            format!("{path}.url"),
+            "must be an http:// or https:// URL with a host",
+        ),
+        Err(e) => c.error(format!("{path}.url"), format!("not a valid URL: {e}")),
+    }
+    for (header, value) in http.headers.iter() {
+        if header.eq_ignore_ascii_case("authorization") {
+            c.error(
+                format!("{path}.headers.{header}"),
+                "the Authorization header carries the server's credential; set `credential` instead",
+            );
+        }
+        if HeaderName::try_from(header.as_str()).is_err() {
+            c.error(
+                format!("{path}.headers.{header}"),
+                "not a valid header name",
+            );
+        }
+        if HeaderValue::try_from(value.as_str()).is_err() {
+            c.error(
+                format!("{path}.headers.{header}"),
+                "not a valid header value",
+            );
+        }
+    }
 }
 
 /// 64 lower-case hex digits.

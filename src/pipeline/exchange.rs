@@ -10,7 +10,7 @@ use crate::identity::{Caller, Presented};
 use crate::live::Snapshot;
 use crate::policy::Authorized;
 use crate::trace_context::TraceContext;
-use crate::upstream::{CallSinks, Outbound, Subscriber};
+use crate::upstream::{CallSinks, Continuation, Outbound, Subscriber};
 use crate::vocabulary::{Action, FrontDoor, Target};
 
 /// Where a request comes from and its trace: set by the front door.
@@ -80,6 +80,9 @@ pub struct Exchange<'a> {
     pub normalized: Option<String>,
     /// The arguments the policy may judge (handed on to the upstream).
     pub arguments: Option<JsonObject>,
+    /// A retry's answers and request state, for the upstream (the
+    /// request_state stage opens the state).
+    pub continuation: Continuation,
     /// Set by admit: the verified caller.
     pub caller: Option<Caller>,
     /// Set by resolve: where the target goes, the caller's view allowing.
@@ -110,6 +113,7 @@ impl<'a> Exchange<'a> {
             target: None,
             normalized: None,
             arguments: None,
+            continuation: Continuation::default(),
             caller: None,
             authorized: None,
             outbound: None,
@@ -131,6 +135,11 @@ impl<'a> Exchange<'a> {
 
     pub fn with_arguments(mut self, arguments: JsonObject) -> Self {
         self.arguments = Some(arguments);
+        self
+    }
+
+    pub fn with_continuation(mut self, continuation: Continuation) -> Self {
+        self.continuation = continuation;
         self
     }
 

@@ -3,8 +3,8 @@
 //! the way back ([`stage`]):
 //!
 //! ```text
-//! record -> admit -> resolve -> authorize -> credential -> cache_hints -> call (or list)
-//! audit/    identity/ catalog    policy/      credentials/   upstream/
+//! record -> admit -> resolve -> authorize -> request_state -> credential -> cache_hints -> call (or list)
+//! audit/    identity/ catalog    policy/      (MRTR state)     credentials/   upstream/
 //! ```
 //!
 //! Front doors (REST, MCP) translate their wire format into one call of a
@@ -21,8 +21,7 @@ pub mod stages;
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolResult, CompleteRequestParams, GetPromptRequestParams, JsonObject, Reference,
-    ServerResult,
+    CompleteRequestParams, GetPromptRequestParams, JsonObject, Reference, ServerResult,
 };
 
 use crate::audit::AuditLog;
@@ -30,7 +29,7 @@ use crate::discovery::View;
 use crate::identity::Presented;
 use crate::live::Live;
 use crate::policy;
-use crate::upstream::{CallSinks, Subscriber, UpstreamError};
+use crate::upstream::{CallSinks, Continuation, Subscriber};
 use crate::vocabulary::{Action, Target};
 use stage::{Answer, Stage};
 use stages::Facts;
@@ -44,6 +43,8 @@ pub struct ToolCall<'a> {
     /// The public tool name.
     pub tool: &'a str,
     pub arguments: JsonObject,
+    /// A retry's answers and sealed request state, if it is one.
+    pub continuation: Continuation,
     /// Where the server's progress notifications and requests for this call
     /// go, if the caller can take them.
     pub sinks: CallSinks,
@@ -54,6 +55,7 @@ impl<'a> ToolCall<'a> {
         Self {
             tool,
             arguments,
+            continuation: Continuation::default(),
             sinks: CallSinks::default(),
         }
     }
@@ -142,38 +144,36 @@ impl Pipeline {
         Ok(listed.expect("the listing ran"))
     }
 
-    /// Call one tool on behalf of the caller.
+    /// Call one tool on behalf of the caller. The answer is the tool's
+    /// result or the server's `input_required` (with its state sealed).
     pub async fn call(
         &self,
         ctx: &CallContext,
         who: Presented<'_>,
         assertions: Assertions<'_>,
         call: ToolCall<'_>,
-    ) -> Result<CallToolResult, PipelineError> {
+    ) -> Result<ServerResult, PipelineError> {
         let exchange = self
             .exchange(ctx, Action::Call, who)
             .with_target(Target::Tool(call.tool))
             .with_assertions(assertions)
-            .with_arguments(call.arguments);
-        match self
-            .reach(exchange, Operation::CallTool(call.sinks))
-            .await?
-        {
-            ServerResult::CallToolResult(result) => Ok(result),
-            _ => Err(UpstreamError::InvalidAnswer.into()),
-        }
+            .with_arguments(call.arguments)
+            .with_continuation(call.continuation);
+        self.reach(exchange, Operation::CallTool(call.sinks)).await
     }
 
-    /// Read one resource by URI.
+    /// Read one resource by URI (a retry carries its `continuation`).
     pub async fn read_resource(
         &self,
         ctx: &CallContext,
         who: Presented<'_>,
         uri: &str,
+        continuation: Continuation,
     ) -> Result<ServerResult, PipelineError> {
         let exchange = self
             .exchange(ctx, Action::ReadResource, who)
-            .with_target(Target::Resource(uri));
+            .with_target(Target::Resource(uri))
+            .with_continuation(continuation);
         self.reach(exchange, Operation::ReadResource).await
     }
 
@@ -185,9 +185,14 @@ impl Pipeline {
         mut params: GetPromptRequestParams,
     ) -> Result<ServerResult, PipelineError> {
         let name = std::mem::take(&mut params.name);
+        let continuation = Continuation {
+            input_responses: params.input_responses.take(),
+            request_state: params.request_state.take(),
+        };
         let exchange = self
             .exchange(ctx, Action::GetPrompt, who)
-            .with_target(Target::Prompt(&name));
+            .with_target(Target::Prompt(&name))
+            .with_continuation(continuation);
         self.reach(exchange, Operation::GetPrompt(params)).await
     }
 

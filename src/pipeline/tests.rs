@@ -10,8 +10,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use rmcp::ServerHandler;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData, JsonObject,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, ServerResult, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData, InputRequest,
+    InputRequiredResult, JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities,
+    ServerConfig, ServerResult, Tool,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -26,6 +27,7 @@ use crate::audit::spool::{Sink, Spooled};
 use crate::config::FailureMode;
 use crate::identity::Presented;
 use crate::live::Live;
+use crate::upstream::Continuation;
 use crate::vocabulary::{Action, FrontDoor};
 
 /// An MCP server whose tools answer from a table (tool name -> text).
@@ -59,8 +61,32 @@ impl ServerHandler for Table {
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        if request.name == "ask" {
+            return Ok(ask(request));
+        }
         let answer = self.answers.get(&*request.name).copied().unwrap_or("?");
         Ok(CallToolResult::success(vec![ContentBlock::text(answer)]).into())
+    }
+}
+
+/// `ask` wants a confirmation first (a multi round-trip request, with the
+/// state `round-1`), then answers with the state it got back.
+fn ask(request: CallToolRequestParams) -> CallToolResponse {
+    match request.request_state {
+        None => {
+            let confirm: InputRequest = serde_json::from_value(serde_json::json!({
+                "method": "elicitation/create",
+                "params": {"mode": "form", "message": "Confirm?", "requestedSchema": {
+                    "type": "object", "properties": {"ok": {"type": "boolean"}}}}
+            }))
+            .unwrap();
+            let inputs = BTreeMap::from([("confirm".to_string(), confirm)]);
+            InputRequiredResult::new(Some(inputs), Some("round-1".into())).into()
+        }
+        Some(state) => {
+            let answer = format!("confirmed:{state}");
+            CallToolResult::success(vec![ContentBlock::text(answer)]).into()
+        }
     }
 }
 
@@ -101,6 +127,8 @@ impl Sink for Memory {
 }
 
 const TOKEN: &str = "stage-test-token";
+/// Another agent of the same role.
+const OTHER_TOKEN: &str = "stage-test-token-2";
 
 /// A pipeline over a catalog routing the table's `quote` and `trade` to
 /// one server; the role may use `quote` only; the Rego policy denies a
@@ -115,7 +143,11 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let table = Table {
-        answers: Arc::new(BTreeMap::from([("quote", "42.0"), ("trade", "done")])),
+        answers: Arc::new(BTreeMap::from([
+            ("quote", "42.0"),
+            ("trade", "done"),
+            ("ask", ""),
+        ])),
         calls: Arc::default(),
     };
     let calls = table.calls.clone();
@@ -129,11 +161,12 @@ async fn fixture() -> Fixture {
     .unwrap();
     let catalog = format!(
         "environment: test\npolicy: {{files: [authz.rego]}}\n\
-         servers:\n  table: {{http: {{url: \"{url}\"}}, credential: {{provider: none}}}}\n\
-         tools:\n  quote: {{server: table}}\n  trade: {{server: table}}\n\
-         roles:\n  viewer: {{tools: [quote]}}\n\
-         agents:\n  viewer-1: {{role: viewer, token_sha256: {}}}\n",
-        crate::identity::token_sha256_hex(TOKEN)
+         servers:\n  table: {{http: {{url: \"{url}\"}}, credential: {{provider: none}}, protocol: \"2026-07-28\"}}\n\
+         tools:\n  quote: {{server: table}}\n  trade: {{server: table}}\n  ask: {{server: table}}\n\
+         roles:\n  viewer: {{tools: [quote, ask]}}\n\
+         agents:\n  viewer-1: {{role: viewer, token_sha256: {}}}\n  viewer-2: {{role: viewer, token_sha256: {}}}\n",
+        crate::identity::token_sha256_hex(TOKEN),
+        crate::identity::token_sha256_hex(OTHER_TOKEN),
     );
     let path = dir.path().join("catalog.yaml");
     std::fs::write(&path, catalog).unwrap();
@@ -165,9 +198,16 @@ async fn call(
     tool: &str,
     symbol: &str,
 ) -> Result<CallToolResult, PipelineError> {
+    let answer = call_as(fixture, TOKEN, ToolCall::new(tool, arguments(symbol))).await;
+    answer.map(|answer| match answer {
+        ServerResult::CallToolResult(result) => result,
+        other => panic!("not a tool result: {other:?}"),
+    })
+}
+
+async fn call_as(fixture: &Fixture, token: &str, call: ToolCall<'_>) -> Answer {
     let ctx = CallContext::new(FrontDoor::Rest, None, None);
-    let call = ToolCall::new(tool, arguments(symbol));
-    let who = Presented::Bearer(Some(TOKEN));
+    let who = Presented::Bearer(Some(token));
     fixture
         .pipeline
         .call(&ctx, who, Assertions::default(), call)
@@ -333,4 +373,57 @@ async fn the_way_back_runs_innermost_first_through_every_stage_entered() {
         *seen.lock().unwrap(),
         ["a in", "b in", "b out refused", "a out refused"]
     );
+}
+
+/// A retry of `tool` with `state` and a confirmation.
+fn retry<'a>(tool: &'a str, state: &str) -> ToolCall<'a> {
+    let mut call = ToolCall::new(tool, arguments("XYZ"));
+    let confirmed = serde_json::json!({"action": "accept", "content": {"ok": true}});
+    call.continuation = Continuation {
+        input_responses: Some(BTreeMap::from([("confirm".to_string(), confirmed)])),
+        request_state: Some(state.to_string()),
+    };
+    call
+}
+
+#[tokio::test]
+async fn a_request_state_reaches_the_upstream_as_issued_and_only_from_its_own_caller() {
+    let fixture = fixture().await;
+    let asked = call_as(&fixture, TOKEN, ToolCall::new("ask", arguments("XYZ"))).await;
+    let Ok(ServerResult::InputRequiredResult(asked)) = asked else {
+        panic!("not input_required: {asked:?}");
+    };
+    assert!(asked.input_requests.unwrap().contains_key("confirm"));
+    let sealed = asked.request_state.unwrap();
+    assert!(
+        sealed.starts_with("mcpcp1.") && sealed.ends_with(".round-1"),
+        "{sealed}"
+    );
+
+    let done = call_as(&fixture, TOKEN, retry("ask", &sealed)).await;
+    let Ok(ServerResult::CallToolResult(done)) = done else {
+        panic!("not complete: {done:?}");
+    };
+    assert_eq!(done.content[0].as_text().unwrap().text, "confirmed:round-1");
+    assert_eq!(fixture.calls.load(Ordering::SeqCst), 2);
+
+    // Another agent, another tool, a forged seal, a bare state: refused
+    // before the upstream, and recorded.
+    let forged = sealed.replacen("mcpcp1.", "mcpcp1.A", 1);
+    for (token, call) in [
+        (OTHER_TOKEN, retry("ask", &sealed)),
+        (TOKEN, retry("quote", &sealed)),
+        (TOKEN, retry("ask", &forged)),
+        (TOKEN, retry("ask", "round-1")),
+    ] {
+        let refused = call_as(&fixture, token, call).await.unwrap_err();
+        assert!(
+            matches!(refused, PipelineError::InvalidRequest(_)),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(fixture.calls.load(Ordering::SeqCst), 2);
+    let records = fixture.memory.records();
+    let refused = records.iter().filter(|r| r["outcome"] == "bad_request");
+    assert_eq!(refused.count(), 4, "{records:?}");
 }

@@ -1,15 +1,15 @@
-//! One `tools/call` on an upstream session: bounded by the server's timeout,
+//! One `tools/call` (or any request) on an upstream session: bounded by the server's timeout,
 //! cancelled upstream when the caller goes away, with the server's progress
 //! notifications routed back to the caller.
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, CancelledNotificationParam, ClientRequest, JsonObject,
-    Request, ResultType, ServerResult,
+    CallToolRequestParams, CancelledNotificationParam, ClientRequest, JsonObject, Request,
+    ResultType, ServerResult,
 };
 use rmcp::service::{Peer, PeerRequestOptions, RoleClient, ServiceError};
 
 use super::relay::Caller;
-use super::{CallSinks, Connection, Outbound, Upstream, UpstreamError};
+use super::{CallSinks, Connection, Continuation, Outbound, Upstream, UpstreamError};
 
 /// How often a call with a progress sink yields after its answer, so
 /// notifications sent before the answer are still routed.
@@ -19,18 +19,23 @@ pub(super) async fn call_tool(
     upstream: &Upstream,
     tool: &str,
     arguments: JsonObject,
+    continuation: Continuation,
     sinks: CallSinks,
     outbound: Outbound,
-) -> Result<CallToolResult, UpstreamError> {
+) -> Result<ServerResult, UpstreamError> {
     let connection = upstream.state.load_full();
     if connection.peer.is_some() && !connection.offered.tools.contains_key(tool) {
         return Err(UpstreamError::ToolUnavailable);
     }
-    let params = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments);
+    let mut params = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments);
+    params.input_responses = continuation.input_responses;
+    params.request_state = continuation.request_state;
     let mut request = ClientRequest::CallToolRequest(Request::new(params));
     outbound.stamp(&mut request);
     match send(upstream, &connection, request, sinks).await? {
-        ServerResult::CallToolResult(result) => Ok(result),
+        result @ (ServerResult::CallToolResult(_) | ServerResult::InputRequiredResult(_)) => {
+            Ok(result)
+        }
         other => {
             tracing::warn!(server = %upstream.spec.name, ?other, "upstream answered tools/call with another result type");
             Err(UpstreamError::InvalidAnswer)

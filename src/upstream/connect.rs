@@ -16,6 +16,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::client::UpstreamClient;
 use super::http_client::CredentialedClient;
+use super::legacy_sse;
 use super::offered::{self, Offered};
 use crate::catalog::{ServerSpec, TransportSpec};
 use crate::config::UpstreamProtocol;
@@ -37,6 +38,8 @@ pub enum ConnectError {
     Spawn(std::io::Error),
     #[error("invalid static header {0}")]
     Header(String),
+    #[error("cannot open the event stream: {0}")]
+    Sse(legacy_sse::SseError),
     #[error("MCP handshake failed: {0}")]
     Handshake(String),
     #[error("listing tools, prompts or resources failed: {0}")]
@@ -51,6 +54,7 @@ impl ConnectError {
         match self {
             Self::Spawn(_) => "spawn_failed",
             Self::Header(_) => "invalid_configuration",
+            Self::Sse(_) => "connect_failed",
             Self::Handshake(_) => "handshake_failed",
             Self::List(_) => "list_failed",
             Self::Timeout => "connect_timeout",
@@ -83,7 +87,7 @@ async fn negotiate(
     client: UpstreamClient,
     http: CredentialedClient,
 ) -> Result<Session, ConnectError> {
-    let eras = lifecycles(spec.protocol);
+    let eras = lifecycles(spec.protocol, &spec.transport);
     let mut refused = None;
     for era in eras {
         match open_session(spec, client.clone(), http.clone(), *era).await {
@@ -152,20 +156,33 @@ async fn open_session(
             (client.serve_with_lifecycle(transport, era.mode()).await).map_err(handshake)
         }
         TransportSpec::Http { url, headers } => {
-            let mut custom = HashMap::new();
-            for (name, value) in headers {
-                let header = HeaderName::try_from(name.as_str())
-                    .map_err(|_| ConnectError::Header(name.clone()))?;
-                let value = HeaderValue::try_from(value.as_str())
-                    .map_err(|_| ConnectError::Header(name.clone()))?;
-                custom.insert(header, value);
-            }
-            let config =
-                StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(custom);
+            let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
+                .custom_headers(static_headers(headers)?);
             let transport = StreamableHttpClientTransport::with_client(http, config);
             (client.serve_with_lifecycle(transport, era.mode()).await).map_err(handshake)
         }
+        TransportSpec::Sse { url, headers } => {
+            let transport = legacy_sse::connect(url, static_headers(headers)?, http)
+                .await
+                .map_err(ConnectError::Sse)?;
+            (client.serve_with_lifecycle(transport, era.mode()).await).map_err(handshake)
+        }
     }
+}
+
+/// The catalog's static headers for an HTTP server.
+fn static_headers(
+    headers: &[(String, String)],
+) -> Result<HashMap<HeaderName, HeaderValue>, ConnectError> {
+    let mut custom = HashMap::new();
+    for (name, value) in headers {
+        let header =
+            HeaderName::try_from(name.as_str()).map_err(|_| ConnectError::Header(name.clone()))?;
+        let value = HeaderValue::try_from(value.as_str())
+            .map_err(|_| ConnectError::Header(name.clone()))?;
+        custom.insert(header, value);
+    }
+    Ok(custom)
 }
 
 /// How to open a session with a server configured for `protocol`. Each
@@ -180,8 +197,11 @@ async fn open_session(
 /// requests, resource subscriptions, log messages) has no 2026-07-28 path
 /// through the control plane yet, so a server that speaks both keeps all
 /// of it, and a server that speaks only 2026-07-28 is still reached.
-fn lifecycles(protocol: UpstreamProtocol) -> &'static [Era] {
+///
+/// The legacy SSE transport carries only the `initialize` era.
+fn lifecycles(protocol: UpstreamProtocol, transport: &TransportSpec) -> &'static [Era] {
     match protocol {
+        _ if matches!(transport, TransportSpec::Sse { .. }) => &[Era::Initialize],
         UpstreamProtocol::Auto => &[Era::Initialize, Era::Discover],
         UpstreamProtocol::V2026_07_28 => &[Era::Discover],
         _ => &[Era::Initialize],

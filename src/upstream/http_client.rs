@@ -54,13 +54,13 @@ impl CredentialedClient {
     /// its `_meta`, or else the connection's. The call's trace context goes
     /// into `traceparent` and `tracestate` headers as well (and stays in
     /// `_meta`).
-    fn prepare(
+    pub(super) fn prepare(
         &self,
         message: &mut ClientJsonRpcMessage,
         headers: &mut HashMap<HeaderName, HeaderValue>,
     ) -> Option<String> {
         let JsonRpcMessage::Request(request) = message else {
-            return self.in_header(self.connection_bearer(), headers);
+            return self.connection_header(headers);
         };
         let meta = request.request.get_meta_mut();
         let trace_headers = [
@@ -95,6 +95,15 @@ impl CredentialedClient {
             headers.insert(header.clone(), value);
         }
         None
+    }
+
+    /// The connection's own credential for a request that carries no call
+    /// (handshake, listings, the event stream): the bearer, or in `headers`.
+    pub(super) fn connection_header(
+        &self,
+        headers: &mut HashMap<HeaderName, HeaderValue>,
+    ) -> Option<String> {
+        self.in_header(self.connection_bearer(), headers)
     }
 
     fn connection_bearer(&self) -> Option<String> {
@@ -153,7 +162,7 @@ impl StreamableHttpClient for CredentialedClient {
         _auth_header: Option<String>,
         mut custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<()> {
-        let bearer = self.in_header(self.connection_bearer(), &mut custom_headers);
+        let bearer = self.connection_header(&mut custom_headers);
         self.inner
             .delete_session(uri, session_id, bearer, custom_headers)
             .await
@@ -167,7 +176,7 @@ impl StreamableHttpClient for CredentialedClient {
         _auth_header: Option<String>,
         mut custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<BoxStream<'static, std::result::Result<Sse, SseError>>> {
-        let bearer = self.in_header(self.connection_bearer(), &mut custom_headers);
+        let bearer = self.connection_header(&mut custom_headers);
         self.inner
             .get_stream(uri, session_id, last_event_id, bearer, custom_headers)
             .await
@@ -182,7 +191,7 @@ impl StreamableHttpClient for CredentialedClient {
         mut custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> Result<BoxStream<'static, std::result::Result<Sse, SseError>>> {
-        let bearer = self.in_header(self.connection_bearer(), &mut custom_headers);
+        let bearer = self.connection_header(&mut custom_headers);
         self.inner
             .get_stream_with_max_sse_event_size(
                 uri,

@@ -11,6 +11,7 @@ mod client;
 mod connect;
 mod http_client;
 mod in_flight;
+mod legacy_sse;
 mod offered;
 mod pool;
 mod progress;
@@ -23,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 use rmcp::model::{
-    CallToolResult, ClientRequest, GetMeta, JsonObject, Request, ServerResult,
+    ClientRequest, GetMeta, InputResponses, JsonObject, Request, ServerResult,
     SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::service::{Peer, RoleClient};
@@ -142,6 +143,15 @@ pub struct CallSinks {
     pub log: Option<LogSink>,
 }
 
+/// A retry of a request the server answered `input_required` (SEP-2322
+/// multi round-trip requests): the client's answers to the server's input
+/// requests, and the server's request state, echoed.
+#[derive(Debug, Default)]
+pub struct Continuation {
+    pub input_responses: Option<InputResponses>,
+    pub request_state: Option<String>,
+}
+
 /// What travels to the upstream with a request besides the request: the
 /// call's credential and its trace context, both in the request's `_meta`.
 #[derive(Debug, Default)]
@@ -193,15 +203,18 @@ pub struct Upstreams {
 impl Upstreams {
     /// Call a tool (by its upstream name) on `server`, bounded by the
     /// server's timeout; what the server sends back meanwhile goes to `sinks`.
+    /// The answer is the tool's result, or the server's `input_required`.
     pub async fn call_tool(
         &self,
         server: ServerId,
         tool: &str,
         arguments: JsonObject,
+        continuation: Continuation,
         sinks: CallSinks,
         outbound: Outbound,
-    ) -> Result<CallToolResult, UpstreamError> {
-        call::call_tool(&self.servers[server.0], tool, arguments, sinks, outbound).await
+    ) -> Result<ServerResult, UpstreamError> {
+        let upstream = &self.servers[server.0];
+        call::call_tool(upstream, tool, arguments, continuation, sinks, outbound).await
     }
 
     /// Send any other request to `server`, bounded by its timeout.

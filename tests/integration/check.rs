@@ -121,7 +121,19 @@ fn each_kind_of_mistake_is_reported_precisely() {
         "    stdio: {command: md-server, args: [--fast]}\n",
         "    stdio: {command: md-server}\n    http: {url: \"http://x/mcp\"}\n",
         "servers.md",
-        "not both",
+        "exactly one of `stdio`, `http` and `sse`",
+    );
+    assert_invalid(
+        "http: {url: \"http://127.0.0.1:9/mcp\"}",
+        "sse: {url: \"http://127.0.0.1:9/sse\"}\n    protocol: \"2026-07-28\"",
+        "servers.ex.protocol",
+        "not spoken over the legacy SSE transport",
+    );
+    assert_invalid(
+        "http: {url: \"http://127.0.0.1:9/mcp\"}",
+        "sse: {url: \"file:///sse\"}",
+        "servers.ex.sse.url",
+        "http:// or https://",
     );
     assert_invalid(
         "    stdio: {command: md-server, args: [--fast]}\n",

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::common::{ANALYST_TOKEN, ControlPlane, TRADER_TOKEN};
 
-fn clients_dir() -> &'static PathBuf {
+pub fn clients_dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/setup.sh");
@@ -58,7 +58,7 @@ fn roles() -> [Role; 2] {
 }
 
 /// Run a client command; its last stdout line is its JSON summary.
-fn summary(command: &mut Command) -> Value {
+pub fn summary(command: &mut Command) -> Value {
     let output = command.output().expect("run the client");
     let stdout = String::from_utf8_lossy(&output.stdout);
     eprintln!("CONFORMANCE {stdout}");

@@ -11,6 +11,7 @@ mod common;
 mod connections;
 mod credentials;
 mod identity;
+mod legacy_sse;
 mod live;
 mod mcp;
 mod policy;

@@ -28,13 +28,14 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio::sync::mpsc;
 
 use super::error::to_error_data;
+use super::rounds::{self, Retried};
 use super::sessions::Sessions;
 use crate::discovery::{self, View};
 use crate::identity::{Caller, Presented};
 use crate::pipeline::{
     Assertions, CallContext, Pipeline, PipelineError, SubscriptionChange, ToolCall,
 };
-use crate::upstream::{CallSinks, LogSink, Relay, Subscriber, UpstreamError};
+use crate::upstream::{CallSinks, Continuation, LogSink, Relay, Subscriber, UpstreamError};
 use crate::vocabulary::FrontDoor;
 
 /// Items per page of a `*/list` answer.
@@ -98,6 +99,88 @@ impl McpFrontDoor {
         }))
     }
 
+    /// One round of a request that may be answered `input_required`,
+    /// through the pipeline.
+    pub(super) async fn attempt(
+        &self,
+        request: Retried,
+        continuation: Continuation,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<ServerResult, ErrorData> {
+        let (ctx, who) = request_context(context);
+        let answer = match request {
+            Retried::Tool { name, arguments } => {
+                let call = ToolCall {
+                    tool: &name,
+                    arguments,
+                    continuation,
+                    sinks: CallSinks::default(),
+                };
+                return self.call_once(call, context).await;
+            }
+            Retried::Prompt(mut params) => {
+                params.input_responses = continuation.input_responses;
+                params.request_state = continuation.request_state;
+                self.pipeline.get_prompt(&ctx, who, params).await
+            }
+            Retried::Resource { uri } => {
+                (self.pipeline)
+                    .read_resource(&ctx, who, &uri, continuation)
+                    .await
+            }
+        };
+        answer.map_err(|e| to_error_data(&e, &ctx.trace))
+    }
+
+    /// A `tools/call` through the pipeline, with the upstream's progress,
+    /// requests and log messages relayed to the caller meanwhile.
+    async fn call_once(
+        &self,
+        mut call: ToolCall<'_>,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<ServerResult, ErrorData> {
+        let (ctx, who) = request_context(context);
+        let client_token = context.meta.get_progress_token();
+        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
+        call.sinks = CallSinks {
+            progress: client_token.is_some().then_some(progress_tx),
+            relay: Some(relay_to(context)),
+            log: self.log_sink(context),
+        };
+        let call = self.pipeline.call(&ctx, who, Assertions::default(), call);
+        tokio::pin!(call);
+        loop {
+            tokio::select! {
+                biased;
+                // Upstream progress, renamed to the client's own token.
+                Some(progress) = progress_rx.recv(), if client_token.is_some() => {
+                    forward_progress(context, client_token.as_ref(), progress).await;
+                }
+                result = &mut call => {
+                    // Progress that arrived with the answer goes out first.
+                    while let Ok(progress) = progress_rx.try_recv() {
+                        forward_progress(context, client_token.as_ref(), progress).await;
+                    }
+                    return result
+                        .map(|mut result| {
+                            // The caller learns the trace its call belongs to.
+                            if let ServerResult::CallToolResult(result) = &mut result {
+                                let meta = result.meta.get_or_insert_with(Default::default);
+                                meta.insert("traceparent".into(), ctx.trace.traceparent().into());
+                            }
+                            result
+                        })
+                        .map_err(|e| to_error_data(&e, &ctx.trace));
+                }
+                // A client's `notifications/cancelled`: dropping the call
+                // cancels it upstream and records it as cancelled.
+                _ = context.ct.cancelled() => {
+                    return Err(ErrorData::internal_error("request cancelled", None));
+                }
+            }
+        }
+    }
+
     /// List what the caller may see, one page at a time.
     async fn list<T: Clone>(
         &self,
@@ -152,7 +235,7 @@ async fn forward_progress(
 /// Relay what an upstream asks during a call (sampling, elicitation, roots)
 /// to the client that made the call, on that call's stream. A client that did
 /// not declare the capability gets the spec's error instead of a hang.
-fn relay_to(context: &RequestContext<RoleServer>) -> Relay {
+pub(super) fn relay_to(context: &RequestContext<RoleServer>) -> Relay {
     let peer = context.peer.clone();
     let capabilities = context.client_capabilities().unwrap_or_default();
     let call = context.id.clone();
@@ -223,6 +306,15 @@ fn paginate<T: Clone>(
     let end = (start + PAGE_SIZE).min(items.len());
     let next = (end < items.len()).then(|| end.to_string());
     Ok((items[start..end].to_vec(), next))
+}
+
+/// The error for an upstream answer of the wrong kind.
+fn invalid_answer(context: &RequestContext<RoleServer>) -> ErrorData {
+    let (ctx, _) = request_context(context);
+    to_error_data(
+        &PipelineError::Upstream(UpstreamError::InvalidAnswer),
+        &ctx.trace,
+    )
 }
 
 /// Unwrap the answer an upstream gave, or turn a wrong one into an error.
@@ -324,47 +416,18 @@ impl ServerHandler for McpFrontDoor {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let (ctx, who) = request_context(&context);
-        let client_token = context.meta.get_progress_token();
-        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
-        let call = ToolCall {
-            tool: &request.name,
-            arguments: request.arguments.unwrap_or_default(),
-            sinks: CallSinks {
-                progress: client_token.is_some().then_some(progress_tx),
-                relay: Some(relay_to(&context)),
-                log: self.log_sink(&context),
-            },
+        let first = Continuation {
+            input_responses: request.input_responses,
+            request_state: request.request_state,
         };
-        let call = self.pipeline.call(&ctx, who, Assertions::default(), call);
-        tokio::pin!(call);
-        loop {
-            tokio::select! {
-                biased;
-                // Upstream progress, renamed to the client's own token.
-                Some(progress) = progress_rx.recv(), if client_token.is_some() => {
-                    forward_progress(&context, client_token.as_ref(), progress).await;
-                }
-                result = &mut call => {
-                    // Progress that arrived with the answer goes out first.
-                    while let Ok(progress) = progress_rx.try_recv() {
-                        forward_progress(&context, client_token.as_ref(), progress).await;
-                    }
-                    return result
-                        .map(|mut result| {
-                            // The caller learns the trace its call belongs to.
-                            let meta = result.meta.get_or_insert_with(Default::default);
-                            meta.insert("traceparent".into(), ctx.trace.traceparent().into());
-                            result.into()
-                        })
-                        .map_err(|e| to_error_data(&e, &ctx.trace));
-                }
-                // A client's `notifications/cancelled`: dropping the call
-                // cancels it upstream and records it as cancelled.
-                _ = context.ct.cancelled() => {
-                    return Err(ErrorData::internal_error("request cancelled", None));
-                }
-            }
+        let retried = Retried::Tool {
+            name: request.name.into(),
+            arguments: request.arguments.unwrap_or_default(),
+        };
+        match rounds::drive(self, &context, retried, first).await? {
+            ServerResult::CallToolResult(result) => Ok(result.into()),
+            ServerResult::InputRequiredResult(asked) => Ok(CallToolResponse::InputRequired(asked)),
+            _ => Err(invalid_answer(&context)),
         }
     }
 
@@ -381,15 +444,18 @@ impl ServerHandler for McpFrontDoor {
 
     async fn get_prompt(
         &self,
-        request: GetPromptRequestParams,
+        mut request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        let (ctx, who) = request_context(&context);
-        let answer = self.pipeline.get_prompt(&ctx, who, request).await;
-        expect(&ctx, answer, |answer| match answer {
-            ServerResult::GetPromptResult(result) => Some(result.into()),
-            _ => None,
-        })
+        let first = Continuation {
+            input_responses: request.input_responses.take(),
+            request_state: request.request_state.take(),
+        };
+        match rounds::drive(self, &context, Retried::Prompt(request), first).await? {
+            ServerResult::GetPromptResult(result) => Ok(result.into()),
+            ServerResult::InputRequiredResult(asked) => Ok(GetPromptResponse::InputRequired(asked)),
+            _ => Err(invalid_answer(&context)),
+        }
     }
 
     async fn list_resources(
@@ -421,12 +487,18 @@ impl ServerHandler for McpFrontDoor {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let (ctx, who) = request_context(&context);
-        let answer = self.pipeline.read_resource(&ctx, who, &request.uri).await;
-        expect(&ctx, answer, |answer| match answer {
-            ServerResult::ReadResourceResult(result) => Some(result.into()),
-            _ => None,
-        })
+        let first = Continuation {
+            input_responses: request.input_responses,
+            request_state: request.request_state,
+        };
+        let retried = Retried::Resource { uri: request.uri };
+        match rounds::drive(self, &context, retried, first).await? {
+            ServerResult::ReadResourceResult(result) => Ok(result.into()),
+            ServerResult::InputRequiredResult(asked) => {
+                Ok(ReadResourceResponse::InputRequired(asked))
+            }
+            _ => Err(invalid_answer(&context)),
+        }
     }
 
     async fn subscribe(

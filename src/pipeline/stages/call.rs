@@ -4,11 +4,12 @@
 
 use std::time::{Instant, SystemTime};
 
-use rmcp::model::{ClientRequest, ReadResourceRequestParams, Reference, Request, ServerResult};
+use rmcp::model::{ClientRequest, ReadResourceRequestParams, Reference, Request};
 
 use crate::audit::record::UpstreamSpan;
 use crate::pipeline::stage::Answer;
 use crate::pipeline::{Exchange, Operation, PipelineError};
+use crate::upstream::Continuation;
 
 /// Send `operation` to the exchange's upstream and time it.
 pub async fn call(exchange: &mut Exchange<'_>, operation: Operation) -> Answer {
@@ -29,13 +30,18 @@ pub async fn call(exchange: &mut Exchange<'_>, operation: Operation) -> Answer {
     let (started, calling) = (SystemTime::now(), Instant::now());
     let server = to.server;
     let name = &to.upstream_name;
+    let Continuation {
+        input_responses,
+        request_state,
+    } = std::mem::take(&mut exchange.continuation);
     let answer = match operation {
         Operation::CallTool(sinks) => {
             let arguments = exchange.arguments.take().unwrap_or_default();
-            (upstreams
-                .call_tool(server, name, arguments, sinks, outbound)
-                .await)
-                .map(ServerResult::CallToolResult)
+            let continuation = Continuation {
+                input_responses,
+                request_state,
+            };
+            (upstreams.call_tool(server, name, arguments, continuation, sinks, outbound)).await
         }
         Operation::Subscribe(subscriber) => {
             upstreams
@@ -46,13 +52,17 @@ pub async fn call(exchange: &mut Exchange<'_>, operation: Operation) -> Answer {
             upstreams.unsubscribe(server, name, session, outbound).await
         }
         Operation::ReadResource => {
-            let params = ReadResourceRequestParams::new(name.to_string());
+            let mut params = ReadResourceRequestParams::new(name.to_string());
+            params.input_responses = input_responses;
+            params.request_state = request_state;
             let request = ClientRequest::ReadResourceRequest(Request::new(params));
             upstreams.request(server, request, outbound).await
         }
         Operation::GetPrompt(mut params) => {
             params.name = name.to_string();
             params.meta = None;
+            params.input_responses = input_responses;
+            params.request_state = request_state;
             let request = ClientRequest::GetPromptRequest(Request::new(params));
             upstreams.request(server, request, outbound).await
         }

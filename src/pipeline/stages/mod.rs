@@ -9,6 +9,7 @@ mod cache_hints;
 pub mod call;
 mod credential;
 pub mod record;
+mod request_state;
 mod resolve;
 
 use crate::audit::AuditLog;
@@ -20,16 +21,18 @@ use super::stage::Stage;
 /// The stages every request takes, in order:
 ///
 /// ```text
-/// record -> admit -> resolve -> authorize -> credential -> cache_hints -> (call | list)
+/// record -> admit -> resolve -> authorize -> request_state -> credential -> cache_hints -> (call | list)
 /// ```
 ///
-/// `cache_hints` acts only on the way back, on what the upstream answered.
+/// `cache_hints` acts only on the way back, on what the upstream answered;
+/// `request_state` on both ways, on a multi round-trip request's state.
 pub fn standard(audit: AuditLog) -> Vec<Box<dyn Stage>> {
     vec![
         Box::new(record::Record::new(audit)),
         Box::new(admit::Admit),
         Box::new(resolve::Resolve),
         Box::new(authorize::Authorize),
+        Box::new(request_state::RequestState::new()),
         Box::new(credential::Credential),
         Box::new(cache_hints::CacheHints),
     ]

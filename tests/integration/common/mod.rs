@@ -399,7 +399,6 @@ impl Drop for Listening {
     }
 }
 
-/// A free loopback port (bound, then released).
 /// A child process stopped (killed) on drop.
 pub struct Background(Child);
 
@@ -422,6 +421,7 @@ impl Drop for Background {
     }
 }
 
+/// A free loopback port (bound, then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
