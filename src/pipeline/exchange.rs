@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use rmcp::model::{CompleteRequestParams, GetPromptRequestParams, JsonObject};
+use rmcp::model::{ClientCapabilities, CompleteRequestParams, GetPromptRequestParams, JsonObject};
 
 use crate::audit::{AuditGuard, AuditRecord};
 use crate::identity::{Caller, Presented};
@@ -21,6 +21,9 @@ pub struct CallContext {
     pub tracestate: Option<Arc<str>>,
     pub front_door: FrontDoor,
     pub started: Instant,
+    /// What the calling client declared it can answer, where its front
+    /// door says (MCP); passed on to upstreams that ask per request.
+    pub client_capabilities: Option<ClientCapabilities>,
 }
 
 impl CallContext {
@@ -38,6 +41,7 @@ impl CallContext {
             tracestate,
             front_door,
             started: Instant::now(),
+            client_capabilities: None,
         }
     }
 }

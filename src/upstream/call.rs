@@ -3,8 +3,8 @@
 //! notifications routed back to the caller.
 
 use rmcp::model::{
-    CallToolRequestParams, CancelledNotificationParam, ClientRequest, JsonObject, Request,
-    ResultType, ServerResult,
+    CallToolRequestParams, CancelledNotificationParam, ClientCapabilities, ClientRequest,
+    JsonObject, ProtocolVersion, Request, RequestMetaObject, ResultType, ServerResult,
 };
 use rmcp::service::{Peer, PeerRequestOptions, RoleClient, ServiceError};
 
@@ -31,8 +31,8 @@ pub(super) async fn call_tool(
     params.input_responses = continuation.input_responses;
     params.request_state = continuation.request_state;
     let mut request = ClientRequest::CallToolRequest(Request::new(params));
-    outbound.stamp(&mut request);
-    match send(upstream, &connection, request, sinks).await? {
+    let capabilities = outbound.stamp(&mut request);
+    match send(upstream, &connection, request, capabilities, sinks).await? {
         result @ (ServerResult::CallToolResult(_) | ServerResult::InputRequiredResult(_)) => {
             Ok(result)
         }
@@ -43,18 +43,26 @@ pub(super) async fn call_tool(
     }
 }
 
-/// Send one request on `connection` and wait for its answer.
+/// Send one request on `connection` and wait for its answer. On a
+/// 2026-07-28 session the request declares the calling client's
+/// `capabilities` (each request declares its client's on that revision;
+/// an initialize-era session declared ours once, at its start).
 pub(super) async fn send(
     upstream: &Upstream,
     connection: &Connection,
     request: ClientRequest,
+    capabilities: Option<ClientCapabilities>,
     sinks: CallSinks,
 ) -> Result<ServerResult, UpstreamError> {
     let peer = connection.peer.as_ref().ok_or(UpstreamError::Unavailable)?;
+    let mut options = PeerRequestOptions::no_options();
+    if let Some(capabilities) = capabilities.filter(|_| per_request_metadata(peer)) {
+        let mut meta = RequestMetaObject::default();
+        meta.set_client_capabilities(capabilities);
+        options.meta = Some(meta);
+    }
     let exchange = async {
-        let mut handle = peer
-            .send_request_with_option(request, PeerRequestOptions::no_options())
-            .await?;
+        let mut handle = peer.send_request_with_option(request, options).await?;
         // The session stamps its own progress token on every request; route
         // notifications carrying it to this call while it runs.
         let client = &upstream.client;
@@ -100,6 +108,14 @@ pub(super) async fn send(
             Err(UpstreamError::Unavailable)
         }
     }
+}
+
+/// Whether the session is on the 2026-07-28 revision, whose requests each
+/// carry their client's metadata.
+fn per_request_metadata(peer: &Peer<RoleClient>) -> bool {
+    (peer.peer_info()).is_some_and(|info| {
+        info.protocol_version.as_str() >= ProtocolVersion::V_2026_07_28.as_str()
+    })
 }
 
 /// An answer from a server on an initialize-based revision carries no

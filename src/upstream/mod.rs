@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 use rmcp::model::{
-    ClientRequest, GetMeta, InputResponses, JsonObject, Request, ServerResult,
+    ClientCapabilities, ClientRequest, GetMeta, InputResponses, JsonObject, Request, ServerResult,
     SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::service::{Peer, RoleClient};
@@ -159,11 +159,16 @@ pub struct Outbound {
     pub credential: Option<Credential>,
     pub traceparent: Option<String>,
     pub tracestate: Option<Arc<str>>,
+    /// What the calling client can answer (sampling, elicitation, roots).
+    /// A 2026-07-28 server reads it from each request to decide what input
+    /// it may ask for; without it, it would see the control plane's.
+    pub client_capabilities: Option<ClientCapabilities>,
 }
 
 impl Outbound {
-    /// Put the credential and trace context into `request`'s `_meta`.
-    fn stamp(self, request: &mut ClientRequest) {
+    /// Put the credential and trace context into `request`'s `_meta`; the
+    /// client's capabilities are returned, for [`call::send`] to declare.
+    fn stamp(self, request: &mut ClientRequest) -> Option<ClientCapabilities> {
         let meta = request.get_meta_mut();
         if let Some(credential) = self.credential {
             meta.insert(
@@ -177,6 +182,7 @@ impl Outbound {
         if let Some(tracestate) = self.tracestate {
             meta.set_tracestate(&*tracestate);
         }
+        self.client_capabilities
     }
 }
 
@@ -225,11 +231,13 @@ impl Upstreams {
         outbound: Outbound,
     ) -> Result<ServerResult, UpstreamError> {
         let upstream = &self.servers[server.0];
-        outbound.stamp(&mut request);
+        let capabilities = outbound.stamp(&mut request);
+        let connection = upstream.state.load_full();
         call::send(
             upstream,
-            &upstream.state.load_full(),
+            &connection,
             request,
+            capabilities,
             CallSinks::default(),
         )
         .await

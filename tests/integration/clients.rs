@@ -139,27 +139,33 @@ async fn the_typescript_sdk_works_as_every_role() {
 }
 
 /// The control plane in front of the conformance fixture, every fixture item
-/// granted to the `conformance` role.
+/// granted to the `conformance` role. The fixture is one server to the
+/// control plane twice: on an initialize session (`everything`, which
+/// relays the server's requests during a call), and on a 2026-07-28 one
+/// (`modern`) for the multi round-trip items, which only that revision has.
 fn conformance_catalog(fixture_url: &str) -> String {
     use crate::common::conformance::{PROMPTS, TOOLS};
-    let tools: String = TOOLS
-        .iter()
-        .map(|t| format!("  {t}: {{server: everything}}\n"))
+    use crate::common::conformance_mrtr;
+    let on = |server: &'static str| move |name: &&str| format!("  {name}: {{server: {server}}}\n");
+    let tools: String = (TOOLS.iter().map(on("everything")))
+        .chain(conformance_mrtr::TOOLS.iter().map(on("modern")))
         .collect();
-    let prompts: String = PROMPTS
-        .iter()
-        .map(|p| format!("  {p}: {{server: everything}}\n"))
+    let prompts: String = (PROMPTS.iter().map(on("everything")))
+        .chain(std::iter::once(on("modern")(&conformance_mrtr::PROMPT)))
         .collect();
+    let tool_names = [TOOLS, conformance_mrtr::TOOLS].concat().join(", ");
+    let prompt_names = [PROMPTS, &[conformance_mrtr::PROMPT]].concat().join(", ");
     format!(
         "environment: conformance\npolicy: allow-all\n\
          servers:\n  everything:\n    http: {{url: \"{fixture_url}\"}}\n    forward_logs: true\n\
+         \x20 modern:\n    http: {{url: \"{fixture_url}\"}}\n    protocol: \"2026-07-28\"\n\
          tools:\n{tools}prompts:\n{prompts}\
          resources:\n  fixtures: {{server: everything, uri_prefix: \"test://\"}}\n\
          roles:\n  conformance:\n    tools: [{}]\n    prompts: [{}]\n    resources: [fixtures]\n\
          agents:\n  suite: {{role: conformance, token_sha256: {}}}\n\
          http:\n  allowed_origins: [\"http://localhost:*\", \"http://127.0.0.1:*\"]\n",
-        TOOLS.join(", "),
-        PROMPTS.join(", "),
+        tool_names,
+        prompt_names,
         crate::common::sha256_hex(CONFORMANCE_TOKEN),
     )
 }
@@ -200,6 +206,7 @@ async fn conformance_through_the_gateway(package: &str, runs: &[&[&str]], baseli
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
+        eprintln!("{stdout}");
         assert!(
             output.status.success(),
             "conformance scenarios failed that the baseline does not expect:\n{stdout}\n{}",

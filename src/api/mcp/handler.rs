@@ -214,10 +214,9 @@ fn request_context(context: &RequestContext<RoleServer>) -> (CallContext, Presen
         Some(traceparent) => (Some(traceparent), context.meta.get_tracestate()),
         None => (header("traceparent"), header("tracestate")),
     };
-    (
-        CallContext::new(FrontDoor::Mcp, traceparent, tracestate),
-        presented(&context.extensions),
-    )
+    let mut ctx = CallContext::new(FrontDoor::Mcp, traceparent, tracestate);
+    ctx.client_capabilities = context.client_capabilities();
+    (ctx, presented(&context.extensions))
 }
 
 /// Send an upstream's progress to the caller, under the caller's token.

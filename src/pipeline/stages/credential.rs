@@ -47,6 +47,7 @@ impl Stage for Credential {
                 credential,
                 traceparent: Some(ctx.trace.traceparent_for(exchange.upstream_span)),
                 tracestate: ctx.tracestate.clone(),
+                client_capabilities: ctx.client_capabilities.clone(),
             });
             Ok(())
         })

@@ -1,7 +1,9 @@
 //! A fixture upstream for the official conformance suite: the tools,
 //! resources and prompts its server scenarios call by name, with the
 //! answers they check, served over Streamable HTTP. The suite then runs
-//! through the control plane, so what it judges is the gateway.
+//! through the control plane, so what it judges is the gateway. The
+//! multi round-trip items of the 2026-07-28 revision are in
+//! [`conformance_mrtr`].
 
 use std::time::Duration;
 
@@ -18,6 +20,8 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+
+use super::conformance_mrtr;
 
 const IMAGE: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
 const AUDIO: &str = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQIAAAA=";
@@ -46,11 +50,11 @@ pub const PROMPTS: &[&str] = &[
     "test_simple_prompt",
 ];
 
-fn from<T: DeserializeOwned>(value: Value) -> T {
+pub fn from<T: DeserializeOwned>(value: Value) -> T {
     serde_json::from_value(value).expect("fixture JSON matches the MCP schema")
 }
 
-fn text(text: impl Into<String>) -> CallToolResult {
+pub fn text(text: impl Into<String>) -> CallToolResult {
     from(json!({ "content": [{ "type": "text", "text": text.into() }] }))
 }
 
@@ -142,8 +146,7 @@ impl ServerHandler for ConformanceFixture {
         _: Option<PaginatedRequestParams>,
         _: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let tools = TOOLS
-            .iter()
+        let tools = (TOOLS.iter().chain(conformance_mrtr::TOOLS))
             .map(|name| from(json!({ "name": name, "description": format!("Conformance fixture {name}"), "inputSchema": input_schema(name) })))
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
@@ -246,7 +249,7 @@ impl ServerHandler for ConformanceFixture {
                 "JSON Schema 2020-12 tool called with: {}",
                 Value::Object(arguments.clone())
             )),
-            _ => return Err(ErrorData::invalid_params("unknown tool", None)),
+            _ => return conformance_mrtr::call(&request, &context),
         };
         Ok(result.into())
     }
@@ -327,8 +330,7 @@ impl ServerHandler for ConformanceFixture {
         _: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
         let argument = |name: &str, description: &str| json!({ "name": name, "description": description, "required": true });
-        let prompts = PROMPTS
-            .iter()
+        let prompts = (PROMPTS.iter().chain([&conformance_mrtr::PROMPT]))
             .map(|name| {
                 let arguments = match *name {
                     "test_prompt_with_arguments" => json!([argument("arg1", "First test argument"), argument("arg2", "Second test argument")]),
@@ -346,6 +348,9 @@ impl ServerHandler for ConformanceFixture {
         request: GetPromptRequestParams,
         _: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
+        if request.name == conformance_mrtr::PROMPT {
+            return Ok(conformance_mrtr::prompt(&request));
+        }
         let args = request.arguments.unwrap_or_default();
         let arg = |key: &str| {
             args.get(key)

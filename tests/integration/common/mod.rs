@@ -5,6 +5,7 @@
 #![allow(deprecated)]
 
 pub mod conformance;
+pub mod conformance_mrtr;
 pub mod upstream;
 
 use std::io::{BufRead, BufReader};
