@@ -8,6 +8,7 @@ mod eras;
 mod refusals;
 mod reload;
 mod resources;
+mod rounds;
 mod tools;
 mod transport;
 
