@@ -20,6 +20,9 @@ pub enum Action {
     Connect,
     /// A read of the audit trail itself (`/admin/audit`).
     AdminQuery,
+    /// A follow-up on a task a tool call started (`tasks/get`,
+    /// `tasks/update`, `tasks/cancel`).
+    Task,
 }
 
 impl Action {
@@ -34,6 +37,7 @@ impl Action {
             Self::Unsubscribe => "unsubscribe",
             Self::Connect => "connect",
             Self::AdminQuery => "admin_query",
+            Self::Task => "task",
         }
     }
 }
@@ -115,9 +119,9 @@ pub enum Target<'a> {
     Resource(&'a str),
 }
 
-impl Target<'_> {
+impl<'a> Target<'a> {
     /// The name or URI the caller asked for.
-    pub fn name(&self) -> &str {
+    pub fn name(&self) -> &'a str {
         match self {
             Self::Tool(name) | Self::Prompt(name) | Self::Resource(name) => name,
         }

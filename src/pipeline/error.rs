@@ -8,7 +8,7 @@ use crate::policy::NotPermitted;
 use crate::upstream::UpstreamError;
 use crate::vocabulary::Outcome;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PipelineError {
     #[error("the request is malformed: {0}")]
     InvalidRequest(String),

@@ -3,8 +3,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use rmcp::model::{ClientCapabilities, CompleteRequestParams, GetPromptRequestParams, JsonObject};
+use rmcp::model::{
+    ClientCapabilities, CompleteRequestParams, GetPromptRequestParams, InputResponses, JsonObject,
+};
 
+use super::stages::TaskRef;
 use crate::audit::{AuditGuard, AuditRecord};
 use crate::identity::{Caller, Presented};
 use crate::live::Snapshot;
@@ -67,6 +70,18 @@ pub enum Operation {
     Unsubscribe {
         session: u64,
     },
+    /// A follow-up on the exchange's task.
+    Task(TaskOp),
+}
+
+/// What a follow-up does with a task.
+pub enum TaskOp {
+    /// `tasks/get`: its status, and its result once it has one.
+    Get,
+    /// `tasks/update`: answers to the input the task asked for.
+    Update(InputResponses),
+    /// `tasks/cancel`.
+    Cancel,
 }
 
 /// One request on its way through the stages: what it asks, and what
@@ -87,6 +102,8 @@ pub struct Exchange<'a> {
     /// A retry's answers and request state, for the upstream (the
     /// request_state stage opens the state).
     pub continuation: Continuation,
+    /// The task a follow-up is about (the task_ids stage checks its seal).
+    pub task: Option<TaskRef>,
     /// Set by admit: the verified caller.
     pub caller: Option<Caller>,
     /// Set by resolve: where the target goes, the caller's view allowing.
@@ -118,6 +135,7 @@ impl<'a> Exchange<'a> {
             normalized: None,
             arguments: None,
             continuation: Continuation::default(),
+            task: None,
             caller: None,
             authorized: None,
             outbound: None,
@@ -139,6 +157,11 @@ impl<'a> Exchange<'a> {
 
     pub fn with_arguments(mut self, arguments: JsonObject) -> Self {
         self.arguments = Some(arguments);
+        self
+    }
+
+    pub fn with_task(mut self, task: TaskRef) -> Self {
+        self.task = Some(task);
         self
     }
 

@@ -3,8 +3,8 @@
 //! the way back ([`stage`]):
 //!
 //! ```text
-//! record -> admit -> resolve -> authorize -> request_state -> credential -> cache_hints -> call (or list)
-//! audit/    identity/ catalog    policy/      (MRTR state)     credentials/   upstream/
+//! record -> admit -> resolve -> authorize -> request_state -> task_ids -> credential -> cache_hints -> call (or list)
+//! audit/    identity/ catalog    policy/      (MRTR state)    (task ids)  credentials/   upstream/
 //! ```
 //!
 //! Front doors (REST, MCP) translate their wire format into one call of a
@@ -15,6 +15,7 @@
 mod edges;
 mod error;
 mod exchange;
+mod seal;
 pub mod stage;
 pub mod stages;
 
@@ -35,7 +36,7 @@ use stage::{Answer, Stage};
 use stages::Facts;
 
 pub use error::PipelineError;
-pub use exchange::{Assertions, CallContext, Exchange, Operation};
+pub use exchange::{Assertions, CallContext, Exchange, Operation, TaskOp};
 pub use stages::record::Classify;
 
 /// One tool call as a front door hands it over.
@@ -222,6 +223,28 @@ impl Pipeline {
             .exchange(ctx, Action::Complete, who)
             .with_target(target);
         self.reach(exchange, Operation::Complete(params)).await
+    }
+
+    /// A follow-up on the task `task_id` (a public id) that a tool call
+    /// started. An id that is not of our format is refused and recorded
+    /// like one that is not the caller's.
+    pub async fn task(
+        &self,
+        ctx: &CallContext,
+        who: Presented<'_>,
+        task_id: &str,
+        op: TaskOp,
+    ) -> Result<ServerResult, PipelineError> {
+        let Some(task) = stages::TaskRef::parse(task_id) else {
+            let refusal = stages::unknown_task();
+            return Err(self.reject(ctx, Action::Task, who, None, refusal).await);
+        };
+        let tool = task.tool.clone();
+        let exchange = self
+            .exchange(ctx, Action::Task, who)
+            .with_target(Target::Tool(&tool))
+            .with_task(task);
+        self.reach(exchange, Operation::Task(op)).await
     }
 
     /// Subscribe a client session to a resource's updates, or end that.

@@ -187,5 +187,6 @@ fn method_name(action: Action) -> &'static str {
         Action::Unsubscribe => "resources/unsubscribe",
         Action::Connect => "connect",
         Action::AdminQuery => "admin/audit",
+        Action::Task => "tasks",
     }
 }

@@ -33,9 +33,9 @@ pub(super) async fn call_tool(
     let mut request = ClientRequest::CallToolRequest(Request::new(params));
     let capabilities = outbound.stamp(&mut request);
     match send(upstream, &connection, request, capabilities, sinks).await? {
-        result @ (ServerResult::CallToolResult(_) | ServerResult::InputRequiredResult(_)) => {
-            Ok(result)
-        }
+        result @ (ServerResult::CallToolResult(_)
+        | ServerResult::InputRequiredResult(_)
+        | ServerResult::CreateTaskResult(_)) => Ok(result),
         other => {
             tracing::warn!(server = %upstream.spec.name, ?other, "upstream answered tools/call with another result type");
             Err(UpstreamError::InvalidAnswer)
@@ -100,7 +100,14 @@ pub(super) async fn send(
             Ok(result)
         }
         Ok(Err(ServiceError::McpError(error))) => {
-            Err(UpstreamError::Rejected { code: error.code.0 })
+            let required = (error.data.as_ref())
+                .and_then(|data| data.get("requiredCapabilities"))
+                .and_then(|required| serde_json::from_value(required.clone()).ok())
+                .map(Box::new);
+            Err(UpstreamError::Rejected {
+                code: error.code.0,
+                required,
+            })
         }
         Ok(Err(error)) => {
             tracing::warn!(server = %upstream.spec.name, %error, "upstream request failed");

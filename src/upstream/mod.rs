@@ -46,7 +46,7 @@ pub use subscriptions::{Subscriber, UpdateSink};
 
 /// Why an upstream call failed, already free of any URL, command or message
 /// text from the upstream: safe to show to an agent.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum UpstreamError {
     #[error("the upstream server is unavailable")]
     Unavailable,
@@ -54,9 +54,15 @@ pub enum UpstreamError {
     ToolUnavailable,
     #[error("the upstream server did not answer in time")]
     Timeout,
-    /// The server answered with a JSON-RPC error (for example invalid params).
+    /// The server answered with a JSON-RPC error (for example invalid
+    /// params). For a missing client capability (-32021), the capabilities
+    /// the request needs, as the server named them (a typed value, never
+    /// its text).
     #[error("the upstream server rejected the request (JSON-RPC error {code})")]
-    Rejected { code: i32 },
+    Rejected {
+        code: i32,
+        required: Option<Box<ClientCapabilities>>,
+    },
     #[error("the upstream server gave an invalid answer")]
     InvalidAnswer,
 }

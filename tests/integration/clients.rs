@@ -142,18 +142,20 @@ async fn the_typescript_sdk_works_as_every_role() {
 /// granted to the `conformance` role. The fixture is one server to the
 /// control plane twice: on an initialize session (`everything`, which
 /// relays the server's requests during a call), and on a 2026-07-28 one
-/// (`modern`) for the multi round-trip items, which only that revision has.
+/// (`modern`) for the multi round-trip items and the tasks, which only that
+/// revision has.
 fn conformance_catalog(fixture_url: &str) -> String {
     use crate::common::conformance::{PROMPTS, TOOLS};
-    use crate::common::conformance_mrtr;
+    use crate::common::{conformance_mrtr, conformance_tasks};
     let on = |server: &'static str| move |name: &&str| format!("  {name}: {{server: {server}}}\n");
+    let modern = [conformance_mrtr::TOOLS, conformance_tasks::TOOLS].concat();
     let tools: String = (TOOLS.iter().map(on("everything")))
-        .chain(conformance_mrtr::TOOLS.iter().map(on("modern")))
+        .chain(modern.iter().map(on("modern")))
         .collect();
     let prompts: String = (PROMPTS.iter().map(on("everything")))
         .chain(std::iter::once(on("modern")(&conformance_mrtr::PROMPT)))
         .collect();
-    let tool_names = [TOOLS, conformance_mrtr::TOOLS].concat().join(", ");
+    let tool_names = [TOOLS, &modern].concat().join(", ");
     let prompt_names = [PROMPTS, &[conformance_mrtr::PROMPT]].concat().join(", ");
     format!(
         "environment: conformance\npolicy: allow-all\n\
@@ -207,11 +209,35 @@ async fn conformance_through_the_gateway(package: &str, runs: &[&[&str]], baseli
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
         eprintln!("{stdout}");
+        report_failed_checks(results.path());
         assert!(
             output.status.success(),
             "conformance scenarios failed that the baseline does not expect:\n{stdout}\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
+    }
+}
+
+/// Print every check the suite did not pass, with its message, from the
+/// result files it wrote (seen with `--nocapture`, or when the test fails).
+fn report_failed_checks(results: &Path) {
+    let Ok(scenarios) = std::fs::read_dir(results) else {
+        return;
+    };
+    for scenario in scenarios.flatten() {
+        let checks = scenario.path().join("checks.json");
+        let Ok(text) = std::fs::read_to_string(&checks) else {
+            continue;
+        };
+        let checks: Vec<Value> = serde_json::from_str(&text).unwrap_or_default();
+        for check in checks.iter().filter(|c| c["status"] != "SUCCESS") {
+            eprintln!(
+                "{} {}: {}",
+                check["status"].as_str().unwrap_or("?"),
+                check["id"].as_str().unwrap_or("?"),
+                check["errorMessage"].as_str().unwrap_or_default()
+            );
+        }
     }
 }
 

@@ -18,6 +18,18 @@ pub const FORBIDDEN: ErrorCode = ErrorCode(-32013);
 pub const AUDIT_UNAVAILABLE: ErrorCode = ErrorCode(-32014);
 pub const TOO_MANY_SESSIONS: ErrorCode = ErrorCode(-32015);
 
+/// Codes an upstream's refusal keeps, because the protocol gives them a
+/// meaning a client acts on (invalid params, also for an unknown resource
+/// under SEP-2164; no such method; the older resource-not-found; a client
+/// capability the request needs). Any other becomes [`UPSTREAM_REJECTED`].
+/// The message and data stay ours either way.
+const PASSED_THROUGH: [ErrorCode; 4] = [
+    ErrorCode::INVALID_PARAMS,
+    ErrorCode::METHOD_NOT_FOUND,
+    ErrorCode::RESOURCE_NOT_FOUND,
+    ErrorCode(-32021),
+];
+
 /// The JSON-RPC error for `error`, with our error code and the trace id in `data`.
 pub fn to_error_data(error: &PipelineError, trace: &TraceContext) -> ErrorData {
     let code = match error {
@@ -33,12 +45,22 @@ pub fn to_error_data(error: &PipelineError, trace: &TraceContext) -> ErrorData {
         PipelineError::AuditUnavailable => AUDIT_UNAVAILABLE,
         PipelineError::TooManySessions(_) => TOO_MANY_SESSIONS,
         PipelineError::Upstream(UpstreamError::Timeout) => UPSTREAM_TIMEOUT,
-        PipelineError::Upstream(UpstreamError::Rejected { .. }) => UPSTREAM_REJECTED,
+        PipelineError::Upstream(UpstreamError::Rejected { code, .. }) => PASSED_THROUGH
+            .into_iter()
+            .find(|kept| kept.0 == *code)
+            .unwrap_or(UPSTREAM_REJECTED),
         PipelineError::Upstream(_) | PipelineError::CredentialUnavailable => UPSTREAM_UNAVAILABLE,
     };
     let mut data = json!({ "code": error.code(), "trace_id": trace.trace_id_hex() });
     if let PipelineError::PolicyDenied(reasons) = error {
         data["reasons"] = json!(reasons);
+    }
+    if let PipelineError::Upstream(UpstreamError::Rejected {
+        required: Some(required),
+        ..
+    }) = error
+    {
+        data["requiredCapabilities"] = json!(required);
     }
     ErrorData::new(code, error.to_string(), Some(data))
 }

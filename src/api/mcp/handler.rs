@@ -11,31 +11,28 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use axum::http::request::Parts;
 use rmcp::model::SubscriptionFilter;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
-    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
-    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
-    ServerResult, SubscribeRequestParams, UnsubscribeRequestParams,
+    CallToolRequestParams, CallToolResponse, CancelTaskParams, CompleteRequestParams,
+    CompleteResult, GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskResult,
+    Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, ServerConfig, ServerResult, SubscribeRequestParams,
+    UnsubscribeRequestParams, UpdateTaskParams,
 };
-use rmcp::model::{
-    ErrorCode, GetExtensions, LoggingMessageNotificationParam, ProgressNotificationParam,
-    ProgressToken, ServerRequest, SetLevelRequestParams,
-};
-use rmcp::service::{
-    NotificationContext, OriginatingRequestId, RequestContext, ServiceError, SubscriptionContext,
-};
+use rmcp::model::{ErrorCode, LoggingMessageNotificationParam, SetLevelRequestParams};
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio::sync::mpsc;
 
 use super::error::to_error_data;
+use super::relay::{forward_progress, relay_to};
 use super::rounds::{self, Retried};
 use super::sessions::Sessions;
 use crate::discovery::{self, View};
 use crate::identity::{Caller, Presented};
 use crate::pipeline::{
-    Assertions, CallContext, Pipeline, PipelineError, SubscriptionChange, ToolCall,
+    Assertions, CallContext, Pipeline, PipelineError, SubscriptionChange, TaskOp, ToolCall,
 };
-use crate::upstream::{CallSinks, Continuation, LogSink, Relay, Subscriber, UpstreamError};
+use crate::upstream::{CallSinks, Continuation, LogSink, Subscriber, UpstreamError};
 use crate::vocabulary::FrontDoor;
 
 /// Items per page of a `*/list` answer.
@@ -132,6 +129,18 @@ impl McpFrontDoor {
         answer.map_err(|e| to_error_data(&e, &ctx.trace))
     }
 
+    /// A follow-up on a task, through the pipeline.
+    async fn task(
+        &self,
+        context: &RequestContext<RoleServer>,
+        task_id: &str,
+        op: TaskOp,
+    ) -> Result<ServerResult, ErrorData> {
+        let (ctx, who) = request_context(context);
+        let answer = self.pipeline.task(&ctx, who, task_id, op).await;
+        answer.map_err(|e| to_error_data(&e, &ctx.trace))
+    }
+
     /// A `tools/call` through the pipeline, with the upstream's progress,
     /// requests and log messages relayed to the caller meanwhile.
     async fn call_once(
@@ -219,60 +228,6 @@ fn request_context(context: &RequestContext<RoleServer>) -> (CallContext, Presen
     (ctx, presented(&context.extensions))
 }
 
-/// Send an upstream's progress to the caller, under the caller's token.
-async fn forward_progress(
-    context: &RequestContext<RoleServer>,
-    client_token: Option<&ProgressToken>,
-    mut progress: ProgressNotificationParam,
-) {
-    if let Some(client_token) = client_token {
-        progress.progress_token = client_token.clone();
-        let _ = context.peer.notify_progress(progress).await;
-    }
-}
-
-/// Relay what an upstream asks during a call (sampling, elicitation, roots)
-/// to the client that made the call, on that call's stream. A client that did
-/// not declare the capability gets the spec's error instead of a hang.
-pub(super) fn relay_to(context: &RequestContext<RoleServer>) -> Relay {
-    let peer = context.peer.clone();
-    let capabilities = context.client_capabilities().unwrap_or_default();
-    let call = context.id.clone();
-    Arc::new(move |mut request: ServerRequest| {
-        let peer = peer.clone();
-        let supported = match &request {
-            ServerRequest::CreateMessageRequest(_) => capabilities.sampling.is_some(),
-            ServerRequest::ElicitRequest(_) => capabilities.elicitation.is_some(),
-            ServerRequest::ListRootsRequest(_) => capabilities.roots.is_some(),
-            _ => false,
-        };
-        // Deliver it on the stream of the call it belongs to (SEP-2260).
-        request
-            .extensions_mut()
-            .insert(OriginatingRequestId(call.clone()));
-        Box::pin(async move {
-            if !supported {
-                return Err(ErrorData::new(
-                    ErrorCode::METHOD_NOT_FOUND,
-                    "the client does not support this request",
-                    None,
-                ));
-            }
-            // Sent from a task of its own: this closure runs inside the
-            // upstream connection's request handler, whose task-locals (the
-            // upstream's request id and protocol version) rmcp would
-            // otherwise stamp on the request, sending it down the wrong
-            // stream or refusing it for the upstream's protocol revision.
-            let answer = tokio::spawn(async move { peer.send_request(request).await }).await;
-            match answer {
-                Ok(Ok(result)) => Ok(result),
-                Ok(Err(ServiceError::McpError(error))) => Err(error),
-                _ => Err(ErrorData::internal_error("the client did not answer", None)),
-            }
-        })
-    })
-}
-
 /// Who sent a message: the caller the guard verified for the HTTP request
 /// that carried it. Every request to `/mcp` passes the guard; should one
 /// not have, its bearer token is checked as usual.
@@ -305,6 +260,18 @@ fn paginate<T: Clone>(
     let end = (start + PAGE_SIZE).min(items.len());
     let next = (end < items.len()).then(|| end.to_string());
     Ok((items[start..end].to_vec(), next))
+}
+
+/// A refused read names the URI it was refused (SEP-2164): the caller's
+/// own words, never the server's.
+fn naming_the_uri(mut error: ErrorData, uri: &str) -> ErrorData {
+    let refused = [ErrorCode::INVALID_PARAMS, ErrorCode::RESOURCE_NOT_FOUND];
+    if refused.contains(&error.code)
+        && let Some(serde_json::Value::Object(data)) = &mut error.data
+    {
+        data.insert("uri".into(), uri.into());
+    }
+    error
 }
 
 /// The error for an upstream answer of the wrong kind.
@@ -343,6 +310,7 @@ impl ServerHandler for McpFrontDoor {
             .enable_resources_list_changed()
             .enable_completions()
             .enable_logging()
+            .enable_tasks()
             .build();
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new(
@@ -426,8 +394,40 @@ impl ServerHandler for McpFrontDoor {
         match rounds::drive(self, &context, retried, first).await? {
             ServerResult::CallToolResult(result) => Ok(result.into()),
             ServerResult::InputRequiredResult(asked) => Ok(CallToolResponse::InputRequired(asked)),
+            ServerResult::CreateTaskResult(task) => Ok(CallToolResponse::Task(task)),
             _ => Err(invalid_answer(&context)),
         }
+    }
+
+    /// SEP-2663 follow-ups on a task a tool call started (rmcp refuses them
+    /// to a client that did not declare the tasks extension).
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        let answer = self.task(&context, &request.task_id, TaskOp::Get).await?;
+        match answer {
+            ServerResult::GetTaskResult(result) => Ok(result),
+            _ => Err(invalid_answer(&context)),
+        }
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let op = TaskOp::Update(request.input_responses);
+        self.task(&context, &request.task_id, op).await.map(drop)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        (self.task(&context, &request.task_id, TaskOp::Cancel).await).map(drop)
     }
 
     async fn list_prompts(
@@ -490,8 +490,10 @@ impl ServerHandler for McpFrontDoor {
             input_responses: request.input_responses,
             request_state: request.request_state,
         };
-        let retried = Retried::Resource { uri: request.uri };
-        match rounds::drive(self, &context, retried, first).await? {
+        let uri = request.uri;
+        let retried = Retried::Resource { uri: uri.clone() };
+        let answer = rounds::drive(self, &context, retried, first).await;
+        match answer.map_err(|error| naming_the_uri(error, &uri))? {
             ServerResult::ReadResourceResult(result) => Ok(result.into()),
             ServerResult::InputRequiredResult(asked) => {
                 Ok(ReadResourceResponse::InputRequired(asked))

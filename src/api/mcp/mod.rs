@@ -8,6 +8,7 @@ mod error;
 mod guard;
 mod handler;
 mod params;
+mod relay;
 mod rounds;
 mod sessions;
 

@@ -39,6 +39,7 @@ pub fn check(message: &Value) -> Option<Malformed> {
         "resources/subscribe" => (Action::Subscribe, "uri"),
         "resources/unsubscribe" => (Action::Unsubscribe, "uri"),
         "completion/complete" => (Action::Complete, ""),
+        "tasks/get" | "tasks/update" | "tasks/cancel" => (Action::Task, "taskId"),
         _ => return None,
     };
     let malformed = |named: Option<&str>, problem| {
@@ -60,12 +61,19 @@ pub fn check(message: &Value) -> Option<Malformed> {
     }
     let named = params.get(name_field).and_then(Value::as_str);
     if named.is_none() {
-        let problem = if name_field == "name" {
-            "`name` must be a string"
-        } else {
-            "`uri` must be a string"
+        let problem = match name_field {
+            "name" => "`name` must be a string",
+            "uri" => "`uri` must be a string",
+            _ => "`taskId` must be a string",
         };
         return malformed(None, problem);
+    }
+    if action == Action::Task {
+        let answers = params.get("inputResponses");
+        if method == "tasks/update" && !answers.is_some_and(Value::is_object) {
+            return malformed(None, "`inputResponses` must be an object");
+        }
+        return None;
     }
     let arguments = params.get("arguments");
     if arguments.is_some_and(|a| !a.is_object() && !a.is_null()) {
@@ -91,6 +99,8 @@ mod tests {
             json!({"method": "prompts/get", "params": {"name": "p", "arguments": {"d": "x"}}}),
             json!({"method": "resources/read", "params": {"uri": "research://notes/daily"}}),
             json!({"method": "completion/complete", "params": {"ref": {}, "argument": {}}}),
+            json!({"method": "tasks/get", "params": {"taskId": "t"}}),
+            json!({"method": "tasks/update", "params": {"taskId": "t", "inputResponses": {}}}),
             json!({"method": "tools/list"}),
             json!({"method": "initialize", "params": []}),
             json!({"result": {}}),
@@ -136,6 +146,14 @@ mod tests {
             (
                 json!({"method": "completion/complete", "params": {"ref": 1}}),
                 "`ref` and `argument` must be objects",
+            ),
+            (
+                json!({"method": "tasks/get", "params": {"taskId": 7}}),
+                "`taskId` must be a string",
+            ),
+            (
+                json!({"method": "tasks/update", "params": {"taskId": "t"}}),
+                "`inputResponses` must be an object",
             ),
         ];
         for (message, expected) in cases {

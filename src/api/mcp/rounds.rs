@@ -17,7 +17,8 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 
-use super::handler::{McpFrontDoor, relay_to};
+use super::handler::McpFrontDoor;
+use super::relay::relay_to;
 use crate::upstream::{Continuation, Relay};
 
 /// Whether the session's client takes `input_required` results itself.

@@ -4,11 +4,14 @@
 
 use std::time::{Instant, SystemTime};
 
-use rmcp::model::{ClientRequest, ReadResourceRequestParams, Reference, Request};
+use rmcp::model::{
+    CancelTaskParams, ClientRequest, GetTaskParams, ReadResourceRequestParams, Reference, Request,
+    UpdateTaskParams,
+};
 
 use crate::audit::record::UpstreamSpan;
 use crate::pipeline::stage::Answer;
-use crate::pipeline::{Exchange, Operation, PipelineError};
+use crate::pipeline::{Exchange, Operation, PipelineError, TaskOp};
 use crate::upstream::Continuation;
 
 /// Send `operation` to the exchange's upstream and time it.
@@ -47,6 +50,21 @@ pub async fn call(exchange: &mut Exchange<'_>, operation: Operation) -> Answer {
             upstreams
                 .subscribe(server, name, subscriber, outbound)
                 .await
+        }
+        Operation::Task(op) => {
+            let task = exchange.task.as_ref().expect("a follow-up names its task");
+            let id = task.upstream_id.clone();
+            let request = match op {
+                TaskOp::Get => ClientRequest::GetTaskRequest(Request::new(GetTaskParams::new(id))),
+                TaskOp::Update(answers) => {
+                    let params = UpdateTaskParams::new(id, answers);
+                    ClientRequest::UpdateTaskRequest(Request::new(params))
+                }
+                TaskOp::Cancel => {
+                    ClientRequest::CancelTaskRequest(Request::new(CancelTaskParams::new(id)))
+                }
+            };
+            upstreams.request(server, request, outbound).await
         }
         Operation::Unsubscribe { session } => {
             upstreams.unsubscribe(server, name, session, outbound).await

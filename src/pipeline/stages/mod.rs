@@ -11,21 +11,25 @@ mod credential;
 pub mod record;
 mod request_state;
 mod resolve;
+mod task_ids;
 
 use crate::audit::AuditLog;
 
 pub use authorize::Facts;
+pub use task_ids::{TaskRef, unknown_task};
 
 use super::stage::Stage;
 
 /// The stages every request takes, in order:
 ///
 /// ```text
-/// record -> admit -> resolve -> authorize -> request_state -> credential -> cache_hints -> (call | list)
+/// record -> admit -> resolve -> authorize -> request_state -> task_ids -> credential
+///        -> cache_hints -> (call | list)
 /// ```
 ///
 /// `cache_hints` acts only on the way back, on what the upstream answered;
-/// `request_state` on both ways, on a multi round-trip request's state.
+/// `request_state` and `task_ids` on both ways, on a multi round-trip
+/// request's state and on task ids.
 pub fn standard(audit: AuditLog) -> Vec<Box<dyn Stage>> {
     vec![
         Box::new(record::Record::new(audit)),
@@ -33,6 +37,7 @@ pub fn standard(audit: AuditLog) -> Vec<Box<dyn Stage>> {
         Box::new(resolve::Resolve),
         Box::new(authorize::Authorize),
         Box::new(request_state::RequestState::new()),
+        Box::new(task_ids::TaskIds::new()),
         Box::new(credential::Credential),
         Box::new(cache_hints::CacheHints),
     ]

@@ -14,54 +14,38 @@
 //! The key is random per process: a retry must reach the replica that
 //! sealed its state (a shared key comes with replicas that share state).
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::future::BoxFuture;
-use ring::hmac;
 use rmcp::model::ServerResult;
-use subtle::ConstantTimeEq;
 
+use crate::pipeline::seal::Seal;
 use crate::pipeline::stage::{Answer, Stage};
 use crate::pipeline::{Exchange, PipelineError};
-use crate::vocabulary::Target;
 
 /// Marks a sealed state, and names the seal's format.
 const PREFIX: &str = "mcpcp1.";
-/// Bytes of the HMAC kept in a seal.
-const TAG_BYTES: usize = 16;
 
 pub struct RequestState {
-    key: hmac::Key,
+    seal: Seal,
 }
 
 impl RequestState {
     pub fn new() -> Self {
-        let rng = ring::rand::SystemRandom::new();
-        let key = hmac::Key::generate(hmac::HMAC_SHA256, &rng)
-            .expect("the system's random source is available");
-        Self { key }
+        Self { seal: Seal::new() }
     }
 
     /// What a seal binds: the agent, the action, the target, the state.
-    fn tag(&self, exchange: &Exchange<'_>, state: &str) -> hmac::Tag {
-        let target = exchange.target();
-        let target = target.as_ref().map(Target::name).unwrap_or_default();
-        let mut context = hmac::Context::with_key(&self.key);
-        for part in [
+    fn parts<'x>(exchange: &'x Exchange<'_>, state: &'x str) -> [&'x [u8]; 4] {
+        let target = exchange.target().map(|t| t.name()).unwrap_or_default();
+        [
             exchange.caller().agent_id.as_bytes(),
             exchange.action.as_str().as_bytes(),
             target.as_bytes(),
             state.as_bytes(),
-        ] {
-            context.update(&(part.len() as u64).to_be_bytes());
-            context.update(part);
-        }
-        context.sign()
+        ]
     }
 
     fn seal(&self, exchange: &Exchange<'_>, state: &str) -> String {
-        let tag = self.tag(exchange, state);
-        let tag = URL_SAFE_NO_PAD.encode(&tag.as_ref()[..TAG_BYTES]);
+        let tag = self.seal.tag(&Self::parts(exchange, state));
         format!("{PREFIX}{tag}.{state}")
     }
 
@@ -69,10 +53,7 @@ impl RequestState {
     /// agent and request.
     fn open<'s>(&self, exchange: &Exchange<'_>, sealed: &'s str) -> Option<&'s str> {
         let (tag, state) = sealed.strip_prefix(PREFIX)?.split_once('.')?;
-        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-        let expected = self.tag(exchange, state);
-        let matches = bool::from(expected.as_ref()[..TAG_BYTES].ct_eq(&tag));
-        matches.then_some(state)
+        (self.seal.verify(&Self::parts(exchange, state), tag)).then_some(state)
     }
 }
 

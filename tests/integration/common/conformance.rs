@@ -3,25 +3,26 @@
 //! answers they check, served over Streamable HTTP. The suite then runs
 //! through the control plane, so what it judges is the gateway. The
 //! multi round-trip items of the 2026-07-28 revision are in
-//! [`conformance_mrtr`].
+//! [`conformance_mrtr`], its tasks in [`conformance_tasks`].
 
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ClientResult, CompleteRequestParams,
-    CompleteResult, CompletionInfo, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
-    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-    LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams,
-    ProgressNotificationParam, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-    ServerCapabilities, ServerConfig, ServerRequest, SetLevelRequestParams, SubscribeRequestParams,
-    UnsubscribeRequestParams,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ClientResult,
+    CompleteRequestParams, CompleteResult, CompletionInfo, GetPromptRequestParams,
+    GetPromptResponse, GetPromptResult, GetTaskParams, GetTaskResult, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel,
+    LoggingMessageNotificationParam, PaginatedRequestParams, ProgressNotificationParam,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ServerCapabilities,
+    ServerConfig, ServerRequest, SetLevelRequestParams, SubscribeRequestParams,
+    UnsubscribeRequestParams, UpdateTaskParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::conformance_mrtr;
+use super::{conformance_mrtr, conformance_tasks};
 
 const IMAGE: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
 const AUDIO: &str = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQIAAAA=";
@@ -61,11 +62,21 @@ pub fn text(text: impl Into<String>) -> CallToolResult {
 fn input_schema(tool: &str) -> Value {
     let string = |description: &str| json!({ "type": "string", "description": description });
     match tool {
+        // With the broader vocabulary of SEP-2106: an anchor, composition
+        // and conditional keywords.
         "json_schema_2020_12_tool" => json!({
             "$schema": "https://json-schema.org/draft/2020-12/schema",
             "type": "object",
-            "$defs": { "address": { "type": "object", "properties": { "street": { "type": "string" }, "city": { "type": "string" } } } },
-            "properties": { "name": { "type": "string" }, "address": { "$ref": "#/$defs/address" } },
+            "$defs": { "address": { "$anchor": "addressDef", "type": "object", "properties": { "street": { "type": "string" }, "city": { "type": "string" } } } },
+            "properties": {
+                "name": { "type": "string" }, "address": { "$ref": "#/$defs/address" },
+                "contactMethod": { "type": "string", "enum": ["phone", "email"] },
+                "phone": { "type": "string" }, "email": { "type": "string" }
+            },
+            "allOf": [{ "anyOf": [{ "required": ["phone"] }, { "required": ["email"] }] }],
+            "if": { "properties": { "contactMethod": { "const": "phone" } }, "required": ["contactMethod"] },
+            "then": { "required": ["phone"] },
+            "else": { "required": ["email"] },
             "additionalProperties": false
         }),
         "test_sampling" => {
@@ -74,6 +85,10 @@ fn input_schema(tool: &str) -> Value {
         "test_elicitation" => {
             json!({ "type": "object", "properties": { "message": string("The message to show the user") }, "required": ["message"] })
         }
+        "greet" => json!({ "type": "object", "properties": { "name": string("Whom to greet") } }),
+        "slow_compute" => json!({ "type": "object", "properties": {
+            "seconds": { "type": "number", "description": "How long the computation takes" },
+            "label": string("What to call the result") } }),
         _ => json!({ "type": "object", "properties": {} }),
     }
 }
@@ -137,6 +152,7 @@ impl ServerHandler for ConformanceFixture {
             .enable_prompts()
             .enable_logging()
             .enable_completions()
+            .enable_tasks()
             .build();
         ServerConfig::new(capabilities)
     }
@@ -146,8 +162,16 @@ impl ServerHandler for ConformanceFixture {
         _: Option<PaginatedRequestParams>,
         _: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let tools = (TOOLS.iter().chain(conformance_mrtr::TOOLS))
-            .map(|name| from(json!({ "name": name, "description": format!("Conformance fixture {name}"), "inputSchema": input_schema(name) })))
+        let tools = (TOOLS.iter())
+            .chain(conformance_mrtr::TOOLS)
+            .chain(conformance_tasks::TOOLS)
+            .map(|name| {
+                let mut tool = json!({ "name": name, "description": format!("Conformance fixture {name}"), "inputSchema": input_schema(name) });
+                if conformance_tasks::TOOLS.contains(name) {
+                    tool["execution"] = json!({ "taskSupport": conformance_tasks::task_support(name) });
+                }
+                from(tool)
+            })
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
     }
@@ -249,6 +273,9 @@ impl ServerHandler for ConformanceFixture {
                 "JSON Schema 2020-12 tool called with: {}",
                 Value::Object(arguments.clone())
             )),
+            name if conformance_tasks::TOOLS.contains(&name) => {
+                return conformance_tasks::call(&request, &context);
+            }
             _ => return conformance_mrtr::call(&request, &context),
         };
         Ok(result.into())
@@ -298,7 +325,10 @@ impl ServerHandler for ConformanceFixture {
                 let id = uri
                     .strip_prefix("test://template/")
                     .and_then(|rest| rest.strip_suffix("/data"))
-                    .ok_or_else(|| ErrorData::resource_not_found("no such resource", None))?;
+                    .ok_or_else(|| {
+                        // SEP-2164: invalid params, naming the URI.
+                        ErrorData::invalid_params("Resource not found", Some(json!({ "uri": uri })))
+                    })?;
                 let data =
                     json!({ "id": id, "templateTest": true, "data": format!("Data for ID: {id}") });
                 json!({ "uri": uri, "mimeType": "application/json", "text": data.to_string() })
@@ -391,6 +421,30 @@ impl ServerHandler for ConformanceFixture {
         Ok(CompleteResult::new(
             CompletionInfo::new(Vec::new()).unwrap_or_default(),
         ))
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        conformance_tasks::get(&request.task_id)
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        conformance_tasks::update(&request.task_id, &request.input_responses)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        conformance_tasks::cancel(&request.task_id)
     }
 
     async fn set_level(

@@ -9,6 +9,7 @@ mod refusals;
 mod reload;
 mod resources;
 mod rounds;
+mod tasks;
 mod tools;
 mod transport;
 
