@@ -146,16 +146,22 @@ async fn the_typescript_sdk_works_as_every_role() {
 /// revision has.
 fn conformance_catalog(fixture_url: &str) -> String {
     use crate::common::conformance::{PROMPTS, TOOLS};
-    use crate::common::{conformance_mrtr, conformance_tasks};
+    use crate::common::{conformance_mrtr, conformance_stateless, conformance_tasks};
     let on = |server: &'static str| move |name: &&str| format!("  {name}: {{server: {server}}}\n");
-    let modern = [conformance_mrtr::TOOLS, conformance_tasks::TOOLS].concat();
-    let tools: String = (TOOLS.iter().map(on("everything")))
+    let modern = [
+        conformance_mrtr::TOOLS,
+        conformance_tasks::TOOLS,
+        conformance_stateless::STATELESS_TOOLS,
+    ]
+    .concat();
+    let session = [TOOLS, conformance_stateless::SESSION_TOOLS].concat();
+    let tools: String = (session.iter().map(on("everything")))
         .chain(modern.iter().map(on("modern")))
         .collect();
     let prompts: String = (PROMPTS.iter().map(on("everything")))
         .chain(std::iter::once(on("modern")(&conformance_mrtr::PROMPT)))
         .collect();
-    let tool_names = [TOOLS, &modern].concat().join(", ");
+    let tool_names = [&session[..], &modern].concat().join(", ");
     let prompt_names = [PROMPTS, &[conformance_mrtr::PROMPT]].concat().join(", ");
     format!(
         "environment: conformance\npolicy: allow-all\n\

@@ -3,7 +3,8 @@
 //! answers they check, served over Streamable HTTP. The suite then runs
 //! through the control plane, so what it judges is the gateway. The
 //! multi round-trip items of the 2026-07-28 revision are in
-//! [`conformance_mrtr`], its tasks in [`conformance_tasks`].
+//! [`conformance_mrtr`], its tasks in [`conformance_tasks`], the stateless
+//! scenario's diagnostic tools in [`conformance_stateless`].
 
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::{conformance_mrtr, conformance_tasks};
+use super::{conformance_mrtr, conformance_stateless, conformance_tasks};
 
 const IMAGE: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
 const AUDIO: &str = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQIAAAA=";
@@ -147,9 +148,11 @@ impl ServerHandler for ConformanceFixture {
     fn get_info(&self) -> ServerConfig {
         let capabilities = ServerCapabilities::builder()
             .enable_tools()
+            .enable_tool_list_changed()
             .enable_resources()
             .enable_resources_subscribe()
             .enable_prompts()
+            .enable_prompts_list_changed()
             .enable_logging()
             .enable_completions()
             .enable_tasks()
@@ -165,6 +168,9 @@ impl ServerHandler for ConformanceFixture {
         let tools = (TOOLS.iter())
             .chain(conformance_mrtr::TOOLS)
             .chain(conformance_tasks::TOOLS)
+            .chain(conformance_stateless::STATELESS_TOOLS)
+            .chain(conformance_stateless::SESSION_TOOLS)
+            .chain(conformance_stateless::dynamic_tool().then_some(&conformance_stateless::DYNAMIC_TOOL))
             .map(|name| {
                 let mut tool = json!({ "name": name, "description": format!("Conformance fixture {name}"), "inputSchema": input_schema(name) });
                 if conformance_tasks::TOOLS.contains(name) {
@@ -273,6 +279,12 @@ impl ServerHandler for ConformanceFixture {
                 "JSON Schema 2020-12 tool called with: {}",
                 Value::Object(arguments.clone())
             )),
+            name if conformance_stateless::STATELESS_TOOLS.contains(&name)
+                || conformance_stateless::SESSION_TOOLS.contains(&name) =>
+            {
+                return conformance_stateless::call(&request, &context).await;
+            }
+            conformance_stateless::DYNAMIC_TOOL => text("A tool that comes and goes."),
             name if conformance_tasks::TOOLS.contains(&name) => {
                 return conformance_tasks::call(&request, &context);
             }
@@ -360,7 +372,9 @@ impl ServerHandler for ConformanceFixture {
         _: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
         let argument = |name: &str, description: &str| json!({ "name": name, "description": description, "required": true });
-        let prompts = (PROMPTS.iter().chain([&conformance_mrtr::PROMPT]))
+        let dynamic = conformance_stateless::dynamic_prompt()
+            .then_some(&conformance_stateless::DYNAMIC_PROMPT);
+        let prompts = (PROMPTS.iter().chain([&conformance_mrtr::PROMPT]).chain(dynamic))
             .map(|name| {
                 let arguments = match *name {
                     "test_prompt_with_arguments" => json!([argument("arg1", "First test argument"), argument("arg2", "Second test argument")]),
@@ -403,6 +417,9 @@ impl ServerHandler for ConformanceFixture {
                     json!({ "type": "text", "text": "Please process the embedded resource above." })
                 )
             ]),
+            conformance_stateless::DYNAMIC_PROMPT => json!([user(
+                json!({ "type": "text", "text": "A prompt that comes and goes." })
+            )]),
             "test_prompt_with_image" => json!([
                 user(json!({ "type": "image", "data": IMAGE, "mimeType": "image/png" })),
                 user(json!({ "type": "text", "text": "Please analyze the image above." }))

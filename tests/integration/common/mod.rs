@@ -6,6 +6,7 @@
 
 pub mod conformance;
 pub mod conformance_mrtr;
+pub mod conformance_stateless;
 pub mod conformance_tasks;
 pub mod upstream;
 
