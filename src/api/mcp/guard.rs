@@ -28,12 +28,15 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::OpenSessions;
-use super::params;
+use super::{param_headers, params};
 use crate::api::App;
 use crate::api::error::ApiError;
 use crate::identity::{Caller, Presented};
 use crate::pipeline::{CallContext, PipelineError};
 use crate::vocabulary::{Action, FrontDoor};
+
+/// The 2026-07-28 revision's error for headers that disagree with the body.
+const HEADER_MISMATCH: ErrorCode = ErrorCode(-32020);
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
@@ -275,6 +278,16 @@ impl Checked<'_> {
             let answer = (StatusCode::OK, ErrorCode::INVALID_PARAMS, text.as_str(), id);
             let named = malformed.named.as_deref();
             return self.refuse(malformed.action, named, error, answer).await;
+        }
+        let snapshot = self.guard.app.live.current();
+        if let Err(reason) =
+            param_headers::check_call(&snapshot, self.caller, &parts.headers, &message)
+        {
+            let named = message.pointer("/params/name").and_then(Value::as_str);
+            let text = format!("Header mismatch: {reason}");
+            let error = PipelineError::InvalidRequest(reason);
+            let answer = (StatusCode::BAD_REQUEST, HEADER_MISMATCH, text.as_str(), id);
+            return self.refuse(Action::Call, named, error, answer).await;
         }
         let opens = self.session.is_none()
             && self.guard.app.http.mcp_sessions

@@ -39,6 +39,7 @@ pub const TOOLS: &[&str] = &[
     "test_error_handling",
     "test_image_content",
     "test_multiple_content_types",
+    "test_param_headers",
     "test_sampling",
     "test_simple_text",
     "test_tool_with_logging",
@@ -86,6 +87,9 @@ fn input_schema(tool: &str) -> Value {
         "test_elicitation" => {
             json!({ "type": "object", "properties": { "message": string("The message to show the user") }, "required": ["message"] })
         }
+        // SEP-2243: `region` travels in an `Mcp-Param-Region` header too.
+        "test_param_headers" => json!({ "type": "object", "properties": {
+            "region": { "type": "string", "x-mcp-header": "Region" } } }),
         "greet" => json!({ "type": "object", "properties": { "name": string("Whom to greet") } }),
         "slow_compute" => json!({ "type": "object", "properties": {
             "seconds": { "type": "number", "description": "How long the computation takes" },
@@ -285,6 +289,7 @@ impl ServerHandler for ConformanceFixture {
                 return conformance_stateless::call(&request, &context).await;
             }
             conformance_stateless::DYNAMIC_TOOL => text("A tool that comes and goes."),
+            "test_param_headers" => text(format!("Region: {}", argument("region"))),
             name if conformance_tasks::TOOLS.contains(&name) => {
                 return conformance_tasks::call(&request, &context);
             }
