@@ -53,6 +53,7 @@ async def run(protocol, list_tools, call_tool, allowed, args, forbidden):
         "protocol": str(protocol) if protocol else None,
         "tools": tools,
         "structured": result.structured_content,
+        "text": next((block.text for block in result.content if block.type == "text"), None),
         "refusal": refusal,
     }
 

@@ -40,6 +40,7 @@ console.log(
     protocol: transport.protocolVersion ?? null,
     tools,
     structured: result.structuredContent ?? null,
+    text: result.content?.find((block) => block.type === "text")?.text ?? null,
     refusal,
   }),
 );
