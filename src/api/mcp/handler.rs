@@ -24,6 +24,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio::sync::mpsc;
 
 use super::error::to_error_data;
+use super::listen;
 use super::relay::{forward_progress, relay_to};
 use super::rounds::{self, Retried};
 use super::sessions::Sessions;
@@ -211,7 +212,9 @@ impl McpFrontDoor {
 /// guard verified for the HTTP request that carried this message; the trace
 /// continues the message's `_meta.traceparent`, else the HTTP `traceparent`
 /// header.
-fn request_context(context: &RequestContext<RoleServer>) -> (CallContext, Presented<'_>) {
+pub(super) fn request_context(
+    context: &RequestContext<RoleServer>,
+) -> (CallContext, Presented<'_>) {
     let parts = context.extensions.get::<Parts>();
     let header = |name: &str| {
         parts
@@ -343,16 +346,19 @@ impl ServerHandler for McpFrontDoor {
         Ok(())
     }
 
-    /// 2026-07-28 clients hear of list changes through `subscriptions/listen`.
+    /// 2026-07-28 clients hear of list changes and resource updates through
+    /// `subscriptions/listen`.
     fn accepted_subscription_filter(
         &self,
-        _requested: &SubscriptionFilter,
+        requested: &SubscriptionFilter,
     ) -> Option<SubscriptionFilter> {
+        let uris = requested.resource_subscriptions.clone().unwrap_or_default();
         Some(
             SubscriptionFilter::builder()
                 .tools_list_changed()
                 .prompts_list_changed()
                 .resources_list_changed()
+                .resource_subscriptions(uris)
                 .build(),
         )
     }
@@ -362,7 +368,13 @@ impl ServerHandler for McpFrontDoor {
             .map(|caller| caller.role.clone())
             .ok_or_else(|| ErrorData::invalid_request("not authenticated", None))?;
         let id = self.live.add_listen(role, context.sink().clone());
+        let stream = self.sessions.fetch_add(1, Ordering::Relaxed) + 1;
+        let uris = (context.accepted().resource_subscriptions.clone()).unwrap_or_default();
+        let request = context.request_context();
+        let pipeline = &self.pipeline;
+        let subscribed = listen::subscribe(pipeline, request, stream, &uris, context.sink()).await;
         context.cancelled().await;
+        listen::unsubscribe(pipeline, request, stream, &subscribed).await;
         self.live.remove(id);
         Ok(())
     }

@@ -7,6 +7,7 @@
 mod error;
 mod guard;
 mod handler;
+mod listen;
 mod param_headers;
 mod params;
 mod relay;

@@ -353,3 +353,47 @@ async fn subscriptions_are_renewed_when_the_upstream_comes_back() {
         format!("updated {DOC_URI}")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stateless_clients_hear_resource_updates_on_their_listen_stream() {
+    let upstream = test_upstream(0).await;
+    let cp = ControlPlane::start(&docs_catalog(&upstream.url, "touch"));
+    cp.wait_all_ready().await;
+    let tester = connect_stateless(&cp, TESTER_TOKEN).await;
+    let filter = rmcp::model::SubscriptionFilter::builder()
+        .resource_subscription(crate::common::upstream::DOC_URI)
+        .resource_subscription("secret://vault/keys")
+        .build();
+    let mut updates = tester
+        .peer()
+        .listen(filter)
+        .await
+        .expect("subscriptions/listen");
+    // The allowed URI is subscribed upstream; the other is refused and recorded.
+    let refused = cp
+        .audit_matching(1, |r| {
+            r["action"] == "subscribe" && r["outcome"] == "denied_role"
+        })
+        .await;
+    assert_eq!(refused[0]["tool"], "secret://vault/keys");
+    let subscribed = cp
+        .audit_matching(1, |r| r["action"] == "subscribe" && r["outcome"] == "ok")
+        .await;
+    assert_eq!(subscribed[0]["tool"], crate::common::upstream::DOC_URI);
+
+    tester.call_tool(call("touch", json!({}))).await.unwrap();
+    let update = tokio::time::timeout(Duration::from_secs(10), updates.next())
+        .await
+        .expect("an update on the listen stream")
+        .unwrap();
+    let Some(rmcp::model::ServerNotification::ResourceUpdatedNotification(update)) = update else {
+        panic!("not a resource update: {update:?}");
+    };
+    assert_eq!(update.params.uri, crate::common::upstream::DOC_URI);
+    // Closing the stream ends its subscription upstream (its last subscriber).
+    drop(updates);
+    tester.cancel().await.unwrap();
+    // (The test server has no `resources/unsubscribe`: its refusal is recorded.)
+    let ended = cp.audit_matching(1, |r| r["action"] == "unsubscribe").await;
+    assert_eq!(ended[0]["tool"], crate::common::upstream::DOC_URI);
+}
