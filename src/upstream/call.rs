@@ -2,12 +2,17 @@
 //! cancelled upstream when the caller goes away, with the server's progress
 //! notifications routed back to the caller.
 
+// Logging is deprecated from the 2026-07-28 revision on (SEP-2577), but
+// its per-request level remains part of that revision.
+#![allow(deprecated)]
+
 use rmcp::model::{
     CallToolRequestParams, CancelledNotificationParam, ClientCapabilities, ClientRequest,
-    JsonObject, ProtocolVersion, Request, RequestMetaObject, ResultType, ServerResult,
+    JsonObject, LoggingLevel, Request, RequestMetaObject, ResultType, ServerResult,
 };
 use rmcp::service::{Peer, PeerRequestOptions, RoleClient, ServiceError};
 
+use super::listen::per_request_metadata;
 use super::relay::Caller;
 use super::{CallSinks, Connection, Continuation, Outbound, Upstream, UpstreamError};
 
@@ -46,7 +51,8 @@ pub(super) async fn call_tool(
 /// Send one request on `connection` and wait for its answer. On a
 /// 2026-07-28 session the request declares the calling client's
 /// `capabilities` (each request declares its client's on that revision;
-/// an initialize-era session declared ours once, at its start).
+/// an initialize-era session declared ours once, at its start), and asks
+/// for log messages when the caller takes them.
 pub(super) async fn send(
     upstream: &Upstream,
     connection: &Connection,
@@ -56,9 +62,15 @@ pub(super) async fn send(
 ) -> Result<ServerResult, UpstreamError> {
     let peer = connection.peer.as_ref().ok_or(UpstreamError::Unavailable)?;
     let mut options = PeerRequestOptions::no_options();
-    if let Some(capabilities) = capabilities.filter(|_| per_request_metadata(peer)) {
+    if per_request_metadata(peer) {
         let mut meta = RequestMetaObject::default();
-        meta.set_client_capabilities(capabilities);
+        if let Some(capabilities) = capabilities {
+            meta.set_client_capabilities(capabilities);
+        }
+        // The caller's own level filters what it gets (see `LogSink`).
+        if sinks.log.is_some() {
+            meta.set_log_level(LoggingLevel::Debug);
+        }
         options.meta = Some(meta);
     }
     let exchange = async {
@@ -115,14 +127,6 @@ pub(super) async fn send(
             Err(UpstreamError::Unavailable)
         }
     }
-}
-
-/// Whether the session is on the 2026-07-28 revision, whose requests each
-/// carry their client's metadata.
-fn per_request_metadata(peer: &Peer<RoleClient>) -> bool {
-    (peer.peer_info()).is_some_and(|info| {
-        info.protocol_version.as_str() >= ProtocolVersion::V_2026_07_28.as_str()
-    })
 }
 
 /// An answer from a server on an initialize-based revision carries no

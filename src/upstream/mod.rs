@@ -12,6 +12,7 @@ mod connect;
 mod http_client;
 mod in_flight;
 mod legacy_sse;
+mod listen;
 mod offered;
 mod pool;
 mod progress;
@@ -126,6 +127,11 @@ struct Upstream {
 }
 
 impl Upstream {
+    /// Whether the current session is on the 2026-07-28 revision.
+    fn speaks_2026(&self) -> bool {
+        (self.state.load().peer.as_ref()).is_some_and(listen::per_request_metadata)
+    }
+
     /// Make `connection` current and tell whoever listens when what this
     /// server offers changed.
     fn publish(&self, connection: Connection) {
@@ -258,9 +264,12 @@ impl Upstreams {
         subscriber: Subscriber,
         outbound: Outbound,
     ) -> Result<ServerResult, UpstreamError> {
-        let subscriptions = &self.servers[server.0].client.subscriptions;
+        let upstream = &self.servers[server.0];
+        let subscriptions = &upstream.client.subscriptions;
         let session = subscriber.session;
-        if !subscriptions.add(uri, subscriber) {
+        // On a 2026-07-28 session the listen stream subscribes (it opens
+        // again with the new URI); resources/subscribe is not of that era.
+        if !subscriptions.add(uri, subscriber) || upstream.speaks_2026() {
             return Ok(ServerResult::empty(()));
         }
         let params = SubscribeRequestParams::new(uri);
@@ -285,11 +294,8 @@ impl Upstreams {
         session: u64,
         outbound: Outbound,
     ) -> Result<ServerResult, UpstreamError> {
-        if !self.servers[server.0]
-            .client
-            .subscriptions
-            .remove(uri, session)
-        {
+        let upstream = &self.servers[server.0];
+        if !upstream.client.subscriptions.remove(uri, session) || upstream.speaks_2026() {
             return Ok(ServerResult::empty(()));
         }
         let params = UnsubscribeRequestParams::new(uri);

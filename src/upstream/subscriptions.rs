@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use rmcp::model::ResourceUpdatedNotificationParam;
+use tokio::sync::Notify;
 
 /// Delivers an update to one client session.
 pub type UpdateSink = Arc<dyn Fn(ResourceUpdatedNotificationParam) + Send + Sync>;
@@ -22,6 +23,8 @@ pub struct Subscriber {
 #[derive(Default)]
 pub struct Subscriptions {
     by_uri: Mutex<HashMap<String, Vec<Subscriber>>>,
+    /// Woken when a URI gains its first subscriber or loses its last.
+    changed: Notify,
 }
 
 impl Subscriptions {
@@ -31,7 +34,11 @@ impl Subscriptions {
         let list = by_uri.entry(uri.to_string()).or_default();
         list.retain(|s| s.session != subscriber.session);
         list.push(subscriber);
-        list.len() == 1
+        let first = list.len() == 1;
+        if first {
+            self.changed.notify_one();
+        }
+        first
     }
 
     /// Remove `session`; true when no one is left (unsubscribe upstream).
@@ -46,7 +53,15 @@ impl Subscriptions {
         if list.is_empty() {
             by_uri.remove(uri);
         }
+        if emptied {
+            self.changed.notify_one();
+        }
         emptied
+    }
+
+    /// Until the set of subscribed URIs changes.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
     }
 
     /// Every URI someone is subscribed to: to subscribe again on a new

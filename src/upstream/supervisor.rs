@@ -13,8 +13,8 @@ use rmcp::service::{Peer, RoleClient};
 use tokio_util::sync::CancellationToken;
 
 use super::connect::{Session, establish};
-use super::offered;
 use super::{Connection, Health, Offered, Upstream};
+use super::{listen, offered};
 
 const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -86,11 +86,23 @@ async fn watch_connection(
     publish(offered);
     upstream.first_attempt_done.store(true, Ordering::Release);
     tracing::info!(server = %name, "upstream connected");
-    renew_subscriptions(upstream, &peer).await;
+    // A 2026-07-28 server speaks between calls on a listen stream (which
+    // also subscribes); an initialize-era one on the session.
+    let modern = listen::per_request_metadata(&peer);
+    if !modern {
+        renew_subscriptions(upstream, &peer).await;
+    }
+    let listening = async {
+        match modern {
+            true => match listen::keep_listening(upstream, &peer).await {},
+            false => std::future::pending::<()>().await,
+        }
+    };
     let closed = session.waiting();
-    tokio::pin!(closed);
+    tokio::pin!(closed, listening);
     loop {
         tokio::select! {
+            _ = &mut listening => {}
             _ = &mut closed => {
                 tracing::warn!(server = %name, "upstream connection closed");
                 return Exit::Lost;

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use rmcp::model::SubscriptionFilter;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ClientResult,
     CompleteRequestParams, CompleteResult, CompletionInfo, GetPromptRequestParams,
@@ -18,7 +19,7 @@ use rmcp::model::{
     ServerConfig, ServerRequest, SetLevelRequestParams, SubscribeRequestParams,
     UnsubscribeRequestParams, UpdateTaskParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -443,6 +444,19 @@ impl ServerHandler for ConformanceFixture {
         Ok(CompleteResult::new(
             CompletionInfo::new(Vec::new()).unwrap_or_default(),
         ))
+    }
+
+    fn accepted_subscription_filter(&self, _: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        Some(
+            SubscriptionFilter::builder()
+                .tools_list_changed()
+                .prompts_list_changed()
+                .build(),
+        )
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        conformance_stateless::listen(context).await
     }
 
     async fn get_task(

@@ -1,15 +1,18 @@
 //! The conformance fixture's diagnostic tools for the `server-stateless`
 //! scenario (SEP-2575): a tool that needs a capability the client may not
 //! have declared, one that asks for input while it streams, one that logs,
-//! and hooks that change the fixture's tool and prompt lists.
+//! and hooks that change the fixture's tool and prompt lists (told on the
+//! session that asked, and on every `subscriptions/listen` stream).
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use rmcp::model::ServerNotification;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ClientCapabilities, InputRequiredResult, LoggingLevel,
     LoggingMessageNotificationParam,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext, SubscriptionSink};
 use rmcp::{ErrorData, RoleServer};
 use serde_json::json;
 
@@ -31,6 +34,30 @@ pub const SESSION_TOOLS: &[&str] = &[
 /// The tool and the prompt that the change hooks add and remove.
 pub const DYNAMIC_TOOL: &str = "test_dynamic_tool";
 pub const DYNAMIC_PROMPT: &str = "test_dynamic_prompt";
+
+/// The fixture's open `subscriptions/listen` streams (2026-07-28 clients).
+static LISTENERS: Mutex<Vec<SubscriptionSink>> = Mutex::new(Vec::new());
+
+/// Hold a listen stream open until it is cancelled; list changes reach it.
+pub async fn listen(context: SubscriptionContext) -> Result<(), ErrorData> {
+    LISTENERS.lock().unwrap().push(context.sink().clone());
+    context.cancelled().await;
+    Ok(())
+}
+
+/// Tell every listen stream that a list changed, and the session that
+/// asked, if it is one (a 2026-07-28 server tells only listen streams).
+async fn changed(context: &RequestContext<RoleServer>, notification: ServerNotification) {
+    let stateless = (context.protocol_version())
+        .is_some_and(|version| version.as_str() >= "2026-07-28");
+    if !stateless {
+        let _ = context.peer.send_notification(notification.clone()).await;
+    }
+    let sinks = LISTENERS.lock().unwrap().clone();
+    for sink in sinks {
+        let _ = sink.send(notification.clone()).await;
+    }
+}
 
 static TOOL_ADDED: AtomicBool = AtomicBool::new(false);
 static PROMPT_ADDED: AtomicBool = AtomicBool::new(false);
@@ -76,12 +103,14 @@ pub async fn call(
         }
         "test_trigger_tool_change" => {
             TOOL_ADDED.fetch_xor(true, Ordering::Relaxed);
-            let _ = context.peer.notify_tool_list_changed().await;
+            let change = ServerNotification::ToolListChangedNotification(Default::default());
+            changed(context, change).await;
             Ok(text("The tool list changed.").into())
         }
         "test_trigger_prompt_change" => {
             PROMPT_ADDED.fetch_xor(true, Ordering::Relaxed);
-            let _ = context.peer.notify_prompt_list_changed().await;
+            let change = ServerNotification::PromptListChangedNotification(Default::default());
+            changed(context, change).await;
             Ok(text("The prompt list changed.").into())
         }
         _ => Err(ErrorData::invalid_params("unknown tool", None)),

@@ -71,3 +71,23 @@ async fn each_upstream_is_reached_in_the_era_it_speaks_from_clients_of_either_er
         assert_eq!(seen.protocol_header.as_deref(), Some("2026-07-28"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_2026_07_28_servers_list_changes_are_heard_on_the_listen_stream_the_control_plane_keeps()
+{
+    let fixture = crate::common::upstream::conformance_upstream().await;
+    let servers =
+        format!("  modern:\n    http: {{url: \"{fixture}\"}}\n    protocol: \"2026-07-28\"\n");
+    let tools = "  change: {server: modern, upstream_name: test_trigger_tool_change}\n";
+    let cp = ControlPlane::start(&catalog(&servers, tools, &["change"]));
+    cp.wait_all_ready().await;
+    let (watcher, mut changes) = super::watching(&cp, TESTER_TOKEN).await;
+    // Let the control plane's listen stream to the server open.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    watcher.call_tool(call("change", json!({}))).await.unwrap();
+    let change = tokio::time::timeout(std::time::Duration::from_secs(10), changes.recv())
+        .await
+        .expect("tools/list_changed")
+        .unwrap();
+    assert_eq!(change, "tools");
+}
