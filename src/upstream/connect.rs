@@ -190,19 +190,18 @@ fn static_headers(
 /// (2026-07-28), or the `initialize` handshake claiming an initialize-era
 /// revision.
 ///
-/// `auto` tries `initialize` first and, if the server refuses it, opens a
-/// new session with `server/discover`. That order is deliberate, against
-/// the specification's advice to probe first: what a call relays on an
-/// initialize-era session (the server's sampling, elicitation and roots
-/// requests, resource subscriptions, log messages) has no 2026-07-28 path
-/// through the control plane yet, so a server that speaks both keeps all
-/// of it, and a server that speaks only 2026-07-28 is still reached.
+/// `auto` probes `server/discover` first, as the specification advises, and
+/// if the server refuses it opens a new session with `initialize`. What the
+/// two eras carry differently is bridged elsewhere: input a server asks
+/// for (`input_required`, or requests during a call), its list changes and
+/// resource updates (a listen stream, or the session), its log messages
+/// (asked per request, or set per session).
 ///
 /// The legacy SSE transport carries only the `initialize` era.
 fn lifecycles(protocol: UpstreamProtocol, transport: &TransportSpec) -> &'static [Era] {
     match protocol {
         _ if matches!(transport, TransportSpec::Sse { .. }) => &[Era::Initialize],
-        UpstreamProtocol::Auto => &[Era::Initialize, Era::Discover],
+        UpstreamProtocol::Auto => &[Era::Discover, Era::Initialize],
         UpstreamProtocol::V2026_07_28 => &[Era::Discover],
         _ => &[Era::Initialize],
     }

@@ -140,10 +140,10 @@ async fn the_typescript_sdk_works_as_every_role() {
 
 /// The control plane in front of the conformance fixture, every fixture item
 /// granted to the `conformance` role. The fixture is one server to the
-/// control plane twice: on an initialize session (`everything`, which
-/// relays the server's requests during a call), and on a 2026-07-28 one
-/// (`modern`) for the multi round-trip items and the tasks, which only that
-/// revision has.
+/// control plane twice: on an initialize session (`everything`, pinned:
+/// its older tools ask the client mid-call, which only that era allows),
+/// and on a 2026-07-28 one (`modern`) for the multi round-trip items and
+/// the tasks, which only that revision has.
 fn conformance_catalog(fixture_url: &str) -> String {
     use crate::common::conformance::{PROMPTS, TOOLS};
     use crate::common::{conformance_mrtr, conformance_stateless, conformance_tasks};
@@ -165,7 +165,7 @@ fn conformance_catalog(fixture_url: &str) -> String {
     let prompt_names = [PROMPTS, &[conformance_mrtr::PROMPT]].concat().join(", ");
     format!(
         "environment: conformance\npolicy: allow-all\n\
-         servers:\n  everything:\n    http: {{url: \"{fixture_url}\"}}\n    forward_logs: true\n\
+         servers:\n  everything:\n    http: {{url: \"{fixture_url}\"}}\n    forward_logs: true\n    protocol: \"2025-11-25\"\n\
          \x20 modern:\n    http: {{url: \"{fixture_url}\"}}\n    protocol: \"2026-07-28\"\n\
          tools:\n{tools}prompts:\n{prompts}\
          resources:\n  fixtures: {{server: everything, uri_prefix: \"test://\"}}\n\

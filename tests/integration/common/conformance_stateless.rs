@@ -48,8 +48,8 @@ pub async fn listen(context: SubscriptionContext) -> Result<(), ErrorData> {
 /// Tell every listen stream that a list changed, and the session that
 /// asked, if it is one (a 2026-07-28 server tells only listen streams).
 async fn changed(context: &RequestContext<RoleServer>, notification: ServerNotification) {
-    let stateless = (context.protocol_version())
-        .is_some_and(|version| version.as_str() >= "2026-07-28");
+    let stateless =
+        (context.protocol_version()).is_some_and(|version| version.as_str() >= "2026-07-28");
     if !stateless {
         let _ = context.peer.send_notification(notification.clone()).await;
     }

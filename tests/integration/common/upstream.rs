@@ -14,7 +14,10 @@ use rmcp::model::{
     ResourceUpdatedNotificationParam, SamplingMessage, ServerCapabilities, ServerConfig,
     SubscribeRequestParams, Tool,
 };
-use rmcp::service::{Peer, RequestContext};
+use rmcp::model::{
+    InputRequiredResult, ResourceUpdatedNotification, ServerNotification, SubscriptionFilter,
+};
+use rmcp::service::{Peer, RequestContext, SubscriptionContext, SubscriptionSink};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -42,6 +45,8 @@ pub struct TestUpstream {
     calls: Arc<AtomicUsize>,
     cancelled: Arc<AtomicUsize>,
     subscribers: Arc<Mutex<Vec<Peer<RoleServer>>>>,
+    /// Listen streams of 2026-07-28 clients (which subscribe with them).
+    listeners: Arc<Mutex<Vec<SubscriptionSink>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
     /// Refuse the `initialize` handshake, as a server that speaks only the
     /// 2026-07-28 revision does.
@@ -155,6 +160,30 @@ impl ServerHandler for TestUpstream {
         Ok(())
     }
 
+    /// 2026-07-28 clients subscribe to [`DOC_URI`] on a listen stream.
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let uris = requested.resource_subscriptions.clone().unwrap_or_default();
+        Some(
+            SubscriptionFilter::builder()
+                .resource_subscriptions(uris)
+                .build(),
+        )
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        self.listeners.lock().unwrap().push(context.sink().clone());
+        context.cancelled().await;
+        let id = context.sink().id().clone();
+        self.listeners
+            .lock()
+            .unwrap()
+            .retain(|sink| *sink.id() != id);
+        Ok(())
+    }
+
     async fn list_tools(
         &self,
         request: Option<PaginatedRequestParams>,
@@ -187,7 +216,7 @@ impl ServerHandler for TestUpstream {
     ) -> Result<CallToolResponse, ErrorData> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.see("tools/call", &context);
-        let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default());
+        let arguments = serde_json::Value::Object(request.arguments.clone().unwrap_or_default());
         let result = match &*request.name {
             "echo" => {
                 let mut result =
@@ -201,6 +230,8 @@ impl ServerHandler for TestUpstream {
                 self.cancelled.fetch_add(1, Ordering::SeqCst);
                 return Err(ErrorData::internal_error("cancelled", None));
             }
+            // On 2026-07-28 the question comes back as `input_required`.
+            "ask" if is_2026(&context) => return Ok(ask_in_result(&request, &context)),
             "ask" => {
                 let question = CreateMessageRequestParams::new(
                     vec![SamplingMessage::user_text("What is 6 x 7?")],
@@ -239,6 +270,14 @@ impl ServerHandler for TestUpstream {
                     let update = ResourceUpdatedNotificationParam::new(DOC_URI);
                     peer.notify_resource_updated(update).await.unwrap();
                 }
+                let listeners = self.listeners.lock().unwrap().clone();
+                for sink in listeners {
+                    let update = ResourceUpdatedNotificationParam::new(DOC_URI);
+                    let update = ServerNotification::ResourceUpdatedNotification(
+                        ResourceUpdatedNotification::new(update),
+                    );
+                    let _ = sink.send(update).await;
+                }
                 CallToolResult::success(vec![ContentBlock::text("touched")])
             }
             "progress" => {
@@ -265,6 +304,32 @@ impl ServerHandler for TestUpstream {
     }
 }
 
+fn is_2026(context: &RequestContext<RoleServer>) -> bool {
+    (context.protocol_version()).is_some_and(|version| version.as_str() >= "2026-07-28")
+}
+
+/// `ask` on 2026-07-28: the question in an `input_required` result, then
+/// the answer; a client that cannot sample is told so, as on a session.
+fn ask_in_result(
+    request: &CallToolRequestParams,
+    context: &RequestContext<RoleServer>,
+) -> CallToolResponse {
+    if let Some(answer) = (request.input_responses.as_ref()).and_then(|r| r.get("question")) {
+        let text = format!("client answered: {answer}");
+        return CallToolResult::success(vec![ContentBlock::text(text)]).into();
+    }
+    let declared = context.client_capabilities().unwrap_or_default();
+    if declared.sampling.is_none() {
+        let refused = format!("client refused: {}", ErrorCode::METHOD_NOT_FOUND.0);
+        return CallToolResult::error(vec![ContentBlock::text(refused)]).into();
+    }
+    let question = json!({ "question": { "method": "sampling/createMessage", "params": {
+        "messages": [{ "role": "user", "content": { "type": "text", "text": "What is 6 x 7?" } }],
+        "maxTokens": 20 } } });
+    let question = serde_json::from_value(question).unwrap();
+    InputRequiredResult::new(Some(question), None).into()
+}
+
 /// A running HTTP upstream; stopped on drop.
 pub struct HttpUpstream {
     pub url: String,
@@ -286,9 +351,16 @@ impl HttpUpstream {
         self.handler.seen.lock().unwrap().clone()
     }
 
-    /// Upstream subscriptions the server received.
+    /// Upstream subscriptions the server received: `resources/subscribe`
+    /// calls, and open listen streams that name [`DOC_URI`].
     pub fn subscriptions(&self) -> usize {
-        self.handler.subscribers.lock().unwrap().len()
+        let listening = (self.handler.listeners.lock().unwrap().iter())
+            .filter(|sink| {
+                (sink.accepted().resource_subscriptions.as_ref())
+                    .is_some_and(|uris| uris.iter().any(|uri| uri == DOC_URI))
+            })
+            .count();
+        self.handler.subscribers.lock().unwrap().len() + listening
     }
 }
 
@@ -314,6 +386,7 @@ async fn serve_test_upstream(port: u16, modern_only: bool) -> HttpUpstream {
         calls: Arc::default(),
         cancelled: Arc::default(),
         subscribers: Arc::default(),
+        listeners: Arc::default(),
         seen: Arc::default(),
         modern_only,
     };

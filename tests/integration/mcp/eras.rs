@@ -10,21 +10,24 @@ use crate::common::{ControlPlane, TESTER_TOKEN, catalog};
 
 #[tokio::test]
 async fn each_upstream_is_reached_in_the_era_it_speaks_from_clients_of_either_era() {
-    // Speaks both eras: kept on `initialize` (2025-11-25).
+    // Speaks both eras: `auto` takes 2026-07-28; pinned, 2025-11-25.
     let both = test_upstream(0).await;
+    let older = test_upstream(0).await;
     // Refuses `initialize`, as a server of the 2026-07-28 revision only.
     let modern = modern_only_upstream().await;
     let servers = format!(
         "  both:\n    http: {{url: \"{}\"}}\n  modern:\n    http: {{url: \"{}\"}}\n\
-         \x20 pinned:\n    http: {{url: \"{}\"}}\n    protocol: \"2025-06-18\"\n",
-        both.url, modern.url, modern.url
+         \x20 pinned:\n    http: {{url: \"{}\"}}\n    protocol: \"2025-06-18\"\n\
+         \x20 older:\n    http: {{url: \"{}\"}}\n    protocol: \"2025-11-25\"\n",
+        both.url, modern.url, modern.url, older.url
     );
     let tools = "  echo: {server: both}\n  modern_echo: {server: modern, upstream_name: echo}\n\
-                 \x20 pinned_echo: {server: pinned, upstream_name: echo}\n";
+                 \x20 pinned_echo: {server: pinned, upstream_name: echo}\n\
+                 \x20 older_echo: {server: older, upstream_name: echo}\n";
     let cp = ControlPlane::start(&catalog(
         &servers,
         tools,
-        &["echo", "modern_echo", "pinned_echo"],
+        &["echo", "modern_echo", "pinned_echo", "older_echo"],
     ));
     let readyz = cp
         .wait_readyz("every server tried", |body| body["status"] == "ready")
@@ -43,7 +46,7 @@ async fn each_upstream_is_reached_in_the_era_it_speaks_from_clients_of_either_er
     let session = connect(&cp, TESTER_TOKEN).await.0;
     let stateless = connect_stateless(&cp, TESTER_TOKEN).await;
     for client in [&session, &stateless] {
-        for tool in ["echo", "modern_echo"] {
+        for tool in ["echo", "modern_echo", "older_echo"] {
             let result = client
                 .call_tool(call(tool, json!({"message": "hi"})))
                 .await
@@ -61,14 +64,15 @@ async fn each_upstream_is_reached_in_the_era_it_speaks_from_clients_of_either_er
         calls
     };
     // Every request carries the revision of its server's era, and only that.
-    let both_calls = calls_at(&both);
-    let modern_calls = calls_at(&modern);
-    assert_eq!((both_calls.len(), modern_calls.len()), (2, 2));
-    for seen in &both_calls {
-        assert_eq!(seen.protocol_header.as_deref(), Some("2025-11-25"));
-    }
-    for seen in &modern_calls {
+    let (both_calls, modern_calls) = (calls_at(&both), calls_at(&modern));
+    let older_calls = calls_at(&older);
+    let counts = (both_calls.len(), modern_calls.len(), older_calls.len());
+    assert_eq!(counts, (2, 2, 2));
+    for seen in both_calls.iter().chain(&modern_calls) {
         assert_eq!(seen.protocol_header.as_deref(), Some("2026-07-28"));
+    }
+    for seen in &older_calls {
+        assert_eq!(seen.protocol_header.as_deref(), Some("2025-11-25"));
     }
 }
 
