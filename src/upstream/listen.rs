@@ -63,15 +63,23 @@ fn filter(upstream: &Upstream, peer: &Peer<RoleClient>) -> Option<SubscriptionFi
 /// nothing, or has no `subscriptions/listen`, is not asked again.
 pub async fn keep_listening(upstream: &Upstream, peer: &Peer<RoleClient>) -> Infallible {
     let client = &upstream.client;
+    let unheard = || {
+        client.subscriptions.acknowledge(None);
+        std::future::pending()
+    };
     loop {
+        let generation = client.subscriptions.generation();
         let Some(filter) = filter(upstream, peer) else {
-            return std::future::pending().await;
+            return unheard().await;
         };
         let mut stream = match peer.listen(filter).await {
-            Ok(stream) => stream,
+            Ok(stream) => {
+                client.subscriptions.acknowledge(Some(generation));
+                stream
+            }
             Err(ServiceError::McpError(error)) if error.code == ErrorCode::METHOD_NOT_FOUND => {
                 tracing::warn!(server = %upstream.spec.name, "the server has no subscriptions/listen: its list changes are not heard");
-                return std::future::pending().await;
+                return unheard().await;
             }
             Err(error) => {
                 tracing::warn!(server = %upstream.spec.name, %error, "cannot open a listen stream");

@@ -267,10 +267,20 @@ impl Upstreams {
         let upstream = &self.servers[server.0];
         let subscriptions = &upstream.client.subscriptions;
         let session = subscriber.session;
+        if !subscriptions.add(uri, subscriber) {
+            return Ok(ServerResult::empty(()));
+        }
         // On a 2026-07-28 session the listen stream subscribes (it opens
         // again with the new URI); resources/subscribe is not of that era.
-        if !subscriptions.add(uri, subscriber) || upstream.speaks_2026() {
-            return Ok(ServerResult::empty(()));
+        if upstream.speaks_2026() {
+            let timeout = upstream.spec.timeout;
+            return match tokio::time::timeout(timeout, subscriptions.acknowledged()).await {
+                Ok(()) => Ok(ServerResult::empty(())),
+                Err(_) => {
+                    subscriptions.remove(uri, session);
+                    Err(UpstreamError::Timeout)
+                }
+            };
         }
         let params = SubscribeRequestParams::new(uri);
         let result = self

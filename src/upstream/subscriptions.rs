@@ -4,10 +4,11 @@
 //! subscribed to that URI, and only those.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rmcp::model::ResourceUpdatedNotificationParam;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 /// Delivers an update to one client session.
 pub type UpdateSink = Arc<dyn Fn(ResourceUpdatedNotificationParam) + Send + Sync>;
@@ -20,11 +21,26 @@ pub struct Subscriber {
     pub deliver: UpdateSink,
 }
 
-#[derive(Default)]
 pub struct Subscriptions {
     by_uri: Mutex<HashMap<String, Vec<Subscriber>>>,
-    /// Woken when a URI gains its first subscriber or loses its last.
+    /// Woken when a URI gains its first subscriber or loses its last...
     changed: Notify,
+    /// ...which also counts up this generation of the set of URIs,
+    generation: AtomicU64,
+    /// and the newest generation a 2026-07-28 server has acknowledged on
+    /// its listen stream (see [`Subscriptions::acknowledged`]).
+    acknowledged: watch::Sender<u64>,
+}
+
+impl Default for Subscriptions {
+    fn default() -> Self {
+        Self {
+            by_uri: Mutex::default(),
+            changed: Notify::new(),
+            generation: AtomicU64::new(0),
+            acknowledged: watch::Sender::new(0),
+        }
+    }
 }
 
 impl Subscriptions {
@@ -36,6 +52,7 @@ impl Subscriptions {
         list.push(subscriber);
         let first = list.len() == 1;
         if first {
+            self.generation.fetch_add(1, Ordering::AcqRel);
             self.changed.notify_one();
         }
         first
@@ -54,6 +71,7 @@ impl Subscriptions {
             by_uri.remove(uri);
         }
         if emptied {
+            self.generation.fetch_add(1, Ordering::AcqRel);
             self.changed.notify_one();
         }
         emptied
@@ -62,6 +80,32 @@ impl Subscriptions {
     /// Until the set of subscribed URIs changes.
     pub async fn changed(&self) {
         self.changed.notified().await;
+    }
+
+    /// The current generation of the set of URIs: read it before the URIs.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The server listens for the URIs of `generation` (or newer); `None`
+    /// says it never will (it cannot tell of updates), so no one waits.
+    pub fn acknowledge(&self, generation: Option<u64>) {
+        let generation = generation.unwrap_or(u64::MAX);
+        self.acknowledged.send_if_modified(|acked| {
+            let newer = generation > *acked;
+            if newer {
+                *acked = generation;
+            }
+            newer
+        });
+    }
+
+    /// Until the server listens for the URIs as they are now: a
+    /// subscription through a listen stream is in place when this returns.
+    pub async fn acknowledged(&self) {
+        let wanted = self.generation();
+        let mut acked = self.acknowledged.subscribe();
+        let _ = acked.wait_for(|acked| *acked >= wanted).await;
     }
 
     /// Every URI someone is subscribed to: to subscribe again on a new
@@ -82,5 +126,44 @@ impl Subscriptions {
         self.by_uri
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn subscriber(session: u64) -> Subscriber {
+        Subscriber {
+            session,
+            deliver: Arc::new(|_| {}),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_subscription_is_in_place_once_the_server_acknowledged_its_generation() {
+        let subscriptions = Subscriptions::default();
+        let before = subscriptions.generation();
+        assert!(subscriptions.add("test://a", subscriber(1)));
+        assert!(
+            !subscriptions.add("test://a", subscriber(2)),
+            "not the first"
+        );
+        assert_eq!(subscriptions.generation(), before + 1);
+        let waiting = tokio::time::timeout(Duration::from_millis(50), subscriptions.acknowledged());
+        assert!(waiting.await.is_err(), "nothing acknowledged yet");
+        // An older generation does not do; the current one does.
+        subscriptions.acknowledge(Some(before));
+        let waiting = tokio::time::timeout(Duration::from_millis(50), subscriptions.acknowledged());
+        assert!(waiting.await.is_err());
+        subscriptions.acknowledge(Some(before + 1));
+        subscriptions.acknowledged().await;
+        // A server that can never tell of updates lets no one wait.
+        assert!(!subscriptions.remove("test://a", 1), "one is left");
+        assert!(subscriptions.remove("test://a", 2), "the last left");
+        subscriptions.acknowledge(None);
+        subscriptions.acknowledged().await;
     }
 }
