@@ -335,11 +335,17 @@ pub struct HttpUpstream {
     pub url: String,
     handler: TestUpstream,
     stop: CancellationToken,
+    connections: Arc<AtomicUsize>,
 }
 
 impl HttpUpstream {
     pub fn calls(&self) -> usize {
         self.handler.calls.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections the server accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     pub fn cancellations(&self) -> usize {
@@ -392,27 +398,63 @@ async fn serve_test_upstream(port: u16, modern_only: bool) -> HttpUpstream {
     };
     let kept = handler.clone();
     let stop = CancellationToken::new();
-    let url = serve(handler, port, stop.clone()).await;
+    let connections = Arc::new(AtomicUsize::new(0));
+    let url = serve(handler, port, stop.clone(), connections.clone()).await;
     HttpUpstream {
         url,
         handler: kept,
         stop,
+        connections,
     }
 }
 
 /// Serve the conformance suite's fixture; returns its `/mcp` URL.
 pub async fn conformance_upstream() -> String {
-    serve(ConformanceFixture, 0, CancellationToken::new()).await
+    serve(
+        ConformanceFixture,
+        0,
+        CancellationToken::new(),
+        Arc::default(),
+    )
+    .await
 }
 
-/// Serve `handler` over Streamable HTTP on `port` until `stop`.
-async fn serve<H: ServerHandler + Clone>(handler: H, port: u16, stop: CancellationToken) -> String {
+/// A listener that counts the connections it accepts.
+struct Counting {
+    inner: TcpListener,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl axum::serve::Listener for Counting {
+    type Io = tokio::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let accepted = axum::serve::Listener::accept(&mut self.inner).await;
+        self.accepted.fetch_add(1, Ordering::SeqCst);
+        accepted
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// Serve `handler` over Streamable HTTP on `port` until `stop`, counting
+/// the connections it accepts in `accepted`.
+async fn serve<H: ServerHandler + Clone>(
+    handler: H,
+    port: u16,
+    stop: CancellationToken,
+    accepted: Arc<AtomicUsize>,
+) -> String {
     let mut config = StreamableHttpServerConfig::default();
     config.cancellation_token = stop.child_token();
     let service: StreamableHttpService<H, LocalSessionManager> =
         StreamableHttpService::new(move || Ok(handler.clone()), Default::default(), config);
-    let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let inner = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let addr = inner.local_addr().unwrap();
+    let listener = Counting { inner, accepted };
     let router = axum::Router::new().nest_service("/mcp", service);
     tokio::spawn(async move {
         axum::serve(listener, router)
