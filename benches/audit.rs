@@ -12,7 +12,7 @@ use mcp_control_plane::audit::postgres::PostgresSink;
 use mcp_control_plane::audit::spool::{Sink, Spooled};
 use mcp_control_plane::audit::sqlite::SqliteSink;
 use mcp_control_plane::audit::{AuditLog, AuditRecord};
-use mcp_control_plane::config::{FailureMode, Retention};
+use mcp_control_plane::config::{Durability, FailureMode, Retention};
 use mcp_control_plane::trace_context::TraceContext;
 use mcp_control_plane::vocabulary::{Action, FrontDoor, Outcome};
 
@@ -65,7 +65,8 @@ fn bench_sink(c: &mut Criterion, name: &str, sink: Box<dyn Sink>, spool: std::pa
 
 fn audit(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = SqliteSink::open(&dir.path().join("audit.db"), Retention::default()).unwrap();
+    let path = dir.path().join("audit.db");
+    let sqlite = SqliteSink::open(&path, Durability::PowerLoss, Retention::default()).unwrap();
     bench_sink(
         c,
         "SQLite",

@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! cargo bench --bench proxy -- [--seconds 10] [--connections 32]
-//!     [--policy allow-all] [--credential none] [--audit jsonl]
+//!     [--policy allow-all] [--credential none]
+//!     [--audit jsonl|sqlite-power-loss]
 //! ```
 //!
 //! For each path (direct, REST `/invoke`, `/mcp` stateless 2026-07-28,
@@ -85,20 +86,24 @@ struct Options {
     connections: usize,
     allow_all: bool,
     no_credential: bool,
-    jsonl_audit: bool,
+    /// `jsonl`, `sqlite-power-loss`, or the shipped SQLite store.
+    audit: Option<String>,
 }
 
 fn options() -> Options {
     let args: Vec<String> = std::env::args().collect();
-    let value = |flag: &str| {
-        (args.iter().position(|a| a == flag)).and_then(|i| args.get(i + 1).cloned())
-    };
+    let value =
+        |flag: &str| (args.iter().position(|a| a == flag)).and_then(|i| args.get(i + 1).cloned());
     Options {
-        seconds: value("--seconds").and_then(|v| v.parse().ok()).unwrap_or(10),
-        connections: value("--connections").and_then(|v| v.parse().ok()).unwrap_or(32),
+        seconds: value("--seconds")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10),
+        connections: value("--connections")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(32),
         allow_all: value("--policy").as_deref() == Some("allow-all"),
         no_credential: value("--credential").as_deref() == Some("none"),
-        jsonl_audit: value("--audit").as_deref() == Some("jsonl"),
+        audit: value("--audit"),
     }
 }
 
@@ -132,10 +137,12 @@ fn start_control_plane(upstream: &str, options: &Options) -> ControlPlane {
     } else {
         ""
     };
-    let audit = if options.jsonl_audit {
-        "audit: {sinks: [jsonl: {path: audit.jsonl}]}\n"
-    } else {
-        ""
+    let audit = match options.audit.as_deref() {
+        Some("jsonl") => "audit: {sinks: [jsonl: {path: audit.jsonl}]}\n",
+        Some("sqlite-power-loss") => {
+            "audit: {sinks: [sqlite: {path: audit.db, durability: power-loss}]}\n"
+        }
+        _ => "",
     };
     let catalog = format!(
         "environment: bench\npolicy: {policy}\n{audit}\
@@ -160,7 +167,10 @@ fn start_control_plane(upstream: &str, options: &Options) -> ControlPlane {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
         .unwrap();
-    let addr = first.trim().strip_prefix("listening on ").expect("its address");
+    let addr = first
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("its address");
     ControlPlane {
         child,
         url: format!("http://{addr}"),
@@ -206,7 +216,10 @@ struct Caller {
 
 impl Caller {
     async fn new(path: Path, direct: &str, cp: &str) -> Self {
-        let http = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .build()
+            .unwrap();
         let url = match path {
             Path::Direct => direct.to_string(),
             Path::Invoke => format!("{cp}/invoke"),
@@ -260,7 +273,10 @@ impl Caller {
     /// One call; whether it succeeded.
     async fn call(&self) -> bool {
         let (body, protocol) = match self.path {
-            Path::Invoke => (json!({"action": "quote", "payload": {"symbol": "XYZ"}}), None),
+            Path::Invoke => (
+                json!({"action": "quote", "payload": {"symbol": "XYZ"}}),
+                None,
+            ),
             Path::Session => {
                 let mut body = stateless_body();
                 body["params"].as_object_mut().unwrap().remove("_meta");
@@ -334,16 +350,27 @@ async fn main() {
     // Let the control plane connect to the upstream.
     let ready = format!("{}/readyz", cp.url);
     for _ in 0..100 {
-        if reqwest::get(&ready).await.is_ok_and(|r| r.status().is_success()) {
+        if reqwest::get(&ready)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!(
         "pillars: policy {}, credential {}, audit {} ({} s per run, on this machine's {} cores)",
-        if options.allow_all { "allow-all" } else { "rego" },
-        if options.no_credential { "none" } else { "minted JWT" },
-        if options.jsonl_audit { "jsonl" } else { "sqlite" },
+        if options.allow_all {
+            "allow-all"
+        } else {
+            "rego"
+        },
+        if options.no_credential {
+            "none"
+        } else {
+            "minted JWT"
+        },
+        options.audit.as_deref().unwrap_or("sqlite"),
         options.seconds,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );

@@ -38,8 +38,12 @@ pub fn start(
     for (i, sink) in settings.sinks.iter().enumerate() {
         let opened: Box<dyn spool::Sink> = match sink {
             SinkConfig::Sqlite(config) => Box::new(
-                sqlite::SqliteSink::open(&base_dir.join(&config.path), config.retention.clone())
-                    .map_err(|e| format!("audit.sinks[{i}] (sqlite): {e}"))?,
+                sqlite::SqliteSink::open(
+                    &base_dir.join(&config.path),
+                    config.durability,
+                    config.retention.clone(),
+                )
+                .map_err(|e| format!("audit.sinks[{i}] (sqlite): {e}"))?,
             ),
             SinkConfig::Postgres(config) => Box::new(postgres::PostgresSink::new(
                 config

@@ -38,6 +38,7 @@ impl Default for AuditSettings {
 fn default_sinks() -> Vec<SinkConfig> {
     vec![SinkConfig::Sqlite(SqliteSinkConfig {
         path: PathBuf::from(".mcp-control-plane/audit.db"),
+        durability: Durability::default(),
         retention: Retention::default(),
     })]
 }
@@ -97,8 +98,30 @@ impl TryFrom<SinkEntry> for SinkConfig {
 pub struct SqliteSinkConfig {
     /// The database file, relative to the catalog's directory.
     pub path: PathBuf,
+    /// What an acknowledged record survives.
+    #[serde(default)]
+    pub durability: Durability,
     #[serde(flatten)]
     pub retention: Retention,
+}
+
+/// What a record the store has acknowledged survives.
+///
+/// The default keeps the control plane's promise, that a call the
+/// control plane answered is never lost when its process dies (`kill -9`),
+/// without waiting for the disk twice per call; surviving the machine's
+/// crash too is a setting, with its price (README, "Performance").
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    /// Each commit is with the operating system when it returns, without
+    /// waiting for the disk: a record survives the process dying, not the
+    /// operating system or the power failing.
+    #[default]
+    ProcessCrash,
+    /// Each commit is on the disk when it returns (`fsync`): a record
+    /// survives the process, the operating system and the power failing.
+    PowerLoss,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

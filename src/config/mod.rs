@@ -19,8 +19,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use audit::{
-    AdminConfig, AuditSettings, FailureMode, JsonlSinkConfig, PostgresSinkConfig, Retention,
-    SinkConfig, SqliteSinkConfig, ToolAuditConfig,
+    AdminConfig, AuditSettings, Durability, FailureMode, JsonlSinkConfig, PostgresSinkConfig,
+    Retention, SinkConfig, SqliteSinkConfig, ToolAuditConfig,
 };
 pub use load::{ConfigError, ConfigErrors, load_file, parse_str, read_file};
 pub use policy::{PolicyConfig, RegoSettings};
