@@ -26,7 +26,7 @@ pub struct CallContext {
     pub started: Instant,
     /// What the calling client declared it can answer, where its front
     /// door says (MCP); passed on to upstreams that ask per request.
-    pub client_capabilities: Option<ClientCapabilities>,
+    pub client_capabilities: Option<Arc<ClientCapabilities>>,
 }
 
 impl CallContext {

@@ -1,10 +1,12 @@
-//! One `tools/call` (or any request) on an upstream session: bounded by the server's timeout,
-//! cancelled upstream when the caller goes away, with the server's progress
-//! notifications routed back to the caller.
+//! One `tools/call` (or any request) on an upstream session: bounded by
+//! the server's timeout, cancelled upstream when the caller goes away, with
+//! the server's progress notifications routed back to the caller.
 
 // Logging is deprecated from the 2026-07-28 revision on (SEP-2577), but
 // its per-request level remains part of that revision.
 #![allow(deprecated)]
+
+use std::sync::Arc;
 
 use rmcp::model::{
     CallToolRequestParams, CancelledNotificationParam, ClientCapabilities, ClientRequest,
@@ -57,7 +59,7 @@ pub(super) async fn send(
     upstream: &Upstream,
     connection: &Connection,
     request: ClientRequest,
-    capabilities: Option<ClientCapabilities>,
+    capabilities: Option<Arc<ClientCapabilities>>,
     sinks: CallSinks,
 ) -> Result<ServerResult, UpstreamError> {
     let peer = connection.peer.as_ref().ok_or(UpstreamError::Unavailable)?;
@@ -65,7 +67,7 @@ pub(super) async fn send(
     if per_request_metadata(peer) {
         let mut meta = RequestMetaObject::default();
         if let Some(capabilities) = capabilities {
-            meta.set_client_capabilities(capabilities);
+            meta.set_client_capabilities(ClientCapabilities::clone(&capabilities));
         }
         // The caller's own level filters what it gets (see `LogSink`).
         if sinks.log.is_some() {

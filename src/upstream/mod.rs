@@ -174,13 +174,13 @@ pub struct Outbound {
     /// What the calling client can answer (sampling, elicitation, roots).
     /// A 2026-07-28 server reads it from each request to decide what input
     /// it may ask for; without it, it would see the control plane's.
-    pub client_capabilities: Option<ClientCapabilities>,
+    pub client_capabilities: Option<Arc<ClientCapabilities>>,
 }
 
 impl Outbound {
     /// Put the credential and trace context into `request`'s `_meta`; the
     /// client's capabilities are returned, for [`call::send`] to declare.
-    fn stamp(self, request: &mut ClientRequest) -> Option<ClientCapabilities> {
+    fn stamp(self, request: &mut ClientRequest) -> Option<Arc<ClientCapabilities>> {
         let meta = request.get_meta_mut();
         if let Some(credential) = self.credential {
             meta.insert(
@@ -221,7 +221,8 @@ pub struct Upstreams {
 impl Upstreams {
     /// Call a tool (by its upstream name) on `server`, bounded by the
     /// server's timeout; what the server sends back meanwhile goes to `sinks`.
-    /// The answer is the tool's result, or the server's `input_required`.
+    /// The answer is the tool's result, the server's `input_required`, or
+    /// the task it started.
     pub async fn call_tool(
         &self,
         server: ServerId,

@@ -227,7 +227,7 @@ pub(super) fn request_context(
         None => (header("traceparent"), header("tracestate")),
     };
     let mut ctx = CallContext::new(FrontDoor::Mcp, traceparent, tracestate);
-    ctx.client_capabilities = context.client_capabilities();
+    ctx.client_capabilities = context.client_capabilities().map(Arc::new);
     (ctx, presented(&context.extensions))
 }
 
