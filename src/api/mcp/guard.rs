@@ -279,9 +279,8 @@ impl Checked<'_> {
             let named = malformed.named.as_deref();
             return self.refuse(malformed.action, named, error, answer).await;
         }
-        let snapshot = self.guard.app.live.current();
-        if let Err(reason) =
-            param_headers::check_call(&snapshot, self.caller, &parts.headers, &message)
+        let live = &self.guard.app.live;
+        if let Err(reason) = param_headers::check_call(live, self.caller, &parts.headers, &message)
         {
             let named = message.pointer("/params/name").and_then(Value::as_str);
             let text = format!("Header mismatch: {reason}");

@@ -105,17 +105,19 @@ impl McpFrontDoor {
         continuation: Continuation,
         context: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, ErrorData> {
+        // A tool call makes its own call context, with its relays.
+        if let Retried::Tool { name, arguments } = request {
+            let call = ToolCall {
+                tool: &name,
+                arguments,
+                continuation,
+                sinks: CallSinks::default(),
+            };
+            return self.call_once(call, context).await;
+        }
         let (ctx, who) = request_context(context);
         let answer = match request {
-            Retried::Tool { name, arguments } => {
-                let call = ToolCall {
-                    tool: &name,
-                    arguments,
-                    continuation,
-                    sinks: CallSinks::default(),
-                };
-                return self.call_once(call, context).await;
-            }
+            Retried::Tool { .. } => unreachable!("answered above"),
             Retried::Prompt(mut params) => {
                 params.input_responses = continuation.input_responses;
                 params.request_state = continuation.request_state;

@@ -17,7 +17,7 @@ use rmcp::model::JsonObject;
 use serde_json::Value;
 
 use crate::identity::Caller;
-use crate::live::Snapshot;
+use crate::live::Live;
 use crate::vocabulary::Target;
 
 const PREFIX: &str = "mcp-param-";
@@ -78,7 +78,7 @@ fn as_header(value: &Value) -> Option<String> {
 /// whether its `headers` repeat the arguments the tool's schema marks; `Err`
 /// says how they do not.
 pub fn check_call(
-    snapshot: &Snapshot,
+    live: &Live,
     caller: &Caller,
     headers: &HeaderMap,
     message: &Value,
@@ -95,6 +95,8 @@ pub fn check_call(
     let Some(name) = params.get("name").and_then(Value::as_str) else {
         return Ok(());
     };
+    // The catalog version in force, loaded only for the calls this concerns.
+    let snapshot = live.current();
     let Ok(to) = crate::policy::authorize(&snapshot.catalog, caller, Target::Tool(name)) else {
         return Ok(());
     };
