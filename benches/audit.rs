@@ -1,7 +1,9 @@
-//! Audit throughput: records made durable per second with group commit,
-//! 256 requests committing at once, on SQLite and (when it answers on
-//! 127.0.0.1:5432, database `test`) PostgreSQL. Divide 256 by the time per
-//! iteration for records per second.
+//! The audit's cost: one record made durable at a time (what a lone call
+//! waits for, twice: its intent and its outcome), and throughput with
+//! group commit, 256 requests committing at once, on SQLite (at each
+//! durability) and, when it answers on 127.0.0.1:5432 (database `test`),
+//! PostgreSQL. Divide 256 by the time per iteration for records per
+//! second.
 //!
 //! `cargo bench --bench audit`
 
@@ -41,6 +43,9 @@ fn bench_sink(c: &mut Criterion, name: &str, sink: Box<dyn Sink>, spool: std::pa
             Vec::new(),
         )
     });
+    c.bench_function(&format!("audit: one durable record ({name})"), |b| {
+        b.to_async(&runtime).iter(|| log.commit(record()))
+    });
     c.bench_function(
         &format!("audit: {CONCURRENT} concurrent durable records ({name})"),
         |b| {
@@ -66,13 +71,13 @@ fn bench_sink(c: &mut Criterion, name: &str, sink: Box<dyn Sink>, spool: std::pa
 fn audit(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.db");
-    let sqlite = SqliteSink::open(&path, Durability::PowerLoss, Retention::default()).unwrap();
-    bench_sink(
-        c,
-        "SQLite",
-        Box::new(sqlite),
-        dir.path().join("sqlite.spool"),
-    );
+    for (durability, name) in [
+        (Durability::ProcessCrash, "SQLite, process-crash"),
+        (Durability::PowerLoss, "SQLite, power-loss"),
+    ] {
+        let sqlite = SqliteSink::open(&path, durability, Retention::default()).unwrap();
+        bench_sink(c, name, Box::new(sqlite), dir.path().join("sqlite.spool"));
+    }
     let reachable = std::net::TcpStream::connect_timeout(
         &"127.0.0.1:5432".parse().unwrap(),
         Duration::from_millis(200),

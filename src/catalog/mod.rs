@@ -115,7 +115,6 @@ pub struct Reach {
 pub struct AgentEntry {
     pub id: Arc<str>,
     pub role: Arc<str>,
-    pub token_sha256: [u8; 32],
     pub revoked: bool,
     pub expires: Option<std::time::SystemTime>,
 }
@@ -136,9 +135,11 @@ pub struct Catalog {
     /// Longest prefix first, so the first match routes a URI.
     resources: Vec<ResourceSet>,
     roles: HashMap<Arc<str>, RoleView>,
-    agents: Vec<AgentEntry>,
-    /// Admin id and the SHA-256 of its token.
-    admins: Vec<(Arc<str>, [u8; 32])>,
+    /// Agents by the SHA-256 of their token (validation keeps the hashes
+    /// unique).
+    agents: HashMap<[u8; 32], AgentEntry>,
+    /// Admin ids by the SHA-256 of their token.
+    admins: HashMap<[u8; 32], Arc<str>>,
 }
 
 impl Catalog {
@@ -249,17 +250,19 @@ impl Catalog {
         let admins = file
             .admins
             .iter()
-            .map(|(id, admin)| (Arc::from(id.as_str()), hash(&admin.token_sha256)))
+            .map(|(id, admin)| (hash(&admin.token_sha256), Arc::from(id.as_str())))
             .collect();
         let agents = file
             .agents
             .iter()
-            .map(|(id, config)| AgentEntry {
-                id: id.as_str().into(),
-                role: config.role.as_str().into(),
-                token_sha256: hash(&config.token_sha256),
-                revoked: config.revoked,
-                expires: config.expires,
+            .map(|(id, config)| {
+                let entry = AgentEntry {
+                    id: id.as_str().into(),
+                    role: config.role.as_str().into(),
+                    revoked: config.revoked,
+                    expires: config.expires,
+                };
+                (hash(&config.token_sha256), entry)
             })
             .collect();
         Self {
@@ -277,8 +280,9 @@ impl Catalog {
         }
     }
 
-    pub fn admins(&self) -> &[(Arc<str>, [u8; 32])] {
-        &self.admins
+    /// The admin whose token has this SHA-256.
+    pub fn admin_by_token_sha256(&self, digest: &[u8; 32]) -> Option<&Arc<str>> {
+        self.admins.get(digest)
     }
 
     pub fn servers(&self) -> &[ServerSpec] {
@@ -394,8 +398,9 @@ impl Catalog {
         self.roles.get(role)
     }
 
-    pub fn agents(&self) -> &[AgentEntry] {
-        &self.agents
+    /// The agent whose token has this SHA-256.
+    pub fn agent_by_token_sha256(&self, digest: &[u8; 32]) -> Option<&AgentEntry> {
+        self.agents.get(digest)
     }
 }
 

@@ -1,0 +1,131 @@
+//! The cost of the per-call stages that have no bench of their own (Rego:
+//! `benches/policy.rs`, mint: `benches/mint.rs`, audit: `benches/audit.rs`),
+//! on a catalog of a realistic size: 500 agents, 200 tools on 20 servers,
+//! 10 roles.
+//!
+//! - authentication: a service token checked against every agent (in
+//!   constant time, so the cost grows with the number of agents);
+//! - view: the public names a role may see (`tools/list`, `/tools`);
+//! - JSON-RPC: decoding a `tools/call` request and encoding its result, as
+//!   the `/mcp` front door does on every call.
+//!
+//! `cargo bench --bench stages`
+
+use std::fmt::Write;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use mcp_control_plane::discovery::{self, View};
+use mcp_control_plane::identity::{Presented, token_sha256_hex};
+use mcp_control_plane::live::Live;
+use rmcp::model::{
+    CallToolResult, ClientJsonRpcMessage, ContentBlock, RequestId, ServerJsonRpcMessage,
+    ServerResult,
+};
+use serde_json::json;
+
+const AGENTS: usize = 500;
+const TOOLS: usize = 200;
+const SERVERS: usize = 20;
+const ROLES: usize = 10;
+
+/// A catalog of the sizes above. Its servers are never reached: nothing
+/// here calls one.
+fn catalog() -> String {
+    let mut text = String::from("environment: bench\npolicy: allow-all\nservers:\n");
+    for s in 0..SERVERS {
+        // Port 9 (discard) on loopback: nothing answers there.
+        writeln!(
+            text,
+            "  s{s}: {{http: {{url: \"http://127.0.0.1:9/mcp\"}}}}"
+        )
+        .unwrap();
+    }
+    text.push_str("tools:\n");
+    for t in 0..TOOLS {
+        writeln!(text, "  tool_{t}: {{server: s{}}}", t % SERVERS).unwrap();
+    }
+    text.push_str("roles:\n");
+    for r in 0..ROLES {
+        // Each role grants every other tool of half the servers.
+        let tools: Vec<String> = (0..TOOLS)
+            .filter(|t| (t + r) % 2 == 0)
+            .map(|t| format!("tool_{t}"))
+            .collect();
+        writeln!(text, "  role_{r}: {{tools: [{}]}}", tools.join(", ")).unwrap();
+    }
+    text.push_str("agents:\n");
+    for a in 0..AGENTS {
+        let hash = token_sha256_hex(&format!("token-{a}"));
+        writeln!(
+            text,
+            "  agent_{a}: {{role: role_{}, token_sha256: {hash}}}",
+            a % ROLES
+        )
+        .unwrap();
+    }
+    text
+}
+
+fn stages(c: &mut Criterion) {
+    // As the binary does at start.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.yaml");
+    std::fs::write(&path, catalog()).unwrap();
+    let live = runtime.block_on(async {
+        Live::start(
+            &path,
+            Some(dir.path().join("key.pem")),
+            "http://127.0.0.1/jwks".into(),
+        )
+        .unwrap()
+    });
+    let snapshot = live.current();
+
+    let token = format!("token-{}", AGENTS / 2);
+    let caller = runtime
+        .block_on(snapshot.authenticate(Presented::Bearer(Some(&token))))
+        .unwrap();
+    c.bench_function(
+        &format!("authentication: a service token among {AGENTS} agents"),
+        |b| {
+            b.to_async(&runtime)
+                .iter(|| snapshot.authenticate(Presented::Bearer(Some(&token))))
+        },
+    );
+
+    let shows = |_: mcp_control_plane::vocabulary::Target<'_>| true;
+    let view = View {
+        catalog: &snapshot.catalog,
+        upstreams: &snapshot.upstreams,
+        caller: &caller,
+        shows: &shows,
+    };
+    assert_eq!(discovery::visible_tools(&view).len(), TOOLS / 2);
+    c.bench_function(
+        &format!("view: the {} tool names of a role", TOOLS / 2),
+        |b| b.iter(|| discovery::visible_tools(std::hint::black_box(&view))),
+    );
+
+    let request = json!({
+        "jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "tool_42", "arguments": {"symbol": "AAPL", "quantity": 10}},
+    })
+    .to_string();
+    c.bench_function("JSON-RPC: decode a tools/call request", |b| {
+        b.iter(|| {
+            serde_json::from_str::<ClientJsonRpcMessage>(std::hint::black_box(&request)).unwrap()
+        })
+    });
+    let mut result = CallToolResult::success(vec![ContentBlock::text("42.0")]);
+    result.structured_content = Some(json!({"price": 42.0, "symbol": "AAPL"}));
+    let response =
+        ServerJsonRpcMessage::response(ServerResult::CallToolResult(result), RequestId::Number(7));
+    c.bench_function("JSON-RPC: encode a tools/call result", |b| {
+        b.iter(|| serde_json::to_vec(std::hint::black_box(&response)).unwrap())
+    });
+}
+
+criterion_group!(benches, stages);
+criterion_main!(benches);
