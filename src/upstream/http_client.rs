@@ -42,8 +42,10 @@ impl CredentialedClient {
         // connection per request cost a handshake each time and left
         // thousands of sockets in TIME-WAIT under load (rmcp's own client
         // pools none, against a delayed-ACK stall that `TCP_NODELAY`
-        // prevents). No redirects at all, so a credential is only ever sent
-        // to the configured URL.
+        // prevents). HTTP/2 where a TLS server offers it by ALPN (plain
+        // `http` stays on HTTP/1.1: prior-knowledge h2c would fail every
+        // HTTP/1-only server). No redirects at all, so a credential is
+        // only ever sent to the configured URL.
         let inner = reqwest::Client::builder()
             .pool_max_idle_per_host(MAX_IDLE_PER_SERVER)
             .pool_idle_timeout(IDLE_TIMEOUT)

@@ -7,7 +7,7 @@ use mcp_example_servers::ExampleServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::upstream::{example_upstream, test_upstream};
+use crate::common::upstream::{example_upstream, test_upstream, tls_test_upstream};
 use crate::common::{ANALYST_TOKEN, ControlPlane, TESTER_TOKEN, catalog, free_port};
 
 async fn call(cp: &ControlPlane, token: &str, tool: &str, payload: Value) -> (StatusCode, Value) {
@@ -279,5 +279,36 @@ async fn upstream_connections_are_kept_alive_and_reused() {
     assert!(
         opened <= 8,
         "{opened} new upstream connections for 300 calls"
+    );
+}
+
+/// An upstream that offers HTTP/2 (by ALPN, over TLS) is called over it:
+/// the calls share one multiplexed connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_offering_http2_is_called_over_http2() {
+    let upstream = tls_test_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &upstream.ca_pem).unwrap();
+    // The platform's trust store, as the test CA alone.
+    let cp = ControlPlane::start_with_env(
+        &crate::common::echo_catalog(&upstream.url),
+        &[("SSL_CERT_FILE", ca.to_str().unwrap())],
+    );
+    cp.wait_all_ready().await;
+    for n in 0..50 {
+        let (status, body) =
+            call(&cp, TESTER_TOKEN, "echo", json!({"message": n.to_string()})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (http2, http1) = upstream.requests();
+    assert_eq!(http1, 0, "{http1} requests over HTTP/1.x");
+    assert!(http2 >= 50, "{http2} requests over HTTP/2");
+    // One connection carries the session and its calls (a second one
+    // only if a stream reconnects).
+    assert!(
+        upstream.connections() <= 2,
+        "{} connections",
+        upstream.connections()
     );
 }

@@ -8,6 +8,7 @@ pub mod conformance;
 pub mod conformance_mrtr;
 pub mod conformance_stateless;
 pub mod conformance_tasks;
+pub mod tls;
 pub mod upstream;
 
 use std::io::{BufRead, BufReader};
@@ -83,10 +84,15 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Write `catalog` to a temporary file and serve it.
     pub fn start(catalog: &str) -> Self {
+        Self::start_with_env(catalog, &[])
+    }
+
+    /// [`Self::start`], with these environment variables set for it.
+    pub fn start_with_env(catalog: &str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("catalog.yaml");
         std::fs::write(&path, catalog).unwrap();
-        Self::start_file(&path, dir)
+        Self::start_file(&path, dir, env)
     }
 
     /// Serve the shipped example catalog, from a copy of the example's
@@ -109,10 +115,10 @@ impl ControlPlane {
             .unwrap();
         }
         let path = dir.path().join("catalog.yaml");
-        Self::start_file(&path, dir)
+        Self::start_file(&path, dir, &[])
     }
 
-    fn start_file(path: &Path, dir: tempfile::TempDir) -> Self {
+    fn start_file(path: &Path, dir: tempfile::TempDir, env: &[(&str, &str)]) -> Self {
         install_crypto();
         let mut child = Command::new(binary())
             .args([
@@ -127,6 +133,7 @@ impl ControlPlane {
             .args(["--listen", "127.0.0.1:0"])
             .arg("--key-file")
             .arg(dir.path().join("signing-key.pem"))
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -216,7 +223,7 @@ impl ControlPlane {
     pub fn restart(mut self) -> Self {
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
         self.kill();
-        Self::start_file(&self.config.clone(), dir)
+        Self::start_file(&self.config.clone(), dir, &[])
     }
 
     /// `kill -9`, and wait until the process is gone.

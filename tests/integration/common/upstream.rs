@@ -387,15 +387,28 @@ pub async fn modern_only_upstream() -> HttpUpstream {
     serve_test_upstream(0, true).await
 }
 
+impl TestUpstream {
+    fn new(modern_only: bool) -> Self {
+        Self {
+            calls: Arc::default(),
+            cancelled: Arc::default(),
+            subscribers: Arc::default(),
+            listeners: Arc::default(),
+            seen: Arc::default(),
+            modern_only,
+        }
+    }
+}
+
+/// Serve [`TestUpstream`] over TLS, offering HTTP/2 and HTTP/1.1.
+pub async fn tls_test_upstream() -> super::tls::TlsServer {
+    let stop = CancellationToken::new();
+    let router = mcp_router(TestUpstream::new(false), &stop);
+    super::tls::serve(router, stop).await
+}
+
 async fn serve_test_upstream(port: u16, modern_only: bool) -> HttpUpstream {
-    let handler = TestUpstream {
-        calls: Arc::default(),
-        cancelled: Arc::default(),
-        subscribers: Arc::default(),
-        listeners: Arc::default(),
-        seen: Arc::default(),
-        modern_only,
-    };
+    let handler = TestUpstream::new(modern_only);
     let kept = handler.clone();
     let stop = CancellationToken::new();
     let connections = Arc::new(AtomicUsize::new(0));
@@ -448,14 +461,10 @@ async fn serve<H: ServerHandler + Clone>(
     stop: CancellationToken,
     accepted: Arc<AtomicUsize>,
 ) -> String {
-    let mut config = StreamableHttpServerConfig::default();
-    config.cancellation_token = stop.child_token();
-    let service: StreamableHttpService<H, LocalSessionManager> =
-        StreamableHttpService::new(move || Ok(handler.clone()), Default::default(), config);
+    let router = mcp_router(handler, &stop);
     let inner = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     let addr = inner.local_addr().unwrap();
     let listener = Counting { inner, accepted };
-    let router = axum::Router::new().nest_service("/mcp", service);
     tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async move { stop.cancelled_owned().await })
@@ -463,6 +472,15 @@ async fn serve<H: ServerHandler + Clone>(
             .unwrap();
     });
     format!("http://{addr}/mcp")
+}
+
+/// `handler` as a Streamable HTTP server at `/mcp`, stopped by `stop`.
+fn mcp_router<H: ServerHandler + Clone>(handler: H, stop: &CancellationToken) -> axum::Router {
+    let mut config = StreamableHttpServerConfig::default();
+    config.cancellation_token = stop.child_token();
+    let service: StreamableHttpService<H, LocalSessionManager> =
+        StreamableHttpService::new(move || Ok(handler.clone()), Default::default(), config);
+    axum::Router::new().nest_service("/mcp", service)
 }
 
 /// Serve one of the example's servers over HTTP; returns its `/mcp` URL.
