@@ -6,6 +6,7 @@
 //! - authentication: a service token checked against every agent (in
 //!   constant time, so the cost grows with the number of agents);
 //! - view: the public names a role may see (`tools/list`, `/tools`);
+//! - limit: a call through three rate limits (agent, role, tool per agent);
 //! - JSON-RPC: decoding a `tools/call` request and encoding its result, as
 //!   the `/mcp` front door does on every call.
 //!
@@ -17,6 +18,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use mcp_control_plane::discovery::{self, View};
 use mcp_control_plane::identity::{Presented, token_sha256_hex};
 use mcp_control_plane::live::Live;
+use mcp_control_plane::router::limits::Call;
 use rmcp::model::{
     CallToolResult, ClientJsonRpcMessage, ContentBlock, RequestId, ServerJsonRpcMessage,
     ServerResult,
@@ -31,7 +33,11 @@ const ROLES: usize = 10;
 /// A catalog of the sizes above. Its servers are never reached: nothing
 /// here calls one.
 fn catalog() -> String {
-    let mut text = String::from("environment: bench\npolicy: allow-all\nservers:\n");
+    let mut text = String::from(
+        "environment: bench\npolicy: allow-all\n\
+         limits:\n  agent: 1000000/s\n  role: 1000000/s\n  tool: 1000000/s per agent\n\
+         servers:\n",
+    );
     for s in 0..SERVERS {
         // Port 9 (discard) on loopback: nothing answers there.
         writeln!(
@@ -107,6 +113,17 @@ fn stages(c: &mut Criterion) {
         &format!("view: the {} tool names of a role", TOOLS / 2),
         |b| b.iter(|| discovery::visible_tools(std::hint::black_box(&view))),
     );
+
+    let tool: std::sync::Arc<str> = "tool_42".into();
+    let call = Call {
+        agent: &caller.agent_id,
+        role: &caller.role,
+        tool: &tool,
+    };
+    c.bench_function("limit: a call through three rate limits", |b| {
+        // Past the buckets' million calls a second a check refuses, at the same cost.
+        b.iter(|| snapshot.limits.check(std::hint::black_box(&call)))
+    });
 
     let request = json!({
         "jsonrpc": "2.0", "id": 7, "method": "tools/call",

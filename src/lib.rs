@@ -24,6 +24,7 @@ pub mod identity;
 pub mod live;
 pub mod pipeline;
 pub mod policy;
+pub mod router;
 pub mod telemetry;
 pub mod trace_context;
 pub mod upstream;

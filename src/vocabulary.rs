@@ -82,6 +82,8 @@ pub enum Outcome {
     Cancelled,
     /// An MCP session was refused: the session limits were reached.
     SessionLimit,
+    /// A rate limit refused the call.
+    RateLimited,
     /// The intent of a call about to reach its upstream; the call's outcome
     /// replaces it. One left standing means the process stopped in between.
     Unfinished,
@@ -103,6 +105,7 @@ impl Outcome {
             Self::AuditUnavailable => "audit_unavailable",
             Self::Cancelled => "cancelled",
             Self::SessionLimit => "session_limit",
+            Self::RateLimited => "rate_limited",
             Self::Unfinished => "unfinished",
         }
     }

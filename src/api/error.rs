@@ -32,7 +32,9 @@ impl ApiError {
                 | PipelineError::Forbidden(_)
                 | PipelineError::PolicyDenied(_) => StatusCode::FORBIDDEN,
                 PipelineError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-                PipelineError::TooManySessions(_) => StatusCode::TOO_MANY_REQUESTS,
+                PipelineError::TooManySessions(_) | PipelineError::RateLimited(_) => {
+                    StatusCode::TOO_MANY_REQUESTS
+                }
                 PipelineError::Upstream(UpstreamError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
                 PipelineError::Upstream(_) | PipelineError::CredentialUnavailable => {
                     StatusCode::BAD_GATEWAY
@@ -72,6 +74,10 @@ impl ApiError {
         let headers = response.headers_mut();
         if let Ok(value) = HeaderValue::from_str(&trace.traceparent()) {
             headers.insert("traceparent", value);
+        }
+        if let Self::Pipeline(PipelineError::RateLimited(refusal)) = &self {
+            let seconds = crate::router::limits::retry_after_seconds(refusal.retry_after);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if status == StatusCode::UNAUTHORIZED {
             // `well_known::challenge` adds the resource metadata.

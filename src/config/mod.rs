@@ -7,6 +7,7 @@
 //! is [`crate::catalog::Catalog`].
 
 mod audit;
+mod limits;
 mod load;
 mod policy;
 mod role;
@@ -22,6 +23,7 @@ pub use audit::{
     AdminConfig, AuditSettings, Durability, FailureMode, JsonlSinkConfig, PostgresSinkConfig,
     Retention, SinkConfig, SqliteSinkConfig, ToolAuditConfig,
 };
+pub use limits::{LimitRule, LimitScope, Rate};
 pub use load::{ConfigError, ConfigErrors, load_file, parse_str, read_file};
 pub use policy::{PolicyConfig, RegoSettings};
 pub use role::RoleConfig;
@@ -80,6 +82,10 @@ pub struct CatalogFile {
     /// Span export.
     #[serde(default)]
     pub telemetry: TelemetrySettings,
+    /// Token buckets on tool calls: scope (and name) -> rate (see
+    /// [`LimitRule`]).
+    #[serde(default)]
+    pub limits: UniqueMap<String>,
 }
 
 /// Where spans go.

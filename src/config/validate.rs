@@ -9,8 +9,8 @@ use axum::http::{HeaderName, HeaderValue};
 
 use super::MAX_TTL;
 use super::{
-    CatalogFile, ConfigError, CredentialConfig, HttpConfig, SecretSource, ServerConfig, SinkConfig,
-    UpstreamProtocol,
+    CatalogFile, ConfigError, CredentialConfig, HttpConfig, LimitRule, LimitScope, SecretSource,
+    ServerConfig, SinkConfig, UpstreamProtocol,
 };
 
 /// Whether `name` is a valid public tool, server, role or agent name:
@@ -68,6 +68,7 @@ pub fn validate(catalog: &CatalogFile, file: &Path) -> Vec<ConfigError> {
         c.check_name("servers", name);
         check_server(&mut c, name, server);
     }
+    check_limits(&mut c, catalog);
     for (name, tool) in catalog.tools.iter() {
         c.check_name("tools", name);
         c.check_server_ref(catalog, &format!("tools.{name}.server"), &tool.server);
@@ -428,6 +429,31 @@ fn check_http(c: &mut Collector<'_>, path: &str, http: &HttpConfig) {
 /// 64 lower-case hex digits.
 fn is_sha256_hex(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Each `limits:` entry parses, and the agent, role or tool it names exists.
+fn check_limits(c: &mut Collector<'_>, catalog: &CatalogFile) {
+    for (key, value) in catalog.limits.iter() {
+        let path = format!("limits.{key}");
+        let rule = match LimitRule::parse(key, value) {
+            Ok(rule) => rule,
+            Err(problem) => {
+                c.error(path, problem);
+                continue;
+            }
+        };
+        let (section, name, known) = match &rule.scope {
+            LimitScope::Agent(Some(name)) => ("agent", name, catalog.agents.get(name).is_some()),
+            LimitScope::Role(Some(name)) => ("role", name, catalog.roles.get(name).is_some()),
+            LimitScope::Tool {
+                name: Some(name), ..
+            } => ("tool", name, catalog.tools.get(name).is_some()),
+            _ => continue,
+        };
+        if !known {
+            c.error(path, format!("unknown {section} `{name}`"));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ use crate::config::{AuditSettings, CatalogFile, TelemetrySettings};
 use crate::credentials::{Credentials, Signer};
 use crate::identity::{Authenticator, Caller, IdentityError, Presented};
 use crate::policy::Policies;
+use crate::router::Limits;
 use crate::upstream::{UpstreamPool, Upstreams};
 use compile::{Compiled, LoadError};
 
@@ -47,6 +48,8 @@ pub struct Snapshot {
     pub identity: Authenticator,
     pub credentials: Credentials,
     pub upstreams: Upstreams,
+    /// The rate limits' buckets.
+    pub limits: Limits,
     policy_digest: [u8; 32],
     /// The catalog's sections only a restart applies, as this version has
     /// them.
@@ -348,6 +351,7 @@ fn assemble(
     let empty = Upstreams::default();
     let previous = before.map_or(&empty, |b| &b.upstreams);
     let upstreams = pool.reconcile(previous, &compiled.catalog, &credentials);
+    let limits = Limits::compile(&compiled.file.limits, before.map(|b| &b.limits));
     Snapshot {
         version,
         loaded_at: SystemTime::now(),
@@ -359,5 +363,6 @@ fn assemble(
         identity,
         credentials,
         upstreams,
+        limits,
     }
 }

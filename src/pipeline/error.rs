@@ -5,6 +5,7 @@
 
 use crate::identity::IdentityError;
 use crate::policy::NotPermitted;
+use crate::router::RateLimited;
 use crate::upstream::UpstreamError;
 use crate::vocabulary::Outcome;
 
@@ -40,6 +41,9 @@ pub enum PipelineError {
     /// many open as it may.
     #[error("too many open MCP sessions ({0}); close one (DELETE /mcp) or let one idle out")]
     TooManySessions(&'static str),
+    /// A rate limit of the catalog refused the call.
+    #[error("{0}")]
+    RateLimited(#[from] RateLimited),
 }
 
 impl PipelineError {
@@ -59,6 +63,7 @@ impl PipelineError {
             Self::Upstream(UpstreamError::Rejected { .. }) => "upstream_rejected",
             Self::Upstream(_) => "upstream_unavailable",
             Self::TooManySessions(_) => "too_many_sessions",
+            Self::RateLimited(_) => "rate_limited",
         }
     }
 
@@ -78,6 +83,7 @@ impl PipelineError {
             Self::Upstream(UpstreamError::Timeout) => Outcome::Timeout,
             Self::Upstream(_) => Outcome::UpstreamError,
             Self::TooManySessions(_) => Outcome::SessionLimit,
+            Self::RateLimited(_) => Outcome::RateLimited,
         }
     }
 }

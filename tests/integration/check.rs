@@ -159,6 +159,24 @@ fn each_kind_of_mistake_is_reported_precisely() {
         "environment",
         "invalid type",
     );
+    assert_invalid(
+        "roles:",
+        "limits:\n  agent: 20/day\nroles:",
+        "limits.agent",
+        "unknown unit `day`",
+    );
+    assert_invalid(
+        "roles:",
+        "limits:\n  tool read_position: 5/min per agent\nroles:",
+        "limits.tool read_position",
+        "unknown tool `read_position`",
+    );
+    assert_invalid(
+        "roles:",
+        "limits:\n  role analysts: 5/min\nroles:",
+        "limits.role analysts",
+        "unknown role `analysts`",
+    );
 }
 
 #[test]

@@ -12,6 +12,7 @@ mod connections;
 mod credentials;
 mod fleet;
 mod identity;
+mod limits;
 mod live;
 mod mcp;
 mod policy;

@@ -17,6 +17,7 @@ pub const UPSTREAM_REJECTED: ErrorCode = ErrorCode(-32012);
 pub const FORBIDDEN: ErrorCode = ErrorCode(-32013);
 pub const AUDIT_UNAVAILABLE: ErrorCode = ErrorCode(-32014);
 pub const TOO_MANY_SESSIONS: ErrorCode = ErrorCode(-32015);
+pub const RATE_LIMITED: ErrorCode = ErrorCode(-32016);
 
 /// Codes an upstream's refusal keeps, because the protocol gives them a
 /// meaning a client acts on (invalid params, also for an unknown resource
@@ -44,6 +45,7 @@ pub fn to_error_data(error: &PipelineError, trace: &TraceContext) -> ErrorData {
         }
         PipelineError::AuditUnavailable => AUDIT_UNAVAILABLE,
         PipelineError::TooManySessions(_) => TOO_MANY_SESSIONS,
+        PipelineError::RateLimited(_) => RATE_LIMITED,
         PipelineError::Upstream(UpstreamError::Timeout) => UPSTREAM_TIMEOUT,
         PipelineError::Upstream(UpstreamError::Rejected { code, .. }) => PASSED_THROUGH
             .into_iter()
@@ -54,6 +56,11 @@ pub fn to_error_data(error: &PipelineError, trace: &TraceContext) -> ErrorData {
     let mut data = json!({ "code": error.code(), "trace_id": trace.trace_id_hex() });
     if let PipelineError::PolicyDenied(reasons) = error {
         data["reasons"] = json!(reasons);
+    }
+    if let PipelineError::RateLimited(refusal) = error {
+        data["retry_after_seconds"] = json!(crate::router::limits::retry_after_seconds(
+            refusal.retry_after
+        ));
     }
     if let PipelineError::Upstream(UpstreamError::Rejected {
         required: Some(required),

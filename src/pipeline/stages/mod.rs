@@ -8,6 +8,7 @@ mod authorize;
 mod cache_hints;
 pub mod call;
 mod credential;
+mod limit;
 pub mod record;
 mod request_state;
 mod resolve;
@@ -23,8 +24,8 @@ use super::stage::Stage;
 /// The stages every request takes, in order:
 ///
 /// ```text
-/// record -> admit -> resolve -> authorize -> request_state -> task_ids -> credential
-///        -> cache_hints -> (call | list)
+/// record -> admit -> resolve -> authorize -> limit -> request_state -> task_ids
+///        -> credential -> cache_hints -> (call | list)
 /// ```
 ///
 /// `cache_hints` acts only on the way back, on what the upstream answered;
@@ -36,6 +37,7 @@ pub fn standard(audit: AuditLog) -> Vec<Box<dyn Stage>> {
         Box::new(admit::Admit),
         Box::new(resolve::Resolve),
         Box::new(authorize::Authorize),
+        Box::new(limit::Limit),
         Box::new(request_state::RequestState::new()),
         Box::new(task_ids::TaskIds::new()),
         Box::new(credential::Credential),

@@ -290,3 +290,31 @@ async fn subscribe_and_unsubscribe_are_not_found_in_2026_07_28_and_recorded() {
     assert!(records.iter().all(|r| r["agent_id"] == "tester-1"));
     assert_eq!(upstream.subscriptions(), 0);
 }
+
+/// A rate-limited `tools/call` gets JSON-RPC `-32016` with the wait in its
+/// data, over either revision's session.
+#[tokio::test]
+async fn a_rate_limited_call_gets_rate_limited_with_the_wait() {
+    let upstream = test_upstream(0).await;
+    let servers = format!("  svc:\n    http: {{url: {}}}\n", upstream.url);
+    let text = format!(
+        "{}limits:\n  tool echo: 1/min\n",
+        catalog(&servers, "  echo: {server: svc}\n", &["echo"])
+    );
+    let cp = ControlPlane::start(&text);
+    cp.wait_all_ready().await;
+    let session = connect_stateless(&cp, TESTER_TOKEN).await;
+    let arguments = json!({"message": "hi"});
+    session
+        .call_tool(call("echo", arguments.clone()))
+        .await
+        .unwrap();
+    let calls = upstream.calls();
+    let error = mcp_error(session.call_tool(call("echo", arguments)).await);
+    assert_eq!(error.code.0, -32016, "{error:?}");
+    let data = error.data.expect("data");
+    assert_eq!(data["code"], "rate_limited");
+    let wait = data["retry_after_seconds"].as_u64().expect("the wait");
+    assert!((50..=60).contains(&wait), "{wait}");
+    assert_eq!(upstream.calls(), calls);
+}
