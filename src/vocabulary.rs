@@ -84,6 +84,8 @@ pub enum Outcome {
     SessionLimit,
     /// A rate limit refused the call.
     RateLimited,
+    /// The server's circuit breaker was open: the call was refused.
+    CircuitOpen,
     /// The intent of a call about to reach its upstream; the call's outcome
     /// replaces it. One left standing means the process stopped in between.
     Unfinished,
@@ -106,6 +108,7 @@ impl Outcome {
             Self::Cancelled => "cancelled",
             Self::SessionLimit => "session_limit",
             Self::RateLimited => "rate_limited",
+            Self::CircuitOpen => "circuit_open",
             Self::Unfinished => "unfinished",
         }
     }

@@ -2,7 +2,8 @@
 //! `GET /readyz` (the catalog is loaded and every upstream has had its first
 //! connection attempt; per-server state by logical name, never by address;
 //! the catalog version in force and why a reload was refused, if it was;
-//! 503 while the audit trail cannot be written).
+//! each circuit breaker's state; 503 while the audit trail cannot be
+//! written).
 
 use std::sync::Arc;
 
@@ -29,11 +30,18 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Response {
         (_, false) => (StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"),
         (false, true) => (StatusCode::SERVICE_UNAVAILABLE, "starting"),
     };
+    let mut servers = json!(upstreams.status());
+    for server in servers.as_array_mut().into_iter().flatten() {
+        let name = server["name"].as_str().unwrap_or_default();
+        if let Some(breaker) = snapshot.breakers.of(name) {
+            server["circuit"] = json!(breaker.state().as_str());
+        }
+    }
     let body = json!({
         "status": word,
         "audit": { "writable": writable },
         "catalog": app.live.status(),
-        "servers": upstreams.status(),
+        "servers": servers,
         "policy": snapshot.policies.status(),
     });
     (status, Json(body)).into_response()

@@ -34,6 +34,20 @@ pub async fn metrics(
         "Open MCP sessions (initialize-based revisions).",
         open_sessions.load(Ordering::Relaxed),
     );
+    let snapshot = app.live.current();
+    let _ = writeln!(
+        out,
+        "# HELP mcp_cp_circuit_state Circuit breaker per server: 0 closed, 1 open, 2 half-open.\n\
+         # TYPE mcp_cp_circuit_state gauge"
+    );
+    for (server, breaker) in snapshot.breakers.iter() {
+        let _ = writeln!(
+            out,
+            "mcp_cp_circuit_state{{server=\"{}\"}} {}",
+            escape(server),
+            breaker.state().as_gauge()
+        );
+    }
     let (ok, failed) = app.live.reload_counts();
     let _ = writeln!(
         out,

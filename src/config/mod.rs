@@ -7,6 +7,7 @@
 //! is [`crate::catalog::Catalog`].
 
 mod audit;
+mod circuit;
 mod limits;
 mod load;
 mod policy;
@@ -23,6 +24,7 @@ pub use audit::{
     AdminConfig, AuditSettings, Durability, FailureMode, JsonlSinkConfig, PostgresSinkConfig,
     Retention, SinkConfig, SqliteSinkConfig, ToolAuditConfig,
 };
+pub use circuit::CircuitConfig;
 pub use limits::{LimitRule, LimitScope, Rate};
 pub use load::{ConfigError, ConfigErrors, load_file, parse_str, read_file};
 pub use policy::{PolicyConfig, RegoSettings};
@@ -127,6 +129,8 @@ pub struct ServerConfig {
     /// revision for servers that misbehave on probing.
     #[serde(default)]
     pub protocol: UpstreamProtocol,
+    /// Stop calling the server for a while after it failed repeatedly.
+    pub circuit: Option<CircuitConfig>,
 }
 
 /// The MCP revision the control plane speaks with one upstream server.

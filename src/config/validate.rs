@@ -361,6 +361,9 @@ fn is_http_url(text: &str) -> bool {
 
 fn check_server(c: &mut Collector<'_>, name: &str, server: &ServerConfig) {
     let path = format!("servers.{name}");
+    for (field, problem) in server.circuit.iter().flat_map(|c| c.problems()) {
+        c.error(format!("{path}.circuit.{field}"), problem);
+    }
     let transports = [
         server.stdio.is_some(),
         server.http.is_some(),

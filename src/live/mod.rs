@@ -31,7 +31,7 @@ use crate::config::{AuditSettings, CatalogFile, TelemetrySettings};
 use crate::credentials::{Credentials, Signer};
 use crate::identity::{Authenticator, Caller, IdentityError, Presented};
 use crate::policy::Policies;
-use crate::router::Limits;
+use crate::router::{Breakers, Limits};
 use crate::upstream::{UpstreamPool, Upstreams};
 use compile::{Compiled, LoadError};
 
@@ -50,6 +50,8 @@ pub struct Snapshot {
     pub upstreams: Upstreams,
     /// The rate limits' buckets.
     pub limits: Limits,
+    /// The servers' circuit breakers.
+    pub breakers: Breakers,
     policy_digest: [u8; 32],
     /// The catalog's sections only a restart applies, as this version has
     /// them.
@@ -352,6 +354,9 @@ fn assemble(
     let previous = before.map_or(&empty, |b| &b.upstreams);
     let upstreams = pool.reconcile(previous, &compiled.catalog, &credentials);
     let limits = Limits::compile(&compiled.file.limits, before.map(|b| &b.limits));
+    let circuits = (compiled.file.servers.iter())
+        .filter_map(|(name, server)| Some((name.as_str(), server.circuit.as_ref()?)));
+    let breakers = Breakers::compile(circuits, before.map(|b| &b.breakers));
     Snapshot {
         version,
         loaded_at: SystemTime::now(),
@@ -364,5 +369,6 @@ fn assemble(
         credentials,
         upstreams,
         limits,
+        breakers,
     }
 }

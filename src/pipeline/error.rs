@@ -41,6 +41,9 @@ pub enum PipelineError {
     /// many open as it may.
     #[error("too many open MCP sessions ({0}); close one (DELETE /mcp) or let one idle out")]
     TooManySessions(&'static str),
+    /// The server's circuit breaker is open: it is not called for now.
+    #[error("the tool is temporarily unavailable; retry later")]
+    CircuitOpen,
     /// A rate limit of the catalog refused the call.
     #[error("{0}")]
     RateLimited(#[from] RateLimited),
@@ -64,6 +67,7 @@ impl PipelineError {
             Self::Upstream(_) => "upstream_unavailable",
             Self::TooManySessions(_) => "too_many_sessions",
             Self::RateLimited(_) => "rate_limited",
+            Self::CircuitOpen => "upstream_circuit_open",
         }
     }
 
@@ -84,6 +88,7 @@ impl PipelineError {
             Self::Upstream(_) => Outcome::UpstreamError,
             Self::TooManySessions(_) => Outcome::SessionLimit,
             Self::RateLimited(_) => Outcome::RateLimited,
+            Self::CircuitOpen => Outcome::CircuitOpen,
         }
     }
 }

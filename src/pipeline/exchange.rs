@@ -12,6 +12,7 @@ use crate::audit::{AuditGuard, AuditRecord};
 use crate::identity::{Caller, Presented};
 use crate::live::Snapshot;
 use crate::policy::Authorized;
+use crate::router::breaker::Ticket;
 use crate::trace_context::TraceContext;
 use crate::upstream::{CallSinks, Continuation, Outbound, Subscriber};
 use crate::vocabulary::{Action, FrontDoor, Target};
@@ -114,6 +115,8 @@ pub struct Exchange<'a> {
     pub upstream_span: [u8; 8],
     /// Set once the upstream was contacted (its intent record is durable).
     pub contacted: bool,
+    /// Set by circuit: the server's breaker let the call through.
+    pub circuit: Option<Ticket>,
     /// Opened by the record stage, finished on the way back.
     pub(super) audit: Option<AuditGuard>,
 }
@@ -141,6 +144,7 @@ impl<'a> Exchange<'a> {
             outbound: None,
             upstream_span: TraceContext::child_span_id(),
             contacted: false,
+            circuit: None,
             audit: None,
         }
     }

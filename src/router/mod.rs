@@ -1,7 +1,10 @@
 //! The router's guards on the way to an upstream. So far: rate limits
 //! ([`limits`]), token buckets per agent, role, tool and agent+tool,
-//! checked before any credential is minted.
+//! checked before any credential is minted; and circuit breakers per
+//! server ([`breaker`]).
 
+pub mod breaker;
 pub mod limits;
 
+pub use breaker::Breakers;
 pub use limits::{Limits, RateLimited};

@@ -172,6 +172,18 @@ fn each_kind_of_mistake_is_reported_precisely() {
         "unknown tool `read_position`",
     );
     assert_invalid(
+        "timeout: 5s",
+        "timeout: 5s\n    circuit: {consecutive_failures: 0, failure_rate: 150}",
+        "servers.ex.circuit.failure_rate",
+        "percentage from 1 to 100",
+    );
+    assert_invalid(
+        "timeout: 5s",
+        "timeout: 5s\n    circuit: {consecutive_failures: 0}",
+        "servers.ex.circuit.consecutive_failures",
+        "at least 1",
+    );
+    assert_invalid(
         "roles:",
         "limits:\n  role analysts: 5/min\nroles:",
         "limits.role analysts",

@@ -6,6 +6,7 @@ mod audit;
 mod audit_failures;
 mod audit_sinks;
 mod check;
+mod circuit;
 mod clients;
 mod common;
 mod connections;

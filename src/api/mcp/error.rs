@@ -18,6 +18,9 @@ pub const FORBIDDEN: ErrorCode = ErrorCode(-32013);
 pub const AUDIT_UNAVAILABLE: ErrorCode = ErrorCode(-32014);
 pub const TOO_MANY_SESSIONS: ErrorCode = ErrorCode(-32015);
 pub const RATE_LIMITED: ErrorCode = ErrorCode(-32016);
+/// (-32015, which the router's design named for this, was already
+/// `too_many_sessions`.)
+pub const UPSTREAM_CIRCUIT_OPEN: ErrorCode = ErrorCode(-32017);
 
 /// Codes an upstream's refusal keeps, because the protocol gives them a
 /// meaning a client acts on (invalid params, also for an unknown resource
@@ -46,6 +49,7 @@ pub fn to_error_data(error: &PipelineError, trace: &TraceContext) -> ErrorData {
         PipelineError::AuditUnavailable => AUDIT_UNAVAILABLE,
         PipelineError::TooManySessions(_) => TOO_MANY_SESSIONS,
         PipelineError::RateLimited(_) => RATE_LIMITED,
+        PipelineError::CircuitOpen => UPSTREAM_CIRCUIT_OPEN,
         PipelineError::Upstream(UpstreamError::Timeout) => UPSTREAM_TIMEOUT,
         PipelineError::Upstream(UpstreamError::Rejected { code, .. }) => PASSED_THROUGH
             .into_iter()

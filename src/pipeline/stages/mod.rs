@@ -7,6 +7,7 @@ mod admit;
 mod authorize;
 mod cache_hints;
 pub mod call;
+mod circuit;
 mod credential;
 mod limit;
 pub mod record;
@@ -24,8 +25,8 @@ use super::stage::Stage;
 /// The stages every request takes, in order:
 ///
 /// ```text
-/// record -> admit -> resolve -> authorize -> limit -> request_state -> task_ids
-///        -> credential -> cache_hints -> (call | list)
+/// record -> admit -> resolve -> authorize -> limit -> circuit -> request_state
+///        -> task_ids -> credential -> cache_hints -> (call | list)
 /// ```
 ///
 /// `cache_hints` acts only on the way back, on what the upstream answered;
@@ -38,6 +39,7 @@ pub fn standard(audit: AuditLog) -> Vec<Box<dyn Stage>> {
         Box::new(resolve::Resolve),
         Box::new(authorize::Authorize),
         Box::new(limit::Limit),
+        Box::new(circuit::Circuit),
         Box::new(request_state::RequestState::new()),
         Box::new(task_ids::TaskIds::new()),
         Box::new(credential::Credential),
