@@ -86,6 +86,8 @@ pub enum Outcome {
     RateLimited,
     /// The server's circuit breaker was open: the call was refused.
     CircuitOpen,
+    /// The server's concurrency limit and queue were full.
+    UpstreamBusy,
     /// The intent of a call about to reach its upstream; the call's outcome
     /// replaces it. One left standing means the process stopped in between.
     Unfinished,
@@ -109,6 +111,7 @@ impl Outcome {
             Self::SessionLimit => "session_limit",
             Self::RateLimited => "rate_limited",
             Self::CircuitOpen => "circuit_open",
+            Self::UpstreamBusy => "upstream_busy",
             Self::Unfinished => "unfinished",
         }
     }

@@ -31,9 +31,9 @@ impl ApiError {
                 PipelineError::Impersonation(_)
                 | PipelineError::Forbidden(_)
                 | PipelineError::PolicyDenied(_) => StatusCode::FORBIDDEN,
-                PipelineError::AuditUnavailable | PipelineError::CircuitOpen => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
+                PipelineError::AuditUnavailable
+                | PipelineError::CircuitOpen
+                | PipelineError::UpstreamBusy => StatusCode::SERVICE_UNAVAILABLE,
                 PipelineError::TooManySessions(_) | PipelineError::RateLimited(_) => {
                     StatusCode::TOO_MANY_REQUESTS
                 }

@@ -1,5 +1,6 @@
-//! `servers.<name>.circuit`: when to stop calling a failing server for a
-//! while (see `router::breaker`).
+//! `servers.<name>.circuit` and `servers.<name>.concurrency`: when to stop
+//! calling a failing server for a while (see `router::breaker`), and how
+//! many calls a server gets at once (see `router::concurrency`).
 
 use std::time::Duration;
 
@@ -25,6 +26,53 @@ pub struct CircuitConfig {
     /// server again. Default `10s`.
     #[serde(default = "default_cooldown", with = "humantime_serde")]
     pub cooldown: Duration,
+}
+
+/// A server's share of calls: at most `max` at once, `queue` more waiting.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConcurrencyConfig {
+    /// Most calls at the server at once. Default 128.
+    #[serde(default = "default_max_concurrent")]
+    pub max: usize,
+    /// Most calls waiting for a slot (each for at most the server's
+    /// timeout); beyond, calls are refused at once. Default 256.
+    #[serde(default = "default_queue")]
+    pub queue: usize,
+}
+
+impl Default for ConcurrencyConfig {
+    fn default() -> Self {
+        Self {
+            max: default_max_concurrent(),
+            queue: default_queue(),
+        }
+    }
+}
+
+/// Semaphores count permits in `usize` but cap them well below it.
+const MAX_CONCURRENT: usize = 1 << 20;
+
+impl ConcurrencyConfig {
+    /// What is wrong with these settings, if anything: (field, problem).
+    pub fn problems(&self) -> Vec<(&'static str, &'static str)> {
+        let mut problems = Vec::new();
+        if !(1..=MAX_CONCURRENT).contains(&self.max) {
+            problems.push(("max", "must be from 1 to 1048576"));
+        }
+        if self.queue > MAX_CONCURRENT {
+            problems.push(("queue", "must be at most 1048576"));
+        }
+        problems
+    }
+}
+
+fn default_max_concurrent() -> usize {
+    128
+}
+
+fn default_queue() -> usize {
+    256
 }
 
 fn default_consecutive_failures() -> u32 {

@@ -24,7 +24,7 @@ pub use audit::{
     AdminConfig, AuditSettings, Durability, FailureMode, JsonlSinkConfig, PostgresSinkConfig,
     Retention, SinkConfig, SqliteSinkConfig, ToolAuditConfig,
 };
-pub use circuit::CircuitConfig;
+pub use circuit::{CircuitConfig, ConcurrencyConfig};
 pub use limits::{LimitRule, LimitScope, Rate};
 pub use load::{ConfigError, ConfigErrors, load_file, parse_str, read_file};
 pub use policy::{PolicyConfig, RegoSettings};
@@ -131,6 +131,9 @@ pub struct ServerConfig {
     pub protocol: UpstreamProtocol,
     /// Stop calling the server for a while after it failed repeatedly.
     pub circuit: Option<CircuitConfig>,
+    /// How many calls the server gets at once, and how many may wait.
+    #[serde(default)]
+    pub concurrency: ConcurrencyConfig,
 }
 
 /// The MCP revision the control plane speaks with one upstream server.

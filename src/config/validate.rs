@@ -364,6 +364,9 @@ fn check_server(c: &mut Collector<'_>, name: &str, server: &ServerConfig) {
     for (field, problem) in server.circuit.iter().flat_map(|c| c.problems()) {
         c.error(format!("{path}.circuit.{field}"), problem);
     }
+    for (field, problem) in server.concurrency.problems() {
+        c.error(format!("{path}.concurrency.{field}"), problem);
+    }
     let transports = [
         server.stdio.is_some(),
         server.http.is_some(),

@@ -31,7 +31,7 @@ use crate::config::{AuditSettings, CatalogFile, TelemetrySettings};
 use crate::credentials::{Credentials, Signer};
 use crate::identity::{Authenticator, Caller, IdentityError, Presented};
 use crate::policy::Policies;
-use crate::router::{Breakers, Limits};
+use crate::router::{Breakers, Gates, Limits};
 use crate::upstream::{UpstreamPool, Upstreams};
 use compile::{Compiled, LoadError};
 
@@ -52,6 +52,8 @@ pub struct Snapshot {
     pub limits: Limits,
     /// The servers' circuit breakers.
     pub breakers: Breakers,
+    /// The servers' concurrency limits.
+    pub gates: Gates,
     policy_digest: [u8; 32],
     /// The catalog's sections only a restart applies, as this version has
     /// them.
@@ -357,6 +359,9 @@ fn assemble(
     let circuits = (compiled.file.servers.iter())
         .filter_map(|(name, server)| Some((name.as_str(), server.circuit.as_ref()?)));
     let breakers = Breakers::compile(circuits, before.map(|b| &b.breakers));
+    let shares =
+        (compiled.file.servers.iter()).map(|(name, server)| (name.as_str(), server.concurrency));
+    let gates = Gates::compile(shares, before.map(|b| &b.gates));
     Snapshot {
         version,
         loaded_at: SystemTime::now(),
@@ -370,5 +375,6 @@ fn assemble(
         upstreams,
         limits,
         breakers,
+        gates,
     }
 }

@@ -44,6 +44,9 @@ pub enum PipelineError {
     /// The server's circuit breaker is open: it is not called for now.
     #[error("the tool is temporarily unavailable; retry later")]
     CircuitOpen,
+    /// The server has as many calls at it, and waiting, as it may.
+    #[error("the tool's server is busy; retry shortly")]
+    UpstreamBusy,
     /// A rate limit of the catalog refused the call.
     #[error("{0}")]
     RateLimited(#[from] RateLimited),
@@ -68,6 +71,7 @@ impl PipelineError {
             Self::TooManySessions(_) => "too_many_sessions",
             Self::RateLimited(_) => "rate_limited",
             Self::CircuitOpen => "upstream_circuit_open",
+            Self::UpstreamBusy => "upstream_busy",
         }
     }
 
@@ -89,6 +93,7 @@ impl PipelineError {
             Self::TooManySessions(_) => Outcome::SessionLimit,
             Self::RateLimited(_) => Outcome::RateLimited,
             Self::CircuitOpen => Outcome::CircuitOpen,
+            Self::UpstreamBusy => Outcome::UpstreamBusy,
         }
     }
 }

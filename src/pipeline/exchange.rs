@@ -13,6 +13,7 @@ use crate::identity::{Caller, Presented};
 use crate::live::Snapshot;
 use crate::policy::Authorized;
 use crate::router::breaker::Ticket;
+use crate::router::concurrency::Slot;
 use crate::trace_context::TraceContext;
 use crate::upstream::{CallSinks, Continuation, Outbound, Subscriber};
 use crate::vocabulary::{Action, FrontDoor, Target};
@@ -117,6 +118,8 @@ pub struct Exchange<'a> {
     pub contacted: bool,
     /// Set by circuit: the server's breaker let the call through.
     pub circuit: Option<Ticket>,
+    /// Set by concurrency: the call's slot at its server.
+    pub slot: Option<Slot>,
     /// Opened by the record stage, finished on the way back.
     pub(super) audit: Option<AuditGuard>,
 }
@@ -145,6 +148,7 @@ impl<'a> Exchange<'a> {
             upstream_span: TraceContext::child_span_id(),
             contacted: false,
             circuit: None,
+            slot: None,
             audit: None,
         }
     }

@@ -3,8 +3,8 @@
 //! the way back ([`stage`]):
 //!
 //! ```text
-//! record -> admit -> resolve -> authorize -> limit -> circuit -> request_state -> task_ids -> credential -> cache_hints -> call (or list)
-//! audit/    identity/ catalog    policy/      router/  router/  (MRTR state)    (task ids)  credentials/   upstream/
+//! record -> admit -> resolve -> authorize -> limit -> circuit -> concurrency -> request_state -> task_ids -> credential -> cache_hints -> call (or list)
+//! audit/    identity/ catalog    policy/      router/  router/  router/       (MRTR state)    (task ids)  credentials/   upstream/
 //! ```
 //!
 //! Front doors (REST, MCP) translate their wire format into one call of a

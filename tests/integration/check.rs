@@ -179,6 +179,12 @@ fn each_kind_of_mistake_is_reported_precisely() {
     );
     assert_invalid(
         "timeout: 5s",
+        "timeout: 5s\n    concurrency: {max: 0}",
+        "servers.ex.concurrency.max",
+        "from 1 to",
+    );
+    assert_invalid(
+        "timeout: 5s",
         "timeout: 5s\n    circuit: {consecutive_failures: 0}",
         "servers.ex.circuit.consecutive_failures",
         "at least 1",

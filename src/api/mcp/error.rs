@@ -21,6 +21,7 @@ pub const RATE_LIMITED: ErrorCode = ErrorCode(-32016);
 /// (-32015, which the router's design named for this, was already
 /// `too_many_sessions`.)
 pub const UPSTREAM_CIRCUIT_OPEN: ErrorCode = ErrorCode(-32017);
+pub const UPSTREAM_BUSY: ErrorCode = ErrorCode(-32018);
 
 /// Codes an upstream's refusal keeps, because the protocol gives them a
 /// meaning a client acts on (invalid params, also for an unknown resource
@@ -50,6 +51,7 @@ pub fn to_error_data(error: &PipelineError, trace: &TraceContext) -> ErrorData {
         PipelineError::TooManySessions(_) => TOO_MANY_SESSIONS,
         PipelineError::RateLimited(_) => RATE_LIMITED,
         PipelineError::CircuitOpen => UPSTREAM_CIRCUIT_OPEN,
+        PipelineError::UpstreamBusy => UPSTREAM_BUSY,
         PipelineError::Upstream(UpstreamError::Timeout) => UPSTREAM_TIMEOUT,
         PipelineError::Upstream(UpstreamError::Rejected { code, .. }) => PASSED_THROUGH
             .into_iter()

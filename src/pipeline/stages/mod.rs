@@ -8,6 +8,7 @@ mod authorize;
 mod cache_hints;
 pub mod call;
 mod circuit;
+mod concurrency;
 mod credential;
 mod limit;
 pub mod record;
@@ -25,8 +26,8 @@ use super::stage::Stage;
 /// The stages every request takes, in order:
 ///
 /// ```text
-/// record -> admit -> resolve -> authorize -> limit -> circuit -> request_state
-///        -> task_ids -> credential -> cache_hints -> (call | list)
+/// record -> admit -> resolve -> authorize -> limit -> circuit -> concurrency
+///        -> request_state -> task_ids -> credential -> cache_hints -> (call | list)
 /// ```
 ///
 /// `cache_hints` acts only on the way back, on what the upstream answered;
@@ -40,6 +41,7 @@ pub fn standard(audit: AuditLog) -> Vec<Box<dyn Stage>> {
         Box::new(authorize::Authorize),
         Box::new(limit::Limit),
         Box::new(circuit::Circuit),
+        Box::new(concurrency::Concurrency),
         Box::new(request_state::RequestState::new()),
         Box::new(task_ids::TaskIds::new()),
         Box::new(credential::Credential),

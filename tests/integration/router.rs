@@ -1,5 +1,7 @@
-//! Circuit breakers: a server that keeps failing is not called for a
-//! cool-down, then one probe decides; a tool's own error is no failure.
+//! The router's guards per server. Circuit breakers: a server that keeps
+//! failing is not called for a cool-down, then one probe decides; a tool's
+//! own error is no failure. Concurrency limits: a server's calls at once
+//! and waiting are bounded, and a busy server holds up no other.
 
 use std::time::Duration;
 
@@ -77,4 +79,39 @@ async fn a_failing_server_is_not_called_until_a_probe_succeeds() {
     assert_eq!(circuit_state(&cp).await, "closed");
     let (status, _) = invoke(&cp, "echo").await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_busy_server_refuses_beyond_its_queue_and_holds_up_no_other() {
+    let (slow, other) = (test_upstream(0).await, test_upstream(0).await);
+    let servers = format!(
+        "  svc:\n    http: {{url: \"{}\"}}\n    timeout: 3s\n    \
+         concurrency: {{max: 1, queue: 1}}\n  other:\n    http: {{url: \"{}\"}}\n",
+        slow.url, other.url
+    );
+    let tools = "  hang: {server: svc}\n  echo: {server: other}\n";
+    let cp = ControlPlane::start(&catalog(&servers, tools, &["hang", "echo"]));
+    cp.wait_all_ready().await;
+
+    // One call at the server, one waiting for its slot.
+    let (held, queued) = (invoke(&cp, "hang"), invoke(&cp, "hang"));
+    let refused = async {
+        crate::live::wait_for("a call at the server", async || slow.calls() >= 1).await;
+        // Let the second call join the queue.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (status, body) = invoke(&cp, "hang").await;
+        // Another server answers meanwhile.
+        let (echoed, _) = invoke(&cp, "echo").await;
+        (status, body, echoed)
+    };
+    let ((first, _), (second, _), (status, body, echoed)) = tokio::join!(held, queued, refused);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "upstream_busy");
+    assert_eq!(echoed, StatusCode::OK);
+    // The held call timed out; the queued one got the slot, then timed out.
+    assert_eq!(first, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(second, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(slow.calls(), 2, "the refused call reached no server");
+    let record = cp.audit_record(body["trace_id"].as_str().unwrap()).await;
+    assert_eq!(record["outcome"], "upstream_busy", "{record}");
 }
