@@ -357,7 +357,7 @@ fn assemble(
     let upstreams = pool.reconcile(previous, &compiled.catalog, &credentials);
     let limits = Limits::compile(&compiled.file.limits, before.map(|b| &b.limits));
     let circuits = (compiled.file.servers.iter())
-        .filter_map(|(name, server)| Some((name.as_str(), server.circuit.as_ref()?)));
+        .filter_map(|(name, server)| Some((name.as_str(), server.circuit?)));
     let breakers = Breakers::compile(circuits, before.map(|b| &b.breakers));
     let shares =
         (compiled.file.servers.iter()).map(|(name, server)| (name.as_str(), server.concurrency));

@@ -20,6 +20,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::Guard;
 use crate::config::CircuitConfig;
 
 /// What a breaker says of a server.
@@ -215,43 +216,15 @@ impl Inner {
     }
 }
 
-/// The breakers of one catalog version, by server name.
-#[derive(Default)]
-pub struct Breakers {
-    by_server: Vec<(Arc<str>, Arc<Breaker>)>,
-}
+impl Guard for Breaker {
+    type Settings = CircuitConfig;
 
-impl Breakers {
-    /// A breaker for each server in `servers` that configures one; those of
-    /// `previous` with the same settings are kept, with their state.
-    pub fn compile<'a>(
-        servers: impl Iterator<Item = (&'a str, &'a CircuitConfig)>,
-        previous: Option<&Breakers>,
-    ) -> Self {
-        let by_server = servers
-            .map(|(name, settings)| {
-                let kept = previous
-                    .into_iter()
-                    .flat_map(|p| &p.by_server)
-                    .find(|(n, b)| **n == *name && b.settings == *settings)
-                    .map(|(_, breaker)| breaker.clone());
-                let breaker = kept.unwrap_or_else(|| Arc::new(Breaker::new(*settings)));
-                (Arc::from(name), breaker)
-            })
-            .collect();
-        Self { by_server }
+    fn new(settings: CircuitConfig) -> Self {
+        Breaker::new(settings)
     }
 
-    /// The breaker of the server named `server`, if it has one.
-    pub fn of(&self, server: &str) -> Option<&Arc<Breaker>> {
-        (self.by_server.iter())
-            .find(|(name, _)| **name == *server)
-            .map(|(_, breaker)| breaker)
-    }
-
-    /// Every breaker, by server name.
-    pub fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<Breaker>)> {
-        self.by_server.iter().map(|(name, breaker)| (name, breaker))
+    fn settings(&self) -> &CircuitConfig {
+        &self.settings
     }
 }
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::Guard;
 use crate::config::ConcurrencyConfig;
 
 /// The server has as many calls at it and waiting as it may.
@@ -61,38 +62,15 @@ impl Gate {
     }
 }
 
-/// The gates of one catalog version, by server name.
-#[derive(Default)]
-pub struct Gates {
-    by_server: Vec<(Arc<str>, Arc<Gate>)>,
-}
+impl Guard for Gate {
+    type Settings = ConcurrencyConfig;
 
-impl Gates {
-    /// A gate for each server; those of `previous` with the same settings
-    /// are kept, with the calls in them.
-    pub fn compile<'a>(
-        servers: impl Iterator<Item = (&'a str, ConcurrencyConfig)>,
-        previous: Option<&Gates>,
-    ) -> Self {
-        let by_server = servers
-            .map(|(name, settings)| {
-                let kept = previous
-                    .into_iter()
-                    .flat_map(|p| &p.by_server)
-                    .find(|(n, g)| **n == *name && g.settings == settings)
-                    .map(|(_, gate)| gate.clone());
-                let gate = kept.unwrap_or_else(|| Arc::new(Gate::new(settings)));
-                (Arc::from(name), gate)
-            })
-            .collect();
-        Self { by_server }
+    fn new(settings: ConcurrencyConfig) -> Self {
+        Gate::new(settings)
     }
 
-    /// The gate of the server named `server`.
-    pub fn of(&self, server: &str) -> Option<&Arc<Gate>> {
-        (self.by_server.iter())
-            .find(|(name, _)| **name == *server)
-            .map(|(_, gate)| gate)
+    fn settings(&self) -> &ConcurrencyConfig {
+        &self.settings
     }
 }
 
