@@ -48,6 +48,30 @@ pub async fn metrics(
             breaker.state().as_gauge()
         );
     }
+    type Count = fn(&crate::router::concurrency::Gate) -> usize;
+    let per_gate: [(&str, &str, Count); 2] = [
+        (
+            "mcp_cp_upstream_in_flight",
+            "Calls at each server now (see servers.<name>.concurrency).",
+            |g| g.in_flight(),
+        ),
+        (
+            "mcp_cp_upstream_queued",
+            "Calls waiting for a slot at each server now.",
+            |g| g.waiting(),
+        ),
+    ];
+    for (name, help, count) in per_gate {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (server, gate) in snapshot.gates.iter() {
+            let _ = writeln!(
+                out,
+                "{name}{{server=\"{}\"}} {}",
+                escape(server),
+                count(gate)
+            );
+        }
+    }
     let (ok, failed) = app.live.reload_counts();
     let _ = writeln!(
         out,

@@ -60,6 +60,8 @@ pub struct Route {
     pub tags: Arc<[Arc<str>]>,
     /// Set when the audit trail keeps the arguments: the fields to redact.
     pub audit_arguments: Option<Arc<[Arc<str>]>>,
+    /// A tool's own time limit, in place of its server's `timeout`.
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// A set of one server's resources: every URI that starts with `prefix`.
@@ -196,6 +198,7 @@ impl Catalog {
                 audit_arguments: audit
                     .filter(|a| a.arguments)
                     .map(|a| a.redact.iter().map(|f| Arc::from(f.as_str())).collect()),
+                timeout: None,
             };
             (public_name, route)
         };
@@ -204,14 +207,16 @@ impl Catalog {
             .iter()
             .map(|(name, t)| {
                 let audit = Some(&t.audit);
-                route(
+                let (name, mut route) = route(
                     name,
                     &t.server,
                     &t.upstream_name,
                     &t.description,
                     &t.tags,
                     audit,
-                )
+                );
+                route.timeout = t.timeout;
+                (name, route)
             })
             .collect();
         let prompts = file

@@ -208,6 +208,10 @@ pub struct ToolConfig {
     /// Whether the audit trail keeps this tool's arguments (always their digest).
     #[serde(default)]
     pub audit: ToolAuditConfig,
+    /// How long one call of this tool may take, in place of its server's
+    /// `timeout` (longer or shorter).
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
 }
 
 /// One public prompt.

@@ -71,6 +71,9 @@ pub fn validate(catalog: &CatalogFile, file: &Path) -> Vec<ConfigError> {
     check_limits(&mut c, catalog);
     for (name, tool) in catalog.tools.iter() {
         c.check_name("tools", name);
+        if tool.timeout.is_some_and(|t| t.is_zero()) {
+            c.error(format!("tools.{name}.timeout"), "must be longer than zero");
+        }
         c.check_server_ref(catalog, &format!("tools.{name}.server"), &tool.server);
         if let Some(upstream) = &tool.upstream_name
             && !is_valid_name(upstream)

@@ -60,6 +60,11 @@ impl Gate {
     pub fn in_flight(&self) -> usize {
         self.settings.max - self.slots.available_permits()
     }
+
+    /// Calls waiting for a slot now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
+    }
 }
 
 impl Guard for Gate {

@@ -38,8 +38,9 @@ pub(super) async fn call_tool(
     params.input_responses = continuation.input_responses;
     params.request_state = continuation.request_state;
     let mut request = ClientRequest::CallToolRequest(Request::new(params));
+    let timeout = outbound.timeout.unwrap_or(upstream.spec.timeout);
     let capabilities = outbound.stamp(&mut request);
-    match send(upstream, &connection, request, capabilities, sinks).await? {
+    match send(upstream, &connection, request, capabilities, sinks, timeout).await? {
         result @ (ServerResult::CallToolResult(_)
         | ServerResult::InputRequiredResult(_)
         | ServerResult::CreateTaskResult(_)) => Ok(result),
@@ -54,13 +55,14 @@ pub(super) async fn call_tool(
 /// 2026-07-28 session the request declares the calling client's
 /// `capabilities` (each request declares its client's on that revision;
 /// an initialize-era session declared ours once, at its start), and asks
-/// for log messages when the caller takes them.
+/// for log messages when the caller takes them. It waits at most `timeout`.
 pub(super) async fn send(
     upstream: &Upstream,
     connection: &Connection,
     request: ClientRequest,
     capabilities: Option<Arc<ClientCapabilities>>,
     sinks: CallSinks,
+    timeout: std::time::Duration,
 ) -> Result<ServerResult, UpstreamError> {
     let peer = connection.peer.as_ref().ok_or(UpstreamError::Unavailable)?;
     let mut options = PeerRequestOptions::no_options();
@@ -107,7 +109,7 @@ pub(super) async fn send(
         }
         response.unwrap_or(Err(ServiceError::TransportClosed))
     };
-    match tokio::time::timeout(upstream.spec.timeout, exchange).await {
+    match tokio::time::timeout(timeout, exchange).await {
         Err(_elapsed) => Err(UpstreamError::Timeout),
         Ok(Ok(mut result)) => {
             mark_complete(&mut result);

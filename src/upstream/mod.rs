@@ -22,6 +22,7 @@ mod supervisor;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rmcp::model::{
@@ -175,6 +176,8 @@ pub struct Outbound {
     /// A 2026-07-28 server reads it from each request to decide what input
     /// it may ask for; without it, it would see the control plane's.
     pub client_capabilities: Option<Arc<ClientCapabilities>>,
+    /// The call's own time limit, in place of the server's `timeout`.
+    pub timeout: Option<Duration>,
 }
 
 impl Outbound {
@@ -244,16 +247,11 @@ impl Upstreams {
         outbound: Outbound,
     ) -> Result<ServerResult, UpstreamError> {
         let upstream = &self.servers[server.0];
+        let timeout = outbound.timeout.unwrap_or(upstream.spec.timeout);
         let capabilities = outbound.stamp(&mut request);
         let connection = upstream.state.load_full();
-        call::send(
-            upstream,
-            &connection,
-            request,
-            capabilities,
-            CallSinks::default(),
-        )
-        .await
+        let sinks = CallSinks::default();
+        call::send(upstream, &connection, request, capabilities, sinks, timeout).await
     }
 
     /// Subscribe `subscriber` to `uri` on `server` (upstream only for the

@@ -85,20 +85,29 @@ async fn a_failing_server_is_not_called_until_a_probe_succeeds() {
 async fn a_busy_server_refuses_beyond_its_queue_and_holds_up_no_other() {
     let (slow, other) = (test_upstream(0).await, test_upstream(0).await);
     let servers = format!(
-        "  svc:\n    http: {{url: \"{}\"}}\n    timeout: 3s\n    \
+        "  svc:\n    http: {{url: \"{}\"}}\n    timeout: 10s\n    \
          concurrency: {{max: 1, queue: 1}}\n  other:\n    http: {{url: \"{}\"}}\n",
         slow.url, other.url
     );
-    let tools = "  hang: {server: svc}\n  echo: {server: other}\n";
+    // A call of `hang` times out after 1 s; a queued one may wait for its
+    // slot as long as the server's 10 s, so it gets the slot.
+    let tools = "  hang: {server: svc, timeout: 1s}\n  echo: {server: other}\n";
     let cp = ControlPlane::start(&catalog(&servers, tools, &["hang", "echo"]));
     cp.wait_all_ready().await;
 
     // One call at the server, one waiting for its slot.
     let (held, queued) = (invoke(&cp, "hang"), invoke(&cp, "hang"));
     let refused = async {
-        crate::live::wait_for("a call at the server", async || slow.calls() >= 1).await;
-        // Let the second call join the queue.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        crate::live::wait_for("a call at the server and one queued", async || {
+            cp.metrics()
+                .await
+                .contains("mcp_cp_upstream_queued{server=\"svc\"} 1")
+        })
+        .await;
+        assert!(
+            (cp.metrics().await).contains("mcp_cp_upstream_in_flight{server=\"svc\"} 1"),
+            "one call at the server"
+        );
         let (status, body) = invoke(&cp, "hang").await;
         // Another server answers meanwhile.
         let (echoed, _) = invoke(&cp, "echo").await;
@@ -114,4 +123,24 @@ async fn a_busy_server_refuses_beyond_its_queue_and_holds_up_no_other() {
     assert_eq!(slow.calls(), 2, "the refused call reached no server");
     let record = cp.audit_record(body["trace_id"].as_str().unwrap()).await;
     assert_eq!(record["outcome"], "upstream_busy", "{record}");
+}
+
+/// A tool's own `timeout` replaces its server's: here a far shorter one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tools_own_timeout_replaces_its_servers() {
+    let upstream = test_upstream(0).await;
+    let servers = format!(
+        "  svc:\n    http: {{url: \"{}\"}}\n    timeout: 60s\n",
+        upstream.url
+    );
+    let tools = "  hang: {server: svc, timeout: 300ms}\n  echo: {server: svc}\n";
+    let cp = ControlPlane::start(&catalog(&servers, tools, &["hang", "echo"]));
+    cp.wait_all_ready().await;
+    // Bounded here only so that a failure cannot hang the suite: the
+    // server's 60 s would outlast it.
+    let answer = tokio::time::timeout(Duration::from_secs(30), invoke(&cp, "hang")).await;
+    let (status, body) = answer.expect("the tool's timeout, not the server's");
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert_eq!(body["error"]["code"], "upstream_timeout");
+    assert_eq!(invoke(&cp, "echo").await.0, StatusCode::OK);
 }
