@@ -27,6 +27,8 @@ pub struct ServerSpec {
     pub forward_logs: bool,
     pub credential: CredentialConfig,
     pub protocol: UpstreamProtocol,
+    /// How often the connection is pinged (`None`: never).
+    pub ping_interval: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,6 +180,7 @@ impl Catalog {
                     timeout: config.timeout,
                     forward_logs: config.forward_logs,
                     protocol: config.protocol,
+                    ping_interval: Some(config.ping_interval).filter(|i| !i.is_zero()),
                     credential: config.credential.clone(),
                 }
             })

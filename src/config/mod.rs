@@ -33,6 +33,8 @@ pub use unique_map::UniqueMap;
 
 /// Default per-call timeout of an upstream server.
 pub const DEFAULT_SERVER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest `servers.<name>.ping_interval`.
+pub const MAX_PING_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 /// Default limit on the size of a request body.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
@@ -134,6 +136,10 @@ pub struct ServerConfig {
     /// How many calls the server gets at once, and how many may wait.
     #[serde(default)]
     pub concurrency: ConcurrencyConfig,
+    /// How often a connected server is sent an MCP `ping`; one it does not
+    /// answer within its `timeout` is reconnected. `0s` turns it off.
+    #[serde(default = "default_ping_interval", with = "humantime_serde")]
+    pub ping_interval: Duration,
 }
 
 /// The MCP revision the control plane speaks with one upstream server.
@@ -155,6 +161,10 @@ pub enum UpstreamProtocol {
     V2025_03_26,
     #[serde(rename = "2024-11-05")]
     V2024_11_05,
+}
+
+fn default_ping_interval() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn default_timeout() -> Duration {

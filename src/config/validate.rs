@@ -367,6 +367,9 @@ fn check_server(c: &mut Collector<'_>, name: &str, server: &ServerConfig) {
     for (field, problem) in server.circuit.iter().flat_map(|c| c.problems()) {
         c.error(format!("{path}.circuit.{field}"), problem);
     }
+    if server.ping_interval > super::MAX_PING_INTERVAL {
+        c.error(format!("{path}.ping_interval"), "must be at most 24h");
+    }
     for (field, problem) in server.concurrency.problems() {
         c.error(format!("{path}.concurrency.{field}"), problem);
     }

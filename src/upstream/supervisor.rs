@@ -1,5 +1,7 @@
 //! One supervisor task per upstream server: connect, publish the connection,
-//! watch it, and reconnect with exponential backoff when it is lost.
+//! watch it (an MCP `ping` every `ping_interval`, so a server that hangs
+//! is noticed before a call finds out), and reconnect with exponential
+//! backoff when it is lost.
 //!
 //! A server that is down at start-up does not stop the control plane, and a
 //! stdio child that dies is simply started again.
@@ -8,8 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use rmcp::model::{ClientRequest, Request, SubscribeRequestParams};
-use rmcp::service::{Peer, RoleClient};
+use rmcp::model::{ClientRequest, Request, RequestNoParam, SubscribeRequestParams};
+use rmcp::service::{Peer, RoleClient, ServiceError};
 use tokio_util::sync::CancellationToken;
 
 use super::connect::{Session, establish};
@@ -100,9 +102,22 @@ async fn watch_connection(
     };
     let closed = session.waiting();
     tokio::pin!(closed, listening);
+    // (Without pings the interval never fires: its arm is off.)
+    let every = (upstream.spec.ping_interval).unwrap_or(crate::config::MAX_PING_INTERVAL);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = &mut listening => {}
+            _ = ping.tick(), if upstream.spec.ping_interval.is_some() => {
+                tokio::select! {
+                    alive = answers_ping(&peer, upstream.spec.timeout) => if !alive {
+                        tracing::warn!(server = %name, "upstream did not answer its health ping; reconnecting");
+                        return Exit::Lost;
+                    },
+                    _ = shutdown.cancelled() => return Exit::Shutdown,
+                }
+            }
             _ = &mut closed => {
                 tracing::warn!(server = %name, "upstream connection closed");
                 return Exit::Lost;
@@ -123,6 +138,16 @@ async fn watch_connection(
             _ = shutdown.cancelled() => return Exit::Shutdown,
         }
     }
+}
+
+/// Whether the server answers a `ping` within `timeout`. An error answer
+/// is an answer: the server is there.
+async fn answers_ping(peer: &Peer<RoleClient>, timeout: Duration) -> bool {
+    let ping = peer.send_request(ClientRequest::PingRequest(RequestNoParam::default()));
+    matches!(
+        tokio::time::timeout(timeout, ping).await,
+        Ok(Ok(_) | Err(ServiceError::McpError(_)))
+    )
 }
 
 /// Subscribe the new session to every URI clients are still subscribed to:

@@ -179,6 +179,12 @@ fn each_kind_of_mistake_is_reported_precisely() {
     );
     assert_invalid(
         "timeout: 5s",
+        "timeout: 5s\n    ping_interval: 48h",
+        "servers.ex.ping_interval",
+        "at most 24h",
+    );
+    assert_invalid(
+        "timeout: 5s",
         "timeout: 5s\n    concurrency: {max: 0}",
         "servers.ex.concurrency.max",
         "from 1 to",

@@ -144,3 +144,33 @@ async fn a_tools_own_timeout_replaces_its_servers() {
     assert_eq!(body["error"]["code"], "upstream_timeout");
     assert_eq!(invoke(&cp, "echo").await.0, StatusCode::OK);
 }
+
+/// A server that hangs (its connections open, nothing coming back) is
+/// noticed by the health ping, with no call to find out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_stops_answering_is_noticed_by_its_ping() {
+    let upstream = test_upstream(0).await;
+    let port: u16 = (upstream.url.rsplit(':').next().unwrap())
+        .trim_end_matches("/mcp")
+        .parse()
+        .unwrap();
+    let relay = crate::common::relay::relay(([127, 0, 0, 1], port).into()).await;
+    let servers = format!(
+        "  svc:\n    http: {{url: \"http://{}/mcp\"}}\n    timeout: 500ms\n    ping_interval: 200ms\n",
+        relay.addr
+    );
+    let cp = ControlPlane::start(&catalog(&servers, "  echo: {server: svc}\n", &["echo"]));
+    cp.wait_all_ready().await;
+    let state = async || {
+        let ready = cp.get_json("/readyz").await;
+        ready["servers"][0]["state"].as_str().unwrap().to_string()
+    };
+    assert_eq!(state().await, "ready");
+    relay.go_silent();
+    crate::live::wait_for("the ping to notice", async || state().await != "ready").await;
+    assert!(
+        cp.stderr_text().contains("did not answer its health ping"),
+        "{}",
+        cp.stderr_text()
+    );
+}

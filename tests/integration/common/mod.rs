@@ -8,6 +8,7 @@ pub mod conformance;
 pub mod conformance_mrtr;
 pub mod conformance_stateless;
 pub mod conformance_tasks;
+pub mod relay;
 pub mod tls;
 pub mod upstream;
 

@@ -1,0 +1,88 @@
+//! A TCP relay in front of a server that can go silent: its connections
+//! stay open, but nothing gets through any more, as with a server that
+//! hangs or a network path that drops packets.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+/// A running relay; stopped on drop.
+pub struct Relay {
+    pub addr: SocketAddr,
+    silent: Arc<AtomicBool>,
+    stop: CancellationToken,
+}
+
+impl Relay {
+    /// From now on, bytes either way are read and dropped.
+    pub fn go_silent(&self) {
+        self.silent.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Relay loopback connections to `to`.
+pub async fn relay(to: SocketAddr) -> Relay {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let silent = Arc::new(AtomicBool::new(false));
+    let stop = CancellationToken::new();
+    let (quiet, stopped) = (silent.clone(), stop.clone());
+    tokio::spawn(async move {
+        loop {
+            let client = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((client, _)) => client,
+                    Err(_) => continue,
+                },
+                _ = stopped.cancelled() => return,
+            };
+            let Ok(server) = TcpStream::connect(to).await else {
+                continue;
+            };
+            let (client_read, client_write) = client.into_split();
+            let (server_read, server_write) = server.into_split();
+            for (from, into) in [
+                (
+                    Box::new(client_read) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+                    Box::new(server_write) as Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
+                ),
+                (Box::new(server_read), Box::new(client_write)),
+            ] {
+                tokio::spawn(pump(from, into, quiet.clone(), stopped.clone()));
+            }
+        }
+    });
+    Relay { addr, silent, stop }
+}
+
+async fn pump(
+    mut from: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+    mut into: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
+    silent: Arc<AtomicBool>,
+    stop: CancellationToken,
+) {
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let read = tokio::select! {
+            read = from.read(&mut buffer) => read,
+            _ = stop.cancelled() => return,
+        };
+        let n = match read {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if !silent.load(Ordering::SeqCst) && into.write_all(&buffer[..n]).await.is_err() {
+            return;
+        }
+    }
+}
