@@ -3,6 +3,7 @@
 //! agent cannot probe what exists.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::catalog::{Catalog, Route, ServerId};
 use crate::identity::Caller;
@@ -17,6 +18,8 @@ pub struct Authorized {
     pub upstream_name: Arc<str>,
     /// The catalog's public name of the tool, prompt or resource set.
     pub name: Arc<str>,
+    /// A tool's own time limit, in place of its server's `timeout`.
+    pub timeout: Option<Duration>,
 }
 
 /// The refusal. It carries nothing about whether the target exists.
@@ -46,6 +49,7 @@ pub fn authorize(
             server: r.server,
             upstream_name: r.upstream_name.clone(),
             name: r.public_name.clone(),
+            timeout: r.timeout,
         })
     };
     let authorized = match target {
@@ -63,6 +67,7 @@ pub fn authorize(
                     server: set.server,
                     upstream_name: uri.into(),
                     name: set.name.clone(),
+                    timeout: None,
                 })
         }
         _ => None,

@@ -48,12 +48,8 @@ impl Stage for Credential {
                 traceparent: Some(ctx.trace.traceparent_for(exchange.upstream_span)),
                 tracestate: ctx.tracestate.clone(),
                 client_capabilities: ctx.client_capabilities.clone(),
-                // A tool's own limit (prompts and resources keep their
-                // server's).
-                timeout: match exchange.target {
-                    Some(Target::Tool(name)) => snapshot.catalog.tool(name).and_then(|r| r.timeout),
-                    _ => None,
-                },
+                // A tool's own limit, as resolve found its route.
+                timeout: to.timeout,
             });
             Ok(())
         })
