@@ -19,6 +19,7 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use super::{Guard, Named};
 use crate::config::{LimitRule, LimitScope, UniqueMap};
 
 /// Keys a bucket holds before idle ones (full again) are dropped: agents
@@ -45,30 +46,37 @@ pub fn retry_after_seconds(wait: Duration) -> u64 {
 /// Who a bucket belongs to: (agent or role or tool, tool of an agent).
 type Key = (Arc<str>, Arc<str>);
 
-struct Bucket {
-    /// The `limits:` key.
-    name: Arc<str>,
+/// One rule's buckets, a bucket per key.
+pub struct Bucket {
     rule: LimitRule,
     limiter: DefaultKeyedRateLimiter<Key>,
     checks: AtomicU32,
 }
 
-impl Bucket {
-    fn new(name: &str, rule: LimitRule) -> Self {
+impl Guard for Bucket {
+    type Settings = LimitRule;
+
+    fn new(rule: LimitRule) -> Self {
         let rate = rule.rate;
         let burst = NonZeroU32::new(rate.burst).expect("validation keeps bursts above 0");
         let quota = Quota::with_period(rate.replenish_interval())
             .expect("validation keeps rates above 0")
             .allow_burst(burst);
         Self {
-            name: name.into(),
             rule,
             limiter: RateLimiter::keyed(quota),
             checks: AtomicU32::new(0),
         }
     }
 
-    fn check(&self, key: &Key) -> Result<(), RateLimited> {
+    fn settings(&self) -> &LimitRule {
+        &self.rule
+    }
+}
+
+impl Bucket {
+    /// Take a token for `key`; a refusal names the rule, `name`.
+    fn check(&self, name: &Arc<str>, key: &Key) -> Result<(), RateLimited> {
         let checked = self.limiter.check_key(key);
         if (self.checks.fetch_add(1, Ordering::Relaxed)).is_multiple_of(PRUNE_EVERY)
             && self.limiter.len() > MAX_KEYS
@@ -76,7 +84,7 @@ impl Bucket {
             self.limiter.retain_recent();
         }
         checked.map_err(|not_until| RateLimited {
-            limit: self.name.clone(),
+            limit: name.clone(),
             retry_after: not_until.wait_time_from(DefaultClock::default().now()),
         })
     }
@@ -85,7 +93,8 @@ impl Bucket {
 /// The catalog's `limits:`, compiled.
 #[derive(Default)]
 pub struct Limits {
-    buckets: Vec<Arc<Bucket>>,
+    /// By `limits:` key.
+    buckets: Named<Bucket>,
     /// The unused half of a key.
     none: Arc<str>,
 }
@@ -102,20 +111,9 @@ impl Limits {
     /// Compile `limits` (validated); the buckets of rules `previous` had
     /// too are kept, with their state.
     pub fn compile(limits: &UniqueMap<String>, previous: Option<&Limits>) -> Self {
-        let buckets = limits
-            .iter()
-            .filter_map(|(name, value)| {
-                let rule = LimitRule::parse(name, value).ok()?;
-                let kept = previous
-                    .into_iter()
-                    .flat_map(|p| &p.buckets)
-                    .find(|b| *b.name == **name && b.rule == rule);
-                Some(match kept {
-                    Some(bucket) => bucket.clone(),
-                    None => Arc::new(Bucket::new(name, rule)),
-                })
-            })
-            .collect();
+        let rules = (limits.iter())
+            .filter_map(|(name, value)| Some((name.as_str(), LimitRule::parse(name, value).ok()?)));
+        let buckets = Named::compile(rules, previous.map(|p| &p.buckets));
         Self {
             buckets,
             none: Arc::from(""),
@@ -126,11 +124,11 @@ impl Limits {
     /// refused and when to retry (the longest wait, if several refused).
     pub fn check(&self, call: &Call<'_>) -> Result<(), RateLimited> {
         let mut refused: Option<RateLimited> = None;
-        for bucket in &self.buckets {
+        for (name, bucket) in self.buckets.iter() {
             let Some(key) = self.key(bucket, call) else {
                 continue;
             };
-            if let Err(refusal) = bucket.check(&key)
+            if let Err(refusal) = bucket.check(name, &key)
                 && refused
                     .as_ref()
                     .is_none_or(|r| r.retry_after < refusal.retry_after)
@@ -177,7 +175,7 @@ impl Limits {
     /// Whether no rule of the catalog matches `named` (a general rule
     /// applies only where no named rule replaces it).
     fn unnamed(&self, named: impl Fn(&LimitScope) -> bool) -> bool {
-        !self.buckets.iter().any(|b| named(&b.rule.scope))
+        !self.buckets.iter().any(|(_, b)| named(&b.rule.scope))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -12,63 +12,70 @@ use std::sync::Arc;
 
 pub use limits::{Limits, RateLimited};
 
-/// The servers' circuit breakers, by name.
-pub type Breakers = PerServer<breaker::Breaker>;
-/// The servers' concurrency gates, by name.
-pub type Gates = PerServer<concurrency::Gate>;
+/// The servers' circuit breakers, by server name.
+pub type Breakers = Named<breaker::Breaker>;
+/// The servers' concurrency gates, by server name.
+pub type Gates = Named<concurrency::Gate>;
 
-/// A guard kept per server, built from its settings.
+/// A guard (a breaker, a gate, a rate limit's buckets), built from its
+/// settings.
 pub trait Guard {
-    type Settings: Copy + PartialEq;
+    type Settings: Clone + PartialEq;
 
     fn new(settings: Self::Settings) -> Self;
     fn settings(&self) -> &Self::Settings;
 }
 
-/// One guard per server of a catalog version, by server name.
-pub struct PerServer<G> {
-    by_server: Vec<(Arc<str>, Arc<G>)>,
+/// The guards of one catalog version, by name (a server's, or a `limits:`
+/// key).
+pub struct Named<G> {
+    by_name: Vec<(Arc<str>, Arc<G>)>,
 }
 
-impl<G> Default for PerServer<G> {
+impl<G> Default for Named<G> {
     fn default() -> Self {
         Self {
-            by_server: Vec::new(),
+            by_name: Vec::new(),
         }
     }
 }
 
-impl<G: Guard> PerServer<G> {
-    /// A guard for each of `servers`; those of `previous` with the same
-    /// settings are kept, with their state (a reload that leaves a
-    /// server's settings alone leaves its breaker open, its calls counted).
+impl<G: Guard> Named<G> {
+    /// A guard for each of `named`; those of `previous` with the same name
+    /// and settings are kept, with their state (a reload that leaves a
+    /// server's settings alone leaves its breaker open, its calls counted,
+    /// a rate limit's buckets as drained as they were).
     pub fn compile<'a>(
-        servers: impl Iterator<Item = (&'a str, G::Settings)>,
+        named: impl Iterator<Item = (&'a str, G::Settings)>,
         previous: Option<&Self>,
     ) -> Self {
-        let by_server = servers
+        let by_name = named
             .map(|(name, settings)| {
                 let kept = previous
                     .into_iter()
-                    .flat_map(|p| &p.by_server)
+                    .flat_map(|p| &p.by_name)
                     .find(|(n, g)| **n == *name && *g.settings() == settings)
                     .map(|(_, guard)| guard.clone());
                 let guard = kept.unwrap_or_else(|| Arc::new(G::new(settings)));
                 (Arc::from(name), guard)
             })
             .collect();
-        Self { by_server }
+        Self { by_name }
     }
 
-    /// The guard of the server named `server`, if it has one.
-    pub fn of(&self, server: &str) -> Option<&Arc<G>> {
-        (self.by_server.iter())
-            .find(|(name, _)| **name == *server)
+    /// The guard named `name`, if there is one.
+    pub fn of(&self, name: &str) -> Option<&Arc<G>> {
+        (self.by_name.iter())
+            .find(|(n, _)| **n == *name)
             .map(|(_, guard)| guard)
     }
 
-    /// Every guard, by server name.
+    /// Every guard, with its name.
     pub fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<G>)> {
-        self.by_server.iter().map(|(name, guard)| (name, guard))
+        self.by_name.iter().map(|(name, guard)| (name, guard))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
     }
 }
