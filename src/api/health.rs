@@ -2,8 +2,8 @@
 //! `GET /readyz` (the catalog is loaded and every upstream has had its first
 //! connection attempt; per-server state by logical name, never by address;
 //! the catalog version in force and why a reload was refused, if it was;
-//! each circuit breaker's state; 503 while the audit trail cannot be
-//! written).
+//! each circuit breaker's state; the tools routed to more than one server,
+//! and how; 503 while the audit trail cannot be written).
 
 use std::sync::Arc;
 
@@ -11,9 +11,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::App;
+use crate::catalog::{Catalog, Routing};
 
 pub async fn healthz() -> Response {
     Json(json!({ "status": "ok" })).into_response()
@@ -42,7 +43,42 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Response {
         "audit": { "writable": writable },
         "catalog": app.live.status(),
         "servers": servers,
+        "routes": routes(&snapshot.catalog),
         "policy": snapshot.policies.status(),
     });
     (status, Json(body)).into_response()
+}
+
+/// The tools with weighted targets or a fan-out, by public name: where
+/// their calls go, by logical server name.
+fn routes(catalog: &Catalog) -> Value {
+    let server = |id| &*catalog.server(id).name;
+    let mut routes: Vec<_> = catalog
+        .tools()
+        .filter_map(|route| {
+            let how = match &route.routing {
+                Routing::One => return None,
+                Routing::Split(split) => json!({
+                    "targets": split.weighted().map(|(leg, weight)| json!({
+                        "server": server(leg.server), "upstream_name": &*leg.upstream_name, "weight": weight,
+                    })).collect::<Vec<_>>(),
+                    "sticky": split.sticky(),
+                }),
+                Routing::FanOut(mode) => json!({
+                    "servers": route.legs.iter().map(|leg| json!({
+                        "server": server(leg.server), "upstream_name": &*leg.upstream_name,
+                    })).collect::<Vec<_>>(),
+                    "mode": mode,
+                }),
+            };
+            Some((route.public_name.clone(), how))
+        })
+        .collect();
+    routes.sort_by(|a, b| a.0.cmp(&b.0));
+    Value::Object(
+        routes
+            .into_iter()
+            .map(|(name, how)| (name.to_string(), how))
+            .collect(),
+    )
 }

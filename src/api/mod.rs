@@ -30,7 +30,9 @@ use crate::audit::AuditLog;
 use crate::config::HttpSettings;
 use crate::identity::Presented;
 use crate::live::Live;
-use crate::pipeline::{CallContext, Pipeline, PipelineError};
+use crate::pipeline::{
+    CallContext, Pipeline, PipelineError, REQUEST_TIMEOUT_HEADER, RequestedTimeout,
+};
 use crate::telemetry::metrics::Metrics;
 use crate::vocabulary::{Action, FrontDoor};
 use error::ApiError;
@@ -191,5 +193,17 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 fn request_context(headers: &HeaderMap, front_door: FrontDoor) -> CallContext {
     let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
     let tracestate = headers.get("tracestate").and_then(|v| v.to_str().ok());
-    CallContext::new(front_door, traceparent, tracestate)
+    let mut ctx = CallContext::new(front_door, traceparent, tracestate);
+    ctx.requested_timeout = requested_timeout(headers);
+    ctx
+}
+
+/// What the caller's `X-Request-Timeout` header asks, if it sent one.
+fn requested_timeout(headers: &HeaderMap) -> Option<RequestedTimeout> {
+    let value = headers.get(REQUEST_TIMEOUT_HEADER)?;
+    Some(
+        value
+            .to_str()
+            .map_or(RequestedTimeout::Malformed, RequestedTimeout::parse),
+    )
 }

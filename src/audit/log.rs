@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::AuditRecord;
 use super::query::Store;
-use super::record::StoredRecord;
+use super::record::{LegRecord, StoredRecord};
 use super::spool::Spooled;
 use crate::config::FailureMode;
 use crate::vocabulary::Outcome;
@@ -309,7 +309,7 @@ fn log_event(record: &AuditRecord) {
         target: "audit",
         trace_id = %record.trace,
         span_id = %hex::encode(record.trace.span_id),
-        upstream_span_id = record.upstream.map(|u| hex::encode(u.span_id)).unwrap_or_default(),
+        upstream_span_id = record.upstream().map(|u| hex::encode(u.span_id)).unwrap_or_default(),
         action = record.action.as_str(),
         front_door = record.front_door.as_str(),
         agent_id = text(&record.agent_id),
@@ -324,6 +324,17 @@ fn log_event(record: &AuditRecord) {
         outcome = record.outcome.as_str(),
         latency_ms = record.latency_ms,
         arguments_sha256 = record.arguments_sha256.as_deref().unwrap_or(""),
+        legs = %Legs(&record.legs),
         "audit"
     );
+}
+
+/// A record's legs as a JSON array, written only if the event is.
+struct Legs<'a>(&'a [LegRecord]);
+
+impl std::fmt::Display for Legs<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let legs: Vec<_> = self.0.iter().map(LegRecord::to_json).collect();
+        write!(f, "{}", serde_json::Value::Array(legs))
+    }
 }

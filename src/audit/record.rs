@@ -49,8 +49,43 @@ pub struct AuditRecord {
     pub latency_ms: f64,
     /// How long the policy took to decide (for metrics).
     pub policy_seconds: Option<f64>,
-    /// The call to the upstream, as a child span of this request's.
+    /// Every request to an upstream this one made or tried: one, or each
+    /// attempt of a retried call, or each leg of a fan-out.
+    pub legs: Vec<LegRecord>,
+}
+
+/// One request to an upstream on behalf of a request: how it went.
+#[derive(Debug, Clone)]
+pub struct LegRecord {
+    /// The server's logical name.
+    pub server: Arc<str>,
+    pub upstream_tool: Arc<str>,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    pub outcome: Outcome,
+    pub latency_ms: f64,
+    /// The request to the upstream as a child span of this request's, if
+    /// it left.
     pub upstream: Option<UpstreamSpan>,
+    /// Why a fan-out's leg was refused before it left.
+    pub reasons: Vec<String>,
+}
+
+impl LegRecord {
+    pub fn to_json(&self) -> Value {
+        let mut leg = json!({
+            "server": &*self.server,
+            "upstream_tool": &*self.upstream_tool,
+            "attempt": self.attempt,
+            "outcome": self.outcome.as_str(),
+            "latency_ms": self.latency_ms,
+            "span_id": self.upstream.map(|u| hex::encode(u.span_id)),
+        });
+        if !self.reasons.is_empty() {
+            leg["reasons"] = json!(self.reasons);
+        }
+        leg
+    }
 }
 
 /// The control plane's span for its request to an upstream server.
@@ -90,8 +125,14 @@ impl AuditRecord {
             outcome: Outcome::Cancelled,
             latency_ms: 0.0,
             policy_seconds: None,
-            upstream: None,
+            legs: Vec::new(),
         }
+    }
+
+    /// The request to the upstream whose answer this one gave (the last
+    /// that left).
+    pub fn upstream(&self) -> Option<UpstreamSpan> {
+        self.legs.iter().rev().find_map(|leg| leg.upstream)
     }
 
     /// Milliseconds since the Unix epoch.
@@ -127,7 +168,7 @@ impl AuditRecord {
             "time": humantime::format_rfc3339_millis(self.time).to_string(),
             "trace_id": self.trace.trace_id_hex(),
             "span_id": hex::encode(self.trace.span_id),
-            "upstream_span_id": self.upstream.map(|u| hex::encode(u.span_id)),
+            "upstream_span_id": self.upstream().map(|u| hex::encode(u.span_id)),
             "action": self.action.as_str(),
             "front_door": self.front_door.as_str(),
             "agent_id": text(&self.agent_id),
@@ -143,6 +184,7 @@ impl AuditRecord {
             "latency_ms": self.latency_ms,
             "arguments_sha256": self.arguments_sha256,
             "arguments": self.arguments,
+            "legs": self.legs.iter().map(LegRecord::to_json).collect::<Vec<_>>(),
         })
     }
 }

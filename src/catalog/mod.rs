@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod routing;
+
+pub use routing::{Leg, Retry, Routing};
+
 use crate::config::{
     CatalogFile, CredentialConfig, CredentialSettings, HttpSettings, IdentitySettings,
     ToolAuditConfig, UpstreamProtocol,
@@ -64,6 +68,13 @@ pub struct Route {
     pub audit_arguments: Option<Arc<[Arc<str>]>>,
     /// A tool's own time limit, in place of its server's `timeout`.
     pub timeout: Option<std::time::Duration>,
+    /// Every server the route leads to, `server` first (one, but for a
+    /// tool with weighted targets or a fan-out).
+    pub legs: Arc<[Leg]>,
+    /// How calls are spread over the legs.
+    pub routing: Routing,
+    /// Whether a failed call may be tried again.
+    pub retry: Option<Retry>,
 }
 
 /// A set of one server's resources: every URI that starts with `prefix`.
@@ -186,22 +197,24 @@ impl Catalog {
             })
             .collect();
         let route = |name: &str,
-                     server: &str,
-                     upstream: &Option<String>,
+                     leg: Leg,
                      description: &Option<String>,
                      tags: &[String],
                      audit: Option<&ToolAuditConfig>| {
             let public_name: Arc<str> = name.into();
             let route = Route {
                 public_name: public_name.clone(),
-                server: server_ids[server],
-                upstream_name: upstream.as_deref().unwrap_or(name).into(),
+                server: leg.server,
+                upstream_name: leg.upstream_name.clone(),
                 description: description.as_deref().map(Arc::from),
                 tags: tags.iter().map(|t| Arc::from(t.as_str())).collect(),
                 audit_arguments: audit
                     .filter(|a| a.arguments)
                     .map(|a| a.redact.iter().map(|f| Arc::from(f.as_str())).collect()),
                 timeout: None,
+                legs: Arc::from([leg]),
+                routing: Routing::One,
+                retry: None,
             };
             (public_name, route)
         };
@@ -210,22 +223,26 @@ impl Catalog {
             .iter()
             .map(|(name, t)| {
                 let audit = Some(&t.audit);
-                let (name, mut route) = route(
-                    name,
-                    &t.server,
-                    &t.upstream_name,
-                    &t.description,
-                    &t.tags,
-                    audit,
-                );
+                let (legs, routing) = routing::compile(name, t, &server_ids);
+                let first = legs[0].clone();
+                let (name, mut route) = route(name, first, &t.description, &t.tags, audit);
                 route.timeout = t.timeout;
+                route.legs = legs.into();
+                route.routing = routing;
+                route.retry = routing::retry(t);
                 (name, route)
             })
             .collect();
         let prompts = file
             .prompts
             .iter()
-            .map(|(name, p)| route(name, &p.server, &p.upstream_name, &p.description, &[], None))
+            .map(|(name, p)| {
+                let leg = Leg {
+                    server: server_ids[p.server.as_str()],
+                    upstream_name: p.upstream_name.as_deref().unwrap_or(name).into(),
+                };
+                route(name, leg, &p.description, &[], None)
+            })
             .collect();
         let mut resources: Vec<ResourceSet> = file
             .resources
@@ -372,8 +389,10 @@ impl Catalog {
             for name in grants.names() {
                 name.hash(&mut hasher);
                 if let Some(route) = routes.get(name) {
-                    self.server(route.server).name.hash(&mut hasher);
-                    route.upstream_name.hash(&mut hasher);
+                    for leg in route.legs.iter() {
+                        self.server(leg.server).name.hash(&mut hasher);
+                        leg.upstream_name.hash(&mut hasher);
+                    }
                     route.description.hash(&mut hasher);
                 }
             }
@@ -396,9 +415,19 @@ impl Catalog {
         ]
     }
 
-    /// Every tool routed to `server`.
-    pub fn tools_of(&self, server: ServerId) -> impl Iterator<Item = &Route> {
-        self.tools.values().filter(move |t| t.server == server)
+    /// Every tool, in no particular order.
+    pub fn tools(&self) -> impl Iterator<Item = &Route> {
+        self.tools.values()
+    }
+
+    /// Every tool routed to `server` (by any of its legs): its public
+    /// name and its name there.
+    pub fn tools_of(&self, server: ServerId) -> impl Iterator<Item = (&Arc<str>, &Arc<str>)> {
+        (self.tools.values()).flat_map(move |route| {
+            (route.legs.iter())
+                .filter(move |leg| leg.server == server)
+                .map(|leg| (&route.public_name, &leg.upstream_name))
+        })
     }
 
     /// The view of `role`; an unknown role sees nothing.

@@ -13,6 +13,7 @@ mod limits;
 mod load;
 mod policy;
 mod role;
+mod routes;
 mod unique_map;
 mod validate;
 
@@ -31,6 +32,9 @@ pub use limits::{LimitRule, LimitScope, Rate};
 pub use load::{ConfigError, ConfigErrors, load_file, parse_str, read_file};
 pub use policy::{PolicyConfig, RegoSettings};
 pub use role::RoleConfig;
+pub use routes::{
+    FanOutMode, Idempotent, LegConfig, MAX_ATTEMPTS, MAX_LEGS, NamedLeg, RetryConfig, TargetConfig,
+};
 pub use unique_map::UniqueMap;
 
 /// Default per-call timeout of an upstream server.
@@ -208,9 +212,22 @@ pub struct HttpConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ToolConfig {
-    /// The logical name of the server that offers it.
-    pub server: String,
-    /// The tool's name on that server; defaults to the public name.
+    /// The logical name of the server that offers it. Exactly one of
+    /// `server`, `targets` and `servers` is set.
+    pub server: Option<String>,
+    /// Weighted versions of the tool: each call goes to one of them.
+    #[serde(default)]
+    pub targets: Vec<TargetConfig>,
+    /// With `targets`: an agent keeps its target while the weights stand.
+    #[serde(default)]
+    pub sticky: bool,
+    /// A fan-out: each call goes to all of these servers at once.
+    #[serde(default)]
+    pub servers: Vec<LegConfig>,
+    /// With `servers`: whether one leg failing fails the call.
+    #[serde(default)]
+    pub mode: FanOutMode,
+    /// The tool's name on its servers; defaults to the public name.
     pub upstream_name: Option<String>,
     /// Replaces the description the server declares.
     pub description: Option<String>,
@@ -224,6 +241,13 @@ pub struct ToolConfig {
     /// `timeout` (longer or shorter).
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
+    /// Whether a failed call may be sent again: `true`, `false` (the
+    /// default) or `hint` (when the server's `idempotentHint` says so).
+    #[serde(default)]
+    pub idempotent: Idempotent,
+    /// How an idempotent tool's calls are tried again (defaults apply
+    /// when it is idempotent and this is absent).
+    pub retry: Option<RetryConfig>,
 }
 
 /// One public prompt.

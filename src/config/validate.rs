@@ -9,8 +9,9 @@ use axum::http::{HeaderName, HeaderValue};
 
 use super::MAX_TTL;
 use super::{
-    CatalogFile, ConfigError, CredentialConfig, HttpConfig, LimitRule, LimitScope, SecretSource,
-    ServerConfig, SinkConfig, UpstreamProtocol,
+    CatalogFile, ConfigError, CredentialConfig, FanOutMode, HttpConfig, Idempotent, LimitRule,
+    LimitScope, MAX_ATTEMPTS, MAX_LEGS, SecretSource, ServerConfig, SinkConfig, ToolConfig,
+    UpstreamProtocol,
 };
 
 /// Whether `name` is a valid public tool, server, role or agent name:
@@ -74,15 +75,7 @@ pub fn validate(catalog: &CatalogFile, file: &Path) -> Vec<ConfigError> {
         if tool.timeout.is_some_and(|t| t.is_zero()) {
             c.error(format!("tools.{name}.timeout"), "must be longer than zero");
         }
-        c.check_server_ref(catalog, &format!("tools.{name}.server"), &tool.server);
-        if let Some(upstream) = &tool.upstream_name
-            && !is_valid_name(upstream)
-        {
-            c.error(
-                format!("tools.{name}.upstream_name"),
-                format!("`{upstream}` {NAME_RULE}"),
-            );
-        }
+        check_route(&mut c, catalog, name, tool);
     }
     for (name, prompt) in catalog.prompts.iter() {
         c.check_name("prompts", name);
@@ -442,6 +435,93 @@ fn check_http(c: &mut Collector<'_>, path: &str, http: &HttpConfig) {
 fn is_sha256_hex(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
+
+/// Where a tool goes: exactly one of `server`, `targets` and `servers`,
+/// each naming known servers and valid tool names; and whether it may be
+/// retried.
+fn check_route(c: &mut Collector<'_>, catalog: &CatalogFile, name: &str, tool: &ToolConfig) {
+    let at = |field: &str| format!("tools.{name}.{field}");
+    let forms = [
+        tool.server.is_some(),
+        !tool.targets.is_empty(),
+        !tool.servers.is_empty(),
+    ];
+    if forms.iter().filter(|set| **set).count() != 1 {
+        c.error(
+            format!("tools.{name}"),
+            "set exactly one of `server` (one server), `targets` (weighted versions) and `servers` (a fan-out)",
+        );
+    }
+    let mut names = HashSet::new();
+    for (i, (server, upstream)) in tool.legs().into_iter().enumerate() {
+        let path = match (&tool.server, tool.targets.is_empty()) {
+            (Some(_), _) => at("server"),
+            (None, false) => at(&format!("targets[{i}].server")),
+            (None, true) => at(&format!("servers[{i}]")),
+        };
+        c.check_server_ref(catalog, &path, server);
+        if let Some(upstream) = upstream.or(tool.upstream_name.as_deref())
+            && !is_valid_name(upstream)
+        {
+            c.error(at("upstream_name"), format!("`{upstream}` {NAME_RULE}"));
+        }
+        let fan_out = !tool.servers.is_empty();
+        // A fan-out's result is keyed by server; a split may route to two
+        // tools of one server, never twice to the same one.
+        let key = (server, upstream.filter(|_| !fan_out));
+        if !names.insert(key) {
+            c.error(path, format!("`{server}` is named twice"));
+        }
+    }
+    if tool.targets.len().max(tool.servers.len()) > MAX_LEGS {
+        c.error(
+            format!("tools.{name}"),
+            format!("at most {MAX_LEGS} targets or servers"),
+        );
+    }
+    if !tool.targets.is_empty() && tool.targets.iter().all(|t| t.weight == 0) {
+        c.error(at("targets"), "at least one target needs a weight above 0");
+    }
+    if let Some(heavy) = tool.targets.iter().position(|t| t.weight > MAX_WEIGHT) {
+        c.error(
+            at(&format!("targets[{heavy}].weight")),
+            format!("must be at most {MAX_WEIGHT}"),
+        );
+    }
+    if tool.sticky && tool.targets.is_empty() {
+        c.error(at("sticky"), "applies only with `targets`");
+    }
+    if tool.mode != FanOutMode::All && tool.servers.is_empty() {
+        c.error(at("mode"), "applies only with `servers` (a fan-out)");
+    }
+    if tool.servers.len() == 1 {
+        c.error(
+            at("servers"),
+            "a fan-out needs two servers or more; use `server` for one",
+        );
+    }
+    match (tool.idempotent, tool.retry) {
+        (Idempotent::No, Some(_)) => c.error(
+            at("retry"),
+            "applies only to a tool marked `idempotent: true` or `idempotent: hint`",
+        ),
+        (_, Some(retry)) => {
+            if !(1..=MAX_ATTEMPTS).contains(&retry.attempts) {
+                c.error(at("retry.attempts"), format!("must be 1 to {MAX_ATTEMPTS}"));
+            }
+            if retry.backoff.is_zero() || retry.backoff > retry.max_backoff {
+                c.error(
+                    at("retry.backoff"),
+                    "must be longer than zero and at most `max_backoff`",
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The largest weight of one target.
+const MAX_WEIGHT: u32 = 1_000_000;
 
 /// Each `limits:` entry parses, and the agent, role or tool it names exists.
 fn check_limits(c: &mut Collector<'_>, catalog: &CatalogFile) {

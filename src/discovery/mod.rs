@@ -10,9 +10,10 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
+use rmcp::model::{JsonObject, Prompt, Resource, ResourceTemplate, Tool};
+use serde_json::{Value, json};
 
-use crate::catalog::{Catalog, Grants, RoleView, Route};
+use crate::catalog::{Catalog, Grants, RoleView, Route, Routing};
 use crate::identity::Caller;
 use crate::upstream::Upstreams;
 use crate::vocabulary::Target;
@@ -78,11 +79,34 @@ pub fn definitions(view: &View<'_>) -> Vec<Tool> {
                 upstream.input_schema,
             );
             tool.title = upstream.title;
-            tool.output_schema = upstream.output_schema;
+            tool.output_schema = match route.routing {
+                Routing::FanOut(_) => fan_out_schema(view, route),
+                _ => upstream.output_schema,
+            };
             tool.annotations = upstream.annotations;
             Some(tool)
         })
         .collect()
+}
+
+/// A fan-out's structured result is an object keyed by server (a leg
+/// that failed is absent): its schema, from each leg's own, if any leg
+/// declares one.
+fn fan_out_schema(view: &View<'_>, route: &Route) -> Option<Arc<JsonObject>> {
+    let mut properties = serde_json::Map::new();
+    for leg in route.legs.iter() {
+        let offered = view.upstreams.offered(leg.server);
+        let declared = offered.tools.get(&*leg.upstream_name);
+        if let Some(schema) = declared.and_then(|tool| tool.output_schema.as_ref()) {
+            let server = view.catalog.server(leg.server).name.to_string();
+            properties.insert(server, Value::Object(JsonObject::clone(schema)));
+        }
+    }
+    if properties.is_empty() {
+        return None;
+    }
+    let schema = json!({"type": "object", "properties": properties});
+    schema.as_object().cloned().map(Arc::new)
 }
 
 /// The visible prompts whose servers currently offer them.

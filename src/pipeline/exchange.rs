@@ -1,13 +1,14 @@
 //! What travels with one request through the stages.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rmcp::model::{
     ClientCapabilities, CompleteRequestParams, GetPromptRequestParams, InputResponses, JsonObject,
 };
 
 use super::stages::TaskRef;
+use crate::audit::record::UpstreamSpan;
 use crate::audit::{AuditGuard, AuditRecord};
 use crate::identity::{Caller, Presented};
 use crate::live::Snapshot;
@@ -29,6 +30,40 @@ pub struct CallContext {
     /// What the calling client declared it can answer, where its front
     /// door says (MCP); passed on to upstreams that ask per request.
     pub client_capabilities: Option<Arc<ClientCapabilities>>,
+    /// How long the caller will wait, if it said (the `X-Request-Timeout`
+    /// header): it may shorten the request's deadline, never lengthen it.
+    pub requested_timeout: Option<RequestedTimeout>,
+}
+
+/// The header a caller shortens its request's deadline with.
+pub const REQUEST_TIMEOUT_HEADER: &str = "x-request-timeout";
+
+/// What a caller's `X-Request-Timeout` said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestedTimeout {
+    Within(Duration),
+    /// Not a duration (`2.5`, `2500ms`, `3s`): the request is refused.
+    Malformed,
+}
+
+impl RequestedTimeout {
+    /// A header value: seconds (`2.5`) or a duration with its unit
+    /// (`2500ms`, `3s`), above zero.
+    pub fn parse(value: &str) -> Self {
+        let value = value.trim();
+        let seconds = value
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s > 0.0);
+        let duration = match seconds {
+            Some(seconds) => Duration::try_from_secs_f64(seconds).ok(),
+            None => humantime_serde::re::humantime::parse_duration(value).ok(),
+        };
+        match duration.filter(|d| !d.is_zero()) {
+            Some(duration) => Self::Within(duration),
+            None => Self::Malformed,
+        }
+    }
 }
 
 impl CallContext {
@@ -47,6 +82,7 @@ impl CallContext {
             front_door,
             started: Instant::now(),
             client_capabilities: None,
+            requested_timeout: None,
         }
     }
 }
@@ -114,14 +150,37 @@ pub struct Exchange<'a> {
     pub outbound: Option<Outbound>,
     /// The span id of the request to the upstream.
     pub upstream_span: [u8; 8],
-    /// Set once the upstream was contacted (its intent record is durable).
+    /// Set by deadline: when the request's time is up, for every attempt
+    /// and every leg alike.
+    pub deadline: Option<Instant>,
+    /// Set once an upstream was contacted (its intent record is durable).
     pub contacted: bool,
+    /// Set once this attempt's request left for its upstream.
+    pub sent: bool,
+    /// Set by call: when this attempt's request left, and how long its
+    /// answer took.
+    pub called: Option<UpstreamSpan>,
     /// Set by circuit: the server's breaker let the call through.
     pub circuit: Option<Ticket>,
     /// Set by concurrency: the call's slot at its server.
     pub slot: Option<Slot>,
     /// Opened by the record stage, finished on the way back.
-    pub(super) audit: Option<AuditGuard>,
+    pub(super) audit: Recording,
+}
+
+/// Where a stage's notes on the request go.
+// Inline, like the guard was before: boxing it would cost every request
+// an allocation to save the few bytes of the rare `Off`.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Recording {
+    /// Before the record stage ran.
+    Off,
+    /// The request's own audit record.
+    Request(AuditGuard),
+    /// One leg of a fan-out: notes that go into the request's record as
+    /// the leg's entry. The request's intent was made durable before any
+    /// leg left.
+    Leg(Box<AuditRecord>),
 }
 
 impl<'a> Exchange<'a> {
@@ -146,10 +205,13 @@ impl<'a> Exchange<'a> {
             authorized: None,
             outbound: None,
             upstream_span: TraceContext::child_span_id(),
+            deadline: None,
             contacted: false,
+            sent: false,
+            called: None,
             circuit: None,
             slot: None,
-            audit: None,
+            audit: Recording::Off,
         }
     }
 
@@ -188,14 +250,60 @@ impl<'a> Exchange<'a> {
 
     /// The request's audit record, which the record stage opened.
     pub fn record(&mut self) -> &mut AuditRecord {
-        self.audit
-            .as_mut()
-            .expect("the record stage runs first")
-            .record_mut()
+        match &mut self.audit {
+            Recording::Request(audit) => audit.record_mut(),
+            Recording::Leg(record) => record,
+            Recording::Off => unreachable!("the record stage runs first"),
+        }
+    }
+
+    /// A leg of this request to `to`: the same caller, arguments and
+    /// deadline, its own server, credential, breaker and slot, and a
+    /// record of its own for the stages' notes.
+    pub fn leg(&self, to: Authorized) -> Exchange<'a> {
+        let ctx = self.ctx;
+        let environment = self.snapshot.catalog.environment.clone();
+        let notes = AuditRecord::new(ctx.trace, self.action, ctx.front_door, environment);
+        let mut leg = Exchange::new(self.ctx, self.snapshot.clone(), self.action, self.who);
+        leg.assertions = self.assertions;
+        leg.target = self.target;
+        leg.arguments = self.arguments.clone();
+        leg.caller = self.caller.clone();
+        leg.authorized = Some(to);
+        leg.deadline = self.deadline;
+        leg.audit = Recording::Leg(Box::new(notes));
+        leg
+    }
+
+    /// How long this attempt may take: what is left of the deadline, if
+    /// there is one.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
     }
 
     /// The verified caller; stages after admit may rely on it.
     pub fn caller(&self) -> &Caller {
         self.caller.as_ref().expect("admit runs before this stage")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_requested_timeout_is_seconds_or_a_duration_above_zero() {
+        let within = |ms| RequestedTimeout::Within(Duration::from_millis(ms));
+        assert_eq!(RequestedTimeout::parse("2.5"), within(2500));
+        assert_eq!(RequestedTimeout::parse(" 1500ms "), within(1500));
+        assert_eq!(RequestedTimeout::parse("3s"), within(3000));
+        for bad in ["0", "-1", "0s", "soon", "", "NaN", "inf"] {
+            assert_eq!(
+                RequestedTimeout::parse(bad),
+                RequestedTimeout::Malformed,
+                "{bad}"
+            );
+        }
     }
 }

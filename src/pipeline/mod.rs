@@ -1,10 +1,14 @@
 //! The one path every request takes, whichever front door it came through:
 //! a list of named stages ([`stages`]), each acting on the way in and on
-//! the way back ([`stage`]):
+//! the way back ([`stage`]). The request's stages run once; the leg
+//! stages once per request to an upstream (an attempt, a fan-out's leg):
 //!
 //! ```text
-//! record -> admit -> resolve -> authorize -> limit -> circuit -> concurrency -> request_state -> task_ids -> credential -> cache_hints -> call (or list)
-//! audit/    identity/ catalog    policy/      router/  router/  router/       (MRTR state)    (task ids)  credentials/   upstream/
+//! record -> admit -> resolve -> split -> deadline -> authorize -> limit -> dispatch (or list)
+//! audit/    identity/ catalog    router/  (time)     policy/      router/  router/
+//!
+//! circuit -> concurrency -> request_state -> task_ids -> credential -> cache_hints -> call
+//! router/    router/        (MRTR state)     (task ids)  credentials/                  upstream/
 //! ```
 //!
 //! Front doors (REST, MCP) translate their wire format into one call of a
@@ -32,11 +36,13 @@ use crate::live::Live;
 use crate::policy;
 use crate::upstream::{CallSinks, Continuation, Subscriber};
 use crate::vocabulary::{Action, Target};
-use stage::{Answer, Stage};
+use stage::Answer;
 use stages::Facts;
 
 pub use error::PipelineError;
-pub use exchange::{Assertions, CallContext, Exchange, Operation, TaskOp};
+pub use exchange::{
+    Assertions, CallContext, Exchange, Operation, REQUEST_TIMEOUT_HEADER, RequestedTimeout, TaskOp,
+};
 pub use stages::record::Classify;
 
 /// One tool call as a front door hands it over.
@@ -74,7 +80,7 @@ pub enum SubscriptionChange {
 pub struct Pipeline {
     live: Arc<Live>,
     audit: AuditLog,
-    stages: Vec<Box<dyn Stage>>,
+    stages: stages::Stages,
 }
 
 impl Pipeline {
@@ -98,9 +104,11 @@ impl Pipeline {
 
     /// Run `exchange` through the stages to its upstream.
     async fn reach(&self, mut exchange: Exchange<'_>, operation: Operation) -> Answer {
-        let call =
-            async move |exchange: &mut Exchange<'_>| stages::call::call(exchange, operation).await;
-        stage::run(&self.stages, &mut exchange, call).await
+        let legs = &self.stages.leg;
+        let dispatch = async move |exchange: &mut Exchange<'_>| {
+            stages::dispatch::dispatch(legs, exchange, operation).await
+        };
+        stage::run(&self.stages.request, &mut exchange, dispatch).await
     }
 
     /// List what the caller may see: `list` builds the answer from the
@@ -141,7 +149,7 @@ impl Pipeline {
             }));
             Ok(ServerResult::empty(()))
         };
-        stage::run(&self.stages, &mut exchange, listing).await?;
+        stage::run(&self.stages.request, &mut exchange, listing).await?;
         Ok(listed.expect("the listing ran"))
     }
 

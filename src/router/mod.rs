@@ -1,12 +1,20 @@
-//! The router's guards on the way to an upstream. So far: rate limits
-//! ([`limits`]), token buckets per agent, role, tool and agent+tool,
-//! checked before any credential is minted; and circuit breakers per
-//! server ([`breaker`]); and each server's share of concurrent calls
-//! ([`concurrency`]).
+//! The router: where a call goes and the guards on its way there.
+//!
+//! Where: weighted targets of one public name ([`split`]), a fan-out to
+//! several servers and the merge of their answers ([`fan_out`]), tries
+//! again for idempotent tools ([`retry`]).
+//!
+//! Guards: rate limits ([`limits`]), token buckets per agent, role, tool
+//! and agent+tool, checked before any credential is minted; circuit
+//! breakers per server ([`breaker`]); and each server's share of
+//! concurrent calls ([`concurrency`]).
 
 pub mod breaker;
 pub mod concurrency;
+pub mod fan_out;
 pub mod limits;
+pub mod retry;
+pub mod split;
 
 use std::sync::Arc;
 

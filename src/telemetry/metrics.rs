@@ -67,6 +67,10 @@ impl Histogram {
 /// The labels of one request counter: action, tool, outcome.
 type RequestKey = (&'static str, Arc<str>, &'static str);
 
+/// The labels of one upstream request counter: server, outcome, and
+/// whether it was a retry.
+type UpstreamKey = (Arc<str>, &'static str, bool);
+
 /// The `tool` label of requests for something the catalog does not know.
 const UNKNOWN: &str = "unknown";
 
@@ -75,6 +79,8 @@ const UNKNOWN: &str = "unknown";
 pub struct Metrics {
     /// (action, tool, outcome) -> requests.
     requests: Mutex<BTreeMap<RequestKey, u64>>,
+    /// (server, outcome, retry) -> requests to upstreams.
+    upstream_requests: Mutex<BTreeMap<UpstreamKey, u64>>,
     pub policy_seconds: Histogram,
     pub upstream_seconds: Histogram,
 }
@@ -96,8 +102,16 @@ impl Observer for Metrics {
         if let Some(seconds) = record.policy_seconds {
             self.policy_seconds.observe(seconds);
         }
-        if let Some(upstream) = record.upstream {
-            self.upstream_seconds.observe(upstream.seconds);
+        if record.legs.is_empty() {
+            return;
+        }
+        let mut upstream = (self.upstream_requests.lock()).unwrap_or_else(|p| p.into_inner());
+        for leg in &record.legs {
+            let key = (leg.server.clone(), leg.outcome.as_str(), leg.attempt > 1);
+            *upstream.entry(key).or_default() += 1;
+            if let Some(span) = leg.upstream {
+                self.upstream_seconds.observe(span.seconds);
+            }
         }
     }
 }
@@ -115,6 +129,16 @@ impl Metrics {
             );
         }
         drop(requests);
+        out.push_str("# HELP mcp_cp_upstream_requests_total Requests to upstream servers (each attempt, each fan-out leg) by server, outcome and whether it was a retry.\n# TYPE mcp_cp_upstream_requests_total counter\n");
+        let upstream = (self.upstream_requests.lock()).unwrap_or_else(|p| p.into_inner());
+        for ((server, outcome, retry), count) in upstream.iter() {
+            let _ = writeln!(
+                out,
+                "mcp_cp_upstream_requests_total{{server=\"{}\",outcome=\"{outcome}\",retry=\"{retry}\"}} {count}",
+                escape(server)
+            );
+        }
+        drop(upstream);
         self.policy_seconds.render(
             out,
             "mcp_cp_policy_decision_seconds",

@@ -3,9 +3,9 @@
 //! Spans are built from the audit record of each request, so there is one
 //! place where a request's story is told: a `SERVER` span for the request
 //! (its id is the span id of the request's trace context, its parent the
-//! caller's span) and, when an upstream was called, a `CLIENT` span for
-//! that call (its id is the parent the upstream received in
-//! `traceparent`). Names and attributes follow OpenTelemetry's semantic
+//! caller's span) and a `CLIENT` span for each request to an upstream (one,
+//! or each attempt of a retried call, or each leg of a fan-out; its id is
+//! the parent the upstream received in `traceparent`). Names and attributes follow OpenTelemetry's semantic
 //! conventions for MCP and GenAI tool calls (`mcp.method.name`,
 //! `gen_ai.tool.name`, `gen_ai.operation.name`). Export is batched on the
 //! exporter's own thread; nothing on the request path waits for it.
@@ -126,27 +126,31 @@ impl SpanExport {
             dropped_attributes_count: 0,
             events: SpanEvents::default(),
             links: SpanLinks::default(),
-            status: status.clone(),
+            status,
             instrumentation_scope: self.scope.clone(),
         };
         self.processor.on_end(server);
-        if let Some(upstream) = record.upstream {
-            let mut attributes = vec![KeyValue::new("mcp.method.name", method)];
-            if let Some(server) = &record.server {
-                attributes.push(KeyValue::new(
-                    "mcp.control_plane.server",
-                    server.to_string(),
-                ));
-            }
-            if let Some(tool) = &record.upstream_tool {
-                attributes.push(KeyValue::new("gen_ai.tool.name", tool.to_string()));
-            }
+        // One client span per request that left for an upstream: one, or
+        // each attempt, or each leg of a fan-out.
+        for leg in &record.legs {
+            let Some(upstream) = leg.upstream else {
+                continue;
+            };
+            let attributes = vec![
+                KeyValue::new("mcp.method.name", method),
+                KeyValue::new("mcp.control_plane.server", leg.server.to_string()),
+                KeyValue::new("gen_ai.tool.name", leg.upstream_tool.to_string()),
+            ];
+            let status = match leg.outcome {
+                Outcome::Ok => Status::Ok,
+                other => Status::error(other.as_str()),
+            };
             self.processor.on_end(SpanData {
                 span_context: context(upstream.span_id),
                 parent_span_id: SpanId::from_bytes(record.trace.span_id),
                 parent_span_is_remote: false,
                 span_kind: SpanKind::Client,
-                name: name.into(),
+                name: name.clone().into(),
                 start_time: upstream.started,
                 end_time: upstream.started + Duration::from_secs_f64(upstream.seconds),
                 attributes,

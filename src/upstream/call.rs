@@ -38,7 +38,7 @@ pub(super) async fn call_tool(
     params.input_responses = continuation.input_responses;
     params.request_state = continuation.request_state;
     let mut request = ClientRequest::CallToolRequest(Request::new(params));
-    let timeout = outbound.timeout.unwrap_or(upstream.spec.timeout);
+    let timeout = outbound.time_limit(upstream.spec.timeout);
     let capabilities = outbound.stamp(&mut request);
     match send(upstream, &connection, request, capabilities, sinks, timeout).await? {
         result @ (ServerResult::CallToolResult(_)

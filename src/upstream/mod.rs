@@ -146,7 +146,7 @@ impl Upstream {
 }
 
 /// Where what a server sends back during one call goes.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct CallSinks {
     /// Its progress notifications for the call.
     pub progress: Option<ProgressSink>,
@@ -178,9 +178,23 @@ pub struct Outbound {
     pub client_capabilities: Option<Arc<ClientCapabilities>>,
     /// The call's own time limit, in place of the server's `timeout`.
     pub timeout: Option<Duration>,
+    /// When the request's time is up, whatever its time limit.
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl Outbound {
+    /// How long the request may wait for its answer on a server whose own
+    /// limit is `server_timeout`.
+    fn time_limit(&self, server_timeout: Duration) -> Duration {
+        let limit = self.timeout.unwrap_or(server_timeout);
+        match self.deadline {
+            Some(deadline) => {
+                limit.min(deadline.saturating_duration_since(std::time::Instant::now()))
+            }
+            None => limit,
+        }
+    }
+
     /// Put the credential and trace context into `request`'s `_meta`; the
     /// client's capabilities are returned, for [`call::send`] to declare.
     fn stamp(self, request: &mut ClientRequest) -> Option<Arc<ClientCapabilities>> {
@@ -247,7 +261,7 @@ impl Upstreams {
         outbound: Outbound,
     ) -> Result<ServerResult, UpstreamError> {
         let upstream = &self.servers[server.0];
-        let timeout = outbound.timeout.unwrap_or(upstream.spec.timeout);
+        let timeout = outbound.time_limit(upstream.spec.timeout);
         let capabilities = outbound.stamp(&mut request);
         let connection = upstream.state.load_full();
         let sinks = CallSinks::default();

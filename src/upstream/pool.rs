@@ -62,7 +62,7 @@ impl UpstreamPool {
             .map(|(i, spec)| {
                 let id = ServerId(i);
                 let mut tools: Vec<(Arc<str>, Arc<str>)> = (catalog.tools_of(id))
-                    .map(|route| (route.public_name.clone(), route.upstream_name.clone()))
+                    .map(|(public, upstream)| (public.clone(), upstream.clone()))
                     .collect();
                 tools.sort();
                 let provider = credentials.server(id).clone();

@@ -204,6 +204,95 @@ fn each_kind_of_mistake_is_reported_precisely() {
 }
 
 #[test]
+fn route_mistakes_are_reported_precisely() {
+    let trade = "trade: {server: ex, upstream_name: execute_trade}";
+    let cases = [
+        (
+            "trade: {server: ex, servers: [md, ex]}",
+            "tools.trade",
+            "set exactly one of `server`",
+        ),
+        (
+            "trade: {upstream_name: x}",
+            "tools.trade",
+            "set exactly one of `server`",
+        ),
+        (
+            "trade: {servers: [md, nope]}",
+            "tools.trade.servers[1]",
+            "unknown server `nope`",
+        ),
+        (
+            "trade: {servers: [md, md]}",
+            "tools.trade.servers[1]",
+            "`md` is named twice",
+        ),
+        (
+            "trade: {servers: [md]}",
+            "tools.trade.servers",
+            "two servers or more",
+        ),
+        (
+            "trade: {targets: [{server: md, weight: 0}, {server: ex, weight: 0}]}",
+            "tools.trade.targets",
+            "weight above 0",
+        ),
+        (
+            "trade: {targets: [{server: md, weight: 1}, {server: md, weight: 1}]}",
+            "tools.trade.targets[1].server",
+            "named twice",
+        ),
+        (
+            "trade: {targets: [{server: md}]}",
+            "tools.trade",
+            "missing field `weight`",
+        ),
+        (
+            "trade: {server: ex, sticky: true}",
+            "tools.trade.sticky",
+            "only with `targets`",
+        ),
+        (
+            "trade: {server: ex, mode: partial}",
+            "tools.trade.mode",
+            "only with `servers`",
+        ),
+        (
+            "trade: {server: ex, mode: some}",
+            "tools.trade.mode",
+            "unknown variant `some`",
+        ),
+        (
+            "trade: {server: ex, retry: {attempts: 2}}",
+            "tools.trade.retry",
+            "only to a tool marked `idempotent",
+        ),
+        (
+            "trade: {server: ex, idempotent: true, retry: {attempts: 0}}",
+            "tools.trade.retry.attempts",
+            "must be 1 to 10",
+        ),
+        (
+            "trade: {server: ex, idempotent: maybe}",
+            "tools.trade.idempotent",
+            "true, false or hint",
+        ),
+    ];
+    for (to, path, message) in cases {
+        assert_invalid(trade, to, path, message);
+    }
+    // And the forms that are right pass.
+    for to in [
+        "trade: {servers: [md, {server: ex, upstream_name: execute_trade}], mode: partial}",
+        "trade: {targets: [{server: ex, weight: 9}, {server: ex, upstream_name: t2, weight: 1}], sticky: true}",
+        "trade: {server: ex, idempotent: hint, retry: {attempts: 4, backoff: 10ms}}",
+    ] {
+        let (ok, text, _) = run_check("good.yaml", &valid_yaml().replacen(trade, to, 1));
+        assert!(ok, "{to}: {text}");
+    }
+}
+
+#[test]
 fn every_problem_is_reported_at_once_with_a_location_for_parse_errors() {
     let yaml = valid_yaml()
         .replacen("server: md}", "server: nope}", 1)

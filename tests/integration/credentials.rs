@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use crate::common::upstream::test_upstream;
 use crate::common::{ANALYST_TOKEN, ControlPlane, TESTER_TOKEN, binary, catalog, echo_catalog};
 
-fn bearer(header: &Option<String>) -> String {
+pub fn bearer(header: &Option<String>) -> String {
     header
         .as_deref()
         .and_then(|h| h.strip_prefix("Bearer "))
@@ -36,7 +36,7 @@ async fn jwks(cp: &ControlPlane) -> Vec<Value> {
 }
 
 /// Verify a minted token against the published keys, as a server would.
-async fn verify(cp: &ControlPlane, token: &str, audience: &str) -> Value {
+pub async fn verify(cp: &ControlPlane, token: &str, audience: &str) -> Value {
     let header = jsonwebtoken::decode_header(token).unwrap();
     let kid = header.kid.expect("a kid");
     let keys = jwks(cp).await;

@@ -18,5 +18,6 @@ mod mcp;
 mod policy;
 mod rest_api;
 mod router;
+mod routes;
 mod tracing;
 mod upstreams;

@@ -457,7 +457,10 @@ async fn health_and_readiness() {
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["execution", "marketdata", "research"]);
+    assert_eq!(
+        names,
+        ["execution", "marketdata", "marketdata_v2", "research"]
+    );
     let text = body.to_string();
     assert!(
         !text.contains("example-server") && !text.contains("$SELF"),

@@ -230,6 +230,7 @@ pub(super) fn request_context(
     };
     let mut ctx = CallContext::new(FrontDoor::Mcp, traceparent, tracestate);
     ctx.client_capabilities = context.client_capabilities().map(Arc::new);
+    ctx.requested_timeout = parts.and_then(|p| super::super::requested_timeout(&p.headers));
     (ctx, presented(&context.extensions))
 }
 

@@ -10,6 +10,7 @@ use rmcp::model::{
 };
 
 use crate::audit::record::UpstreamSpan;
+use crate::pipeline::exchange::Recording;
 use crate::pipeline::stage::Answer;
 use crate::pipeline::{Exchange, Operation, PipelineError, TaskOp};
 use crate::upstream::Continuation;
@@ -20,15 +21,16 @@ pub async fn call(exchange: &mut Exchange<'_>, operation: Operation) -> Answer {
     else {
         unreachable!("resolve and credential run before the call");
     };
-    let audit = exchange
-        .audit
-        .as_mut()
-        .expect("the record stage runs first");
-    audit
-        .intent()
-        .await
-        .map_err(|_| PipelineError::AuditUnavailable)?;
+    match &mut exchange.audit {
+        Recording::Request(audit) => {
+            (audit.intent().await).map_err(|_| PipelineError::AuditUnavailable)?
+        }
+        // A fan-out made its request's intent durable before its legs left.
+        Recording::Leg(_) => {}
+        Recording::Off => unreachable!("the record stage runs first"),
+    }
     exchange.contacted = true;
+    exchange.sent = true;
     let upstreams = &exchange.snapshot.upstreams;
     let (started, calling) = (SystemTime::now(), Instant::now());
     let server = to.server;
@@ -96,7 +98,7 @@ pub async fn call(exchange: &mut Exchange<'_>, operation: Operation) -> Answer {
             upstreams.request(server, request, outbound).await
         }
     };
-    exchange.record().upstream = Some(UpstreamSpan {
+    exchange.called = Some(UpstreamSpan {
         span_id: exchange.upstream_span,
         started,
         seconds: calling.elapsed().as_secs_f64(),

@@ -30,7 +30,7 @@ impl Stage for Circuit {
         answer: &'a mut Answer,
     ) -> BoxFuture<'a, ()> {
         if let Some(ticket) = exchange.circuit.take() {
-            ticket.finish(finished(exchange.contacted, answer));
+            ticket.finish(finished(exchange.sent, answer));
         }
         Box::pin(std::future::ready(()))
     }
@@ -61,9 +61,9 @@ fn admit(exchange: &mut Exchange<'_>) -> Result<(), PipelineError> {
 
 /// How the call went, for the breaker: only what the server did (or
 /// failed to do) counts. A tool's `isError` result is an answer.
-fn finished(contacted: bool, answer: &Answer) -> Finished {
+fn finished(sent: bool, answer: &Answer) -> Finished {
     match answer {
-        _ if !contacted => Finished::NotSent,
+        _ if !sent => Finished::NotSent,
         Ok(_) => Finished::Succeeded,
         // The catalog names a tool the server does not offer (now): not
         // the server failing.

@@ -1,6 +1,7 @@
 //! concurrency: a call takes one of its server's slots before it goes on
 //! ([`crate::router::concurrency`]), waiting in the server's bounded queue
-//! for at most the server's timeout, or is refused at once with 503
+//! for at most the server's timeout (and never past the request's
+//! deadline), or is refused at once with 503
 //! `upstream_busy`. The slot is given back on the way back (or when the
 //! request is abandoned).
 
@@ -29,7 +30,10 @@ impl Stage for Concurrency {
                 return Ok(());
             };
             let gate = gate.clone();
-            match gate.enter(server.timeout).await {
+            let wait = exchange
+                .remaining()
+                .map_or(server.timeout, |r| r.min(server.timeout));
+            match gate.enter(wait).await {
                 Ok(slot) => {
                     exchange.slot = Some(slot);
                     Ok(())

@@ -50,6 +50,7 @@ impl Stage for Credential {
                 client_capabilities: ctx.client_capabilities.clone(),
                 // A tool's own limit, as resolve found its route.
                 timeout: to.timeout,
+                deadline: exchange.deadline,
             });
             Ok(())
         })

@@ -1,5 +1,5 @@
 //! The stages of the request path, one file each, in the order a request
-//! meets them. [`standard`] assembles the list; adding a capability (a
+//! meets them. [`standard`] assembles the lists; adding a capability (a
 //! rate limit, a circuit breaker, a result filter) is one more file here
 //! and one more line there.
 
@@ -10,10 +10,13 @@ pub mod call;
 mod circuit;
 mod concurrency;
 mod credential;
+mod deadline;
+pub mod dispatch;
 mod limit;
 pub mod record;
 mod request_state;
 mod resolve;
+mod split;
 mod task_ids;
 
 use crate::audit::AuditLog;
@@ -23,28 +26,44 @@ pub use task_ids::{TaskRef, unknown_task};
 
 use super::stage::Stage;
 
-/// The stages every request takes, in order:
+/// The stages of a request, in two lists.
+pub struct Stages {
+    /// Every request takes these, once: who asks, for what, whether it may.
+    pub request: Vec<Box<dyn Stage>>,
+    /// Each request to an upstream takes these: once per attempt, and per
+    /// leg of a fan-out ([`dispatch`]).
+    pub leg: Vec<Box<dyn Stage>>,
+}
+
+/// The stages, in order:
 ///
 /// ```text
-/// record -> admit -> resolve -> authorize -> limit -> circuit -> concurrency
-///        -> request_state -> task_ids -> credential -> cache_hints -> (call | list)
+/// request: record -> admit -> resolve -> split -> deadline -> authorize -> limit -> dispatch
+/// leg:     circuit -> concurrency -> request_state -> task_ids -> credential -> cache_hints -> call
 /// ```
 ///
-/// `cache_hints` acts only on the way back, on what the upstream answered;
-/// `request_state` and `task_ids` on both ways, on a multi round-trip
-/// request's state and on task ids.
-pub fn standard(audit: AuditLog) -> Vec<Box<dyn Stage>> {
-    vec![
-        Box::new(record::Record::new(audit)),
-        Box::new(admit::Admit),
-        Box::new(resolve::Resolve),
-        Box::new(authorize::Authorize),
-        Box::new(limit::Limit),
-        Box::new(circuit::Circuit),
-        Box::new(concurrency::Concurrency),
-        Box::new(request_state::RequestState::new()),
-        Box::new(task_ids::TaskIds::new()),
-        Box::new(credential::Credential),
-        Box::new(cache_hints::CacheHints),
-    ]
+/// `dispatch` runs the leg stages once, again for a retry, or once per
+/// server of a fan-out. `cache_hints` acts only on the way back, on what
+/// the upstream answered; `request_state` and `task_ids` on both ways, on
+/// a multi round-trip request's state and on task ids.
+pub fn standard(audit: AuditLog) -> Stages {
+    Stages {
+        request: vec![
+            Box::new(record::Record::new(audit)),
+            Box::new(admit::Admit),
+            Box::new(resolve::Resolve),
+            Box::new(split::Split),
+            Box::new(deadline::Deadline),
+            Box::new(authorize::Authorize),
+            Box::new(limit::Limit),
+        ],
+        leg: vec![
+            Box::new(circuit::Circuit),
+            Box::new(concurrency::Concurrency),
+            Box::new(request_state::RequestState::new()),
+            Box::new(task_ids::TaskIds::new()),
+            Box::new(credential::Credential),
+            Box::new(cache_hints::CacheHints),
+        ],
+    }
 }

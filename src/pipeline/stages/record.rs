@@ -14,6 +14,7 @@ use rmcp::model::ServerResult;
 use crate::audit::record::excerpt;
 use crate::audit::{AuditGuard, AuditLog};
 use crate::live::Snapshot;
+use crate::pipeline::exchange::Recording;
 use crate::pipeline::stage::{Answer, Stage};
 use crate::pipeline::{CallContext, Exchange, PipelineError};
 use crate::vocabulary::{Action, Outcome};
@@ -44,7 +45,7 @@ impl Stage for Record {
         if let Some(arguments) = &exchange.arguments {
             record.set_arguments_digest(arguments);
         }
-        exchange.audit = Some(audit);
+        exchange.audit = Recording::Request(audit);
         let accepting = self.log.accepting();
         Box::pin(async move {
             match accepting {
@@ -60,7 +61,8 @@ impl Stage for Record {
         answer: &'a mut Answer,
     ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let Some(audit) = exchange.audit.take() else {
+            let Recording::Request(audit) = std::mem::replace(&mut exchange.audit, Recording::Off)
+            else {
                 return;
             };
             let outcome = match &answer {

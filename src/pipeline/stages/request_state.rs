@@ -33,13 +33,19 @@ impl RequestState {
         Self { seal: Seal::new() }
     }
 
-    /// What a seal binds: the agent, the action, the target, the state.
-    fn parts<'x>(exchange: &'x Exchange<'_>, state: &'x str) -> [&'x [u8]; 4] {
+    /// What a seal binds: the agent, the action, the target, the server
+    /// that issued the state (of a tool with weighted targets, the one
+    /// that served), the state.
+    fn parts<'x>(exchange: &'x Exchange<'_>, state: &'x str) -> [&'x [u8]; 5] {
         let target = exchange.target().map(|t| t.name()).unwrap_or_default();
+        let server = (exchange.authorized.as_ref())
+            .map(|to| &*exchange.snapshot.catalog.server(to.server).name)
+            .unwrap_or_default();
         [
             exchange.caller().agent_id.as_bytes(),
             exchange.action.as_str().as_bytes(),
             target.as_bytes(),
+            server.as_bytes(),
             state.as_bytes(),
         ]
     }

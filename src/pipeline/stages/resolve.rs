@@ -10,6 +10,7 @@
 
 use futures::future::BoxFuture;
 
+use crate::pipeline::exchange::Recording;
 use crate::pipeline::stage::Stage;
 use crate::pipeline::{Exchange, PipelineError};
 use crate::policy;
@@ -37,8 +38,8 @@ fn resolve(exchange: &mut Exchange<'_>) -> Result<(), PipelineError> {
     };
     let snapshot = exchange.snapshot.clone();
     let catalog = &snapshot.catalog;
-    if let (Target::Tool(name), Some(arguments), Some(audit)) =
-        (target, &exchange.arguments, exchange.audit.as_mut())
+    if let (Target::Tool(name), Some(arguments), Recording::Request(audit)) =
+        (target, &exchange.arguments, &mut exchange.audit)
         && let Some(keep) = catalog
             .tool(name)
             .and_then(|r| r.audit_arguments.as_deref())

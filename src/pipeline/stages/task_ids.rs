@@ -65,15 +65,25 @@ impl TaskIds {
         Self { seal: Seal::new() }
     }
 
-    fn parts<'x>(agent: &'x str, tool: &'x str, upstream_id: &'x str) -> [&'x [u8]; 3] {
-        [agent.as_bytes(), tool.as_bytes(), upstream_id.as_bytes()]
+    /// What a seal binds: the agent, the tool, the server that runs the
+    /// task (of a tool with weighted targets, the one that served), and
+    /// the server's id for it.
+    fn parts<'x>(exchange: &'x Exchange<'_>, tool: &'x str, upstream_id: &'x str) -> [&'x [u8]; 4] {
+        let server = (exchange.authorized.as_ref())
+            .map(|to| &*exchange.snapshot.catalog.server(to.server).name)
+            .unwrap_or_default();
+        [
+            exchange.caller().agent_id.as_bytes(),
+            tool.as_bytes(),
+            server.as_bytes(),
+            upstream_id.as_bytes(),
+        ]
     }
 
     /// The public id of the upstream's task `upstream_id`, for this caller.
     fn public(&self, exchange: &Exchange<'_>, upstream_id: &str) -> String {
         let tool = exchange.target.map(|t| t.name()).unwrap_or_default();
-        let agent = &exchange.caller().agent_id;
-        let tag = self.seal.tag(&Self::parts(agent, tool, upstream_id));
+        let tag = self.seal.tag(&Self::parts(exchange, tool, upstream_id));
         let (tool, id) = (
             URL_SAFE_NO_PAD.encode(tool),
             URL_SAFE_NO_PAD.encode(upstream_id),
@@ -94,8 +104,7 @@ impl Stage for TaskIds {
         let checked = match &exchange.task {
             None => Ok(()),
             Some(task) => {
-                let agent = &exchange.caller().agent_id;
-                let parts = Self::parts(agent, &task.tool, &task.upstream_id);
+                let parts = Self::parts(exchange, &task.tool, &task.upstream_id);
                 match self.seal.verify(&parts, &task.tag) {
                     true => Ok(()),
                     false => Err(unknown_task()),

@@ -29,7 +29,9 @@ use super::conformance::ConformanceFixture;
 
 /// Tools of the test server, one per `tools/list` page so the control plane
 /// has to follow cursors.
-pub const TOOLS: &[&str] = &["ask", "chatty", "echo", "fail", "hang", "progress", "touch"];
+pub const TOOLS: &[&str] = &[
+    "ask", "chatty", "echo", "fail", "flaky", "hang", "progress", "touch",
+];
 
 /// The test server's one resource.
 pub const DOC_URI: &str = "test://doc";
@@ -37,13 +39,16 @@ pub const DOC_URI: &str = "test://doc";
 /// A server that counts the calls it receives: `echo` returns its
 /// arguments, `fail` reports a tool error, `hang` never answers (and counts
 /// the cancellations it receives), `progress` reports progress twice,
-/// `touch` tells the subscribers of [`DOC_URI`] it changed, `ask` asks the
+/// `flaky` hangs on its first call (until cancelled) and echoes on every
+/// later one, `touch` tells the subscribers of [`DOC_URI`] it changed, `ask` asks the
 /// calling client to sample a message and returns its answer, `chatty`
 /// logs one debug and one info message while it works.
 #[derive(Clone)]
 pub struct TestUpstream {
     calls: Arc<AtomicUsize>,
     cancelled: Arc<AtomicUsize>,
+    /// Calls of `flaky` so far.
+    flaky: Arc<AtomicUsize>,
     subscribers: Arc<Mutex<Vec<Peer<RoleServer>>>>,
     /// Listen streams of 2026-07-28 clients (which subscribe with them).
     listeners: Arc<Mutex<Vec<SubscriptionSink>>>,
@@ -225,7 +230,10 @@ impl ServerHandler for TestUpstream {
                 result
             }
             "fail" => CallToolResult::error(vec![ContentBlock::text("the backend said no")]),
-            "hang" => {
+            "flaky" if self.flaky.fetch_add(1, Ordering::SeqCst) > 0 => {
+                CallToolResult::success(vec![ContentBlock::text(arguments.to_string())])
+            }
+            "flaky" | "hang" => {
                 context.ct.cancelled().await;
                 self.cancelled.fetch_add(1, Ordering::SeqCst);
                 return Err(ErrorData::internal_error("cancelled", None));
@@ -392,6 +400,7 @@ impl TestUpstream {
         Self {
             calls: Arc::default(),
             cancelled: Arc::default(),
+            flaky: Arc::default(),
             subscribers: Arc::default(),
             listeners: Arc::default(),
             seen: Arc::default(),
