@@ -17,9 +17,14 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::Guard;
 use crate::config::ConcurrencyConfig;
 
-/// The server has as many calls at it and waiting as it may.
+/// Why a call got no slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Busy;
+pub enum Busy {
+    /// The server has as many calls at it and waiting as it may.
+    Full,
+    /// No slot came free within the wait the call could afford.
+    WaitedOut,
+}
 
 pub struct Gate {
     settings: ConcurrencyConfig,
@@ -46,13 +51,13 @@ impl Gate {
         }
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.settings.queue {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(Busy);
+            return Err(Busy::Full);
         }
         let waited = tokio::time::timeout(wait, self.slots.clone().acquire_owned()).await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
         match waited {
             Ok(Ok(slot)) => Ok(slot),
-            _ => Err(Busy),
+            _ => Err(Busy::WaitedOut),
         }
     }
 
@@ -95,7 +100,10 @@ mod tests {
         while gate.waiting.load(Ordering::Acquire) == 0 {
             tokio::task::yield_now().await;
         }
-        assert_eq!(gate.enter(Duration::from_secs(5)).await.err(), Some(Busy));
+        assert_eq!(
+            gate.enter(Duration::from_secs(5)).await.err(),
+            Some(Busy::Full)
+        );
         drop(first);
         assert!(waiting.await.unwrap(), "the queued call gets the slot");
         assert_eq!(gate.in_flight(), 0);
@@ -107,7 +115,7 @@ mod tests {
         let _held = gate.enter(Duration::from_secs(5)).await.unwrap();
         assert_eq!(
             gate.enter(Duration::from_millis(20)).await.err(),
-            Some(Busy)
+            Some(Busy::WaitedOut)
         );
         assert_eq!(gate.waiting.load(Ordering::Acquire), 0);
     }

@@ -89,14 +89,24 @@ async fn a_busy_server_refuses_beyond_its_queue_and_holds_up_no_other() {
          concurrency: {{max: 1, queue: 1}}\n  other:\n    http: {{url: \"{}\"}}\n",
         slow.url, other.url
     );
-    // A call of `hang` times out after 1 s; a queued one may wait for its
-    // slot as long as the server's 10 s, so it gets the slot.
-    let tools = "  hang: {server: svc, timeout: 1s}\n  echo: {server: other}\n";
-    let cp = ControlPlane::start(&catalog(&servers, tools, &["hang", "echo"]));
+    // A call of `hang` times out after 1 s; a queued call waits for its
+    // slot until its own deadline at most: one of `hang_longer` (3 s) gets
+    // the slot when the first lets go of it.
+    let tools = "  hang: {server: svc, timeout: 1s}\n  \
+                 hang_longer: {server: svc, upstream_name: hang, timeout: 3s}\n  \
+                 echo: {server: other}\n";
+    let cp = ControlPlane::start(&catalog(&servers, tools, &["hang", "hang_longer", "echo"]));
     cp.wait_all_ready().await;
 
-    // One call at the server, one waiting for its slot.
-    let (held, queued) = (invoke(&cp, "hang"), invoke(&cp, "hang"));
+    // One call at the server, then one waiting for its slot.
+    let held = invoke(&cp, "hang");
+    let queued = async {
+        crate::live::wait_for("a call at the server", async || {
+            (cp.metrics().await).contains("mcp_cp_upstream_in_flight{server=\"svc\"} 1")
+        })
+        .await;
+        invoke(&cp, "hang_longer").await
+    };
     let refused = async {
         crate::live::wait_for("a call at the server and one queued", async || {
             cp.metrics()

@@ -1,7 +1,8 @@
 //! concurrency: a call takes one of its server's slots before it goes on
 //! ([`crate::router::concurrency`]), waiting in the server's bounded queue
 //! for at most the server's timeout (and never past the request's
-//! deadline), or is refused at once with 503
+//! deadline: a call whose time runs out there times out, 504), or is
+//! refused at once with 503
 //! `upstream_busy`. The slot is given back on the way back (or when the
 //! request is abandoned).
 
@@ -9,6 +10,8 @@ use futures::future::BoxFuture;
 
 use crate::pipeline::stage::{Answer, Stage};
 use crate::pipeline::{Exchange, PipelineError};
+use crate::router::concurrency::Busy;
+use crate::upstream::UpstreamError;
 
 pub struct Concurrency;
 
@@ -38,12 +41,19 @@ impl Stage for Concurrency {
                     exchange.slot = Some(slot);
                     Ok(())
                 }
-                Err(_busy) => {
+                Err(Busy::Full) => {
                     exchange.record().reasons = vec![format!(
                         "all {} slots of the server in use and its queue full",
                         gate.in_flight()
                     )];
                     Err(PipelineError::UpstreamBusy)
+                }
+                // Waiting for its slot took all the time the call had: it
+                // timed out, before reaching the server.
+                Err(Busy::WaitedOut) => {
+                    exchange.record().reasons =
+                        vec!["no slot of the server came free in time".into()];
+                    Err(PipelineError::Upstream(UpstreamError::Timeout))
                 }
             }
         })
