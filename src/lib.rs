@@ -25,6 +25,7 @@ pub mod live;
 pub mod pipeline;
 pub mod policy;
 pub mod router;
+pub mod shared;
 pub mod telemetry;
 pub mod trace_context;
 pub mod upstream;

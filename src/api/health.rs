@@ -44,6 +44,9 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Response {
         "catalog": app.live.status(),
         "servers": servers,
         "routes": routes(&snapshot.catalog),
+        "redis": snapshot.shared.as_ref().map(|shared| json!({
+            "state": if shared.is_up() { "up" } else { "down" },
+        })),
         "policy": snapshot.policies.status(),
     });
     (status, Json(body)).into_response()

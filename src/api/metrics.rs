@@ -48,6 +48,14 @@ pub async fn metrics(
             breaker.state().as_gauge()
         );
     }
+    if let Some(shared) = &snapshot.shared {
+        let _ = writeln!(
+            out,
+            "# HELP mcp_cp_redis_up Whether Redis answered the last command (1), or each replica keeps its own rate limits (0).\n\
+             # TYPE mcp_cp_redis_up gauge\nmcp_cp_redis_up {}",
+            u8::from(shared.is_up())
+        );
+    }
     type Count = fn(&crate::router::concurrency::Gate) -> usize;
     let per_gate: [(&str, &str, Count); 2] = [
         (

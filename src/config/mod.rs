@@ -12,6 +12,7 @@ mod http;
 mod limits;
 mod load;
 mod policy;
+mod redis;
 mod role;
 mod routes;
 mod unique_map;
@@ -31,6 +32,7 @@ pub use http::HttpSettings;
 pub use limits::{LimitRule, LimitScope, Rate};
 pub use load::{ConfigError, ConfigErrors, load_file, parse_str, read_file};
 pub use policy::{PolicyConfig, RegoSettings};
+pub use redis::{RedisConfig, RedisUrl};
 pub use role::RoleConfig;
 pub use routes::{
     FanOutMode, Idempotent, LegConfig, MAX_ATTEMPTS, MAX_LEGS, NamedLeg, RetryConfig, TargetConfig,
@@ -96,6 +98,8 @@ pub struct CatalogFile {
     /// [`LimitRule`]).
     #[serde(default)]
     pub limits: UniqueMap<String>,
+    /// What the replicas share through Redis (their rate limits).
+    pub redis: Option<RedisConfig>,
 }
 
 /// Where spans go.

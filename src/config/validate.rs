@@ -10,8 +10,8 @@ use axum::http::{HeaderName, HeaderValue};
 use super::MAX_TTL;
 use super::{
     CatalogFile, ConfigError, CredentialConfig, FanOutMode, HttpConfig, Idempotent, LimitRule,
-    LimitScope, MAX_ATTEMPTS, MAX_LEGS, SecretSource, ServerConfig, SinkConfig, ToolConfig,
-    UpstreamProtocol,
+    LimitScope, MAX_ATTEMPTS, MAX_LEGS, RedisConfig, RedisUrl, SecretSource, ServerConfig,
+    SinkConfig, ToolConfig, UpstreamProtocol,
 };
 
 /// Whether `name` is a valid public tool, server, role or agent name:
@@ -70,6 +70,9 @@ pub fn validate(catalog: &CatalogFile, file: &Path) -> Vec<ConfigError> {
         check_server(&mut c, name, server);
     }
     check_limits(&mut c, catalog);
+    if let Some(redis) = &catalog.redis {
+        check_redis(&mut c, redis);
+    }
     for (name, tool) in catalog.tools.iter() {
         c.check_name("tools", name);
         if tool.timeout.is_some_and(|t| t.is_zero()) {
@@ -517,6 +520,22 @@ fn check_route(c: &mut Collector<'_>, catalog: &CatalogFile, name: &str, tool: &
             }
         }
         _ => {}
+    }
+}
+
+/// A Redis URL names its scheme; the wait for Redis is short, since every
+/// rate-limited call waits for it.
+fn check_redis(c: &mut Collector<'_>, redis: &RedisConfig) {
+    if let RedisUrl::Plain(url) = &redis.url
+        && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+    {
+        c.error(
+            "redis.url",
+            "must start with `redis://` or `rediss://` (TLS)",
+        );
+    }
+    if redis.timeout.is_zero() || redis.timeout > Duration::from_secs(5) {
+        c.error("redis.timeout", "must be longer than zero and at most 5s");
     }
 }
 

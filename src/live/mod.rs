@@ -27,11 +27,12 @@ use sha2::Digest;
 use tokio::sync::broadcast;
 
 use crate::catalog::Catalog;
-use crate::config::{AuditSettings, CatalogFile, TelemetrySettings};
+use crate::config::{AuditSettings, CatalogFile, RedisConfig, TelemetrySettings};
 use crate::credentials::{Credentials, Signer};
 use crate::identity::{Authenticator, Caller, IdentityError, Presented};
 use crate::policy::Policies;
 use crate::router::{Breakers, Gates, Limits};
+use crate::shared::Shared;
 use crate::upstream::{UpstreamPool, Upstreams};
 use compile::{Compiled, LoadError};
 
@@ -54,6 +55,8 @@ pub struct Snapshot {
     pub breakers: Breakers,
     /// The servers' concurrency limits.
     pub gates: Gates,
+    /// What replicas share through Redis, if the catalog says where.
+    pub shared: Option<Arc<Shared>>,
     policy_digest: [u8; 32],
     /// The catalog's sections only a restart applies, as this version has
     /// them.
@@ -362,6 +365,10 @@ fn assemble(
     let shares =
         (compiled.file.servers.iter()).map(|(name, server)| (name.as_str(), server.concurrency));
     let gates = Gates::compile(shares, before.map(|b| &b.gates));
+    let shared = shared(
+        compiled.file.redis.as_ref(),
+        before.and_then(|b| b.shared.as_ref()),
+    );
     Snapshot {
         version,
         loaded_at: SystemTime::now(),
@@ -376,5 +383,24 @@ fn assemble(
         limits,
         breakers,
         gates,
+        shared,
+    }
+}
+
+/// The store for `config`: the one `before` had if its settings are the
+/// same (its connection stays), else a new one. One that cannot be made
+/// (an unset variable, a malformed URL) leaves this replica on its own
+/// state, and says so.
+fn shared(config: Option<&RedisConfig>, before: Option<&Arc<Shared>>) -> Option<Arc<Shared>> {
+    let config = config?;
+    if let Some(kept) = before.filter(|b| b.config() == config) {
+        return Some(kept.clone());
+    }
+    match Shared::new(config) {
+        Ok(shared) => Some(Arc::new(shared)),
+        Err(error) => {
+            tracing::error!(%error, "redis not configured; each replica keeps its own rate limits");
+            None
+        }
     }
 }

@@ -20,7 +20,8 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::{Guard, Named};
-use crate::config::{LimitRule, LimitScope, UniqueMap};
+use crate::config::{LimitRule, LimitScope, Rate, UniqueMap};
+use crate::shared::Shared;
 
 /// Keys a bucket holds before idle ones (full again) are dropped: agents
 /// from an identity provider are not bounded by the catalog.
@@ -45,6 +46,25 @@ pub fn retry_after_seconds(wait: Duration) -> u64 {
 
 /// Who a bucket belongs to: (agent or role or tool, tool of an agent).
 type Key = (Arc<str>, Arc<str>);
+
+/// The shared name of `key`'s bucket of rule `name`: a digest (agent ids
+/// from an identity provider may be long), which a changed rate changes,
+/// so a rule edited anew starts with full buckets, as in memory.
+fn shared_key(name: &str, rule: &LimitRule, key: &Key) -> String {
+    use sha2::{Digest, Sha256};
+    let rate = rule.rate;
+    let mut digest = Sha256::new();
+    for part in [
+        name,
+        &format!("{}/{:?}/{}", rate.calls, rate.period, rate.burst),
+        &key.0,
+        &key.1,
+    ] {
+        digest.update(part.as_bytes());
+        digest.update([0]);
+    }
+    format!("limit:{}", hex::encode(&digest.finalize()[..16]))
+}
 
 /// One rule's buckets, a bucket per key.
 pub struct Bucket {
@@ -137,6 +157,36 @@ impl Limits {
             }
         }
         refused.map_or(Ok(()), Err)
+    }
+
+    /// [`Self::check`], with every replica's buckets in `shared`; where
+    /// it cannot answer in time, with this replica's own.
+    pub async fn check_shared(&self, call: &Call<'_>, shared: &Shared) -> Result<(), RateLimited> {
+        let applying: Vec<(&Arc<str>, &Arc<Bucket>, Key)> = (self.buckets.iter())
+            .filter_map(|(name, bucket)| Some((name, bucket, self.key(bucket, call)?)))
+            .collect();
+        if applying.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<(String, Rate)> = (applying.iter())
+            .map(|(name, bucket, key)| {
+                (
+                    shared.key(&shared_key(name, &bucket.rule, key)),
+                    bucket.rule.rate,
+                )
+            })
+            .collect();
+        match shared.take(&keys).await {
+            Ok(None) => Ok(()),
+            Ok(Some((at, retry_after))) => Err(RateLimited {
+                limit: applying[at].0.clone(),
+                retry_after,
+            }),
+            Err(error) => {
+                tracing::debug!(%error, "rate limits checked in this replica");
+                self.check(call)
+            }
+        }
     }
 
     /// The key of `call` in `bucket`, if the bucket's rule applies to it.

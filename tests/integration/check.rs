@@ -277,6 +277,16 @@ fn route_mistakes_are_reported_precisely() {
             "tools.trade.idempotent",
             "true, false or hint",
         ),
+        (
+            "trade: {server: ex}\nredis: {url: \"127.0.0.1:6379\"}",
+            "redis.url",
+            "must start with `redis://`",
+        ),
+        (
+            "trade: {server: ex}\nredis: {url: \"redis://h/1\", timeout: 0s}",
+            "redis.timeout",
+            "at most 5s",
+        ),
     ];
     for (to, path, message) in cases {
         assert_invalid(trade, to, path, message);

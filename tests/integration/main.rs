@@ -16,6 +16,7 @@ mod limits;
 mod live;
 mod mcp;
 mod policy;
+mod replicas;
 mod rest_api;
 mod router;
 mod routes;

@@ -1,7 +1,10 @@
 //! limit: the catalog's rate limits ([`crate::router::limits`]) on tool
 //! calls, after the policy allowed the call (a refused call spends no
 //! token) and before a credential is minted or the upstream is contacted.
-//! A refusal is 429 `rate_limited` with `Retry-After`, and recorded.
+//! A refusal is 429 `rate_limited` with `Retry-After`, and recorded. With
+//! `redis:` in the catalog the buckets are every replica's, in Redis (one
+//! round trip per call); when Redis does not answer in time, this
+//! replica's own.
 
 use futures::future::BoxFuture;
 
@@ -21,12 +24,13 @@ impl Stage for Limit {
         &'a self,
         exchange: &'a mut Exchange<'e>,
     ) -> BoxFuture<'a, Result<(), PipelineError>> {
-        Box::pin(std::future::ready(limit(exchange)))
+        Box::pin(limit(exchange))
     }
 }
 
-fn limit(exchange: &mut Exchange<'_>) -> Result<(), PipelineError> {
-    let limits = &exchange.snapshot.limits;
+async fn limit(exchange: &mut Exchange<'_>) -> Result<(), PipelineError> {
+    let snapshot = exchange.snapshot.clone();
+    let limits = &snapshot.limits;
     let (Action::Call, Some(to)) = (exchange.action, &exchange.authorized) else {
         return Ok(());
     };
@@ -39,7 +43,11 @@ fn limit(exchange: &mut Exchange<'_>) -> Result<(), PipelineError> {
         role: &caller.role,
         tool: &to.name,
     };
-    limits.check(&call).map_err(|refusal| {
+    let checked = match &snapshot.shared {
+        Some(shared) => limits.check_shared(&call, shared).await,
+        None => limits.check(&call),
+    };
+    checked.map_err(|refusal| {
         exchange.record().reasons = vec![format!("rate limit `{}`", refusal.limit)];
         refusal.into()
     })

@@ -1,10 +1,12 @@
 //! A TCP relay in front of a server that can go silent: its connections
 //! stay open, but nothing gets through any more, as with a server that
-//! hangs or a network path that drops packets.
+//! hangs or a network path that drops packets. Or it can be cut: its
+//! connections closed and new ones refused, as with a server that is down,
+//! until it is restored.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -15,12 +17,27 @@ pub struct Relay {
     pub addr: SocketAddr,
     silent: Arc<AtomicBool>,
     stop: CancellationToken,
+    /// Set while cut; `open` ends the connections of the current period.
+    cut: Arc<AtomicBool>,
+    open: Arc<Mutex<CancellationToken>>,
 }
 
 impl Relay {
     /// From now on, bytes either way are read and dropped.
     pub fn go_silent(&self) {
         self.silent.store(true, Ordering::SeqCst);
+    }
+
+    /// Close every connection and refuse new ones, until [`Self::restore`].
+    pub fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        let mut open = self.open.lock().unwrap();
+        open.cancel();
+        *open = CancellationToken::new();
+    }
+
+    pub fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
     }
 }
 
@@ -37,6 +54,9 @@ pub async fn relay(to: SocketAddr) -> Relay {
     let silent = Arc::new(AtomicBool::new(false));
     let stop = CancellationToken::new();
     let (quiet, stopped) = (silent.clone(), stop.clone());
+    let cut = Arc::new(AtomicBool::new(false));
+    let open = Arc::new(Mutex::new(CancellationToken::new()));
+    let (refusing, period) = (cut.clone(), open.clone());
     tokio::spawn(async move {
         loop {
             let client = tokio::select! {
@@ -46,9 +66,13 @@ pub async fn relay(to: SocketAddr) -> Relay {
                 },
                 _ = stopped.cancelled() => return,
             };
+            if refusing.load(Ordering::SeqCst) {
+                continue;
+            }
             let Ok(server) = TcpStream::connect(to).await else {
                 continue;
             };
+            let ends = period.lock().unwrap().clone();
             let (client_read, client_write) = client.into_split();
             let (server_read, server_write) = server.into_split();
             for (from, into) in [
@@ -58,11 +82,23 @@ pub async fn relay(to: SocketAddr) -> Relay {
                 ),
                 (Box::new(server_read), Box::new(client_write)),
             ] {
-                tokio::spawn(pump(from, into, quiet.clone(), stopped.clone()));
+                tokio::spawn(pump(
+                    from,
+                    into,
+                    quiet.clone(),
+                    stopped.clone(),
+                    ends.clone(),
+                ));
             }
         }
     });
-    Relay { addr, silent, stop }
+    Relay {
+        addr,
+        silent,
+        stop,
+        cut,
+        open,
+    }
 }
 
 async fn pump(
@@ -70,12 +106,14 @@ async fn pump(
     mut into: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
     silent: Arc<AtomicBool>,
     stop: CancellationToken,
+    cut: CancellationToken,
 ) {
     let mut buffer = vec![0u8; 16 * 1024];
     loop {
         let read = tokio::select! {
             read = from.read(&mut buffer) => read,
             _ = stop.cancelled() => return,
+            _ = cut.cancelled() => return,
         };
         let n = match read {
             Ok(0) | Err(_) => return,

@@ -1,0 +1,128 @@
+//! The Redis connection the replicas share state through: one
+//! multiplexed connection per process (redis-rs's connection manager,
+//! which reconnects by itself), every command bounded by the catalog's
+//! `redis.timeout`.
+//!
+//! Rate limits take their tokens in one atomic script per checked call
+//! (GCRA, as governor does in memory: one stored "theoretical arrival
+//! time" per bucket, expiring once the bucket is full again), on Redis's
+//! own clock so replicas with skewed clocks agree.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::config::{Rate, RedisConfig};
+
+/// Takes one token from each bucket `KEYS[i]` (emission interval
+/// `ARGV[2i-1]` µs, burst `ARGV[2i]`) that has one, and returns the
+/// longest wait, in µs, of those that had none and which bucket that was
+/// (`{0, 0}`: every bucket allowed).
+const TAKE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local longest, at = 0, 0
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local burst = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local next_tat = tat + interval
+  local wait = next_tat - now - burst * interval
+  if wait > 0 then
+    if wait > longest then longest, at = wait, i end
+  else
+    redis.call('SET', key, next_tat, 'PX', math.ceil((next_tat - now) / 1000))
+  end
+end
+return {longest, at}
+";
+
+/// The shared store, and whether it answered last time.
+pub struct Shared {
+    config: RedisConfig,
+    connection: ConnectionManager,
+    script: redis::Script,
+    up: AtomicBool,
+}
+
+/// Redis did not answer, or not in time: the caller falls back.
+#[derive(Debug, thiserror::Error)]
+#[error("redis unavailable: {0}")]
+pub struct Unavailable(String);
+
+impl Shared {
+    /// A store for `config`; it connects on first use, so a Redis that
+    /// is down at start delays nothing.
+    pub fn new(config: &RedisConfig) -> Result<Self, String> {
+        let url = config.url.resolve()?;
+        let client = redis::Client::open(url).map_err(|e| format!("invalid redis url: {e}"))?;
+        let manager = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.timeout))
+            .set_response_timeout(Some(config.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(5));
+        let connection = ConnectionManager::new_lazy_with_config(client, manager)
+            .map_err(|e| format!("redis: {e}"))?;
+        Ok(Self {
+            config: config.clone(),
+            connection,
+            script: redis::Script::new(TAKE),
+            up: AtomicBool::new(true),
+        })
+    }
+
+    pub fn config(&self) -> &RedisConfig {
+        &self.config
+    }
+
+    /// Whether the last command was answered.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// The full name of a key of ours.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.config.key_prefix)
+    }
+
+    /// Take a token from each of `buckets` (key, rate) that has one; the
+    /// longest wait of those that had none, and its index in `buckets`.
+    pub async fn take(
+        &self,
+        buckets: &[(String, Rate)],
+    ) -> Result<Option<(usize, Duration)>, Unavailable> {
+        let mut invocation = self.script.prepare_invoke();
+        for (key, rate) in buckets {
+            let interval = rate.replenish_interval().as_micros().max(1) as u64;
+            invocation.key(key).arg(interval).arg(rate.burst);
+        }
+        let mut connection = self.connection.clone();
+        let answer = tokio::time::timeout(
+            self.config.timeout,
+            invocation.invoke_async::<(u64, usize)>(&mut connection),
+        )
+        .await;
+        let waited = match answer {
+            Ok(Ok(wait)) => Ok(wait),
+            Ok(Err(error)) => Err(Unavailable(error.to_string())),
+            Err(_) => Err(Unavailable("no answer in time".into())),
+        };
+        self.note(waited.is_ok());
+        let (wait, at) = waited?;
+        Ok((at > 0).then(|| (at - 1, Duration::from_micros(wait))))
+    }
+
+    /// Log a change between answering and not, once per change.
+    fn note(&self, answered: bool) {
+        if self.up.swap(answered, Ordering::Relaxed) != answered {
+            match answered {
+                true => tracing::info!("redis answers again: rate limits are shared again"),
+                false => tracing::warn!(
+                    "redis does not answer: each replica enforces its own rate limits until it does"
+                ),
+            }
+        }
+    }
+}
