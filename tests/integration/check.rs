@@ -522,3 +522,45 @@ fn a_resource_prefix_must_be_in_normal_form() {
         assert!(output.contains(problem), "{prefix}: {output}");
     }
 }
+
+/// The block scalar under `key: |` in `text`, its indentation removed.
+fn block(text: &str, key: &str) -> String {
+    let start = text.find(&format!("  {key}: |\n")).expect("the key") + key.len() + 6;
+    let lines = text[start..]
+        .lines()
+        .take_while(|line| line.is_empty() || line.starts_with("    "));
+    lines
+        .map(|line| format!("{}\n", line.get(4..).unwrap_or("")))
+        .collect()
+}
+
+#[test]
+fn the_kubernetes_example_catalog_and_policy_pass_check() {
+    let manifest = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/kubernetes/control-plane.yaml"
+    );
+    let manifest = std::fs::read_to_string(manifest).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("signing-key.pem");
+    let catalog = block(&manifest, "catalog.yaml").replace(
+        "/etc/mcp-control-plane/signing/signing-key.pem",
+        key.to_str().unwrap(),
+    );
+    std::fs::write(dir.path().join("catalog.yaml"), catalog).unwrap();
+    std::fs::write(
+        dir.path().join("policy.rego"),
+        block(&manifest, "policy.rego"),
+    )
+    .unwrap();
+    let output = std::process::Command::new(binary())
+        .args(["check", "--config"])
+        .arg(dir.path().join("catalog.yaml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("policy compiles"), "{text}");
+    assert!(!text.contains("warning"), "{text}");
+}
