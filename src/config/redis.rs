@@ -1,5 +1,6 @@
 //! `redis:`: what the replicas of one control plane share, through Redis.
-//! So far: the rate limits' buckets (see `shared::redis`).
+//! So far: the rate limits' buckets and the servers' definitions (see
+//! `shared::redis`).
 
 use std::time::Duration;
 

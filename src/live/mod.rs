@@ -357,7 +357,11 @@ fn assemble(
     let identity = Authenticator::new(&compiled.catalog.identity, before.map(|b| &b.identity));
     let empty = Upstreams::default();
     let previous = before.map_or(&empty, |b| &b.upstreams);
-    let upstreams = pool.reconcile(previous, &compiled.catalog, &credentials);
+    let shared = shared(
+        compiled.file.redis.as_ref(),
+        before.and_then(|b| b.shared.as_ref()),
+    );
+    let upstreams = pool.reconcile(previous, &compiled.catalog, &credentials, shared.as_ref());
     let limits = Limits::compile(&compiled.file.limits, before.map(|b| &b.limits));
     let circuits = (compiled.file.servers.iter())
         .filter_map(|(name, server)| Some((name.as_str(), server.circuit?)));
@@ -365,10 +369,6 @@ fn assemble(
     let shares =
         (compiled.file.servers.iter()).map(|(name, server)| (name.as_str(), server.concurrency));
     let gates = Gates::compile(shares, before.map(|b| &b.gates));
-    let shared = shared(
-        compiled.file.redis.as_ref(),
-        before.and_then(|b| b.shared.as_ref()),
-    );
     Snapshot {
         version,
         loaded_at: SystemTime::now(),

@@ -114,6 +114,41 @@ impl Shared {
         Ok((at > 0).then(|| (at - 1, Duration::from_micros(wait))))
     }
 
+    /// The text stored under our key `name`, if there is one.
+    pub async fn get(&self, name: &str) -> Result<Option<String>, Unavailable> {
+        let mut command = redis::cmd("GET");
+        command.arg(self.key(name));
+        self.run(command).await
+    }
+
+    /// Store `value` under our key `name` for `ttl`.
+    pub async fn set(&self, name: &str, value: &str, ttl: Duration) -> Result<(), Unavailable> {
+        let mut command = redis::cmd("SET");
+        command
+            .arg(self.key(name))
+            .arg(value)
+            .arg("EX")
+            .arg(ttl.as_secs().max(1));
+        self.run(command).await
+    }
+
+    /// One command, bounded by the timeout.
+    async fn run<T: redis::FromRedisValue>(&self, command: redis::Cmd) -> Result<T, Unavailable> {
+        let mut connection = self.connection.clone();
+        let answer = tokio::time::timeout(
+            self.config.timeout,
+            command.query_async::<T>(&mut connection),
+        )
+        .await;
+        let result = match answer {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(Unavailable(error.to_string())),
+            Err(_) => Err(Unavailable("no answer in time".into())),
+        };
+        self.note(result.is_ok());
+        result
+    }
+
     /// Log a change between answering and not, once per change.
     fn note(&self, answered: bool) {
         if self.up.swap(answered, Ordering::Relaxed) != answered {

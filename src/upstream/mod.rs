@@ -9,6 +9,7 @@
 mod call;
 mod client;
 mod connect;
+mod definitions;
 mod http_client;
 mod in_flight;
 mod legacy_sse;
@@ -123,6 +124,8 @@ struct Upstream {
     /// The HTTP client of a Streamable HTTP server, which adds credentials.
     http: CredentialedClient,
     changes: broadcast::Sender<Arc<str>>,
+    /// Where its definitions are cached for every replica, if anywhere.
+    shared: Option<Arc<crate::shared::Shared>>,
     /// Stops this server's supervisor (and closes its session).
     stop: CancellationToken,
 }

@@ -21,9 +21,10 @@ use tokio_util::sync::CancellationToken;
 use super::client::UpstreamClient;
 use super::connect;
 use super::http_client::CredentialedClient;
-use super::{Connection, Upstream, Upstreams, supervisor};
+use super::{Connection, Upstream, Upstreams, definitions, supervisor};
 use crate::catalog::{Catalog, ServerId};
 use crate::credentials::Credentials;
+use crate::shared::Shared;
 
 /// How long past its timeout a retired server may still serve a request
 /// that started before the reload.
@@ -56,6 +57,7 @@ impl UpstreamPool {
         previous: &Upstreams,
         catalog: &Catalog,
         credentials: &Credentials,
+        shared: Option<&Arc<Shared>>,
     ) -> Upstreams {
         let mut unused: Vec<&Arc<Upstream>> = previous.servers.iter().collect();
         let servers = (catalog.servers().iter().enumerate())
@@ -93,8 +95,10 @@ impl UpstreamPool {
                     http: CredentialedClient::new(credentials.clone()),
                     credentials,
                     changes: self.changes.clone(),
+                    shared: shared.cloned(),
                     stop: self.shutdown.child_token(),
                 });
+                tokio::spawn(definitions::preload(upstream.clone()));
                 tokio::spawn(supervisor::supervise(upstream.clone()));
                 upstream
             })

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::connect::{Session, establish};
 use super::{Connection, Health, Offered, Upstream};
-use super::{listen, offered};
+use super::{definitions, listen, offered};
 
 const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -77,6 +77,7 @@ async fn watch_connection(
     let lost = CancellationToken::new();
     let publish = |offered: Offered| {
         report_missing_tools(upstream, &offered);
+        definitions::store(upstream, &offered);
         upstream.publish(Connection {
             health: Health::Ready,
             peer: Some(peer.clone()),

@@ -123,3 +123,42 @@ async fn without_redis_a_replica_limits_on_its_own_and_shares_again_when_it_retu
     assert_eq!(statuses.last(), Some(&StatusCode::OK), "{statuses:?}");
     assert_eq!(call(&cp).await, StatusCode::TOO_MANY_REQUESTS);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fresh_replica_lists_cached_tools_while_its_upstream_is_still_connecting() {
+    let upstream = test_upstream(0).await;
+    let prefix = Prefix::new();
+    let first = ControlPlane::start(&shared_catalog(&upstream.url, REDIS, &prefix, "10/s"));
+    first.wait_all_ready().await;
+    let key = format!("{}definitions:svc", prefix.0);
+    let mut redis = redis::Client::open(format!("redis://{REDIS}/{DATABASE}")).unwrap();
+    wait_for("the definitions cached", async || {
+        let cached: Option<String> = redis::cmd("GET").arg(&key).query(&mut redis).unwrap();
+        cached.is_some_and(|text| text.contains("echo"))
+    })
+    .await;
+
+    // A second replica whose way to the server hangs: its handshake cannot
+    // finish, yet it lists what the first replica's listing cached.
+    let port: u16 = (upstream.url.rsplit(':').next().unwrap())
+        .trim_end_matches("/mcp")
+        .parse()
+        .unwrap();
+    let hanging = relay(([127, 0, 0, 1], port).into()).await;
+    hanging.go_silent();
+    let url = format!("http://{}/mcp", hanging.addr);
+    let second = ControlPlane::start(
+        &shared_catalog(&url, REDIS, &prefix, "10/s")
+            .replace("http: {url:", "timeout: 60s\n    http: {url:"),
+    );
+    wait_for("the cached listing", async || {
+        let tools = second.get_tools(TESTER_TOKEN, "?detail=true").await;
+        let body: serde_json::Value = tools.json().await.unwrap();
+        body["definitions"][0]["description"] == "The echo test tool"
+    })
+    .await;
+    let ready = second.get_json("/readyz").await;
+    assert_eq!(ready["servers"][0]["state"], "connecting", "{ready}");
+    // Calls wait for the replica's own session.
+    assert_eq!(call(&second).await, StatusCode::BAD_GATEWAY);
+}
