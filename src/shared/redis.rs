@@ -99,18 +99,8 @@ impl Shared {
             invocation.key(key).arg(interval).arg(rate.burst);
         }
         let mut connection = self.connection.clone();
-        let answer = tokio::time::timeout(
-            self.config.timeout,
-            invocation.invoke_async::<(u64, usize)>(&mut connection),
-        )
-        .await;
-        let waited = match answer {
-            Ok(Ok(wait)) => Ok(wait),
-            Ok(Err(error)) => Err(Unavailable(error.to_string())),
-            Err(_) => Err(Unavailable("no answer in time".into())),
-        };
-        self.note(waited.is_ok());
-        let (wait, at) = waited?;
+        let answer = invocation.invoke_async::<(u64, usize)>(&mut connection);
+        let (wait, at) = self.bounded(answer).await?;
         Ok((at > 0).then(|| (at - 1, Duration::from_micros(wait))))
     }
 
@@ -135,12 +125,16 @@ impl Shared {
     /// One command, bounded by the timeout.
     async fn run<T: redis::FromRedisValue>(&self, command: redis::Cmd) -> Result<T, Unavailable> {
         let mut connection = self.connection.clone();
-        let answer = tokio::time::timeout(
-            self.config.timeout,
-            command.query_async::<T>(&mut connection),
-        )
-        .await;
-        let result = match answer {
+        self.bounded(command.query_async::<T>(&mut connection))
+            .await
+    }
+
+    /// Redis's `answer`, if it comes within the timeout; noted either way.
+    async fn bounded<T>(
+        &self,
+        answer: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, Unavailable> {
+        let result = match tokio::time::timeout(self.config.timeout, answer).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(Unavailable(error.to_string())),
             Err(_) => Err(Unavailable("no answer in time".into())),
@@ -153,9 +147,11 @@ impl Shared {
     fn note(&self, answered: bool) {
         if self.up.swap(answered, Ordering::Relaxed) != answered {
             match answered {
-                true => tracing::info!("redis answers again: rate limits are shared again"),
+                true => tracing::info!(
+                    "redis answers again: the replicas share their rate limits and definitions again"
+                ),
                 false => tracing::warn!(
-                    "redis does not answer: each replica enforces its own rate limits until it does"
+                    "redis does not answer: each replica keeps its own rate limits and definitions until it does"
                 ),
             }
         }
