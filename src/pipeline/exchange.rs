@@ -7,6 +7,7 @@ use rmcp::model::{
     ClientCapabilities, CompleteRequestParams, GetPromptRequestParams, InputResponses, JsonObject,
 };
 
+use super::PipelineError;
 use super::stages::TaskRef;
 use crate::audit::record::UpstreamSpan;
 use crate::audit::{AuditGuard, AuditRecord};
@@ -273,6 +274,27 @@ impl<'a> Exchange<'a> {
         leg.deadline = self.deadline;
         leg.audit = Recording::Leg(Box::new(notes));
         leg
+    }
+
+    /// The logical name of the server the request goes to, once resolved
+    /// (of a tool with weighted targets, the one chosen; of a fan-out's
+    /// leg, the leg's).
+    pub fn server_name(&self) -> Option<&Arc<str>> {
+        let to = self.authorized.as_ref()?;
+        Some(&self.snapshot.catalog.server(to.server).name)
+    }
+
+    /// Make the request's intent record durable before anything reaches
+    /// an upstream. A fan-out's leg has nothing to do: its request's
+    /// intent was made durable before any leg left.
+    pub async fn intent(&mut self) -> Result<(), PipelineError> {
+        match &mut self.audit {
+            Recording::Request(audit) => {
+                (audit.intent().await).map_err(|_| PipelineError::AuditUnavailable)
+            }
+            Recording::Leg(_) => Ok(()),
+            Recording::Off => unreachable!("the record stage runs first"),
+        }
     }
 
     /// How long this attempt may take: what is left of the deadline, if

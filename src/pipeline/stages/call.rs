@@ -10,25 +10,17 @@ use rmcp::model::{
 };
 
 use crate::audit::record::UpstreamSpan;
-use crate::pipeline::exchange::Recording;
 use crate::pipeline::stage::Answer;
-use crate::pipeline::{Exchange, Operation, PipelineError, TaskOp};
+use crate::pipeline::{Exchange, Operation, TaskOp};
 use crate::upstream::Continuation;
 
 /// Send `operation` to the exchange's upstream and time it.
 pub async fn call(exchange: &mut Exchange<'_>, operation: Operation) -> Answer {
+    exchange.intent().await?;
     let (Some(to), Some(outbound)) = (exchange.authorized.as_ref(), exchange.outbound.take())
     else {
         unreachable!("resolve and credential run before the call");
     };
-    match &mut exchange.audit {
-        Recording::Request(audit) => {
-            (audit.intent().await).map_err(|_| PipelineError::AuditUnavailable)?
-        }
-        // A fan-out made its request's intent durable before its legs left.
-        Recording::Leg(_) => {}
-        Recording::Off => unreachable!("the record stage runs first"),
-    }
     exchange.contacted = true;
     exchange.sent = true;
     let upstreams = &exchange.snapshot.upstreams;

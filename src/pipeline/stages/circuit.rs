@@ -37,10 +37,9 @@ impl Stage for Circuit {
 }
 
 fn admit(exchange: &mut Exchange<'_>) -> Result<(), PipelineError> {
-    let Some(to) = &exchange.authorized else {
+    let Some(server) = exchange.server_name() else {
         return Ok(());
     };
-    let server = &exchange.snapshot.catalog.server(to.server).name;
     let Some(breaker) = exchange.snapshot.breakers.of(server) else {
         return Ok(());
     };

@@ -21,7 +21,6 @@ use rmcp::model::ServerResult;
 use super::call;
 use crate::audit::record::LegRecord;
 use crate::catalog::{Leg, Retry, Routing};
-use crate::pipeline::exchange::Recording;
 use crate::pipeline::stage::{self, Answer, Stage};
 use crate::pipeline::{Classify, Exchange, Operation, PipelineError};
 use crate::router::fan_out::{self, FanOutMode, LegAnswer};
@@ -62,7 +61,11 @@ async fn attempts(
         return once(legs, exchange, operation, 1).await;
     };
     let (sinks, arguments) = (sinks.clone(), exchange.arguments.clone());
-    let deadline = exchange.deadline.unwrap_or_else(far_future);
+    // The deadline stage set it for every request with a target; without
+    // one, no retry could be bounded.
+    let Some(deadline) = exchange.deadline else {
+        return once(legs, exchange, operation, 1).await;
+    };
     let mut operation = operation;
     let mut attempt = 1;
     loop {
@@ -114,10 +117,6 @@ fn transient(error: &PipelineError) -> bool {
     )
 }
 
-fn far_future() -> Instant {
-    Instant::now() + std::time::Duration::from_secs(365 * 24 * 3600)
-}
-
 /// One attempt through the leg stages, entered in the audit record.
 async fn once(
     legs: &[Box<dyn Stage>],
@@ -130,11 +129,11 @@ async fn once(
     exchange.called = None;
     let inner = async move |exchange: &mut Exchange<'_>| call::call(exchange, operation).await;
     let answer = stage::run(legs, exchange, inner).await;
-    let Some(to) = &exchange.authorized else {
+    let (Some(to), Some(server)) = (&exchange.authorized, exchange.server_name()) else {
         return answer;
     };
     let leg = LegRecord {
-        server: exchange.snapshot.catalog.server(to.server).name.clone(),
+        server: server.clone(),
         upstream_tool: to.upstream_name.clone(),
         attempt,
         outcome: match &answer {
@@ -163,9 +162,7 @@ async fn fan_out(
     };
     let to = exchange.authorized.clone().expect("resolve ran");
     // Nothing reaches an upstream before the request's record does.
-    if let Recording::Request(audit) = &mut exchange.audit {
-        (audit.intent().await).map_err(|_| PipelineError::AuditUnavailable)?;
-    }
+    exchange.intent().await?;
     let runs = servers.iter().map(|leg| {
         let mut to = to.clone();
         to.server = leg.server;
@@ -188,12 +185,9 @@ async fn fan_out(
             last.reasons = reasons;
         }
         exchange.record().legs.extend(entries);
-        let server = leg
-            .snapshot
-            .catalog
-            .server(leg.authorized.expect("set").server);
+        let server = leg.server_name().expect("a leg has its server").clone();
         answers.push(LegAnswer {
-            server: server.name.clone(),
+            server,
             answer: answer.and_then(|result| match result {
                 ServerResult::CallToolResult(result) => Ok(result),
                 // Input requests and tasks are one server's conversation;

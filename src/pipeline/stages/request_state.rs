@@ -38,9 +38,7 @@ impl RequestState {
     /// that served), the state.
     fn parts<'x>(exchange: &'x Exchange<'_>, state: &'x str) -> [&'x [u8]; 5] {
         let target = exchange.target().map(|t| t.name()).unwrap_or_default();
-        let server = (exchange.authorized.as_ref())
-            .map(|to| &*exchange.snapshot.catalog.server(to.server).name)
-            .unwrap_or_default();
+        let server = exchange.server_name().map_or("", |name| name);
         [
             exchange.caller().agent_id.as_bytes(),
             exchange.action.as_str().as_bytes(),

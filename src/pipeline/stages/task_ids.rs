@@ -69,9 +69,7 @@ impl TaskIds {
     /// task (of a tool with weighted targets, the one that served), and
     /// the server's id for it.
     fn parts<'x>(exchange: &'x Exchange<'_>, tool: &'x str, upstream_id: &'x str) -> [&'x [u8]; 4] {
-        let server = (exchange.authorized.as_ref())
-            .map(|to| &*exchange.snapshot.catalog.server(to.server).name)
-            .unwrap_or_default();
+        let server = exchange.server_name().map_or("", |name| name);
         [
             exchange.caller().agent_id.as_bytes(),
             tool.as_bytes(),
