@@ -307,9 +307,12 @@ async fn call_logs_reach_the_caller_only_where_the_catalog_allows() {
         .unwrap();
     session.call_tool(call("hushed", json!({}))).await.unwrap();
     session.call_tool(call("chatty", json!({}))).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every log message that reaches the client, up to the allowed call's
+    // `working` (the hushed call ran first: its messages would be earlier).
     let mut logs = Vec::new();
-    while let Ok(message) = messages.try_recv() {
+    while !logs.iter().any(|log: &String| log.contains("working")) {
+        let next = tokio::time::timeout(Duration::from_secs(10), messages.recv()).await;
+        let message = next.expect("the allowed call's log message").unwrap();
         if message.starts_with("log") {
             logs.push(message);
         }
