@@ -32,7 +32,7 @@ use crate::credentials::{Credentials, Signer};
 use crate::identity::{Authenticator, Caller, IdentityError, Presented};
 use crate::policy::Policies;
 use crate::router::{Breakers, Gates, Limits};
-use crate::shared::Shared;
+use crate::shared::{Event, Shared};
 use crate::upstream::{UpstreamPool, Upstreams};
 use compile::{Compiled, LoadError};
 
@@ -157,6 +157,9 @@ pub struct Live {
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
     swaps: broadcast::Sender<Swap>,
+    /// What the other replicas tell this one, through whichever store is
+    /// in force.
+    peers: broadcast::Sender<Event>,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
 }
@@ -179,9 +182,10 @@ impl Live {
         let started = RestartOnly::of(&compiled.file);
         let credentials = open_credentials(&compiled, &signer, None)?;
         let version = version_of(&compiled, &credentials);
-        let snapshot = assemble(version, compiled, credentials, None, &pool);
+        let (peers, _) = broadcast::channel(256);
+        let snapshot = assemble(version, compiled, credentials, None, &pool, &peers);
         let (swaps, _) = broadcast::channel(16);
-        Ok(Arc::new(Self {
+        let live = Arc::new(Self {
             current: ArcSwap::from_pointee(snapshot),
             path: path.to_path_buf(),
             key_file,
@@ -193,8 +197,11 @@ impl Live {
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
             swaps,
+            peers,
             reloading: tokio::sync::Mutex::new(()),
-        }))
+        });
+        tokio::spawn(relist_what_peers_heard(Arc::downgrade(&live)));
+        Ok(live)
     }
 
     /// The version in force. A request takes it once and keeps it.
@@ -223,6 +230,11 @@ impl Live {
     /// Versions put in force, as they are.
     pub fn swaps(&self) -> broadcast::Receiver<Swap> {
         self.swaps.subscribe()
+    }
+
+    /// What the other replicas tell this one, as they do.
+    pub fn peer_events(&self) -> broadcast::Receiver<Event> {
+        self.peers.subscribe()
     }
 
     /// Reloads that put a new version in force, and reloads refused.
@@ -284,7 +296,14 @@ impl Live {
         if version == before.version {
             return Ok(None);
         }
-        let now = assemble(version, compiled, credentials, Some(&before), &self.pool);
+        let now = assemble(
+            version,
+            compiled,
+            credentials,
+            Some(&before),
+            &self.pool,
+            &self.peers,
+        );
         let now = Arc::new(now);
         let pending = now.restart_only.differing(&before.restart_only);
         if !pending.is_empty() {
@@ -306,6 +325,25 @@ impl Live {
         files.sort();
         files.dedup();
         files
+    }
+}
+
+/// Until `live` is dropped: list a server again when another replica
+/// heard it say its lists changed (this replica's own sessions then hear
+/// of it as from its own upstream session).
+async fn relist_what_peers_heard(live: std::sync::Weak<Live>) {
+    let Some(mut events) = live.upgrade().map(|live| live.peer_events()) else {
+        return;
+    };
+    loop {
+        match events.recv().await {
+            Ok(Event::ListChanged { server }) => match live.upgrade() {
+                Some(live) => live.current().upstreams.relist(&server),
+                None => return,
+            },
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
     }
 }
 
@@ -353,6 +391,7 @@ fn assemble(
     credentials: Credentials,
     before: Option<&Snapshot>,
     pool: &UpstreamPool,
+    peers: &broadcast::Sender<Event>,
 ) -> Snapshot {
     let identity = Authenticator::new(&compiled.catalog.identity, before.map(|b| &b.identity));
     let empty = Upstreams::default();
@@ -360,6 +399,7 @@ fn assemble(
     let shared = shared(
         compiled.file.redis.as_ref(),
         before.and_then(|b| b.shared.as_ref()),
+        peers,
     );
     let upstreams = pool.reconcile(previous, &compiled.catalog, &credentials, shared.as_ref());
     let limits = Limits::compile(&compiled.file.limits, before.map(|b| &b.limits));
@@ -391,12 +431,16 @@ fn assemble(
 /// same (its connection stays), else a new one. One that cannot be made
 /// (an unset variable, a malformed URL) leaves this replica on its own
 /// state, and says so.
-fn shared(config: Option<&RedisConfig>, before: Option<&Arc<Shared>>) -> Option<Arc<Shared>> {
+fn shared(
+    config: Option<&RedisConfig>,
+    before: Option<&Arc<Shared>>,
+    peers: &broadcast::Sender<Event>,
+) -> Option<Arc<Shared>> {
     let config = config?;
     if let Some(kept) = before.filter(|b| b.config() == config) {
         return Some(kept.clone());
     }
-    match Shared::new(config) {
+    match Shared::new(config, peers.clone()) {
         Ok(shared) => Some(Arc::new(shared)),
         Err(error) => {
             tracing::error!(%error, "redis not configured; each replica keeps its own rate limits");

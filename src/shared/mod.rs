@@ -5,6 +5,8 @@
 //! its own state and says so (`/readyz`, `mcp_cp_redis_up`), and goes
 //! back to the shared state by itself once Redis answers again.
 
+pub mod events;
 pub mod redis;
 
+pub use self::events::Event;
 pub use self::redis::Shared;

@@ -12,7 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::broadcast;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
+use super::events::{self, Event};
 use crate::config::{Rate, RedisConfig};
 
 /// Takes one token from each bucket `KEYS[i]` (emission interval
@@ -45,6 +48,8 @@ pub struct Shared {
     connection: ConnectionManager,
     script: redis::Script,
     up: AtomicBool,
+    /// Ends the subscription to the other replicas' events with the store.
+    _hearing: DropGuard,
 }
 
 /// Redis did not answer, or not in time: the caller falls back.
@@ -54,8 +59,9 @@ pub struct Unavailable(String);
 
 impl Shared {
     /// A store for `config`; it connects on first use, so a Redis that
-    /// is down at start delays nothing.
-    pub fn new(config: &RedisConfig) -> Result<Self, String> {
+    /// is down at start delays nothing. The other replicas' events go to
+    /// `events`.
+    pub fn new(config: &RedisConfig, events: broadcast::Sender<Event>) -> Result<Self, String> {
         let url = config.url.resolve()?;
         let client = redis::Client::open(url).map_err(|e| format!("invalid redis url: {e}"))?;
         let manager = ConnectionManagerConfig::new()
@@ -63,13 +69,17 @@ impl Shared {
             .set_response_timeout(Some(config.timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(5));
-        let connection = ConnectionManager::new_lazy_with_config(client, manager)
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), manager)
             .map_err(|e| format!("redis: {e}"))?;
+        let hearing = CancellationToken::new();
+        let channel = format!("{}events", config.key_prefix);
+        tokio::spawn(events::subscribe(client, channel, events, hearing.clone()));
         Ok(Self {
             config: config.clone(),
             connection,
             script: redis::Script::new(TAKE),
             up: AtomicBool::new(true),
+            _hearing: hearing.drop_guard(),
         })
     }
 
@@ -120,6 +130,35 @@ impl Shared {
             .arg("EX")
             .arg(ttl.as_secs().max(1));
         self.run(command).await
+    }
+
+    /// Delete our key `name`.
+    pub async fn delete(&self, name: &str) -> Result<(), Unavailable> {
+        let mut command = redis::cmd("DEL");
+        command.arg(self.key(name));
+        self.run(command).await
+    }
+
+    /// Let our key `name` live `ttl` longer.
+    pub async fn touch(&self, name: &str, ttl: Duration) -> Result<(), Unavailable> {
+        let mut command = redis::cmd("EXPIRE");
+        command.arg(self.key(name)).arg(ttl.as_secs().max(1));
+        self.run(command).await
+    }
+
+    /// Tell the other replicas `event`. Fire and forget: an event only
+    /// hurries along what they learn anyway (see [`events`]).
+    pub fn publish(self: &std::sync::Arc<Self>, event: Event) {
+        let shared = self.clone();
+        tokio::spawn(async move {
+            let mut command = redis::cmd("PUBLISH");
+            command
+                .arg(shared.key("events"))
+                .arg(events::encode(&event));
+            if let Err(error) = shared.run::<()>(command).await {
+                tracing::debug!(%error, "cannot tell the other replicas");
+            }
+        });
     }
 
     /// One command, bounded by the timeout.

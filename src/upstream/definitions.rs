@@ -20,7 +20,7 @@ fn key(upstream: &Upstream) -> String {
 
 /// Keep `offered` as the server's definitions for every replica.
 pub(super) fn store(upstream: &Upstream, offered: &Offered) {
-    let Some(shared) = upstream.shared.clone() else {
+    let Some(shared) = upstream.shared.load_full() else {
         return;
     };
     let Ok(text) = serde_json::to_string(offered) else {
@@ -37,7 +37,7 @@ pub(super) fn store(upstream: &Upstream, offered: &Offered) {
 /// Serve the cached definitions while the server's first session is
 /// still coming up.
 pub(super) async fn preload(upstream: Arc<Upstream>) {
-    let Some(shared) = upstream.shared.clone() else {
+    let Some(shared) = upstream.shared.load_full() else {
         return;
     };
     let cached = match shared.get(&key(&upstream)).await {

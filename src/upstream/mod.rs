@@ -124,8 +124,11 @@ struct Upstream {
     /// The HTTP client of a Streamable HTTP server, which adds credentials.
     http: CredentialedClient,
     changes: broadcast::Sender<Arc<str>>,
-    /// Where its definitions are cached for every replica, if anywhere.
-    shared: Option<Arc<crate::shared::Shared>>,
+    /// Where its definitions are cached for every replica, if anywhere;
+    /// a reload may point it elsewhere without reconnecting.
+    shared: arc_swap::ArcSwapOption<crate::shared::Shared>,
+    /// Another replica heard this server say its lists changed.
+    heard: tokio::sync::Notify,
     /// Stops this server's supervisor (and closes its session).
     stop: CancellationToken,
 }
@@ -239,6 +242,14 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
+    /// Another replica heard `server` say its lists changed: list it
+    /// again here (without telling the others).
+    pub fn relist(&self, server: &str) {
+        if let Some(upstream) = self.servers.iter().find(|u| *u.spec.name == *server) {
+            upstream.heard.notify_one();
+        }
+    }
+
     /// Call a tool (by its upstream name) on `server`, bounded by the
     /// server's timeout; what the server sends back meanwhile goes to `sinks`.
     /// The answer is the tool's result, the server's `input_required`, or

@@ -9,7 +9,7 @@ use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 use rmcp::service::{Peer, RoleClient, ServiceError};
 
 /// A server's declarations, by their upstream names.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Offered {
     pub tools: HashMap<String, Tool>,
     pub prompts: HashMap<String, Prompt>,

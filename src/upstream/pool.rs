@@ -4,8 +4,8 @@
 //!
 //! A server whose definition (transport, address, command, timeout,
 //! credential provider) is unchanged keeps its supervisor, its session and
-//! its subscriptions; only its credential provider and its list of catalog
-//! tools are replaced. A server that is new is connected; one that is gone
+//! its subscriptions; only its credential provider, its list of catalog
+//! tools and where it caches its definitions (`redis:`) are replaced. A server that is new is connected; one that is gone
 //! or changed is closed once no request in flight can still reach it (a
 //! changed one hands its resource subscriptions to its successor, whose
 //! session renews them).
@@ -72,6 +72,7 @@ impl UpstreamPool {
                     let kept = unused.swap_remove(at);
                     kept.catalog_tools.store(Arc::new(tools));
                     kept.credentials.store(provider);
+                    kept.shared.store(shared.cloned());
                     return kept.clone();
                 }
                 // A server whose definition changed keeps its clients'
@@ -95,7 +96,8 @@ impl UpstreamPool {
                     http: CredentialedClient::new(credentials.clone()),
                     credentials,
                     changes: self.changes.clone(),
-                    shared: shared.cloned(),
+                    shared: arc_swap::ArcSwapOption::new(shared.cloned()),
+                    heard: tokio::sync::Notify::new(),
                     stop: self.shutdown.child_token(),
                 });
                 tokio::spawn(definitions::preload(upstream.clone()));

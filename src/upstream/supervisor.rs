@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::connect::{Session, establish};
 use super::{Connection, Health, Offered, Upstream};
 use super::{definitions, listen, offered};
+use crate::shared::Event;
 
 const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -128,15 +129,50 @@ async fn watch_connection(
                 return Exit::Lost;
             }
             _ = upstream.client.relist.notified() => {
-                match offered::list(&peer).await {
-                    Ok(offered) => {
-                        tracing::info!(server = %name, "upstream offering changed");
-                        publish(offered);
-                    }
-                    Err(error) => tracing::warn!(server = %name, %error, "cannot list the changed offering"),
+                if relist(upstream, &peer, &publish, Heard::FromServer).await
+                    && let Some(shared) = upstream.shared.load_full()
+                {
+                    shared.publish(Event::ListChanged { server: name.clone() });
                 }
             }
+            _ = upstream.heard.notified() => {
+                relist(upstream, &peer, &publish, Heard::FromReplica).await;
+            }
             _ = shutdown.cancelled() => return Exit::Shutdown,
+        }
+    }
+}
+
+/// Who said the server's lists changed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Heard {
+    /// The server, on this replica's session.
+    FromServer,
+    /// Another replica, which heard it on its own session.
+    FromReplica,
+}
+
+/// List what the server offers again and publish it: always when the
+/// server said it changed, only if it differs when another replica did
+/// (this replica's session may have said so already). Whether it listed.
+async fn relist(
+    upstream: &Upstream,
+    peer: &Peer<RoleClient>,
+    publish: &impl Fn(Offered),
+    heard: Heard,
+) -> bool {
+    let name = &upstream.spec.name;
+    match offered::list(peer).await {
+        Ok(offered) => {
+            if heard == Heard::FromServer || *upstream.state.load().offered != offered {
+                tracing::info!(server = %name, "upstream offering changed");
+                publish(offered);
+            }
+            true
+        }
+        Err(error) => {
+            tracing::warn!(server = %name, %error, "cannot list the changed offering");
+            false
         }
     }
 }

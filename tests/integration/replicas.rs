@@ -1,12 +1,17 @@
 //! Several replicas, one control plane: what they share through Redis
-//! (`redis:` in the catalog). So far the rate limits: a limit holds across
-//! replicas, and a Redis that stops answering leaves each replica limiting
-//! on its own until it answers again. Each test keeps its keys under a
-//! prefix of its own in database 9, and deletes them.
+//! (`redis:` in the catalog), several of them behind HAProxy in round
+//! robin. A rate limit holds across replicas, and a Redis that stops
+//! answering leaves each replica limiting on its own until it answers
+//! again; a fresh replica lists cached definitions; an MCP session goes
+//! on whichever replica a request lands on, and hears list changes any
+//! replica heard; a replica killed mid-run costs only its calls in flight.
+//! Each test keeps its keys under a prefix of its own in database 9, and
+//! deletes them.
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
+use crate::common::haproxy::{Balancer, haproxy};
 use crate::common::relay::relay;
 use crate::common::upstream::test_upstream;
 use crate::common::{ControlPlane, TESTER_TOKEN, catalog};
@@ -39,10 +44,20 @@ impl Drop for Prefix {
 }
 
 fn shared_catalog(upstream: &str, redis: &str, prefix: &Prefix, limit: &str) -> String {
+    catalog_of(upstream, redis, prefix, limit, &["echo"])
+}
+
+/// A catalog of the test server's `tools` (all the tester's), sharing
+/// through `redis`.
+fn catalog_of(upstream: &str, redis: &str, prefix: &Prefix, limit: &str, tools: &[&str]) -> String {
     let servers = format!("  svc:\n    http: {{url: \"{upstream}\"}}\n");
+    let listed: String = tools
+        .iter()
+        .map(|t| format!("  {t}: {{server: svc}}\n"))
+        .collect();
     format!(
         "{}limits:\n  agent: {limit}\nredis: {{url: \"redis://{redis}/{DATABASE}\", key_prefix: \"{}\", timeout: 200ms}}\n",
-        catalog(&servers, "  echo: {server: svc}\n", &["echo"]),
+        catalog(&servers, &listed, tools),
         prefix.0
     )
 }
@@ -161,4 +176,261 @@ async fn a_fresh_replica_lists_cached_tools_while_its_upstream_is_still_connecti
     assert_eq!(ready["servers"][0]["state"], "connecting", "{ready}");
     // Calls wait for the replica's own session.
     assert_eq!(call(&second).await, StatusCode::BAD_GATEWAY);
+}
+
+/// Replicas sharing through Redis, behind HAProxy.
+struct Cluster {
+    upstream: crate::common::upstream::HttpUpstream,
+    replicas: Vec<ControlPlane>,
+    balancer: Balancer,
+    _prefix: Prefix,
+}
+
+async fn cluster(replicas: usize, tools: &[&str]) -> Cluster {
+    let upstream = test_upstream(0).await;
+    let prefix = Prefix::new();
+    let text = catalog_of(&upstream.url, REDIS, &prefix, "1000/s", tools);
+    let replicas: Vec<_> = (0..replicas).map(|_| ControlPlane::start(&text)).collect();
+    for cp in &replicas {
+        cp.wait_all_ready().await;
+    }
+    let balancer = haproxy(&replicas.iter().collect::<Vec<_>>()).await;
+    Cluster {
+        upstream,
+        replicas,
+        balancer,
+        _prefix: prefix,
+    }
+}
+
+/// One MCP message over raw HTTP to `url`, in `session`: the status, the
+/// session id it names, and the JSON-RPC answer (from a JSON or an SSE body).
+async fn post(
+    url: &str,
+    session: Option<&str>,
+    message: Value,
+) -> (StatusCode, Option<String>, Value) {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(TESTER_TOKEN)
+        .header("accept", "application/json, text/event-stream")
+        .json(&message);
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let named = (response.headers().get("mcp-session-id")).map(|v| v.to_str().unwrap().to_owned());
+    let text = response.text().await.unwrap();
+    let json = (text.lines())
+        .filter_map(|line| line.strip_prefix("data:"))
+        .chain([text.as_str()])
+        .find_map(|data| {
+            serde_json::from_str::<Value>(data.trim())
+                .ok()
+                .filter(|v| v.get("id").is_some())
+        })
+        .unwrap_or(Value::Null);
+    (status, named, json)
+}
+
+fn echo_call(id: u64) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "echo", "arguments": {"n": id}}})
+}
+
+/// The outcomes of `tool`'s calls in the audit store of `cp` (read from
+/// its SQLite file, so also after it was killed).
+fn outcomes_in_store(cp: &ControlPlane, tool: &str) -> Vec<String> {
+    let store = cp
+        .config
+        .parent()
+        .unwrap()
+        .join(".mcp-control-plane/audit.db");
+    let connection = rusqlite::Connection::open(store).unwrap();
+    let mut statement = connection
+        .prepare("SELECT outcome FROM audit_records WHERE tool = ?1")
+        .unwrap();
+    (statement.query_map([tool], |row| row.get(0)).unwrap())
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn echo_calls_of(cp: &ControlPlane) -> usize {
+    (cp.audit_records().iter())
+        .filter(|r| r["action"] == "call" && r["tool"] == "echo" && r["outcome"] == "ok")
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_goes_on_whichever_replica_the_balancer_picks_and_hears_list_changes_any_replica_heard()
+ {
+    let cluster = cluster(3, &["echo", "grow", "grown"]).await;
+    let mcp = cluster.balancer.url("/mcp");
+    let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+    let (status, session, _) = post(&mcp, None, initialize).await;
+    assert_eq!(status, StatusCode::OK);
+    let session = session.expect("a session id");
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let (status, _, _) = post(&mcp, Some(&session), initialized).await;
+    assert!(status.is_success(), "{status}");
+
+    // Round robin: the calls land on every replica, and each one goes on
+    // in the session the first replica opened.
+    for id in 1..=6 {
+        let (status, _, answer) = post(&mcp, Some(&session), echo_call(id)).await;
+        assert_eq!(status, StatusCode::OK, "call {id}: {answer}");
+        let text = answer["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(text.contains(&format!("\"n\":{id}")), "call {id}: {answer}");
+    }
+    for (i, cp) in cluster.replicas.iter().enumerate() {
+        assert!(
+            echo_calls_of(cp) >= 1,
+            "replica {i} served none of the session's calls"
+        );
+    }
+    // Another agent cannot use the session on a replica that restores it.
+    let other = reqwest::Client::new()
+        .post(cluster.replicas[2].url("/mcp"))
+        .bearer_auth(crate::common::ANALYST_TOKEN)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .json(&echo_call(7))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
+
+    // The session's stream on replica 1; the server tells only replica 0's
+    // session that its tools changed. Replica 1 hears it from replica 0.
+    let stream = reqwest::Client::new()
+        .get(cluster.replicas[1].url("/mcp"))
+        .bearer_auth(TESTER_TOKEN)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let list = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/list"});
+    let (status, _, answer) = post(&cluster.replicas[1].url("/mcp"), Some(&session), list).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let body = json!({"action": "grow", "payload": {}});
+    let grown = cluster.replicas[0].invoke(Some(TESTER_TOKEN), body).await;
+    assert_eq!(grown.status(), StatusCode::OK);
+    let mut stream = stream;
+    let mut heard = String::new();
+    let listened = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while !heard.contains("notifications/tools/list_changed") {
+            let chunk = stream
+                .chunk()
+                .await
+                .unwrap()
+                .expect("the stream stays open");
+            heard.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    let logs = |i: usize| {
+        let text = cluster.replicas[i].stderr_text();
+        text.lines()
+            .filter(|l| !l.contains("\"audit\""))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(
+        listened.is_ok(),
+        "no list_changed on replica 1's stream: {heard:?}\n{}\n----\n{}",
+        logs(0),
+        logs(1)
+    );
+    let list = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list"});
+    let (_, _, answer) = post(&cluster.replicas[1].url("/mcp"), Some(&session), list).await;
+    let names: Vec<_> = (answer["result"]["tools"].as_array().unwrap().iter())
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(names.contains(&"grown".to_owned()), "{answer}");
+
+    // Ended through one replica, the session is gone on all of them.
+    let ended = reqwest::Client::new()
+        .delete(cluster.balancer.url("/mcp"))
+        .bearer_auth(TESTER_TOKEN)
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert!(ended.status().is_success(), "{}", ended.status());
+    for (i, cp) in cluster.replicas.iter().enumerate() {
+        let url = cp.url("/mcp");
+        wait_for(&format!("the session ended on replica {i}"), async || {
+            post(&url, Some(&session), echo_call(10)).await.0 == StatusCode::NOT_FOUND
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_killed_mid_run_costs_only_the_calls_it_had_in_flight() {
+    use rmcp::ServiceExt;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+
+    let mut cluster = cluster(3, &["echo", "progress"]).await;
+    let config = StreamableHttpClientTransportConfig::with_uri(cluster.balancer.url("/mcp"))
+        .auth_header(TESTER_TOKEN);
+    let client = ().serve(StreamableHttpClientTransport::from_config(config)).await.unwrap();
+    let call = |tool: &str| {
+        let params = rmcp::model::CallToolRequestParams::new(tool.to_owned());
+        let peer = client.peer().clone();
+        async move {
+            let called =
+                tokio::time::timeout(std::time::Duration::from_secs(20), peer.call_tool(params));
+            called
+                .await
+                .map_err(|_| "no answer in 20 s".to_owned())?
+                .map_err(|e| e.to_string())
+        }
+    };
+    for _ in 0..3 {
+        call("echo").await.expect("a call before the kill");
+    }
+
+    // Six slow calls in flight on all three replicas; one replica dies.
+    let before = cluster.upstream.calls();
+    let in_flight: Vec<_> = (0..6).map(|_| tokio::spawn(call("progress"))).collect();
+    wait_for("every call at the server", async || {
+        cluster.upstream.calls() == before + 6
+    })
+    .await;
+    cluster.replicas[0].kill();
+    let mut failed = 0;
+    for call in in_flight {
+        failed += usize::from(call.await.unwrap().is_err());
+    }
+    // What the killed replica had in flight is in its audit store as
+    // intents without an outcome (each is durable before the call leaves):
+    // exactly those calls failed.
+    let unfinished = outcomes_in_store(&cluster.replicas[0], "progress")
+        .into_iter()
+        .filter(|outcome| outcome == "unfinished")
+        .count();
+    assert!(
+        unfinished >= 1,
+        "round robin sent replica 0 none of the six"
+    );
+    assert_eq!(
+        failed, unfinished,
+        "the calls replica 0 had in flight, and no other, failed"
+    );
+
+    // The client goes on through the balancer, on the replicas left.
+    let survivors = echo_calls_of(&cluster.replicas[1]) + echo_calls_of(&cluster.replicas[2]);
+    for i in 0..6 {
+        let result = call("echo").await;
+        assert!(result.is_ok(), "call {i} after the kill: {result:?}");
+    }
+    let now = echo_calls_of(&cluster.replicas[1]) + echo_calls_of(&cluster.replicas[2]);
+    assert_eq!(now, survivors + 6);
 }

@@ -10,29 +10,40 @@
 //! - a new session only within `http.mcp_max_sessions` and
 //!   `http.mcp_max_sessions_per_agent`.
 //!
+//! With replicas (`redis:`), a session opened here is kept for the others
+//! and one opened elsewhere is checked against its record
+//! ([`super::session_records`]); a session ended here ends on the others,
+//! and a client's answer to a relayed request reaches the replica that
+//! waits for it, wherever the balancer sent it.
+//!
 //! Every refusal is recorded, `rmcp`'s own (a bad protocol version, a
 //! refused `Host` or `Origin`, a missing session id) too.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use rmcp::model::ErrorCode;
+use rmcp::model::{ClientJsonRpcMessage, ErrorCode};
+use rmcp::transport::streamable_http_server::session::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::OpenSessions;
+use super::session_records::SessionRecords;
 use super::{param_headers, params};
 use crate::api::App;
 use crate::api::error::ApiError;
 use crate::identity::{Caller, Presented};
 use crate::pipeline::{CallContext, PipelineError};
+use crate::shared::Event;
 use crate::vocabulary::{Action, FrontDoor};
 
 /// The 2026-07-28 revision's error for headers that disagree with the body.
@@ -44,6 +55,7 @@ const SESSION_HEADER: &str = "mcp-session-id";
 pub struct Guard {
     app: Arc<App>,
     manager: Arc<LocalSessionManager>,
+    records: Arc<SessionRecords>,
     table: Mutex<SessionTable>,
     open: OpenSessions,
 }
@@ -53,14 +65,32 @@ pub struct Guard {
 struct SessionTable {
     /// Session id -> the agent that opened it: a session answers only to
     /// it, so a leaked session id is of no use to another agent.
-    owners: HashMap<String, Arc<str>>,
+    owners: HashMap<String, Owned>,
     /// Agent -> `initialize` requests in flight (counted against the caps).
     opening: HashMap<Arc<str>, usize>,
 }
 
+/// A session held here.
+struct Owned {
+    agent: Arc<str>,
+    /// When its shared record was last renewed (or kept).
+    renewed: Instant,
+}
+
+impl Owned {
+    fn by(agent: Arc<str>) -> Self {
+        Self {
+            agent,
+            renewed: Instant::now(),
+        }
+    }
+}
+
 impl SessionTable {
     fn held_by(&self, agent: &str) -> usize {
-        let owned = self.owners.values().filter(|a| ***a == *agent).count();
+        let owned = (self.owners.values())
+            .filter(|owned| *owned.agent == *agent)
+            .count();
         owned + self.opening.get(agent).copied().unwrap_or(0)
     }
 
@@ -70,10 +100,16 @@ impl SessionTable {
 }
 
 impl Guard {
-    pub fn new(app: Arc<App>, manager: Arc<LocalSessionManager>, open: OpenSessions) -> Self {
+    pub fn new(
+        app: Arc<App>,
+        manager: Arc<LocalSessionManager>,
+        records: Arc<SessionRecords>,
+        open: OpenSessions,
+    ) -> Self {
         Self {
             app,
             manager,
+            records,
             table: Mutex::default(),
             open,
         }
@@ -133,8 +169,66 @@ impl Guard {
         })
     }
 
-    fn owner(&self, session: &str) -> Option<Arc<str>> {
-        self.table().owners.get(session).cloned()
+    /// The agent that owns `session`: as this replica knows it, else as
+    /// its shared record says (then this replica holds it from now on).
+    /// A session in use here has its record renewed now and then.
+    async fn owner(&self, session: &str) -> Option<Arc<str>> {
+        let renew_every = self.records.renew_every();
+        let known = self.table().owners.get_mut(session).map(|owned| {
+            let due = owned.renewed.elapsed() >= renew_every;
+            if due {
+                owned.renewed = Instant::now();
+            }
+            (owned.agent.clone(), due)
+        });
+        match known {
+            Some((agent, due)) => {
+                if due {
+                    self.records.renew(session);
+                }
+                Some(agent)
+            }
+            None => {
+                let agent = self.records.owner(session).await?;
+                let mut table = self.table();
+                table
+                    .owners
+                    .insert(session.to_owned(), Owned::by(agent.clone()));
+                self.open
+                    .store(table.owners.len() as i64, Ordering::Relaxed);
+                Some(agent)
+            }
+        }
+    }
+
+    /// Until `shutdown`: act on what the other replicas say about sessions.
+    pub async fn follow_other_replicas(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut events = self.app.live.peer_events();
+        loop {
+            let event = tokio::select! {
+                event = events.recv() => event,
+                _ = shutdown.cancelled() => return,
+            };
+            match event {
+                Ok(Event::SessionClosed { session }) => {
+                    if self.manager.has_session(&session).await.unwrap_or(false) {
+                        let _ = self.manager.close_session(&session).await;
+                    }
+                    self.forget(&session);
+                }
+                Ok(Event::ClientAnswer { session, message }) => {
+                    let Ok(message) = serde_json::from_value::<ClientJsonRpcMessage>(message)
+                    else {
+                        continue;
+                    };
+                    if self.manager.has_session(&session).await.unwrap_or(false) {
+                        let _ = self.manager.accept_message(&session, message).await;
+                    }
+                }
+                Ok(Event::ListChanged { .. }) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            }
+        }
     }
 
     fn forget(&self, session: &str) {
@@ -155,7 +249,9 @@ impl Reservation<'_> {
     /// The session was opened: it now counts as owned by its agent.
     fn opened(self, session: &str) {
         let mut table = self.guard.table();
-        table.owners.insert(session.to_owned(), self.agent.clone());
+        table
+            .owners
+            .insert(session.to_owned(), Owned::by(self.agent.clone()));
         self.guard
             .open
             .store(table.owners.len() as i64, Ordering::Relaxed);
@@ -308,11 +404,23 @@ impl Checked<'_> {
         } else {
             None
         };
+        // The replica that relayed a request may not be this one.
+        if let Some(session) = &self.session
+            && is_answer(&message)
+        {
+            let session = session.as_str().into();
+            let answer = Event::ClientAnswer {
+                session,
+                message: message.clone(),
+            };
+            self.guard.records.tell_others(answer);
+        }
         let declared_json = is_json(&parts.headers);
         let response = next
             .run(Request::from_parts(parts, Body::from(bytes)))
             .await;
-        // A new session (the answer to `initialize`) belongs to its caller.
+        // A new session (the answer to `initialize`) belongs to its caller,
+        // on every replica.
         if let Some(reservation) = reservation
             && let Some(created) = response
                 .headers()
@@ -320,6 +428,9 @@ impl Checked<'_> {
                 .and_then(|v| v.to_str().ok())
         {
             reservation.opened(created);
+            let agent = &self.caller.agent_id;
+            let params = message.get("params");
+            self.guard.records.keep(created, agent, params).await;
         }
         // rmcp answers a JSON body that is no JSON-RPC message with a plain-text 415.
         if declared_json && response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
@@ -358,6 +469,7 @@ pub async fn guard(State(guard): State<Arc<Guard>>, mut request: Request, next: 
     if let Some(session) = &checked.session
         && guard
             .owner(session)
+            .await
             .is_some_and(|owner| owner != caller.agent_id)
     {
         return checked.unknown_session().await;
@@ -374,6 +486,8 @@ pub async fn guard(State(guard): State<Arc<Guard>>, mut request: Request, next: 
                 && let Some(session) = &checked.session
             {
                 guard.forget(session);
+                let session = session.as_str().into();
+                guard.records.tell_others(Event::SessionClosed { session });
             }
             checked.after_rmcp(response).await
         }
@@ -382,6 +496,14 @@ pub async fn guard(State(guard): State<Arc<Guard>>, mut request: Request, next: 
             checked.after_rmcp(response).await
         }
     }
+}
+
+/// Whether `message` is a JSON-RPC response (the client answering a
+/// request the server sent it).
+fn is_answer(message: &Value) -> bool {
+    message.get("method").is_none()
+        && message.get("id").is_some()
+        && (message.get("result").is_some() || message.get("error").is_some())
 }
 
 fn is_json(headers: &axum::http::HeaderMap) -> bool {

@@ -12,6 +12,7 @@ mod param_headers;
 mod params;
 mod relay;
 mod rounds;
+mod session_records;
 mod sessions;
 
 use std::sync::Arc;
@@ -51,6 +52,12 @@ pub fn router(app: Arc<App>, shutdown: CancellationToken, open_sessions: OpenSes
     let live = sessions::Sessions::default();
     tokio::spawn(live.clone().notify_changes(app.live.clone()));
     let front_door = McpFrontDoor::new(app.pipeline.clone(), live);
+    // Sessions any replica can continue (`redis:`), see `session_records`.
+    let records = Arc::new(session_records::SessionRecords::new(
+        app.live.clone(),
+        settings.mcp_session_idle,
+    ));
+    config.session_store = Some(records.clone());
     let mut manager = LocalSessionManager::default();
     manager.session_config.keep_alive = Some(settings.mcp_session_idle);
     let manager = Arc::new(manager);
@@ -60,8 +67,14 @@ pub fn router(app: Arc<App>, shutdown: CancellationToken, open_sessions: OpenSes
             manager.clone(),
             config,
         );
-    let guard_state = Arc::new(guard::Guard::new(app.clone(), manager, open_sessions));
-    tokio::spawn(guard_state.clone().forget_ended_sessions(shutdown));
+    let guard_state = Arc::new(guard::Guard::new(
+        app.clone(),
+        manager,
+        records,
+        open_sessions,
+    ));
+    tokio::spawn(guard_state.clone().forget_ended_sessions(shutdown.clone()));
+    tokio::spawn(guard_state.clone().follow_other_replicas(shutdown));
     Router::new()
         .route_service("/mcp", service)
         .layer(middleware::from_fn_with_state(guard_state, guard::guard))

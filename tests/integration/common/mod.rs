@@ -8,6 +8,7 @@ pub mod conformance;
 pub mod conformance_mrtr;
 pub mod conformance_stateless;
 pub mod conformance_tasks;
+pub mod haproxy;
 pub mod relay;
 pub mod tls;
 pub mod upstream;
@@ -422,6 +423,12 @@ impl Background {
                 .spawn()
                 .expect("spawn"),
         )
+    }
+
+    /// Spawn `command` with its output going to `log`.
+    pub fn spawn_logging(command: &mut Command, log: std::fs::File) -> Self {
+        let output = log.try_clone().unwrap();
+        Self(command.stdout(output).stderr(log).spawn().expect("spawn"))
     }
 }
 

@@ -30,7 +30,7 @@ use super::conformance::ConformanceFixture;
 /// Tools of the test server, one per `tools/list` page so the control plane
 /// has to follow cursors.
 pub const TOOLS: &[&str] = &[
-    "ask", "chatty", "echo", "fail", "flaky", "hang", "progress", "touch",
+    "ask", "chatty", "echo", "fail", "flaky", "grow", "hang", "progress", "touch",
 ];
 
 /// The test server's one resource.
@@ -42,7 +42,9 @@ pub const DOC_URI: &str = "test://doc";
 /// `flaky` hangs on its first call (until cancelled) and echoes on every
 /// later one, `touch` tells the subscribers of [`DOC_URI`] it changed, `ask` asks the
 /// calling client to sample a message and returns its answer, `chatty`
-/// logs one debug and one info message while it works.
+/// logs one debug and one info message while it works, `grow` adds the
+/// tool `grown` to the listing and tells only the calling session its
+/// tools changed (as a server with per-connection state may).
 #[derive(Clone)]
 pub struct TestUpstream {
     calls: Arc<AtomicUsize>,
@@ -53,6 +55,8 @@ pub struct TestUpstream {
     /// Listen streams of 2026-07-28 clients (which subscribe with them).
     listeners: Arc<Mutex<Vec<SubscriptionSink>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// Whether `grow` was called: `grown` is listed.
+    grown: Arc<std::sync::atomic::AtomicBool>,
     /// Refuse the `initialize` handshake, as a server that speaks only the
     /// 2026-07-28 revision does.
     modern_only: bool,
@@ -199,7 +203,9 @@ impl ServerHandler for TestUpstream {
             .and_then(|r| r.cursor)
             .map(|c| c.parse().unwrap())
             .unwrap_or(0);
-        let name = TOOLS[page];
+        let grown = self.grown.load(Ordering::SeqCst).then_some("grown");
+        let names: Vec<&str> = TOOLS.iter().copied().chain(grown).collect();
+        let name = names[page];
         let schema = json!({
             "type": "object",
             "properties": { "message": { "type": "string" } },
@@ -210,7 +216,7 @@ impl ServerHandler for TestUpstream {
             Arc::new(schema.as_object().unwrap().clone()),
         );
         let mut result = ListToolsResult::with_all_items(vec![tool]);
-        result.next_cursor = (page + 1 < TOOLS.len()).then(|| (page + 1).to_string());
+        result.next_cursor = (page + 1 < names.len()).then(|| (page + 1).to_string());
         Ok(result)
     }
 
@@ -271,6 +277,11 @@ impl ServerHandler for TestUpstream {
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 CallToolResult::success(vec![ContentBlock::text("done")])
+            }
+            "grow" => {
+                self.grown.store(true, Ordering::SeqCst);
+                context.peer.notify_tool_list_changed().await.unwrap();
+                CallToolResult::success(vec![ContentBlock::text("grown")])
             }
             "touch" => {
                 let subscribers = self.subscribers.lock().unwrap().clone();
@@ -404,6 +415,7 @@ impl TestUpstream {
             subscribers: Arc::default(),
             listeners: Arc::default(),
             seen: Arc::default(),
+            grown: Arc::default(),
             modern_only,
         }
     }
