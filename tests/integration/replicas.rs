@@ -69,25 +69,33 @@ async fn call(cp: &ControlPlane) -> StatusCode {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_agents_rate_limit_holds_across_replicas() {
-    let upstream = test_upstream(0).await;
-    let prefix = Prefix::new();
-    let text = shared_catalog(&upstream.url, REDIS, &prefix, "1/h burst 4");
-    let replicas = [ControlPlane::start(&text), ControlPlane::start(&text)];
-    for cp in &replicas {
-        cp.wait_all_ready().await;
-    }
+    let cluster = cluster(2, &["echo"], "1/h burst 4").await;
     // Round robin: alone, each replica would allow 4 of its 5.
+    let http = reqwest::Client::new();
     let mut allowed = 0;
     for i in 0..10 {
-        match call(&replicas[i % 2]).await {
+        let answer = (http.post(cluster.balancer.url("/invoke")))
+            .bearer_auth(TESTER_TOKEN)
+            .json(&json!({"action": "echo", "payload": {}}))
+            .send()
+            .await
+            .unwrap();
+        match answer.status() {
             StatusCode::OK => allowed += 1,
             StatusCode::TOO_MANY_REQUESTS => {}
             other => panic!("call {i}: {other}"),
         }
     }
     assert_eq!(allowed, 4, "the burst is the agent's, across replicas");
-    assert_eq!(upstream.calls(), 4);
-    for cp in &replicas {
+    assert_eq!(cluster.upstream.calls(), 4);
+    for (i, cp) in cluster.replicas.iter().enumerate() {
+        let refused = (cp.audit_records().iter())
+            .filter(|r| r["outcome"] == "rate_limited")
+            .count();
+        assert!(
+            refused >= 1,
+            "replica {i} refused none: the balancer skipped it"
+        );
         assert_eq!(cp.get_json("/readyz").await["redis"]["state"], "up");
         assert!(cp.metrics().await.contains("mcp_cp_redis_up 1"));
     }
@@ -186,10 +194,10 @@ struct Cluster {
     _prefix: Prefix,
 }
 
-async fn cluster(replicas: usize, tools: &[&str]) -> Cluster {
+async fn cluster(replicas: usize, tools: &[&str], limit: &str) -> Cluster {
     let upstream = test_upstream(0).await;
     let prefix = Prefix::new();
-    let text = catalog_of(&upstream.url, REDIS, &prefix, "1000/s", tools);
+    let text = catalog_of(&upstream.url, REDIS, &prefix, limit, tools);
     let replicas: Vec<_> = (0..replicas).map(|_| ControlPlane::start(&text)).collect();
     for cp in &replicas {
         cp.wait_all_ready().await;
@@ -264,7 +272,7 @@ fn echo_calls_of(cp: &ControlPlane) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_goes_on_whichever_replica_the_balancer_picks_and_hears_list_changes_any_replica_heard()
  {
-    let cluster = cluster(3, &["echo", "grow", "grown"]).await;
+    let cluster = cluster(3, &["echo", "grow", "grown"], "1000/s").await;
     let mcp = cluster.balancer.url("/mcp");
     let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
@@ -377,7 +385,7 @@ async fn a_replica_killed_mid_run_costs_only_the_calls_it_had_in_flight() {
     use rmcp::transport::StreamableHttpClientTransport;
     use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 
-    let mut cluster = cluster(3, &["echo", "progress"]).await;
+    let mut cluster = cluster(3, &["echo", "progress"], "1000/s").await;
     let config = StreamableHttpClientTransportConfig::with_uri(cluster.balancer.url("/mcp"))
         .auth_header(TESTER_TOKEN);
     let client = ().serve(StreamableHttpClientTransport::from_config(config)).await.unwrap();
@@ -433,4 +441,65 @@ async fn a_replica_killed_mid_run_costs_only_the_calls_it_had_in_flight() {
     }
     let now = echo_calls_of(&cluster.replicas[1]) + echo_calls_of(&cluster.replicas[2]);
     assert_eq!(now, survivors + 6);
+}
+
+/// A client that answers a sampling request, as an agent's model would.
+#[derive(Clone)]
+struct Sampler;
+
+impl rmcp::ClientHandler for Sampler {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        let capabilities = rmcp::model::ClientCapabilities::builder()
+            .enable_sampling()
+            .build();
+        rmcp::model::ClientConfig::new(
+            capabilities,
+            rmcp::model::Implementation::new("sampler", "1"),
+        )
+        .with_protocol_version(rmcp::model::ProtocolVersion::V_2025_11_25)
+    }
+
+    #[allow(deprecated)]
+    async fn create_message(
+        &self,
+        _: rmcp::model::CreateMessageRequestParams,
+        _: rmcp::service::RequestContext<rmcp::RoleClient>,
+    ) -> Result<rmcp::model::CreateMessageResult, rmcp::ErrorData> {
+        Ok(rmcp::model::CreateMessageResult::new(
+            rmcp::model::SamplingMessage::assistant_text("42"),
+            "test-model".into(),
+        ))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clients_answer_to_a_relayed_request_reaches_the_replica_waiting_for_it() {
+    use rmcp::ServiceExt;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+
+    let cluster = cluster(2, &["ask"], "1000/s").await;
+    let config = StreamableHttpClientTransportConfig::with_uri(cluster.balancer.url("/mcp"))
+        .auth_header(TESTER_TOKEN);
+    let client = Sampler
+        .serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .unwrap();
+    // The call and the client's answer to the server's question are two
+    // requests; in round robin the answer goes to the other replica for
+    // about every other call.
+    for i in 0..6 {
+        let params = rmcp::model::CallToolRequestParams::new("ask");
+        let called =
+            tokio::time::timeout(std::time::Duration::from_secs(20), client.call_tool(params));
+        let answer = called
+            .await
+            .unwrap_or_else(|_| panic!("call {i}: no answer"));
+        let answer = answer.unwrap_or_else(|e| panic!("call {i}: {e}"));
+        let text = &answer.content[0].as_text().unwrap().text;
+        assert!(
+            text.contains("client answered") && text.contains("42"),
+            "call {i}: {text}"
+        );
+    }
 }
