@@ -448,6 +448,9 @@ async fn a_replica_killed_mid_run_costs_only_the_calls_it_had_in_flight() {
 struct Sampler;
 
 impl rmcp::ClientHandler for Sampler {
+    // Sampling is deprecated from the 2026-07-28 revision on; the
+    // initialize era relays it.
+    #[allow(deprecated)]
     fn get_info(&self) -> rmcp::model::ClientConfig {
         let capabilities = rmcp::model::ClientCapabilities::builder()
             .enable_sampling()
