@@ -1,6 +1,7 @@
 //! What one replica tells the others, over Redis pub/sub on the channel
 //! `<key_prefix>events`: an upstream's lists changed, a session ended, a
-//! client answered a request another replica relayed. Pub/sub keeps
+//! resource a session subscribed to changed, a client answered a request
+//! another replica relayed. Pub/sub keeps
 //! nothing: a replica that is not subscribed when an event is sent misses
 //! it, which is why each event only hurries along what a replica would
 //! also learn by itself (its own upstream sessions hear list changes, an
@@ -31,6 +32,9 @@ pub enum Event {
     ListChanged { server: Arc<str> },
     /// The client ended the session (`DELETE`): end it here too.
     SessionClosed { session: Arc<str> },
+    /// A resource the session subscribed to changed; the replica holding
+    /// the session's stream tells the client.
+    ResourceUpdated { session: Arc<str>, uri: Arc<str> },
     /// A client's answer (a JSON-RPC response) to a request a replica
     /// relayed to it during a call; the replica waiting for it takes it.
     ClientAnswer {

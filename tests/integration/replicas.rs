@@ -195,9 +195,19 @@ struct Cluster {
 }
 
 async fn cluster(replicas: usize, tools: &[&str], limit: &str) -> Cluster {
+    cluster_of(replicas, tools, limit, |text| text).await
+}
+
+/// A cluster whose catalog is `edit`ed first.
+async fn cluster_of(
+    replicas: usize,
+    tools: &[&str],
+    limit: &str,
+    edit: impl Fn(String) -> String,
+) -> Cluster {
     let upstream = test_upstream(0).await;
     let prefix = Prefix::new();
-    let text = catalog_of(&upstream.url, REDIS, &prefix, limit, tools);
+    let text = edit(catalog_of(&upstream.url, REDIS, &prefix, limit, tools));
     let replicas: Vec<_> = (0..replicas).map(|_| ControlPlane::start(&text)).collect();
     for cp in &replicas {
         cp.wait_all_ready().await;
@@ -242,6 +252,51 @@ async fn post(
     (status, named, json)
 }
 
+/// Read the session stream `stream` until `expected` comes.
+async fn hear(mut stream: reqwest::Response, expected: &str) -> String {
+    let mut heard = String::new();
+    let listened = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while !heard.contains(expected) {
+            let chunk = stream
+                .chunk()
+                .await
+                .unwrap()
+                .expect("the stream stays open");
+            heard.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(listened.is_ok(), "no {expected} on the stream: {heard:?}");
+    heard
+}
+
+/// The session's stream (`GET /mcp`) from `cp`.
+async fn open_stream(cp: &ControlPlane, session: &str) -> reqwest::Response {
+    let stream = reqwest::Client::new()
+        .get(cp.url("/mcp"))
+        .bearer_auth(TESTER_TOKEN)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    stream
+}
+
+/// Open a session through `url`, handshake done.
+async fn open_session(url: &str) -> String {
+    let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+    let (status, session, _) = post(url, None, initialize).await;
+    assert_eq!(status, StatusCode::OK);
+    let session = session.expect("a session id");
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let (status, _, _) = post(url, Some(&session), initialized).await;
+    assert!(status.is_success(), "{status}");
+    session
+}
+
 fn echo_call(id: u64) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "echo", "arguments": {"n": id}}})
 }
@@ -274,14 +329,7 @@ async fn a_session_goes_on_whichever_replica_the_balancer_picks_and_hears_list_c
  {
     let cluster = cluster(3, &["echo", "grow", "grown"], "1000/s").await;
     let mcp = cluster.balancer.url("/mcp");
-    let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
-    let (status, session, _) = post(&mcp, None, initialize).await;
-    assert_eq!(status, StatusCode::OK);
-    let session = session.expect("a session id");
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let (status, _, _) = post(&mcp, Some(&session), initialized).await;
-    assert!(status.is_success(), "{status}");
+    let session = open_session(&mcp).await;
 
     // Round robin: the calls land on every replica, and each one goes on
     // in the session the first replica opened.
@@ -313,47 +361,14 @@ async fn a_session_goes_on_whichever_replica_the_balancer_picks_and_hears_list_c
 
     // The session's stream on replica 1; the server tells only replica 0's
     // session that its tools changed. Replica 1 hears it from replica 0.
-    let stream = reqwest::Client::new()
-        .get(cluster.replicas[1].url("/mcp"))
-        .bearer_auth(TESTER_TOKEN)
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &session)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stream.status(), StatusCode::OK);
+    let stream = open_stream(&cluster.replicas[1], &session).await;
     let list = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/list"});
     let (status, _, answer) = post(&cluster.replicas[1].url("/mcp"), Some(&session), list).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let body = json!({"action": "grow", "payload": {}});
     let grown = cluster.replicas[0].invoke(Some(TESTER_TOKEN), body).await;
     assert_eq!(grown.status(), StatusCode::OK);
-    let mut stream = stream;
-    let mut heard = String::new();
-    let listened = tokio::time::timeout(std::time::Duration::from_secs(20), async {
-        while !heard.contains("notifications/tools/list_changed") {
-            let chunk = stream
-                .chunk()
-                .await
-                .unwrap()
-                .expect("the stream stays open");
-            heard.push_str(&String::from_utf8_lossy(&chunk));
-        }
-    })
-    .await;
-    let logs = |i: usize| {
-        let text = cluster.replicas[i].stderr_text();
-        text.lines()
-            .filter(|l| !l.contains("\"audit\""))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    assert!(
-        listened.is_ok(),
-        "no list_changed on replica 1's stream: {heard:?}\n{}\n----\n{}",
-        logs(0),
-        logs(1)
-    );
+    hear(stream, "notifications/tools/list_changed").await;
     let list = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list"});
     let (_, _, answer) = post(&cluster.replicas[1].url("/mcp"), Some(&session), list).await;
     let names: Vec<_> = (answer["result"]["tools"].as_array().unwrap().iter())
@@ -505,4 +520,40 @@ async fn a_clients_answer_to_a_relayed_request_reaches_the_replica_waiting_for_i
             "call {i}: {text}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resource_update_reaches_the_session_on_the_replica_holding_its_stream() {
+    use crate::common::upstream::DOC_URI;
+    let with_docs = |text: String| {
+        text.replace(
+            "tools:\n",
+            "resources:\n  docs: {server: svc, uri_prefix: \"test://\"}\ntools:\n",
+        )
+        .replace(
+            "tester: [touch]",
+            "tester: {tools: [touch], resources: [docs]}",
+        )
+    };
+    let cluster = cluster_of(2, &["touch"], "1000/s", with_docs).await;
+    let (first, second) = (&cluster.replicas[0], &cluster.replicas[1]);
+    // Subscribed through the first replica (whose upstream session then
+    // hears the server's updates), streaming from the second.
+    let session = open_session(&first.url("/mcp")).await;
+    let subscribe = json!({"jsonrpc": "2.0", "id": 1, "method": "resources/subscribe", "params": {"uri": DOC_URI}});
+    let (status, _, answer) = post(&first.url("/mcp"), Some(&session), subscribe).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(answer.get("result").is_some(), "{answer}");
+    let stream = open_stream(second, &session).await;
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let (status, _, answer) = post(&second.url("/mcp"), Some(&session), list).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    let touched = first.invoke(
+        Some(TESTER_TOKEN),
+        json!({"action": "touch", "payload": {}}),
+    );
+    assert_eq!(touched.await.status(), StatusCode::OK);
+    let heard = hear(stream, "notifications/resources/updated").await;
+    assert!(heard.contains(DOC_URI), "{heard}");
 }

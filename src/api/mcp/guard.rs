@@ -29,14 +29,13 @@ use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use rmcp::model::{ClientJsonRpcMessage, ErrorCode};
-use rmcp::transport::streamable_http_server::session::SessionManager;
+use rmcp::model::ErrorCode;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::OpenSessions;
+use super::replicas::Replicas;
 use super::session_records::SessionRecords;
 use super::{param_headers, params};
 use crate::api::App;
@@ -55,7 +54,7 @@ const SESSION_HEADER: &str = "mcp-session-id";
 pub struct Guard {
     app: Arc<App>,
     manager: Arc<LocalSessionManager>,
-    records: Arc<SessionRecords>,
+    replicas: Arc<Replicas>,
     table: Mutex<SessionTable>,
     open: OpenSessions,
 }
@@ -103,16 +102,20 @@ impl Guard {
     pub fn new(
         app: Arc<App>,
         manager: Arc<LocalSessionManager>,
-        records: Arc<SessionRecords>,
+        replicas: Arc<Replicas>,
         open: OpenSessions,
     ) -> Self {
         Self {
             app,
             manager,
-            records,
+            replicas,
             table: Mutex::default(),
             open,
         }
+    }
+
+    fn records(&self) -> &SessionRecords {
+        self.replicas.records()
     }
 
     fn table(&self) -> MutexGuard<'_, SessionTable> {
@@ -173,7 +176,7 @@ impl Guard {
     /// its shared record says (then this replica holds it from now on).
     /// A session in use here has its record renewed now and then.
     async fn owner(&self, session: &str) -> Option<Arc<str>> {
-        let renew_every = self.records.renew_every();
+        let renew_every = self.records().renew_every();
         let known = self.table().owners.get_mut(session).map(|owned| {
             let due = owned.renewed.elapsed() >= renew_every;
             if due {
@@ -184,12 +187,12 @@ impl Guard {
         match known {
             Some((agent, due)) => {
                 if due {
-                    self.records.renew(session);
+                    self.records().renew(session);
                 }
                 Some(agent)
             }
             None => {
-                let agent = self.records.owner(session).await?;
+                let agent = self.records().owner(session).await?;
                 let mut table = self.table();
                 table
                     .owners
@@ -197,36 +200,6 @@ impl Guard {
                 self.open
                     .store(table.owners.len() as i64, Ordering::Relaxed);
                 Some(agent)
-            }
-        }
-    }
-
-    /// Until `shutdown`: act on what the other replicas say about sessions.
-    pub async fn follow_other_replicas(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut events = self.app.live.peer_events();
-        loop {
-            let event = tokio::select! {
-                event = events.recv() => event,
-                _ = shutdown.cancelled() => return,
-            };
-            match event {
-                Ok(Event::SessionClosed { session }) => {
-                    if self.manager.has_session(&session).await.unwrap_or(false) {
-                        let _ = self.manager.close_session(&session).await;
-                    }
-                    self.forget(&session);
-                }
-                Ok(Event::ClientAnswer { session, message }) => {
-                    let Ok(message) = serde_json::from_value::<ClientJsonRpcMessage>(message)
-                    else {
-                        continue;
-                    };
-                    if self.manager.has_session(&session).await.unwrap_or(false) {
-                        let _ = self.manager.accept_message(&session, message).await;
-                    }
-                }
-                Ok(Event::ListChanged { .. }) | Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => return,
             }
         }
     }
@@ -413,7 +386,7 @@ impl Checked<'_> {
                 session,
                 message: message.clone(),
             };
-            self.guard.records.tell_others(answer);
+            self.guard.records().tell_others(answer);
         }
         let declared_json = is_json(&parts.headers);
         let response = next
@@ -430,7 +403,7 @@ impl Checked<'_> {
             reservation.opened(created);
             let agent = &self.caller.agent_id;
             let params = message.get("params");
-            self.guard.records.keep(created, agent, params).await;
+            self.guard.records().keep(created, agent, params).await;
         }
         // rmcp answers a JSON body that is no JSON-RPC message with a plain-text 415.
         if declared_json && response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
@@ -487,8 +460,21 @@ pub async fn guard(State(guard): State<Arc<Guard>>, mut request: Request, next: 
             {
                 guard.forget(session);
                 let session = session.as_str().into();
-                guard.records.tell_others(Event::SessionClosed { session });
+                guard
+                    .records()
+                    .tell_others(Event::SessionClosed { session });
             }
+            checked.after_rmcp(response).await
+        }
+        Method::GET => {
+            let response = next.run(request).await;
+            // The session's stream is here while the client keeps it open.
+            let response = match &checked.session {
+                Some(session) if response.status().is_success() => {
+                    guard.replicas.hold_stream(session, response)
+                }
+                _ => response,
+            };
             checked.after_rmcp(response).await
         }
         _ => {

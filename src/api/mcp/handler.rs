@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 use super::error::to_error_data;
 use super::listen;
 use super::relay::{forward_progress, relay_to};
+use super::replicas::Replicas;
 use super::rounds::{self, Retried};
 use super::sessions::Sessions;
 use crate::discovery::{self, View};
@@ -44,6 +45,8 @@ const PAGE_SIZE: usize = 100;
 pub struct McpFrontDoor {
     pipeline: Arc<Pipeline>,
     live: Sessions,
+    /// What the other replicas must hear of this session.
+    replicas: Arc<Replicas>,
     sessions: Arc<AtomicU64>,
     /// This session's number, to tell its subscriptions apart.
     session: u64,
@@ -53,10 +56,11 @@ pub struct McpFrontDoor {
 }
 
 impl McpFrontDoor {
-    pub fn new(pipeline: Arc<Pipeline>, live: Sessions) -> Self {
+    pub fn new(pipeline: Arc<Pipeline>, live: Sessions, replicas: Arc<Replicas>) -> Self {
         Self {
             pipeline,
             live,
+            replicas,
             sessions: Arc::default(),
             session: 0,
             log_level: Arc::new(AtomicU8::new(u8::MAX)),
@@ -68,6 +72,7 @@ impl McpFrontDoor {
         Self {
             pipeline: self.pipeline.clone(),
             live: self.live.clone(),
+            replicas: self.replicas.clone(),
             sessions: self.sessions.clone(),
             session: self.sessions.fetch_add(1, Ordering::Relaxed) + 1,
             log_level: Arc::new(AtomicU8::new(u8::MAX)),
@@ -246,6 +251,13 @@ fn presented(extensions: &rmcp::model::Extensions) -> Presented<'_> {
 }
 
 /// The caller the guard verified for the HTTP request of a message.
+/// The `Mcp-Session-Id` of the HTTP request a message came in.
+fn session_id(extensions: &rmcp::model::Extensions) -> Option<Arc<str>> {
+    let parts = extensions.get::<Parts>()?;
+    let id = parts.headers.get("mcp-session-id")?.to_str().ok()?;
+    Some(id.into())
+}
+
 fn verified(extensions: &rmcp::model::Extensions) -> Option<&Caller> {
     extensions.get::<Parts>()?.extensions.get::<Caller>()
 }
@@ -333,7 +345,8 @@ impl ServerHandler for McpFrontDoor {
         match verified(&context.extensions) {
             Some(caller) => {
                 tracing::debug!(agent = %caller.agent_id, "MCP session initialized");
-                self.live.add_session(caller.role.clone(), context.peer);
+                let id = session_id(&context.extensions);
+                self.live.add_session(caller.role.clone(), id, context.peer);
             }
             None => tracing::debug!("MCP session initialized without a verified caller"),
         }
@@ -524,9 +537,13 @@ impl ServerHandler for McpFrontDoor {
     ) -> Result<(), ErrorData> {
         let (ctx, who) = request_context(&context);
         let peer = context.peer.clone();
+        let (replicas, id) = (self.replicas.clone(), session_id(&context.extensions));
         let subscriber = Subscriber {
             session: self.session,
             deliver: Arc::new(move |update| {
+                if let Some(id) = &id {
+                    replicas.updated_elsewhere(id, &update);
+                }
                 let peer = peer.clone();
                 tokio::spawn(async move {
                     let _ = peer.notify_resource_updated(update).await;

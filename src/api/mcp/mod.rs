@@ -11,6 +11,7 @@ mod listen;
 mod param_headers;
 mod params;
 mod relay;
+mod replicas;
 mod rounds;
 mod session_records;
 mod sessions;
@@ -51,7 +52,6 @@ pub fn router(app: Arc<App>, shutdown: CancellationToken, open_sessions: OpenSes
     };
     let live = sessions::Sessions::default();
     tokio::spawn(live.clone().notify_changes(app.live.clone()));
-    let front_door = McpFrontDoor::new(app.pipeline.clone(), live);
     // Sessions any replica can continue (`redis:`), see `session_records`.
     let records = Arc::new(session_records::SessionRecords::new(
         app.live.clone(),
@@ -61,6 +61,13 @@ pub fn router(app: Arc<App>, shutdown: CancellationToken, open_sessions: OpenSes
     let mut manager = LocalSessionManager::default();
     manager.session_config.keep_alive = Some(settings.mcp_session_idle);
     let manager = Arc::new(manager);
+    let replicas = Arc::new(replicas::Replicas::new(
+        manager.clone(),
+        live.clone(),
+        records,
+    ));
+    tokio::spawn((replicas.clone()).follow(app.live.clone(), shutdown.clone()));
+    let front_door = McpFrontDoor::new(app.pipeline.clone(), live, replicas.clone());
     let service: StreamableHttpService<McpFrontDoor, LocalSessionManager> =
         StreamableHttpService::new(
             move || Ok(front_door.for_new_session()),
@@ -70,11 +77,10 @@ pub fn router(app: Arc<App>, shutdown: CancellationToken, open_sessions: OpenSes
     let guard_state = Arc::new(guard::Guard::new(
         app.clone(),
         manager,
-        records,
+        replicas,
         open_sessions,
     ));
-    tokio::spawn(guard_state.clone().forget_ended_sessions(shutdown.clone()));
-    tokio::spawn(guard_state.clone().follow_other_replicas(shutdown));
+    tokio::spawn(guard_state.clone().forget_ended_sessions(shutdown));
     Router::new()
         .route_service("/mcp", service)
         .layer(middleware::from_fn_with_state(guard_state, guard::guard))

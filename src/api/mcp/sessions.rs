@@ -30,6 +30,8 @@ enum Channel {
 struct Listener {
     id: u64,
     role: Arc<str>,
+    /// The `Mcp-Session-Id` of a session.
+    session: Option<Arc<str>>,
     channel: Channel,
 }
 
@@ -51,24 +53,40 @@ pub struct Sessions {
 
 impl Sessions {
     /// A session that finished its handshake.
-    pub fn add_session(&self, role: Arc<str>, peer: Peer<RoleServer>) {
-        self.add(role, Channel::Session(peer));
+    pub fn add_session(&self, role: Arc<str>, session: Option<Arc<str>>, peer: Peer<RoleServer>) {
+        self.add(role, session, Channel::Session(peer));
     }
 
     /// A `subscriptions/listen` stream; it ends with [`Self::remove`].
     pub fn add_listen(&self, role: Arc<str>, sink: SubscriptionSink) -> u64 {
-        self.add(role, Channel::Listen(sink))
+        self.add(role, None, Channel::Listen(sink))
+    }
+
+    /// The open session whose `Mcp-Session-Id` is `session`.
+    pub fn peer_of(&self, session: &str) -> Option<Peer<RoleServer>> {
+        let live = self.lock();
+        let listener =
+            (live.iter().rev()).find(|l| l.session.as_deref() == Some(session) && !l.closed())?;
+        match &listener.channel {
+            Channel::Session(peer) => Some(peer.clone()),
+            Channel::Listen(_) => None,
+        }
     }
 
     pub fn remove(&self, id: u64) {
         self.lock().retain(|listener| listener.id != id);
     }
 
-    fn add(&self, role: Arc<str>, channel: Channel) -> u64 {
+    fn add(&self, role: Arc<str>, session: Option<Arc<str>>, channel: Channel) -> u64 {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let mut live = self.lock();
         live.retain(|listener| !listener.closed());
-        live.push(Listener { id, role, channel });
+        live.push(Listener {
+            id,
+            role,
+            session,
+            channel,
+        });
         id
     }
 
