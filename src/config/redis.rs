@@ -1,6 +1,6 @@
-//! `redis:`: what the replicas of one control plane share, through Redis.
-//! So far: the rate limits' buckets and the servers' definitions (see
-//! `shared::redis`).
+//! `redis:`: what the replicas of one control plane share, through Redis:
+//! the rate limits' buckets, the servers' definitions, the MCP session
+//! records and the events between replicas (see `shared`).
 
 use std::time::Duration;
 

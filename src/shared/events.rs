@@ -1,11 +1,12 @@
 //! What one replica tells the others, over Redis pub/sub on the channel
 //! `<key_prefix>events`: an upstream's lists changed, a session ended, a
 //! resource a session subscribed to changed, a client answered a request
-//! another replica relayed. Pub/sub keeps
-//! nothing: a replica that is not subscribed when an event is sent misses
-//! it, which is why each event only hurries along what a replica would
-//! also learn by itself (its own upstream sessions hear list changes, an
-//! ended session idles out) or concerns a call in flight.
+//! another replica relayed. Pub/sub keeps nothing: a replica that is not
+//! subscribed when an event is sent misses it. Most events only hurry
+//! along what a replica learns by itself (its own upstream sessions hear
+//! list changes, an ended session idles out); a resource update or a
+//! client's answer sent meanwhile is lost, as a message to a client whose
+//! connection dropped would be.
 //!
 //! One subscriber connection per store, reconnecting by itself and pinged
 //! so a connection that went silent is noticed.

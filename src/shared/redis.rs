@@ -196,3 +196,29 @@ impl Shared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RedisUrl;
+
+    fn config(url: &str) -> RedisConfig {
+        RedisConfig {
+            url: RedisUrl::Plain(url.into()),
+            key_prefix: "test:".into(),
+            timeout: Duration::from_millis(50),
+        }
+    }
+
+    #[tokio::test]
+    async fn tls_urls_are_taken_and_malformed_ones_refused() {
+        let (events, _) = broadcast::channel(1);
+        // Connecting is lazy: nothing listens there, and nothing has to.
+        assert!(Shared::new(&config("rediss://127.0.0.1:1/0"), events.clone()).is_ok());
+        assert!(Shared::new(&config("redis://127.0.0.1:1/0"), events.clone()).is_ok());
+        let error = Shared::new(&config("http://127.0.0.1:1/0"), events)
+            .err()
+            .expect("not a redis url");
+        assert!(error.contains("invalid redis url"), "{error}");
+    }
+}
