@@ -54,7 +54,7 @@ struct Envelope {
 }
 
 /// This process's name among the replicas: random, made once.
-pub fn replica() -> &'static Arc<str> {
+fn replica() -> &'static Arc<str> {
     static REPLICA: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
     REPLICA.get_or_init(|| {
         let bytes: [u8; 8] = rand::random();

@@ -250,7 +250,6 @@ fn presented(extensions: &rmcp::model::Extensions) -> Presented<'_> {
     }
 }
 
-/// The caller the guard verified for the HTTP request of a message.
 /// The `Mcp-Session-Id` of the HTTP request a message came in.
 fn session_id(extensions: &rmcp::model::Extensions) -> Option<Arc<str>> {
     let parts = extensions.get::<Parts>()?;
@@ -258,6 +257,7 @@ fn session_id(extensions: &rmcp::model::Extensions) -> Option<Arc<str>> {
     Some(id.into())
 }
 
+/// The caller the guard verified for the HTTP request of a message.
 fn verified(extensions: &rmcp::model::Extensions) -> Option<&Caller> {
     extensions.get::<Parts>()?.extensions.get::<Caller>()
 }
