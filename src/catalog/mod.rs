@@ -13,6 +13,7 @@ mod routing;
 
 pub use routing::{Leg, Retry, Routing};
 
+use crate::config::grants::{self, Kind};
 use crate::config::{
     CatalogFile, CredentialConfig, CredentialSettings, HttpSettings, IdentitySettings,
     ToolAuditConfig, UpstreamProtocol,
@@ -258,10 +259,11 @@ impl Catalog {
             .roles
             .iter()
             .map(|(role, grants)| {
+                let covered = |kind| Grants::new(&grants::covered(file, grants, kind));
                 let view = RoleView {
-                    tools: Grants::new(&grants.tools),
-                    prompts: Grants::new(&grants.prompts),
-                    resources: Grants::new(&grants.resources),
+                    tools: covered(Kind::Tools),
+                    prompts: covered(Kind::Prompts),
+                    resources: covered(Kind::Resources),
                 };
                 (Arc::from(role.as_str()), view)
             })

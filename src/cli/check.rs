@@ -37,6 +37,9 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     };
     let file = &compiled.file;
     let config = args.config.display();
+    for (path, warning) in crate::config::grants::warnings(file) {
+        eprintln!("warning: {config}: {path}: {warning}");
+    }
     match &file.policy {
         None => {
             eprintln!("warning: {config}: policy: none configured, so every call will be denied")

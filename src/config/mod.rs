@@ -8,6 +8,7 @@
 
 mod audit;
 mod circuit;
+pub mod grants;
 mod http;
 mod limits;
 mod load;

@@ -1,5 +1,6 @@
 //! A role's grants. Written either as a plain list of tool names (the short
-//! form) or as a map with `tools`, `resources` and `prompts`.
+//! form) or as a map with `tools`, `resources`, `prompts` and `servers`.
+//! Names may be globs; what they cover is in `grants`.
 
 use std::fmt;
 
@@ -14,6 +15,8 @@ pub struct RoleConfig {
     pub resources: Vec<String>,
     /// Public prompt names.
     pub prompts: Vec<String>,
+    /// Servers whose every tool, prompt and resource set is granted.
+    pub servers: Vec<String>,
 }
 
 impl RoleConfig {
@@ -37,6 +40,8 @@ struct RoleMap {
     resources: Vec<String>,
     #[serde(default)]
     prompts: Vec<String>,
+    #[serde(default)]
+    servers: Vec<String>,
 }
 
 impl<'de> Deserialize<'de> for RoleConfig {
@@ -48,7 +53,7 @@ impl<'de> Deserialize<'de> for RoleConfig {
 
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str(
-                    "a list of tool names, or a map with `tools`, `resources` and `prompts`",
+                    "a list of tool names, or a map with `tools`, `resources`, `prompts` and `servers`",
                 )
             }
 
@@ -65,11 +70,13 @@ impl<'de> Deserialize<'de> for RoleConfig {
                     tools,
                     resources,
                     prompts,
+                    servers,
                 } = RoleMap::deserialize(value::MapAccessDeserializer::new(map))?;
                 Ok(RoleConfig {
                     tools,
                     resources,
                     prompts,
+                    servers,
                 })
             }
         }

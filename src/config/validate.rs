@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::http::{HeaderName, HeaderValue};
 
 use super::MAX_TTL;
+use super::grants;
 use super::{
     CatalogFile, ConfigError, CredentialConfig, FanOutMode, HttpConfig, Idempotent, LimitRule,
     LimitScope, MAX_ATTEMPTS, MAX_LEGS, RedisConfig, RedisUrl, SecretSource, ServerConfig,
@@ -128,11 +129,26 @@ pub fn validate(catalog: &CatalogFile, file: &Path) -> Vec<ConfigError> {
                 };
                 let path = format!("roles.{role}.{section}[{i}]");
                 let kind = &section[..section.len() - 1];
-                if !exists {
+                if grants::is_glob(name) {
+                    if let Err(problem) = grants::glob(name) {
+                        c.error(path, problem);
+                    } else if !seen.insert(name) {
+                        c.error(path, format!("the glob `{name}` is listed twice"));
+                    }
+                } else if !exists {
                     c.error(path, format!("unknown {kind} `{name}`"));
                 } else if !seen.insert(name) {
                     c.error(path, format!("{kind} `{name}` is listed twice"));
                 }
+            }
+        }
+        let mut seen = HashSet::new();
+        for (i, server) in grants.servers.iter().enumerate() {
+            let path = format!("roles.{role}.servers[{i}]");
+            if !catalog.servers.contains_key(server) {
+                c.error(path, format!("unknown server `{server}`"));
+            } else if !seen.insert(server) {
+                c.error(path, format!("server `{server}` is listed twice"));
             }
         }
     }

@@ -11,6 +11,7 @@ mod common;
 mod connections;
 mod credentials;
 mod fleet;
+mod grants;
 mod identity;
 mod limits;
 mod live;

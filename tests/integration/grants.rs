@@ -1,0 +1,86 @@
+//! Roles that grant by glob (`tools: ["svc_e*"]`) and by server
+//! (`servers: [other]`): what they list is exactly what they may call, and
+//! `check` warns about a grant that covers nothing.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::common::upstream::test_upstream;
+use crate::common::{ANALYST_TOKEN, ControlPlane, TESTER_TOKEN, catalog, run_check};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn glob_and_server_grants_list_and_allow_the_same_tools() {
+    let one = test_upstream(0).await;
+    let two = test_upstream(0).await;
+    let servers = format!(
+        "  svc:\n    http: {{url: \"{}\"}}\n  other:\n    http: {{url: \"{}\"}}\n",
+        one.url, two.url
+    );
+    let tools = "  svc_echo: {server: svc, upstream_name: echo}\n  svc_fail: {server: svc, upstream_name: fail}\n  other_echo: {server: other, upstream_name: echo}\n";
+    let text = catalog(&servers, tools, &["\"svc_e*\""])
+        .replace("nobody: []", "nobody: {servers: [other]}");
+    let cp = ControlPlane::start(&text);
+    cp.wait_all_ready().await;
+
+    let names = async |token| {
+        let body: serde_json::Value = cp.get_tools(token, "").await.json().await.unwrap();
+        let mut names: Vec<String> = (body["tools"].as_array().unwrap().iter())
+            .map(|t| t.as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(TESTER_TOKEN).await, ["svc_echo"]);
+    assert_eq!(names(ANALYST_TOKEN).await, ["other_echo"]);
+    let call = async |token, tool: &str| {
+        cp.invoke(Some(token), json!({"action": tool, "payload": {}}))
+            .await
+            .status()
+    };
+    assert_eq!(call(TESTER_TOKEN, "svc_echo").await, StatusCode::OK);
+    assert_eq!(call(TESTER_TOKEN, "svc_fail").await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        call(TESTER_TOKEN, "other_echo").await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(call(ANALYST_TOKEN, "other_echo").await, StatusCode::OK);
+    assert_eq!(call(ANALYST_TOKEN, "svc_echo").await, StatusCode::FORBIDDEN);
+    assert_eq!((one.calls(), two.calls()), (1, 1));
+}
+
+#[test]
+fn check_warns_about_grants_that_cover_nothing_and_refuses_bad_ones() {
+    let servers = "  svc:\n    http: {url: \"http://127.0.0.1:9/mcp\"}\n  idle:\n    http: {url: \"http://127.0.0.1:8/mcp\"}\n";
+    let tools = "  echo: {server: svc}\n";
+    let text = catalog(servers, tools, &["echo", "\"gh_*\""])
+        .replace("nobody: []", "nobody: {servers: [idle]}");
+    let (ok, output, path) = run_check("catalog.yaml", &text);
+    assert!(ok, "{output}");
+    let file = path.display();
+    assert!(
+        output.contains(&format!(
+            "warning: {file}: roles.tester.tools[1]: the glob `gh_*` matches no tool"
+        )),
+        "{output}"
+    );
+    assert!(
+        output.contains(&format!(
+            "warning: {file}: roles.nobody.servers[0]: the catalog routes no tool, prompt or resource set to `idle`"
+        )),
+        "{output}"
+    );
+
+    let bad = text
+        .replace("\"gh_*\"", "\"[gh\"")
+        .replace("servers: [idle]", "servers: [nowhere]");
+    let (ok, output, _) = run_check("catalog.yaml", &bad);
+    assert!(!ok, "{output}");
+    assert!(
+        output.contains("roles.tester.tools[1]: not a valid glob"),
+        "{output}"
+    );
+    assert!(
+        output.contains("roles.nobody.servers[0]: unknown server `nowhere`"),
+        "{output}"
+    );
+}
