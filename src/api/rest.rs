@@ -151,13 +151,21 @@ pub async fn invoke(
     }
 }
 
-/// The REST shape of a tool definition.
+/// The REST shape of a tool definition (`title` and `annotations` when
+/// there are any).
 fn definition(tool: &Tool) -> Value {
-    json!({
+    let mut definition = json!({
         "name": tool.name,
         "description": tool.description,
         "input_schema": tool.input_schema,
-    })
+    });
+    if let Some(title) = &tool.title {
+        definition["title"] = json!(title);
+    }
+    if let Some(annotations) = &tool.annotations {
+        definition["annotations"] = json!(annotations);
+    }
+    definition
 }
 
 /// Parse a JSON body. `None` when the body is empty and not `required`.

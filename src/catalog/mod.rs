@@ -15,7 +15,7 @@ pub use routing::{Leg, Retry, Routing};
 
 use crate::config::grants::{self, Kind};
 use crate::config::{
-    CatalogFile, CredentialConfig, CredentialSettings, HttpSettings, IdentitySettings,
+    Annotations, CatalogFile, CredentialConfig, CredentialSettings, HttpSettings, IdentitySettings,
     ToolAuditConfig, UpstreamProtocol,
 };
 
@@ -63,6 +63,10 @@ pub struct Route {
     pub upstream_name: Arc<str>,
     /// Operator's description, replacing the upstream's when set.
     pub description: Option<Arc<str>>,
+    /// Operator's title, replacing the upstream's when set.
+    pub title: Option<Arc<str>>,
+    /// Operator's hints, each replacing the upstream's.
+    pub annotations: Annotations,
     /// The catalog's labels for policies.
     pub tags: Arc<[Arc<str>]>,
     /// Set when the audit trail keeps the arguments: the fields to redact.
@@ -208,6 +212,8 @@ impl Catalog {
                 server: leg.server,
                 upstream_name: leg.upstream_name.clone(),
                 description: description.as_deref().map(Arc::from),
+                title: None,
+                annotations: Annotations::default(),
                 tags: tags.iter().map(|t| Arc::from(t.as_str())).collect(),
                 audit_arguments: audit
                     .filter(|a| a.arguments)
@@ -228,6 +234,8 @@ impl Catalog {
                 let first = legs[0].clone();
                 let (name, mut route) = route(name, first, &t.description, &t.tags, audit);
                 route.timeout = t.timeout;
+                route.title = t.title.as_deref().map(Arc::from);
+                route.annotations = t.annotations;
                 route.legs = legs.into();
                 route.routing = routing;
                 route.retry = routing::retry(t);
@@ -396,6 +404,8 @@ impl Catalog {
                         leg.upstream_name.hash(&mut hasher);
                     }
                     route.description.hash(&mut hasher);
+                    route.title.hash(&mut hasher);
+                    route.annotations.hash(&mut hasher);
                 }
             }
             hasher.finish()

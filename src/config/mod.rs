@@ -236,6 +236,12 @@ pub struct ToolConfig {
     pub upstream_name: Option<String>,
     /// Replaces the description the server declares.
     pub description: Option<String>,
+    /// Replaces the title the server declares.
+    pub title: Option<String>,
+    /// The catalog's word on what the tool does (`readOnlyHint`, ...):
+    /// each hint set replaces the server's, and only these reach policies.
+    #[serde(default)]
+    pub annotations: Annotations,
     /// Labels for policies (`input.tool.tags`), for example `[trading, write]`.
     #[serde(default)]
     pub tags: Vec<String>,
@@ -264,6 +270,22 @@ pub struct PromptConfig {
     pub upstream_name: Option<String>,
     /// Replaces the description the server declares.
     pub description: Option<String>,
+}
+
+/// Hints about a tool's behaviour, as MCP names them. A server's own are
+/// untrusted (the specification says so); the catalog's are the
+/// operator's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Annotations {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_only_hint: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destructive_hint: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotent_hint: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_world_hint: Option<bool>,
 }
 
 /// A named set of one server's resources: those whose URI starts with

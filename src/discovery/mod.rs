@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use rmcp::model::{JsonObject, Prompt, Resource, ResourceTemplate, Tool};
+use rmcp::model::{JsonObject, Prompt, Resource, ResourceTemplate, Tool, ToolAnnotations};
 use serde_json::{Value, json};
 
 use crate::catalog::{Catalog, Grants, RoleView, Route, Routing};
@@ -61,6 +61,20 @@ fn description(route: &Route, upstream: Option<Cow<'static, str>>) -> Option<Cow
     }
 }
 
+/// The server's hints with each one the catalog sets replaced.
+fn annotations(route: &Route, upstream: Option<ToolAnnotations>) -> Option<ToolAnnotations> {
+    let ours = route.annotations;
+    if ours == Default::default() {
+        return upstream;
+    }
+    let mut merged = upstream.unwrap_or_default();
+    merged.read_only_hint = ours.read_only_hint.or(merged.read_only_hint);
+    merged.destructive_hint = ours.destructive_hint.or(merged.destructive_hint);
+    merged.idempotent_hint = ours.idempotent_hint.or(merged.idempotent_hint);
+    merged.open_world_hint = ours.open_world_hint.or(merged.open_world_hint);
+    Some(merged)
+}
+
 /// Definitions of the visible tools whose servers currently offer them.
 pub fn definitions(view: &View<'_>) -> Vec<Tool> {
     visible_tools(view)
@@ -78,12 +92,12 @@ pub fn definitions(view: &View<'_>) -> Vec<Tool> {
                 description(route, upstream.description),
                 upstream.input_schema,
             );
-            tool.title = upstream.title;
+            tool.title = (route.title.as_deref().map(str::to_owned)).or(upstream.title);
             tool.output_schema = match route.routing {
                 Routing::FanOut(_) => fan_out_schema(view, route),
                 _ => upstream.output_schema,
             };
-            tool.annotations = upstream.annotations;
+            tool.annotations = annotations(route, upstream.annotations);
             Some(tool)
         })
         .collect()

@@ -9,6 +9,7 @@ use humantime_serde::re::humantime;
 use rmcp::model::JsonObject;
 use serde_json::{Value, json};
 
+use crate::config::Annotations;
 use crate::identity::Caller;
 use crate::vocabulary::{Action, FrontDoor};
 
@@ -24,6 +25,9 @@ pub struct TargetFacts<'a> {
     pub server: &'a str,
     /// The catalog's tags of a tool.
     pub tags: &'a [Arc<str>],
+    /// The catalog's hints of a tool (never the server's, which are
+    /// untrusted).
+    pub annotations: Annotations,
 }
 
 /// What the policy is told about the request itself.
@@ -55,6 +59,7 @@ pub fn document(
             "upstream_name": target.upstream_name,
             "server": target.server,
             "tags": target.tags.iter().map(|t| &**t).collect::<Vec<&str>>(),
+            "annotations": target.annotations,
         },
         "environment": environment,
         "request": {

@@ -1,6 +1,7 @@
 //! Roles that grant by glob (`tools: ["svc_e*"]`) and by server
 //! (`servers: [other]`): what they list is exactly what they may call, and
-//! `check` warns about a grant that covers nothing.
+//! `check` warns about a grant that covers nothing. The catalog's word on
+//! a tool (title, annotations) is what agents see and policies read.
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -83,4 +84,60 @@ fn check_warns_about_grants_that_cover_nothing_and_refuses_bad_ones() {
         output.contains("roles.nobody.servers[0]: unknown server `nowhere`"),
         "{output}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_catalogs_title_and_annotations_reach_the_client_and_the_policy() {
+    let upstream = test_upstream(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Only tools the catalog says are read-only may be called.
+    let policy = "package mcp.authz\n\nimport rego.v1\n\nallow if input.tool.annotations.readOnlyHint == true\n\nreasons contains sprintf(\"annotations %v\", [input.tool.annotations]) if not allow\n";
+    std::fs::write(dir.path().join("authz.rego"), policy).unwrap();
+    let servers = format!("  svc:\n    http: {{url: \"{}\"}}\n", upstream.url);
+    let tools = "  echo: {server: svc, title: Echo back, annotations: {readOnlyHint: true, openWorldHint: false}}\n  fail: {server: svc, annotations: {destructiveHint: true}}\n";
+    let text = catalog(&servers, tools, &["echo", "fail"]).replace(
+        "policy: allow-all\n",
+        &format!(
+            "policy:\n  files: [\"{}\"]\n",
+            dir.path().join("authz.rego").display()
+        ),
+    );
+    let cp = ControlPlane::start(&text);
+    cp.wait_all_ready().await;
+
+    let body: serde_json::Value = (cp.get_tools(TESTER_TOKEN, "?detail=true").await)
+        .json()
+        .await
+        .unwrap();
+    let definition = |name: &str| {
+        (body["definitions"].as_array().unwrap().iter())
+            .find(|d| d["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {body}"))
+    };
+    let echo = definition("echo");
+    assert_eq!(echo["title"], "Echo back", "{echo}");
+    assert_eq!(
+        echo["annotations"],
+        json!({"readOnlyHint": true, "openWorldHint": false})
+    );
+    assert_eq!(
+        definition("fail")["annotations"],
+        json!({"destructiveHint": true})
+    );
+
+    let call = async |tool: &str| {
+        cp.invoke(Some(TESTER_TOKEN), json!({"action": tool, "payload": {}}))
+            .await
+    };
+    assert_eq!(call("echo").await.status(), StatusCode::OK);
+    let refused = call("fail").await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let refused: serde_json::Value = refused.json().await.unwrap();
+    let text = refused.to_string();
+    assert!(
+        text.contains("destructiveHint"),
+        "the policy saw the catalog's hints: {text}"
+    );
+    assert_eq!(upstream.calls(), 1);
 }

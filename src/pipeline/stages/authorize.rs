@@ -84,8 +84,8 @@ impl Facts<'_> {
         to: &Authorized,
         arguments: Option<&JsonObject>,
     ) -> regorus::Value {
-        let (kind, tags) = match target {
-            Target::Tool(name) => ("tool", self.catalog.tool(name).map(|r| &*r.tags)),
+        let (kind, route) = match target {
+            Target::Tool(name) => ("tool", self.catalog.tool(name)),
             Target::Prompt(_) => ("prompt", None),
             Target::Resource(_) => ("resource", None),
         };
@@ -94,7 +94,8 @@ impl Facts<'_> {
             name: target.name(),
             upstream_name: &to.upstream_name,
             server: &self.catalog.server(to.server).name,
-            tags: tags.unwrap_or_default(),
+            tags: route.map(|r| &*r.tags).unwrap_or_default(),
+            annotations: route.map(|r| r.annotations).unwrap_or_default(),
         };
         let request = RequestFacts {
             trace_id: &self.ctx.trace.trace_id_hex(),
