@@ -31,6 +31,7 @@ fn decide(c: &mut Criterion) {
         upstream_name: "execute_trade",
         server: "execution",
         tags: &tags,
+        annotations: Default::default(),
     };
     let request = RequestFacts {
         trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
