@@ -106,6 +106,7 @@ fn stages(c: &mut Criterion) {
         catalog: &snapshot.catalog,
         upstreams: &snapshot.upstreams,
         caller: &caller,
+        endpoint: None,
         shows: &shows,
     };
     assert_eq!(discovery::visible_tools(&view).len(), TOOLS / 2);

@@ -72,6 +72,10 @@ pub fn router(app: Arc<App>, sessions: CancellationToken) -> Router {
     let open_sessions = mcp::OpenSessions::default();
     Router::new()
         .route("/tools", get(rest::tools).post(rest::tools))
+        .route(
+            "/endpoints/{endpoint}/tools",
+            get(rest::endpoint_tools).post(rest::endpoint_tools),
+        )
         .route("/invoke", post(rest::invoke))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

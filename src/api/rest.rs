@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use rmcp::model::{InputResponses, JsonObject, Tool};
@@ -60,17 +60,42 @@ impl RestBody {
 pub struct ToolsQuery {
     #[serde(default)]
     detail: bool,
+    /// The virtual endpoint to list (as `/endpoints/<endpoint>/tools`).
+    endpoint: Option<String>,
 }
 
-/// `GET|POST /tools[?detail=true]`: the caller's view of the catalog.
+/// `GET|POST /tools[?detail=true][&endpoint=E]`: the caller's view of the
+/// catalog (through endpoint `E`).
 pub async fn tools(
     State(app): State<Arc<App>>,
     query: Result<Query<ToolsQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    list_tools(app, None, query, headers, body).await
+}
+
+/// `GET|POST /endpoints/<endpoint>/tools[?detail=true]`: the caller's view
+/// through a virtual endpoint.
+pub async fn endpoint_tools(
+    State(app): State<Arc<App>>,
+    Path(endpoint): Path<String>,
+    query: Result<Query<ToolsQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    list_tools(app, Some(endpoint), query, headers, body).await
+}
+
+async fn list_tools(
+    app: Arc<App>,
+    endpoint: Option<String>,
+    query: Result<Query<ToolsQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let pipeline = &app.pipeline;
-    let ctx = super::request_context(&headers, FrontDoor::Rest);
+    let mut ctx = super::request_context(&headers, FrontDoor::Rest);
     let who = Presented::Bearer(super::bearer(&headers));
     let parsed = query
         .map_err(|e| PipelineError::InvalidRequest(e.body_text()))
@@ -96,6 +121,7 @@ pub async fn tools(
             );
         }
     };
+    ctx.endpoint = endpoint.or(query.endpoint).map(Arc::from);
     let listed = pipeline
         .discover(&ctx, who, body.assertions(), |view| {
             let mut body = json!({ "tools": discovery::visible_tools(view) });

@@ -112,6 +112,15 @@ impl Grants {
     pub fn allows(&self, name: &str) -> bool {
         self.set.contains(name)
     }
+
+    /// The names both grant.
+    fn within(&self, other: &Grants) -> Grants {
+        let both: Vec<String> = (self.sorted.iter())
+            .filter(|name| other.allows(name))
+            .map(|name| name.to_string())
+            .collect();
+        Grants::new(&both)
+    }
 }
 
 /// What one role may use.
@@ -120,6 +129,27 @@ pub struct RoleView {
     pub tools: Grants,
     pub prompts: Grants,
     pub resources: Grants,
+}
+
+impl RoleView {
+    /// What `grants` (of a role or an endpoint) cover in `file`.
+    fn of(file: &CatalogFile, grants: &crate::config::RoleConfig) -> Self {
+        let covered = |kind| Grants::new(&grants::covered(file, grants, kind));
+        RoleView {
+            tools: covered(Kind::Tools),
+            prompts: covered(Kind::Prompts),
+            resources: covered(Kind::Resources),
+        }
+    }
+
+    /// What this view and `endpoint` both allow.
+    fn within(&self, endpoint: &RoleView) -> RoleView {
+        RoleView {
+            tools: self.tools.within(&endpoint.tools),
+            prompts: self.prompts.within(&endpoint.prompts),
+            resources: self.resources.within(&endpoint.resources),
+        }
+    }
 }
 
 /// Which kinds of a server's offering a role can see.
@@ -155,6 +185,8 @@ pub struct Catalog {
     /// Longest prefix first, so the first match routes a URI.
     resources: Vec<ResourceSet>,
     roles: HashMap<Arc<str>, RoleView>,
+    /// Endpoint -> role -> what the role sees through that endpoint.
+    endpoints: HashMap<Arc<str>, HashMap<Arc<str>, RoleView>>,
     /// Agents by the SHA-256 of their token (validation keeps the hashes
     /// unique).
     agents: HashMap<[u8; 32], AgentEntry>,
@@ -263,17 +295,16 @@ impl Catalog {
             })
             .collect();
         resources.sort_by_key(|set| std::cmp::Reverse(set.prefix.len()));
-        let roles = file
-            .roles
-            .iter()
-            .map(|(role, grants)| {
-                let covered = |kind| Grants::new(&grants::covered(file, grants, kind));
-                let view = RoleView {
-                    tools: covered(Kind::Tools),
-                    prompts: covered(Kind::Prompts),
-                    resources: covered(Kind::Resources),
-                };
-                (Arc::from(role.as_str()), view)
+        let roles: HashMap<Arc<str>, RoleView> = (file.roles.iter())
+            .map(|(role, grants)| (Arc::from(role.as_str()), RoleView::of(file, grants)))
+            .collect();
+        let endpoints = (file.endpoints.iter())
+            .map(|(endpoint, grants)| {
+                let subset = RoleView::of(file, grants);
+                let views = (roles.iter())
+                    .map(|(role, view)| (role.clone(), view.within(&subset)))
+                    .collect();
+                (Arc::from(endpoint.as_str()), views)
             })
             .collect();
         let hash = |text: &str| {
@@ -310,6 +341,7 @@ impl Catalog {
             prompts,
             resources,
             roles,
+            endpoints,
             agents,
             admins,
         }
@@ -445,6 +477,16 @@ impl Catalog {
     /// The view of `role`; an unknown role sees nothing.
     pub fn role_view(&self, role: &str) -> Option<&RoleView> {
         self.roles.get(role)
+    }
+
+    /// What `role` sees through `endpoint` (the whole catalog without
+    /// one). An unknown endpoint shows nothing, as an empty one does: no
+    /// answer tells which endpoints exist.
+    pub fn view(&self, role: &str, endpoint: Option<&str>) -> Option<&RoleView> {
+        match endpoint {
+            None => self.roles.get(role),
+            Some(endpoint) => self.endpoints.get(endpoint)?.get(role),
+        }
     }
 
     /// The agent whose token has this SHA-256.

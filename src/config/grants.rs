@@ -93,38 +93,48 @@ pub fn covered(catalog: &CatalogFile, role: &RoleConfig, kind: Kind) -> Vec<Stri
     names
 }
 
-/// Grants that cover nothing: each is the catalog path and what to say.
+/// Grants of roles and endpoints that cover nothing: each is the catalog
+/// path and what to say.
 pub fn warnings(catalog: &CatalogFile) -> Vec<(String, String)> {
     let mut warnings = Vec::new();
-    for (role_name, role) in catalog.roles.iter() {
-        for kind in Kind::ALL {
-            let names = kind.names(catalog);
-            for (i, grant) in kind.grants(role).iter().enumerate() {
-                if !is_glob(grant) {
-                    continue;
-                }
-                let Ok(matcher) = glob(grant) else {
-                    continue;
-                };
-                if !names.iter().any(|(name, _)| matcher.is_match(name)) {
-                    let path = format!("roles.{role_name}.{}[{i}]", kind.section());
-                    let kind = &kind.section()[..kind.section().len() - 1];
-                    warnings.push((path, format!("the glob `{grant}` matches no {kind}")));
-                }
+    for (section, entries) in [("roles", &catalog.roles), ("endpoints", &catalog.endpoints)] {
+        for (name, grants) in entries.iter() {
+            let at = format!("{section}.{name}");
+            warnings.extend(covering_nothing(catalog, &at, grants));
+        }
+    }
+    warnings
+}
+
+/// The grants at catalog path `at` that cover nothing.
+fn covering_nothing(catalog: &CatalogFile, at: &str, role: &RoleConfig) -> Vec<(String, String)> {
+    let mut warnings = Vec::new();
+    for kind in Kind::ALL {
+        let names = kind.names(catalog);
+        for (i, grant) in kind.grants(role).iter().enumerate() {
+            if !is_glob(grant) {
+                continue;
+            }
+            let Ok(matcher) = glob(grant) else {
+                continue;
+            };
+            if !names.iter().any(|(name, _)| matcher.is_match(name)) {
+                let path = format!("{at}.{}[{i}]", kind.section());
+                let kind = &kind.section()[..kind.section().len() - 1];
+                warnings.push((path, format!("the glob `{grant}` matches no {kind}")));
             }
         }
-        for (i, server) in role.servers.iter().enumerate() {
-            let routes_any = (Kind::ALL.iter()).any(|kind| {
-                kind.names(catalog)
-                    .iter()
-                    .any(|(_, s)| s.contains(&server.as_str()))
-            });
-            if !routes_any {
-                let path = format!("roles.{role_name}.servers[{i}]");
-                let text =
-                    format!("the catalog routes no tool, prompt or resource set to `{server}`");
-                warnings.push((path, text));
-            }
+    }
+    for (i, server) in role.servers.iter().enumerate() {
+        let routes_any = (Kind::ALL.iter()).any(|kind| {
+            kind.names(catalog)
+                .iter()
+                .any(|(_, s)| s.contains(&server.as_str()))
+        });
+        if !routes_any {
+            let path = format!("{at}.servers[{i}]");
+            let text = format!("the catalog routes no tool, prompt or resource set to `{server}`");
+            warnings.push((path, text));
         }
     }
     warnings

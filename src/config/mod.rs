@@ -70,6 +70,11 @@ pub struct CatalogFile {
     /// `tools`, `resources` and `prompts`.
     #[serde(default)]
     pub roles: UniqueMap<RoleConfig>,
+    /// Endpoint -> the subset of the catalog it serves (`/mcp/<endpoint>`,
+    /// `/endpoints/<endpoint>/tools`), granted as a role is; still
+    /// filtered by each caller's role.
+    #[serde(default)]
+    pub endpoints: UniqueMap<RoleConfig>,
     /// Agent id -> its role and the SHA-256 of its service token.
     #[serde(default)]
     pub agents: UniqueMap<AgentConfig>,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::http::{HeaderName, HeaderValue};
 
 use super::MAX_TTL;
+use super::RoleConfig;
 use super::grants;
 use super::{
     CatalogFile, ConfigError, CredentialConfig, FanOutMode, HttpConfig, Idempotent, LimitRule,
@@ -117,39 +118,10 @@ pub fn validate(catalog: &CatalogFile, file: &Path) -> Vec<ConfigError> {
             }
         }
     }
-    for (role, grants) in catalog.roles.iter() {
-        c.check_name("roles", role);
-        for (section, names) in grants.sections() {
-            let mut seen = HashSet::new();
-            for (i, name) in names.iter().enumerate() {
-                let exists = match section {
-                    "tools" => catalog.tools.contains_key(name),
-                    "resources" => catalog.resources.contains_key(name),
-                    _ => catalog.prompts.contains_key(name),
-                };
-                let path = format!("roles.{role}.{section}[{i}]");
-                let kind = &section[..section.len() - 1];
-                if grants::is_glob(name) {
-                    if let Err(problem) = grants::glob(name) {
-                        c.error(path, problem);
-                    } else if !seen.insert(name) {
-                        c.error(path, format!("the glob `{name}` is listed twice"));
-                    }
-                } else if !exists {
-                    c.error(path, format!("unknown {kind} `{name}`"));
-                } else if !seen.insert(name) {
-                    c.error(path, format!("{kind} `{name}` is listed twice"));
-                }
-            }
-        }
-        let mut seen = HashSet::new();
-        for (i, server) in grants.servers.iter().enumerate() {
-            let path = format!("roles.{role}.servers[{i}]");
-            if !catalog.servers.contains_key(server) {
-                c.error(path, format!("unknown server `{server}`"));
-            } else if !seen.insert(server) {
-                c.error(path, format!("server `{server}` is listed twice"));
-            }
+    for (section, entries) in [("roles", &catalog.roles), ("endpoints", &catalog.endpoints)] {
+        for (name, grants) in entries.iter() {
+            c.check_name(section, name);
+            check_grants(&mut c, catalog, &format!("{section}.{name}"), grants);
         }
     }
     let mut token_owners: HashMap<&str, &str> = HashMap::new();
@@ -579,6 +551,42 @@ fn check_limits(c: &mut Collector<'_>, catalog: &CatalogFile) {
         };
         if !known {
             c.error(path, format!("unknown {section} `{name}`"));
+        }
+    }
+}
+
+/// The grants of a role or an endpoint at catalog path `at`.
+fn check_grants(c: &mut Collector<'_>, catalog: &CatalogFile, at: &str, grants: &RoleConfig) {
+    for (section, names) in grants.sections() {
+        let mut seen = HashSet::new();
+        for (i, name) in names.iter().enumerate() {
+            let exists = match section {
+                "tools" => catalog.tools.contains_key(name),
+                "resources" => catalog.resources.contains_key(name),
+                _ => catalog.prompts.contains_key(name),
+            };
+            let path = format!("{at}.{section}[{i}]");
+            let kind = &section[..section.len() - 1];
+            if grants::is_glob(name) {
+                if let Err(problem) = grants::glob(name) {
+                    c.error(path, problem);
+                } else if !seen.insert(name) {
+                    c.error(path, format!("the glob `{name}` is listed twice"));
+                }
+            } else if !exists {
+                c.error(path, format!("unknown {kind} `{name}`"));
+            } else if !seen.insert(name) {
+                c.error(path, format!("{kind} `{name}` is listed twice"));
+            }
+        }
+    }
+    let mut seen = HashSet::new();
+    for (i, server) in grants.servers.iter().enumerate() {
+        let path = format!("{at}.servers[{i}]");
+        if !catalog.servers.contains_key(server) {
+            c.error(path, format!("unknown server `{server}`"));
+        } else if !seen.insert(server) {
+            c.error(path, format!("server `{server}` is listed twice"));
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct View<'a> {
     pub catalog: &'a Catalog,
     pub upstreams: &'a Upstreams,
     pub caller: &'a Caller,
+    /// The virtual endpoint listed, if any: it narrows the role's view.
+    pub endpoint: Option<&'a str>,
     /// The policy's `visible` rule for a tool or prompt the role grants.
     pub shows: &'a dyn Fn(Target<'_>) -> bool,
 }
@@ -37,7 +39,7 @@ impl View<'_> {
     ) -> Vec<Arc<str>> {
         let granted = self
             .catalog
-            .role_view(&self.caller.role)
+            .view(&self.caller.role, self.endpoint)
             .map(|view| pick(view).names())
             .unwrap_or_default();
         granted
@@ -163,9 +165,12 @@ fn visible_in_sets<T: Clone>(
     uri: fn(&T) -> &String,
 ) -> Vec<T> {
     let View {
-        catalog, caller, ..
+        catalog,
+        caller,
+        endpoint,
+        ..
     } = *view;
-    let Some(role) = catalog.role_view(&caller.role) else {
+    let Some(role) = catalog.view(&caller.role, endpoint) else {
         return Vec::new();
     };
     let mut seen = std::collections::HashSet::new();
@@ -178,7 +183,7 @@ fn visible_in_sets<T: Clone>(
         for item in items(&offered) {
             let uri = uri(item);
             let readable = uri.starts_with(&*set.prefix)
-                && crate::policy::authorize(catalog, caller, Target::Resource(uri))
+                && crate::policy::authorize(catalog, caller, endpoint, Target::Resource(uri))
                     .is_ok_and(|a| a.server == set.server);
             if readable && seen.insert(uri.clone()) {
                 visible.push(item.clone());

@@ -34,6 +34,9 @@ pub struct CallContext {
     /// How long the caller will wait, if it said (the `X-Request-Timeout`
     /// header): it may shorten the request's deadline, never lengthen it.
     pub requested_timeout: Option<RequestedTimeout>,
+    /// The virtual endpoint the request came through (`/mcp/<endpoint>`,
+    /// `/endpoints/<endpoint>/tools`): it narrows what the role sees.
+    pub endpoint: Option<Arc<str>>,
 }
 
 /// The header a caller shortens its request's deadline with.
@@ -84,6 +87,7 @@ impl CallContext {
             started: Instant::now(),
             client_capabilities: None,
             requested_timeout: None,
+            endpoint: None,
         }
     }
 }

@@ -137,7 +137,8 @@ impl Pipeline {
             // only when a `visible` rule needs it for its input.
             let shows = |target: Target<'_>| {
                 snapshot.policies.shows(|| {
-                    let to = policy::authorize(&snapshot.catalog, caller, target).ok()?;
+                    let endpoint = ctx.endpoint.as_deref();
+                    let to = policy::authorize(&snapshot.catalog, caller, endpoint, target).ok()?;
                     Some(facts.input(target, &to, None))
                 })
             };
@@ -145,6 +146,7 @@ impl Pipeline {
                 catalog: &snapshot.catalog,
                 upstreams: &snapshot.upstreams,
                 caller,
+                endpoint: ctx.endpoint.as_deref(),
                 shows: &shows,
             }));
             Ok(ServerResult::empty(()))

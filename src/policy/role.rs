@@ -35,14 +35,16 @@ impl NotPermitted {
     pub const BY_ROLE: Self = Self { by_policy: false };
 }
 
-/// Where `target` goes, if `caller`'s role may reach it.
+/// Where `target` goes, if `caller`'s role may reach it through
+/// `endpoint` (the whole catalog without one).
 pub fn authorize(
     catalog: &Catalog,
     caller: &Caller,
+    endpoint: Option<&str>,
     target: Target<'_>,
 ) -> Result<Authorized, NotPermitted> {
     let view = catalog
-        .role_view(&caller.role)
+        .view(&caller.role, endpoint)
         .ok_or(NotPermitted::BY_ROLE)?;
     let routed = |route: Option<&Route>| {
         route.map(|r| Authorized {

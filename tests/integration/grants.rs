@@ -141,3 +141,82 @@ async fn the_catalogs_title_and_annotations_reach_the_client_and_the_policy() {
     );
     assert_eq!(upstream.calls(), 1);
 }
+
+/// An rmcp client session with `cp` at `path` (`/mcp` or `/mcp/<endpoint>`).
+async fn mcp_client(
+    cp: &ControlPlane,
+    path: &str,
+) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    use rmcp::ServiceExt;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let config =
+        StreamableHttpClientTransportConfig::with_uri(cp.url(path)).auth_header(TESTER_TOKEN);
+    ().serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn virtual_endpoints_serve_their_subset_of_what_the_role_may_use() {
+    let upstream = test_upstream(0).await;
+    let servers = format!("  svc:\n    http: {{url: \"{}\"}}\n", upstream.url);
+    let tools = "  echo: {server: svc}\n  fail: {server: svc}\n  progress: {server: svc}\n";
+    let text = format!(
+        "{}endpoints:\n  research: {{tools: [echo, fail]}}\n  trading: {{tools: [\"p*\"]}}\n",
+        catalog(&servers, tools, &["echo", "progress"])
+    );
+    let cp = ControlPlane::start(&text);
+    cp.wait_all_ready().await;
+
+    let listed = async |path: &str| {
+        let answer = (cp.http.get(cp.url(path)))
+            .bearer_auth(TESTER_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "{path}");
+        let body: serde_json::Value = answer.json().await.unwrap();
+        body["tools"].clone()
+    };
+    assert_eq!(listed("/tools").await, json!(["echo", "progress"]));
+    // The role's view, narrowed: `fail` is the endpoint's but not the role's.
+    assert_eq!(listed("/endpoints/research/tools").await, json!(["echo"]));
+    assert_eq!(listed("/tools?endpoint=research").await, json!(["echo"]));
+    assert_eq!(
+        listed("/endpoints/trading/tools").await,
+        json!(["progress"])
+    );
+    // An endpoint that does not exist looks like an empty one.
+    assert_eq!(listed("/endpoints/nowhere/tools").await, json!([]));
+
+    let names = |tools: Vec<rmcp::model::Tool>| -> Vec<String> {
+        tools.into_iter().map(|t| t.name.to_string()).collect()
+    };
+    let research = mcp_client(&cp, "/mcp/research").await;
+    assert_eq!(names(research.list_all_tools().await.unwrap()), ["echo"]);
+    let call = |tool: &str| rmcp::model::CallToolRequestParams::new(tool.to_owned());
+    assert!(research.call_tool(call("echo")).await.is_ok());
+    // Outside the endpoint: refused exactly as a tool outside the role is.
+    let outside = format!(
+        "{:?}",
+        research.call_tool(call("progress")).await.unwrap_err()
+    );
+    let ungranted = format!("{:?}", research.call_tool(call("fail")).await.unwrap_err());
+    let masked = |text: &str| {
+        text.split("trace_id")
+            .next()
+            .unwrap()
+            .replace("progress", "fail")
+    };
+    assert_eq!(masked(&outside), masked(&ungranted));
+    assert_eq!(upstream.calls(), 1);
+
+    let everything = mcp_client(&cp, "/mcp").await;
+    assert_eq!(
+        names(everything.list_all_tools().await.unwrap()),
+        ["echo", "progress"]
+    );
+    let nowhere = mcp_client(&cp, "/mcp/nowhere").await;
+    assert!(nowhere.list_all_tools().await.unwrap().is_empty());
+}

@@ -419,7 +419,8 @@ impl Checked<'_> {
 /// The middleware in front of `rmcp`.
 pub async fn guard(State(guard): State<Arc<Guard>>, mut request: Request, next: Next) -> Response {
     let pipeline = &guard.app.pipeline;
-    let ctx = crate::api::request_context(request.headers(), FrontDoor::Mcp);
+    let mut ctx = crate::api::request_context(request.headers(), FrontDoor::Mcp);
+    ctx.endpoint = super::endpoint_of(request.uri().path());
     let token = crate::api::bearer(request.headers()).map(str::to_owned);
     let caller = match pipeline.admit_connection(&ctx, token.as_deref()).await {
         Ok(caller) => caller,

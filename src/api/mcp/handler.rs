@@ -236,6 +236,7 @@ pub(super) fn request_context(
     let mut ctx = CallContext::new(FrontDoor::Mcp, traceparent, tracestate);
     ctx.client_capabilities = context.client_capabilities().map(Arc::new);
     ctx.requested_timeout = parts.and_then(|p| super::super::requested_timeout(&p.headers));
+    ctx.endpoint = parts.and_then(|p| super::endpoint_of(p.uri.path()));
     (ctx, presented(&context.extensions))
 }
 

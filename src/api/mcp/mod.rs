@@ -29,6 +29,12 @@ use super::App;
 pub use handler::McpFrontDoor;
 pub(crate) use params::check as params_check;
 
+/// The virtual endpoint of an `/mcp/<endpoint>` path.
+fn endpoint_of(path: &str) -> Option<Arc<str>> {
+    let endpoint = path.strip_prefix("/mcp/")?;
+    (!endpoint.is_empty()).then(|| endpoint.into())
+}
+
 /// How many MCP sessions are open, for `/metrics`.
 pub type OpenSessions = Arc<std::sync::atomic::AtomicI64>;
 
@@ -82,6 +88,7 @@ pub fn router(app: Arc<App>, shutdown: CancellationToken, open_sessions: OpenSes
     ));
     tokio::spawn(guard_state.clone().forget_ended_sessions(shutdown));
     Router::new()
-        .route_service("/mcp", service)
+        .route_service("/mcp", service.clone())
+        .route_service("/mcp/{endpoint}", service)
         .layer(middleware::from_fn_with_state(guard_state, guard::guard))
 }

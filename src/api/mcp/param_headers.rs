@@ -97,7 +97,9 @@ pub fn check_call(
     };
     // The catalog version in force, loaded only for the calls this concerns.
     let snapshot = live.current();
-    let Ok(to) = crate::policy::authorize(&snapshot.catalog, caller, Target::Tool(name)) else {
+    // (The role's whole view: the call itself is held to its endpoint.)
+    let Ok(to) = crate::policy::authorize(&snapshot.catalog, caller, None, Target::Tool(name))
+    else {
         return Ok(());
     };
     let offered = snapshot.upstreams.offered(to.server);

@@ -53,7 +53,8 @@ fn resolve(exchange: &mut Exchange<'_>) -> Result<(), PipelineError> {
     }
     let target = exchange.target().expect("a target is set");
     // Looked up once when allowed; a second time only when refused.
-    let authorized = policy::authorize(catalog, exchange.caller(), target);
+    let endpoint = exchange.ctx.endpoint.as_deref();
+    let authorized = policy::authorize(catalog, exchange.caller(), endpoint, target);
     let located = match &authorized {
         Ok(to) => Some((to.server, to.name.clone())),
         Err(_) => policy::locate(catalog, target).map(|at| (at.server, at.name)),
