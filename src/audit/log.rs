@@ -325,6 +325,8 @@ fn log_event(record: &AuditRecord) {
         latency_ms = record.latency_ms,
         arguments_sha256 = record.arguments_sha256.as_deref().unwrap_or(""),
         legs = %Legs(&record.legs),
+        endpoint = text(&record.endpoint),
+        via = record.via.unwrap_or(""),
         "audit"
     );
 }

@@ -52,6 +52,10 @@ pub struct AuditRecord {
     /// Every request to an upstream this one made or tried: one, or each
     /// attempt of a retried call, or each leg of a fan-out.
     pub legs: Vec<LegRecord>,
+    /// The virtual endpoint the request came through, if any.
+    pub endpoint: Option<Arc<str>>,
+    /// The built-in tool a call came through (`call_tool`), if any.
+    pub via: Option<&'static str>,
 }
 
 /// One request to an upstream on behalf of a request: how it went.
@@ -126,6 +130,8 @@ impl AuditRecord {
             latency_ms: 0.0,
             policy_seconds: None,
             legs: Vec::new(),
+            endpoint: None,
+            via: None,
         }
     }
 
@@ -185,6 +191,8 @@ impl AuditRecord {
             "arguments_sha256": self.arguments_sha256,
             "arguments": self.arguments,
             "legs": self.legs.iter().map(LegRecord::to_json).collect::<Vec<_>>(),
+            "endpoint": self.endpoint.as_deref(),
+            "via": self.via,
         })
     }
 }

@@ -129,6 +129,8 @@ pub struct RoleView {
     pub tools: Grants,
     pub prompts: Grants,
     pub resources: Grants,
+    /// Whether `tools/list` offers tool search instead of the tools.
+    pub search: bool,
 }
 
 impl RoleView {
@@ -139,6 +141,7 @@ impl RoleView {
             tools: covered(Kind::Tools),
             prompts: covered(Kind::Prompts),
             resources: covered(Kind::Resources),
+            search: grants.discovery == crate::config::Discovery::Search,
         }
     }
 
@@ -148,6 +151,7 @@ impl RoleView {
             tools: self.tools.within(&endpoint.tools),
             prompts: self.prompts.within(&endpoint.prompts),
             resources: self.resources.within(&endpoint.resources),
+            search: self.search || endpoint.search,
         }
     }
 }

@@ -34,7 +34,7 @@ pub use limits::{LimitRule, LimitScope, Rate};
 pub use load::{ConfigError, ConfigErrors, load_file, parse_str, read_file};
 pub use policy::{PolicyConfig, RegoSettings};
 pub use redis::{RedisConfig, RedisUrl};
-pub use role::RoleConfig;
+pub use role::{Discovery, RoleConfig};
 pub use routes::{
     FanOutMode, Idempotent, LegConfig, MAX_ATTEMPTS, MAX_LEGS, NamedLeg, RetryConfig, TargetConfig,
 };

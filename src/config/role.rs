@@ -17,6 +17,19 @@ pub struct RoleConfig {
     pub prompts: Vec<String>,
     /// Servers whose every tool, prompt and resource set is granted.
     pub servers: Vec<String>,
+    /// How `tools/list` shows what is granted.
+    pub discovery: Discovery,
+}
+
+/// How an MCP client discovers its tools.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Discovery {
+    /// `tools/list` lists every tool.
+    #[default]
+    List,
+    /// `tools/list` offers `search_tools` and `call_tool` instead.
+    Search,
 }
 
 impl RoleConfig {
@@ -42,6 +55,8 @@ struct RoleMap {
     prompts: Vec<String>,
     #[serde(default)]
     servers: Vec<String>,
+    #[serde(default)]
+    discovery: Discovery,
 }
 
 impl<'de> Deserialize<'de> for RoleConfig {
@@ -53,7 +68,7 @@ impl<'de> Deserialize<'de> for RoleConfig {
 
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str(
-                    "a list of tool names, or a map with `tools`, `resources`, `prompts` and `servers`",
+                    "a list of tool names, or a map with `tools`, `resources`, `prompts`, `servers` and `discovery`",
                 )
             }
 
@@ -71,12 +86,14 @@ impl<'de> Deserialize<'de> for RoleConfig {
                     resources,
                     prompts,
                     servers,
+                    discovery,
                 } = RoleMap::deserialize(value::MapAccessDeserializer::new(map))?;
                 Ok(RoleConfig {
                     tools,
                     resources,
                     prompts,
                     servers,
+                    discovery,
                 })
             }
         }

@@ -7,6 +7,8 @@
 //! (icons and `_meta`, which may point at an upstream, are dropped), and a
 //! resource whose URI would reveal an address is never listed.
 
+pub mod search;
+
 use std::borrow::Cow;
 use std::sync::Arc;
 

@@ -37,6 +37,8 @@ pub struct CallContext {
     /// The virtual endpoint the request came through (`/mcp/<endpoint>`,
     /// `/endpoints/<endpoint>/tools`): it narrows what the role sees.
     pub endpoint: Option<Arc<str>>,
+    /// The built-in tool a call came through (`call_tool`), if any.
+    pub via: Option<&'static str>,
 }
 
 /// The header a caller shortens its request's deadline with.
@@ -88,6 +90,7 @@ impl CallContext {
             client_capabilities: None,
             requested_timeout: None,
             endpoint: None,
+            via: None,
         }
     }
 }

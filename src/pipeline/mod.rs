@@ -84,6 +84,11 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// The catalog in force, over the life of the process.
+    pub fn live(&self) -> &Arc<Live> {
+        &self.live
+    }
+
     pub fn new(live: Arc<Live>, audit: AuditLog) -> Self {
         Self {
             stages: stages::standard(audit.clone()),

@@ -220,3 +220,77 @@ async fn virtual_endpoints_serve_their_subset_of_what_the_role_may_use() {
     let nowhere = mcp_client(&cp, "/mcp/nowhere").await;
     assert!(nowhere.list_all_tools().await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tool_search_finds_only_the_roles_tools_and_call_tool_goes_through_the_pipeline() {
+    let upstream = test_upstream(0).await;
+    let servers = format!("  svc:\n    http: {{url: \"{}\"}}\n", upstream.url);
+    let tools = "  echo: {server: svc, description: Repeat the message back to the caller}\n  \
+                 progress: {server: svc, description: Report progress while a long job runs}\n  \
+                 fail: {server: svc, description: Repeat nothing and fail the message}\n";
+    let text = catalog(&servers, tools, &["echo", "progress"]).replace(
+        "tester: [echo, progress]",
+        "tester: {tools: [echo, progress], discovery: search}",
+    );
+    let cp = ControlPlane::start(&text);
+    cp.wait_all_ready().await;
+    let client = mcp_client(&cp, "/mcp").await;
+    let listed: Vec<String> = (client.list_all_tools().await.unwrap().into_iter())
+        .map(|t| t.name.to_string())
+        .collect();
+    assert_eq!(listed, ["search_tools", "call_tool"]);
+
+    let search = |query: &str| {
+        let arguments = json!({"query": query}).as_object().unwrap().clone();
+        let params =
+            rmcp::model::CallToolRequestParams::new("search_tools").with_arguments(arguments);
+        let peer = client.peer().clone();
+        async move {
+            let result = peer.call_tool(params).await.unwrap();
+            let found = result.structured_content.unwrap();
+            (found["tools"].as_array().unwrap().iter())
+                .map(|t| t["name"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        search("repeat the message")
+            .await
+            .first()
+            .map(String::as_str),
+        Some("echo")
+    );
+    assert_eq!(
+        search("long running job progress")
+            .await
+            .first()
+            .map(String::as_str),
+        Some("progress")
+    );
+    // `fail` matches "fail the message" best, but the role lacks it.
+    let found = search("fail the message").await;
+    assert!(!found.contains(&"fail".to_owned()), "{found:?}");
+
+    let call_tool = |name: &str| {
+        let arguments = json!({"name": name, "arguments": {"message": "hi"}});
+        let arguments = arguments.as_object().unwrap().clone();
+        rmcp::model::CallToolRequestParams::new("call_tool").with_arguments(arguments)
+    };
+    let answer = client.call_tool(call_tool("echo")).await.unwrap();
+    let text = &answer.content[0].as_text().unwrap().text;
+    assert!(text.contains("hi"), "{text}");
+    let record = cp
+        .audit_matching(1, |r| r["action"] == "call" && r["tool"] == "echo")
+        .await;
+    assert_eq!(record[0]["via"], "call_tool", "{}", record[0]);
+    // Through call_tool, a tool outside the role is refused as directly.
+    let through = format!(
+        "{:?}",
+        client.call_tool(call_tool("fail")).await.unwrap_err()
+    );
+    let direct = client.call_tool(rmcp::model::CallToolRequestParams::new("fail"));
+    let direct = format!("{:?}", direct.await.unwrap_err());
+    let masked = |text: &str| text.split("trace_id").next().unwrap().to_owned();
+    assert_eq!(masked(&through), masked(&direct));
+    assert_eq!(upstream.calls(), 1);
+}

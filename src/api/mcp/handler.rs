@@ -18,9 +18,11 @@ use rmcp::model::{
     ServerCapabilities, ServerConfig, ServerResult, SubscribeRequestParams,
     UnsubscribeRequestParams, UpdateTaskParams,
 };
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject};
 use rmcp::model::{ErrorCode, LoggingMessageNotificationParam, SetLevelRequestParams};
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::error::to_error_data;
@@ -29,7 +31,7 @@ use super::relay::{forward_progress, relay_to};
 use super::replicas::Replicas;
 use super::rounds::{self, Retried};
 use super::sessions::Sessions;
-use crate::discovery::{self, View};
+use crate::discovery::{self, View, search};
 use crate::identity::{Caller, Presented};
 use crate::pipeline::{
     Assertions, CallContext, Pipeline, PipelineError, SubscriptionChange, TaskOp, ToolCall,
@@ -111,14 +113,19 @@ impl McpFrontDoor {
         context: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, ErrorData> {
         // A tool call makes its own call context, with its relays.
-        if let Retried::Tool { name, arguments } = request {
+        if let Retried::Tool {
+            name,
+            arguments,
+            via,
+        } = request
+        {
             let call = ToolCall {
                 tool: &name,
                 arguments,
                 continuation,
                 sinks: CallSinks::default(),
             };
-            return self.call_once(call, context).await;
+            return self.call_once(call, via, context).await;
         }
         let (ctx, who) = request_context(context);
         let answer = match request {
@@ -154,9 +161,11 @@ impl McpFrontDoor {
     async fn call_once(
         &self,
         mut call: ToolCall<'_>,
+        via: Option<&'static str>,
         context: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, ErrorData> {
-        let (ctx, who) = request_context(context);
+        let (mut ctx, who) = request_context(context);
+        ctx.via = via;
         let client_token = context.meta.get_progress_token();
         let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
         call.sinks = CallSinks {
@@ -196,6 +205,31 @@ impl McpFrontDoor {
                 }
             }
         }
+    }
+
+    /// `search_tools`: the caller's tools ranked for its query, recorded
+    /// as a discovery.
+    async fn search_tools(
+        &self,
+        arguments: &JsonObject,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let Some(query) = arguments.get("query").and_then(Value::as_str) else {
+            let problem = "search_tools needs `query`, a few words";
+            return Err(ErrorData::invalid_params(problem, None));
+        };
+        let limit = arguments.get("limit").and_then(Value::as_u64);
+        let (ctx, who) = request_context(context);
+        let found = (self.pipeline)
+            .discover(&ctx, who, Assertions::default(), |view| {
+                search::search(view, query, limit)
+            })
+            .await
+            .map_err(|e| to_error_data(&e, &ctx.trace))?;
+        let found = json!({ "tools": found });
+        let mut result = CallToolResult::success(vec![ContentBlock::text(found.to_string())]);
+        result.structured_content = Some(found);
+        Ok(result.into())
     }
 
     /// List what the caller may see, one page at a time.
@@ -401,7 +435,7 @@ impl ServerHandler for McpFrontDoor {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let (page, next) = self.list(&context, request, discovery::definitions).await?;
+        let (page, next) = self.list(&context, request, search::listed).await?;
         let mut result = ListToolsResult::with_all_items(page);
         result.next_cursor = next;
         Ok(result)
@@ -416,10 +450,30 @@ impl ServerHandler for McpFrontDoor {
             input_responses: request.input_responses,
             request_state: request.request_state,
         };
-        let retried = Retried::Tool {
-            name: request.name.into(),
+        let mut retried = Retried::Tool {
+            name: request.name.to_string(),
             arguments: request.arguments.unwrap_or_default(),
+            via: None,
         };
+        // The built-in tools of tool search, unless the catalog has tools
+        // of those names.
+        if let Retried::Tool {
+            name,
+            arguments,
+            via,
+        } = &mut retried
+            && self.pipeline.live().current().catalog.tool(name).is_none()
+        {
+            match name.as_str() {
+                search::SEARCH_TOOLS => return self.search_tools(arguments, &context).await,
+                search::CALL_TOOL => {
+                    let (called, with) = search::called(arguments)
+                        .map_err(|problem| ErrorData::invalid_params(problem, None))?;
+                    (*name, *arguments, *via) = (called, with, Some(search::CALL_TOOL));
+                }
+                _ => {}
+            }
+        }
         match rounds::drive(self, &context, retried, first).await? {
             ServerResult::CallToolResult(result) => Ok(result.into()),
             ServerResult::InputRequiredResult(asked) => Ok(CallToolResponse::InputRequired(asked)),

@@ -30,9 +30,17 @@ pub fn takes_input_required(context: &RequestContext<RoleServer>) -> bool {
 /// A request that may be answered `input_required`, as retried.
 #[derive(Clone)]
 pub enum Retried {
-    Tool { name: String, arguments: JsonObject },
+    /// A tool call; `via` names the built-in tool it came through
+    /// (`call_tool`), if any.
+    Tool {
+        name: String,
+        arguments: JsonObject,
+        via: Option<&'static str>,
+    },
     Prompt(GetPromptRequestParams),
-    Resource { uri: String },
+    Resource {
+        uri: String,
+    },
 }
 
 /// Send `request` until it is not answered `input_required`, answering the

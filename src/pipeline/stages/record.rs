@@ -89,7 +89,10 @@ pub fn open(log: &AuditLog, ctx: &CallContext, snapshot: &Snapshot, action: Acti
         snapshot.catalog.environment.clone(),
         ctx.started,
     );
-    audit.record_mut().catalog_version = Some(snapshot.version.clone());
+    let record = audit.record_mut();
+    record.catalog_version = Some(snapshot.version.clone());
+    record.endpoint = ctx.endpoint.clone();
+    record.via = ctx.via;
     audit
 }
 
