@@ -115,6 +115,28 @@ fn stages(c: &mut Criterion) {
         |b| b.iter(|| discovery::visible_tools(std::hint::black_box(&view))),
     );
 
+    // Tool search over a catalog of 1,000 tools, as `search_tools` runs it.
+    let many: Vec<rmcp::model::Tool> = (0..1000)
+        .map(|t| {
+            let words = [
+                "report", "trade", "account", "desk", "symbol", "issue", "pull", "file",
+            ];
+            let (a, b) = (words[t % words.len()], words[(t / 8) % words.len()]);
+            let schema =
+                json!({"type": "object", "properties": {format!("{b}_id"): {"type": "string"}}});
+            rmcp::model::Tool::new(
+                format!("{a}_{b}_{t}"),
+                format!("Work with the {a} of a {b}, number {t}"),
+                std::sync::Arc::new(schema.as_object().unwrap().clone()),
+            )
+        })
+        .collect();
+    c.bench_function("search: rank 1,000 tools for a query", |b| {
+        b.iter(|| {
+            discovery::search::rank(&many, std::hint::black_box("trade report for a desk"), 10)
+        })
+    });
+
     let tool: std::sync::Arc<str> = "tool_42".into();
     let call = Call {
         agent: &caller.agent_id,

@@ -96,14 +96,9 @@ fn searchable(tool: &Tool) -> String {
 pub fn search(view: &View<'_>, query: &str, limit: Option<u64>) -> Vec<Value> {
     let limit = limit.map_or(DEFAULT_LIMIT, |l| (l as usize).clamp(1, MAX_LIMIT));
     let tools = super::definitions(view);
-    let documents = (tools.iter().enumerate())
-        .map(|(i, tool)| Document::new(i, searchable(tool)))
-        .collect::<Vec<_>>();
-    let engine = SearchEngineBuilder::<usize>::with_documents(Language::English, documents).build();
-    let query = query.replace(['_', '-', '.'], " ");
-    (engine.search(&query, limit).into_iter())
-        .map(|found| {
-            let tool = &tools[found.document.id];
+    (rank(&tools, query, limit).into_iter())
+        .map(|i| {
+            let tool = &tools[i];
             json!({
                 "name": tool.name,
                 "title": tool.title,
@@ -111,6 +106,19 @@ pub fn search(view: &View<'_>, query: &str, limit: Option<u64>) -> Vec<Value> {
                 "input_schema": tool.input_schema,
             })
         })
+        .collect()
+}
+
+/// The indexes in `tools` of the `limit` most relevant to `query`, best
+/// first (tools that share no word with it are not among them).
+pub fn rank(tools: &[Tool], query: &str, limit: usize) -> Vec<usize> {
+    let documents = (tools.iter().enumerate())
+        .map(|(i, tool)| Document::new(i, searchable(tool)))
+        .collect::<Vec<_>>();
+    let engine = SearchEngineBuilder::<usize>::with_documents(Language::English, documents).build();
+    let query = query.replace(['_', '-', '.'], " ");
+    (engine.search(&query, limit).into_iter())
+        .map(|found| found.document.id)
         .collect()
 }
 
@@ -124,4 +132,62 @@ pub fn called(arguments: &JsonObject) -> Result<(String, JsonObject), String> {
         Some(_) => return Err("call_tool's `arguments` must be an object".into()),
     };
     Ok((name.to_owned(), with))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tool(name: &str, description: &str, arguments: &[&str]) -> Tool {
+        let properties: serde_json::Map<String, Value> = (arguments.iter())
+            .map(|a| (a.to_string(), json!({"type": "string"})))
+            .collect();
+        Tool::new(
+            name.to_owned(),
+            description.to_owned(),
+            schema(json!({"type": "object", "properties": properties})),
+        )
+    }
+
+    #[test]
+    fn names_descriptions_and_argument_names_are_searched() {
+        let tools = [
+            tool(
+                "read_positions",
+                "Current holdings of an account",
+                &["account"],
+            ),
+            tool(
+                "execute_trade",
+                "Buy or sell a security",
+                &["symbol", "quantity"],
+            ),
+            tool("run_report", "Build a report for a desk", &["desk"]),
+        ];
+        assert_eq!(rank(&tools, "positions", 3).first(), Some(&0), "by name");
+        assert_eq!(
+            rank(&tools, "sell shares", 3).first(),
+            Some(&1),
+            "by description"
+        );
+        assert_eq!(rank(&tools, "quantity", 3).first(), Some(&1), "by argument");
+        assert_eq!(rank(&tools, "desk reports", 3).first(), Some(&2), "stemmed");
+        assert!(rank(&tools, "weather", 3).is_empty());
+        assert_eq!(rank(&tools, "account desk symbol", 2).len(), 2);
+    }
+
+    #[test]
+    fn call_tool_needs_a_name_and_object_arguments() {
+        let object = |v: Value| v.as_object().unwrap().clone();
+        let (name, with) = called(&object(json!({"name": "echo", "arguments": {"a": 1}}))).unwrap();
+        assert_eq!((name.as_str(), with.get("a")), ("echo", Some(&json!(1))));
+        assert!(
+            called(&object(json!({"name": "echo"})))
+                .unwrap()
+                .1
+                .is_empty()
+        );
+        assert!(called(&object(json!({"arguments": {}}))).is_err());
+        assert!(called(&object(json!({"name": "echo", "arguments": [1]}))).is_err());
+    }
 }
