@@ -293,4 +293,13 @@ async fn tool_search_finds_only_the_roles_tools_and_call_tool_goes_through_the_p
     let masked = |text: &str| text.split("trace_id").next().unwrap().to_owned();
     assert_eq!(masked(&through), masked(&direct));
     assert_eq!(upstream.calls(), 1);
+
+    // A malformed built-in call is refused, and recorded.
+    let bare = rmcp::model::CallToolRequestParams::new("search_tools");
+    let refused = format!("{:?}", client.call_tool(bare).await.unwrap_err());
+    assert!(refused.contains("needs `query`"), "{refused}");
+    let recorded = cp
+        .audit_matching(1, |r| r["tool"] == "search_tools" && r["outcome"] != "ok")
+        .await;
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
 }

@@ -18,11 +18,9 @@ use rmcp::model::{
     ServerCapabilities, ServerConfig, ServerResult, SubscribeRequestParams,
     UnsubscribeRequestParams, UpdateTaskParams,
 };
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject};
 use rmcp::model::{ErrorCode, LoggingMessageNotificationParam, SetLevelRequestParams};
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
-use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::error::to_error_data;
@@ -45,7 +43,7 @@ const PAGE_SIZE: usize = 100;
 /// One instance per MCP session (or per request, statelessly); all share the pipeline.
 #[derive(Clone)]
 pub struct McpFrontDoor {
-    pipeline: Arc<Pipeline>,
+    pub(super) pipeline: Arc<Pipeline>,
     live: Sessions,
     /// What the other replicas must hear of this session.
     replicas: Arc<Replicas>,
@@ -205,31 +203,6 @@ impl McpFrontDoor {
                 }
             }
         }
-    }
-
-    /// `search_tools`: the caller's tools ranked for its query, recorded
-    /// as a discovery.
-    async fn search_tools(
-        &self,
-        arguments: &JsonObject,
-        context: &RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let Some(query) = arguments.get("query").and_then(Value::as_str) else {
-            let problem = "search_tools needs `query`, a few words";
-            return Err(ErrorData::invalid_params(problem, None));
-        };
-        let limit = arguments.get("limit").and_then(Value::as_u64);
-        let (ctx, who) = request_context(context);
-        let found = (self.pipeline)
-            .discover(&ctx, who, Assertions::default(), |view| {
-                search::search(view, query, limit)
-            })
-            .await
-            .map_err(|e| to_error_data(&e, &ctx.trace))?;
-        let found = json!({ "tools": found });
-        let mut result = CallToolResult::success(vec![ContentBlock::text(found.to_string())]);
-        result.structured_content = Some(found);
-        Ok(result.into())
     }
 
     /// List what the caller may see, one page at a time.
@@ -455,24 +428,8 @@ impl ServerHandler for McpFrontDoor {
             arguments: request.arguments.unwrap_or_default(),
             via: None,
         };
-        // The built-in tools of tool search, unless the catalog has tools
-        // of those names.
-        if let Retried::Tool {
-            name,
-            arguments,
-            via,
-        } = &mut retried
-            && self.pipeline.live().current().catalog.tool(name).is_none()
-        {
-            match name.as_str() {
-                search::SEARCH_TOOLS => return self.search_tools(arguments, &context).await,
-                search::CALL_TOOL => {
-                    let (called, with) = search::called(arguments)
-                        .map_err(|problem| ErrorData::invalid_params(problem, None))?;
-                    (*name, *arguments, *via) = (called, with, Some(search::CALL_TOOL));
-                }
-                _ => {}
-            }
+        if let Some(answered) = self.builtin(&mut retried, &context).await {
+            return answered;
         }
         match rounds::drive(self, &context, retried, first).await? {
             ServerResult::CallToolResult(result) => Ok(result.into()),

@@ -4,6 +4,7 @@
 //! `Host`/`Origin` checks, body limits); this module adds authentication in
 //! front of it and answers MCP methods through the pipeline ([`handler`]).
 
+mod builtins;
 mod error;
 mod guard;
 mod handler;
