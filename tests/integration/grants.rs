@@ -219,6 +219,37 @@ async fn virtual_endpoints_serve_their_subset_of_what_the_role_may_use() {
     );
     let nowhere = mcp_client(&cp, "/mcp/nowhere").await;
     assert!(nowhere.list_all_tools().await.unwrap().is_empty());
+
+    // A session answers only at the endpoint it was opened on.
+    let post = async |path: &str, session: Option<&str>, message: serde_json::Value| {
+        let mut request = (cp.http.post(cp.url(path)))
+            .bearer_auth(TESTER_TOKEN)
+            .header("accept", "application/json, text/event-stream")
+            .json(&message);
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        request.send().await.unwrap()
+    };
+    let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+    let opened = post("/mcp/research", None, initialize).await;
+    let session = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert!(
+        post("/mcp/research", Some(&session), initialized)
+            .await
+            .status()
+            .is_success()
+    );
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let elsewhere = post("/mcp", Some(&session), list.clone()).await;
+    assert_eq!(elsewhere.status(), StatusCode::NOT_FOUND);
+    let at_home = post("/mcp/research", Some(&session), list).await;
+    assert_eq!(at_home.status(), StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread")]

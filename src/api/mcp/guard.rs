@@ -1,7 +1,8 @@
 //! Everything `/mcp` checks before `rmcp` sees a request, and the
 //! sessions it lets an agent open:
 //! - a valid bearer token, else 401 before any MCP message is read;
-//! - a session id only its owner may use (another agent's id gets exactly
+//! - a session id only its owner may use, at the endpoint it was opened on
+//!   (another agent's id, or one used at another endpoint, gets exactly
 //!   the answer an unknown id gets);
 //! - a POST body within the limit (413) that is JSON (else the JSON-RPC
 //!   parse error), one JSON-RPC message (else invalid request; batches
@@ -36,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::OpenSessions;
 use super::replicas::Replicas;
-use super::session_records::SessionRecords;
+use super::session_records::{Owner, SessionRecords};
 use super::{param_headers, params};
 use crate::api::App;
 use crate::api::error::ApiError;
@@ -71,15 +72,15 @@ struct SessionTable {
 
 /// A session held here.
 struct Owned {
-    agent: Arc<str>,
+    owner: Owner,
     /// When its shared record was last renewed (or kept).
     renewed: Instant,
 }
 
 impl Owned {
-    fn by(agent: Arc<str>) -> Self {
+    fn by(owner: Owner) -> Self {
         Self {
-            agent,
+            owner,
             renewed: Instant::now(),
         }
     }
@@ -88,7 +89,7 @@ impl Owned {
 impl SessionTable {
     fn held_by(&self, agent: &str) -> usize {
         let owned = (self.owners.values())
-            .filter(|owned| *owned.agent == *agent)
+            .filter(|owned| *owned.owner.agent == *agent)
             .count();
         owned + self.opening.get(agent).copied().unwrap_or(0)
     }
@@ -172,34 +173,34 @@ impl Guard {
         })
     }
 
-    /// The agent that owns `session`: as this replica knows it, else as
-    /// its shared record says (then this replica holds it from now on).
-    /// A session in use here has its record renewed now and then.
-    async fn owner(&self, session: &str) -> Option<Arc<str>> {
+    /// Whom `session` answers to: as this replica knows it, else as its
+    /// shared record says (then this replica holds it from now on). A
+    /// session in use here has its record renewed now and then.
+    async fn owner(&self, session: &str) -> Option<Owner> {
         let renew_every = self.records().renew_every();
         let known = self.table().owners.get_mut(session).map(|owned| {
             let due = owned.renewed.elapsed() >= renew_every;
             if due {
                 owned.renewed = Instant::now();
             }
-            (owned.agent.clone(), due)
+            (owned.owner.clone(), due)
         });
         match known {
-            Some((agent, due)) => {
+            Some((owner, due)) => {
                 if due {
                     self.records().renew(session);
                 }
-                Some(agent)
+                Some(owner)
             }
             None => {
-                let agent = self.records().owner(session).await?;
+                let owner = self.records().owner(session).await?;
                 let mut table = self.table();
                 table
                     .owners
-                    .insert(session.to_owned(), Owned::by(agent.clone()));
+                    .insert(session.to_owned(), Owned::by(owner.clone()));
                 self.open
                     .store(table.owners.len() as i64, Ordering::Relaxed);
-                Some(agent)
+                Some(owner)
             }
         }
     }
@@ -220,11 +221,9 @@ struct Reservation<'a> {
 
 impl Reservation<'_> {
     /// The session was opened: it now counts as owned by its agent.
-    fn opened(self, session: &str) {
+    fn opened(self, session: &str, owner: Owner) {
         let mut table = self.guard.table();
-        table
-            .owners
-            .insert(session.to_owned(), Owned::by(self.agent.clone()));
+        table.owners.insert(session.to_owned(), Owned::by(owner));
         self.guard
             .open
             .store(table.owners.len() as i64, Ordering::Relaxed);
@@ -252,6 +251,14 @@ struct Checked<'a> {
 }
 
 impl Checked<'_> {
+    /// Whom a session this request opens answers to.
+    fn owner(&self) -> Owner {
+        Owner {
+            agent: self.caller.agent_id.clone(),
+            endpoint: self.ctx.endpoint.clone(),
+        }
+    }
+
     fn who(&self) -> Presented<'_> {
         Presented::Verified(self.caller)
     }
@@ -400,10 +407,10 @@ impl Checked<'_> {
                 .get(SESSION_HEADER)
                 .and_then(|v| v.to_str().ok())
         {
-            reservation.opened(created);
-            let agent = &self.caller.agent_id;
+            let owner = self.owner();
+            reservation.opened(created, owner.clone());
             let params = message.get("params");
-            self.guard.records().keep(created, agent, params).await;
+            self.guard.records().keep(created, &owner, params).await;
         }
         // rmcp answers a JSON body that is no JSON-RPC message with a plain-text 415.
         if declared_json && response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
@@ -440,11 +447,12 @@ pub async fn guard(State(guard): State<Arc<Guard>>, mut request: Request, next: 
         caller: &caller,
         session,
     };
+    // A session answers only to its agent, at its endpoint.
     if let Some(session) = &checked.session
         && guard
             .owner(session)
             .await
-            .is_some_and(|owner| owner != caller.agent_id)
+            .is_some_and(|owner| owner != checked.owner())
     {
         return checked.unknown_session().await;
     }

@@ -30,10 +30,20 @@ use serde_json::Value;
 use crate::live::Live;
 use crate::shared::{Event, Shared};
 
+/// Whom a session answers to: the agent that opened it, at the endpoint
+/// it opened it on (`/mcp` or `/mcp/<endpoint>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub agent: Arc<str>,
+    #[serde(default)]
+    pub endpoint: Option<Arc<str>>,
+}
+
 /// One session as every replica may restore it.
 #[derive(Serialize, Deserialize)]
 struct Record {
-    agent: Arc<str>,
+    #[serde(flatten)]
+    owner: Owner,
     initialize: InitializeRequestParams,
 }
 
@@ -62,11 +72,11 @@ impl SessionRecords {
         self.idle / 4
     }
 
-    /// Keep the session `id` that `agent` opened with `initialize` (the
+    /// Keep the session `id` that `owner` opened with `initialize` (the
     /// request's params) for every replica. Awaited before the client gets
     /// its session id, so its next request finds the record wherever it
     /// lands.
-    pub async fn keep(&self, id: &str, agent: &Arc<str>, initialize: Option<&Value>) {
+    pub async fn keep(&self, id: &str, owner: &Owner, initialize: Option<&Value>) {
         let Some(shared) = self.shared() else {
             return;
         };
@@ -75,7 +85,7 @@ impl SessionRecords {
             return;
         };
         let record = Record {
-            agent: agent.clone(),
+            owner: owner.clone(),
             initialize,
         };
         let Ok(text) = serde_json::to_string(&record) else {
@@ -93,9 +103,9 @@ impl SessionRecords {
         serde_json::from_str(&text).ok()
     }
 
-    /// The agent that opened the session `id`, as its record says.
-    pub async fn owner(&self, id: &str) -> Option<Arc<str>> {
-        Some(self.record(id).await?.agent)
+    /// Whom the session `id` answers to, as its record says.
+    pub async fn owner(&self, id: &str) -> Option<Owner> {
+        Some(self.record(id).await?.owner)
     }
 
     /// The session is in use: its record lives another idle period.
