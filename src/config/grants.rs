@@ -31,7 +31,26 @@ impl Kind {
         }
     }
 
-    fn grants(self, role: &RoleConfig) -> &[String] {
+    /// One of this kind, in messages.
+    pub fn singular(self) -> &'static str {
+        match self {
+            Self::Tools => "tool",
+            Self::Prompts => "prompt",
+            Self::Resources => "resource",
+        }
+    }
+
+    /// Whether `catalog` has one of this kind named `name`.
+    pub fn exists(self, catalog: &CatalogFile, name: &str) -> bool {
+        match self {
+            Self::Tools => catalog.tools.contains_key(name),
+            Self::Prompts => catalog.prompts.contains_key(name),
+            Self::Resources => catalog.resources.contains_key(name),
+        }
+    }
+
+    /// The names of this kind that `role` (or an endpoint) grants.
+    pub fn grants(self, role: &RoleConfig) -> &[String] {
         match self {
             Self::Tools => &role.tools,
             Self::Prompts => &role.prompts,
@@ -120,8 +139,8 @@ fn covering_nothing(catalog: &CatalogFile, at: &str, role: &RoleConfig) -> Vec<(
             };
             if !names.iter().any(|(name, _)| matcher.is_match(name)) {
                 let path = format!("{at}.{}[{i}]", kind.section());
-                let kind = &kind.section()[..kind.section().len() - 1];
-                warnings.push((path, format!("the glob `{grant}` matches no {kind}")));
+                let text = format!("the glob `{grant}` matches no {}", kind.singular());
+                warnings.push((path, text));
             }
         }
     }

@@ -32,17 +32,6 @@ pub enum Discovery {
     Search,
 }
 
-impl RoleConfig {
-    /// Every grant of the role as (section, names), for validation.
-    pub fn sections(&self) -> [(&'static str, &[String]); 3] {
-        [
-            ("tools", &self.tools),
-            ("resources", &self.resources),
-            ("prompts", &self.prompts),
-        ]
-    }
-}
-
 /// The long form, with serde's precise errors for unknown fields.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -557,16 +557,11 @@ fn check_limits(c: &mut Collector<'_>, catalog: &CatalogFile) {
 
 /// The grants of a role or an endpoint at catalog path `at`.
 fn check_grants(c: &mut Collector<'_>, catalog: &CatalogFile, at: &str, grants: &RoleConfig) {
-    for (section, names) in grants.sections() {
+    for kind in grants::Kind::ALL {
         let mut seen = HashSet::new();
-        for (i, name) in names.iter().enumerate() {
-            let exists = match section {
-                "tools" => catalog.tools.contains_key(name),
-                "resources" => catalog.resources.contains_key(name),
-                _ => catalog.prompts.contains_key(name),
-            };
-            let path = format!("{at}.{section}[{i}]");
-            let kind = &section[..section.len() - 1];
+        for (i, name) in kind.grants(grants).iter().enumerate() {
+            let path = format!("{at}.{}[{i}]", kind.section());
+            let (exists, kind) = (kind.exists(catalog, name), kind.singular());
             if grants::is_glob(name) {
                 if let Err(problem) = grants::glob(name) {
                     c.error(path, problem);
