@@ -33,7 +33,10 @@ impl McpFrontDoor {
         else {
             return None;
         };
-        if self.pipeline.live().current().catalog.tool(name).is_some() {
+        // Every other name goes straight on (no catalog lookup on the hot
+        // path); a built-in's name only if the catalog has no such tool.
+        let builtin = [search::SEARCH_TOOLS, search::CALL_TOOL].contains(&name.as_str());
+        if !builtin || self.pipeline.live().current().catalog.tool(name).is_some() {
             return None;
         }
         match name.as_str() {
