@@ -63,10 +63,10 @@ fn replica() -> &'static Arc<str> {
 }
 
 /// The text published for `event`.
-pub(super) fn encode(event: &Event) -> String {
+pub(super) fn encode(event: Event) -> String {
     let envelope = Envelope {
         from: replica().clone(),
-        event: event.clone(),
+        event,
     };
     serde_json::to_string(&envelope).unwrap_or_default()
 }
@@ -152,7 +152,7 @@ mod tests {
         let event = Event::ListChanged {
             server: "marketdata".into(),
         };
-        assert_eq!(decode(&encode(&event)), None);
+        assert_eq!(decode(&encode(event.clone())), None);
         let other =
             serde_json::json!({"from": "another", "event": "list_changed", "server": "marketdata"});
         assert_eq!(decode(&other.to_string()), Some(event));

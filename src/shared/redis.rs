@@ -150,11 +150,10 @@ impl Shared {
     /// hurries along what they learn anyway (see [`events`]).
     pub fn publish(self: &std::sync::Arc<Self>, event: Event) {
         let shared = self.clone();
+        let text = events::encode(event);
         tokio::spawn(async move {
             let mut command = redis::cmd("PUBLISH");
-            command
-                .arg(shared.key("events"))
-                .arg(events::encode(&event));
+            command.arg(shared.key("events")).arg(text);
             if let Err(error) = shared.run::<()>(command).await {
                 tracing::debug!(%error, "cannot tell the other replicas");
             }
