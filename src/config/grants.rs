@@ -4,12 +4,15 @@
 //! (`servers: [github]`): every tool, prompt and resource set the catalog
 //! routes to one of them. The catalog compiles each role into the plain
 //! set of names it covers ([`covered`]), so listing and calling consult
-//! the same set and a name the catalog adds later is covered only if a
-//! grant matches it.
+//! the same set and a name the catalog adds later (a tool a server's
+//! `expose` rule publishes when the server offers it) is covered only if
+//! a grant matches it.
+
+use std::collections::HashSet;
 
 use globset::{Glob, GlobMatcher};
 
-use super::{CatalogFile, RoleConfig};
+use super::{CatalogFile, RoleConfig, expose};
 
 /// The three kinds a role is granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +115,43 @@ pub fn covered(catalog: &CatalogFile, role: &RoleConfig, kind: Kind) -> Vec<Stri
     names
 }
 
+/// What is wrong with the grants of a role or an endpoint at catalog path
+/// `at`: each the path and the problem. A plain name must exist, or be
+/// one a server's `expose` rule could give.
+pub fn problems(catalog: &CatalogFile, at: &str, grants: &RoleConfig) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    for kind in Kind::ALL {
+        let mut seen = HashSet::new();
+        for (i, name) in kind.grants(grants).iter().enumerate() {
+            let path = format!("{at}.{}[{i}]", kind.section());
+            let exists = kind.exists(catalog, name)
+                || (kind != Kind::Resources && expose::could_expose(catalog, name));
+            let kind = kind.singular();
+            if is_glob(name) {
+                if let Err(problem) = glob(name) {
+                    problems.push((path, problem));
+                } else if !seen.insert(name) {
+                    problems.push((path, format!("the glob `{name}` is listed twice")));
+                }
+            } else if !exists {
+                problems.push((path, format!("unknown {kind} `{name}`")));
+            } else if !seen.insert(name) {
+                problems.push((path, format!("{kind} `{name}` is listed twice")));
+            }
+        }
+    }
+    let mut seen = HashSet::new();
+    for (i, server) in grants.servers.iter().enumerate() {
+        let path = format!("{at}.servers[{i}]");
+        if !catalog.servers.contains_key(server) {
+            problems.push((path, format!("unknown server `{server}`")));
+        } else if !seen.insert(server) {
+            problems.push((path, format!("server `{server}` is listed twice")));
+        }
+    }
+    problems
+}
+
 /// Grants of roles and endpoints that cover nothing: each is the catalog
 /// path and what to say.
 pub fn warnings(catalog: &CatalogFile) -> Vec<(String, String)> {
@@ -137,7 +177,8 @@ fn covering_nothing(catalog: &CatalogFile, at: &str, role: &RoleConfig) -> Vec<(
             let Ok(matcher) = glob(grant) else {
                 continue;
             };
-            if !names.iter().any(|(name, _)| matcher.is_match(name)) {
+            let exposable = kind != Kind::Resources && expose::glob_could_match(catalog, grant);
+            if !exposable && !names.iter().any(|(name, _)| matcher.is_match(name)) {
                 let path = format!("{at}.{}[{i}]", kind.section());
                 let text = format!("the glob `{grant}` matches no {}", kind.singular());
                 warnings.push((path, text));
@@ -150,7 +191,8 @@ fn covering_nothing(catalog: &CatalogFile, at: &str, role: &RoleConfig) -> Vec<(
                 .iter()
                 .any(|(_, s)| s.contains(&server.as_str()))
         });
-        if !routes_any {
+        let exposes = (catalog.servers.get(server)).is_some_and(|s| s.expose.is_some());
+        if !routes_any && !exposes {
             let path = format!("{at}.servers[{i}]");
             let text = format!("the catalog routes no tool, prompt or resource set to `{server}`");
             warnings.push((path, text));

@@ -8,6 +8,7 @@
 
 mod audit;
 mod circuit;
+pub mod expose;
 pub mod grants;
 mod http;
 mod limits;
@@ -29,6 +30,7 @@ pub use audit::{
     Retention, SinkConfig, SqliteSinkConfig, ToolAuditConfig,
 };
 pub use circuit::{CircuitConfig, ConcurrencyConfig};
+pub use expose::ExposeConfig;
 pub use http::HttpSettings;
 pub use limits::{LimitRule, LimitScope, Rate};
 pub use load::{ConfigError, ConfigErrors, load_file, parse_str, read_file};
@@ -156,6 +158,9 @@ pub struct ServerConfig {
     /// answer within its `timeout` is reconnected. `0s` turns it off.
     #[serde(default = "default_ping_interval", with = "humantime_serde")]
     pub ping_interval: Duration,
+    /// Publish the server's tools and prompts without listing each one:
+    /// `{prefix: "gh_", include: ["issue_*"], exclude: ["*_delete"]}`.
+    pub expose: Option<ExposeConfig>,
 }
 
 /// The MCP revision the control plane speaks with one upstream server.
@@ -219,7 +224,7 @@ pub struct HttpConfig {
 }
 
 /// One public tool.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ToolConfig {
     /// The logical name of the server that offers it. Exactly one of

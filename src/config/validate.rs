@@ -8,7 +8,6 @@ use std::time::Duration;
 use axum::http::{HeaderName, HeaderValue};
 
 use super::MAX_TTL;
-use super::RoleConfig;
 use super::grants;
 use super::{
     CatalogFile, ConfigError, CredentialConfig, FanOutMode, HttpConfig, Idempotent, LimitRule,
@@ -118,10 +117,15 @@ pub fn validate(catalog: &CatalogFile, file: &Path) -> Vec<ConfigError> {
             }
         }
     }
+    for (path, problem) in super::expose::collisions(catalog) {
+        c.error(path, problem);
+    }
     for (section, entries) in [("roles", &catalog.roles), ("endpoints", &catalog.endpoints)] {
         for (name, grants) in entries.iter() {
             c.check_name(section, name);
-            check_grants(&mut c, catalog, &format!("{section}.{name}"), grants);
+            for (path, problem) in grants::problems(catalog, &format!("{section}.{name}"), grants) {
+                c.error(path, problem);
+            }
         }
     }
     let mut token_owners: HashMap<&str, &str> = HashMap::new();
@@ -388,6 +392,9 @@ fn check_server(c: &mut Collector<'_>, name: &str, server: &ServerConfig) {
         c.error(format!("{path}.timeout"), "must be greater than zero");
     }
     check_credential(c, &path, &server.credential);
+    for (field, problem) in server.expose.iter().flat_map(|e| e.problems()) {
+        c.error(format!("{path}.expose.{field}"), problem);
+    }
 }
 
 /// The URL and static headers of an HTTP transport at `path`.
@@ -551,37 +558,6 @@ fn check_limits(c: &mut Collector<'_>, catalog: &CatalogFile) {
         };
         if !known {
             c.error(path, format!("unknown {section} `{name}`"));
-        }
-    }
-}
-
-/// The grants of a role or an endpoint at catalog path `at`.
-fn check_grants(c: &mut Collector<'_>, catalog: &CatalogFile, at: &str, grants: &RoleConfig) {
-    for kind in grants::Kind::ALL {
-        let mut seen = HashSet::new();
-        for (i, name) in kind.grants(grants).iter().enumerate() {
-            let path = format!("{at}.{}[{i}]", kind.section());
-            let (exists, kind) = (kind.exists(catalog, name), kind.singular());
-            if grants::is_glob(name) {
-                if let Err(problem) = grants::glob(name) {
-                    c.error(path, problem);
-                } else if !seen.insert(name) {
-                    c.error(path, format!("the glob `{name}` is listed twice"));
-                }
-            } else if !exists {
-                c.error(path, format!("unknown {kind} `{name}`"));
-            } else if !seen.insert(name) {
-                c.error(path, format!("{kind} `{name}` is listed twice"));
-            }
-        }
-    }
-    let mut seen = HashSet::new();
-    for (i, server) in grants.servers.iter().enumerate() {
-        let path = format!("{at}.servers[{i}]");
-        if !catalog.servers.contains_key(server) {
-            c.error(path, format!("unknown server `{server}`"));
-        } else if !seen.insert(server) {
-            c.error(path, format!("server `{server}` is listed twice"));
         }
     }
 }

@@ -27,7 +27,9 @@ pub enum LoadError {
 /// A catalog file read, validated and compiled, with its policy compiled
 /// and its tests passed.
 pub struct Compiled {
+    /// The file as read (with the command line's key file in it).
     pub file: CatalogFile,
+    /// The file compiled, before any server's `expose` rule applies.
     pub catalog: Catalog,
     pub policies: Policies,
     /// The catalog's directory: relative paths in it are relative to this.
@@ -45,12 +47,12 @@ impl Compiled {
     /// (running the policy's tests). `key_file`, when given, replaces the
     /// catalog's `credentials.key_file`.
     pub fn load(path: &Path, key_file: Option<&Path>) -> Result<Self, LoadError> {
-        let (file, text) = config::read_file(path)?;
-        let base_dir = path.parent().map(PathBuf::from).unwrap_or_default();
-        let mut catalog = Catalog::compile(&file, &base_dir);
+        let (mut file, text) = config::read_file(path)?;
         if let Some(key_file) = key_file {
-            catalog.credentials.key_file = key_file.to_path_buf();
+            file.credentials.key_file = key_file.to_path_buf();
         }
+        let base_dir = path.parent().map(PathBuf::from).unwrap_or_default();
+        let catalog = Catalog::compile(&file, &base_dir);
         let policies =
             Policies::open(file.policy.as_ref(), &base_dir).map_err(|error| LoadError::Policy {
                 file: path.to_path_buf(),

@@ -14,6 +14,7 @@
 //! the error is logged and shown in `/readyz` until a good version arrives.
 
 pub mod compile;
+mod expose;
 mod watch;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ use sha2::Digest;
 use tokio::sync::broadcast;
 
 use crate::catalog::Catalog;
+use crate::config::expose::{Exposure, Held};
 use crate::config::{AuditSettings, CatalogFile, RedisConfig, TelemetrySettings};
 use crate::credentials::{Credentials, Signer};
 use crate::identity::{Authenticator, Caller, IdentityError, Presented};
@@ -44,10 +46,13 @@ pub struct Snapshot {
     /// secrets (as digests): what each audit record names.
     pub version: Arc<str>,
     pub loaded_at: SystemTime,
+    /// The catalog file with `exposure` applied, compiled.
     pub catalog: Catalog,
-    pub policies: Policies,
-    pub identity: Authenticator,
-    pub credentials: Credentials,
+    /// What the servers' `expose` rules publish of what they offer now.
+    pub exposure: Exposure,
+    pub policies: Arc<Policies>,
+    pub identity: Arc<Authenticator>,
+    pub credentials: Arc<Credentials>,
     pub upstreams: Upstreams,
     /// The rate limits' buckets.
     pub limits: Limits,
@@ -63,6 +68,9 @@ pub struct Snapshot {
     restart_only: RestartOnly,
     /// Every file this version was read from.
     files: Vec<PathBuf>,
+    /// The catalog file as read, before any exposure, and its directory.
+    file: Arc<CatalogFile>,
+    base_dir: PathBuf,
 }
 
 impl Snapshot {
@@ -139,6 +147,10 @@ pub struct CatalogStatus {
     /// Sections changed since start that only a restart applies.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub restart_required: Vec<&'static str>,
+    /// Tools and prompts a server's `expose` rule would publish but that
+    /// are held back (an invalid name, or one two servers would give).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held_back: Vec<Held>,
 }
 
 /// The catalog in force over the life of the process.
@@ -183,7 +195,8 @@ impl Live {
         let credentials = open_credentials(&compiled, &signer, None)?;
         let version = version_of(&compiled, &credentials);
         let (peers, _) = broadcast::channel(256);
-        let snapshot = assemble(version, compiled, credentials, None, &pool, &peers);
+        let parts = Parts::read(version, compiled, credentials);
+        let snapshot = assemble(parts, None, &pool, &peers);
         let (swaps, _) = broadcast::channel(16);
         let live = Arc::new(Self {
             current: ArcSwap::from_pointee(snapshot),
@@ -201,6 +214,7 @@ impl Live {
             reloading: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(relist_what_peers_heard(Arc::downgrade(&live)));
+        tokio::spawn(expose::follow_offerings(Arc::downgrade(&live)));
         Ok(live)
     }
 
@@ -255,6 +269,7 @@ impl Live {
                 .to_string(),
             reload_error: (**self.reload_error.load()).clone(),
             restart_required: current.restart_only.differing(&self.started),
+            held_back: current.exposure.held.clone(),
         }
     }
 
@@ -296,19 +311,13 @@ impl Live {
         if version == before.version {
             return Ok(None);
         }
-        let now = assemble(
-            version,
-            compiled,
-            credentials,
-            Some(&before),
-            &self.pool,
-            &self.peers,
-        );
-        let now = Arc::new(now);
+        let parts = Parts::read(version, compiled, credentials);
+        let now = Arc::new(assemble(parts, Some(&before), &self.pool, &self.peers));
         let pending = now.restart_only.differing(&before.restart_only);
         if !pending.is_empty() {
             tracing::warn!(sections = ?pending, "changed catalog sections take effect at the next restart");
         }
+        expose::report(&before.exposure, &now.exposure);
         self.current.store(now.clone());
         self.reloads_ok.fetch_add(1, Ordering::Relaxed);
         tracing::info!(version = %now.version, before = %before.version, servers = now.catalog.servers().len(), "catalog reloaded");
@@ -365,7 +374,7 @@ fn open_credentials(
         &compiled.catalog,
         &compiled.base_dir,
         signer,
-        previous.map(|p| &p.credentials),
+        previous.map(|p| &*p.credentials),
     )
     .map_err(|error| LoadError::Credentials {
         file: compiled.files[0].clone(),
@@ -383,47 +392,106 @@ fn version_of(compiled: &Compiled, credentials: &Credentials) -> Arc<str> {
     hex::encode(&digest.finalize()[..6]).into()
 }
 
-/// Build the snapshot `version` of `compiled`, from `before` where it has
-/// one.
-fn assemble(
+/// What a snapshot is assembled from: a version just read, or the one in
+/// force again (when what its servers offer changes what they expose).
+struct Parts {
     version: Arc<str>,
-    compiled: Compiled,
-    credentials: Credentials,
+    loaded_at: SystemTime,
+    file: Arc<CatalogFile>,
+    /// `file` compiled as it is (without exposure).
+    catalog: Catalog,
+    base_dir: PathBuf,
+    policies: Arc<Policies>,
+    policy_digest: [u8; 32],
+    files: Vec<PathBuf>,
+    credentials: Arc<Credentials>,
+}
+
+impl Parts {
+    fn read(version: Arc<str>, compiled: Compiled, credentials: Credentials) -> Self {
+        Self {
+            version,
+            loaded_at: SystemTime::now(),
+            file: Arc::new(compiled.file),
+            catalog: compiled.catalog,
+            base_dir: compiled.base_dir,
+            policies: Arc::new(compiled.policies),
+            policy_digest: compiled.policy_digest,
+            files: compiled.files,
+            credentials: Arc::new(credentials),
+        }
+    }
+
+    /// The parts `snapshot` was assembled from.
+    fn of(snapshot: &Snapshot) -> Self {
+        Self {
+            version: snapshot.version.clone(),
+            loaded_at: snapshot.loaded_at,
+            file: snapshot.file.clone(),
+            catalog: Catalog::compile(&snapshot.file, &snapshot.base_dir),
+            base_dir: snapshot.base_dir.clone(),
+            policies: snapshot.policies.clone(),
+            policy_digest: snapshot.policy_digest,
+            files: snapshot.files.clone(),
+            credentials: snapshot.credentials.clone(),
+        }
+    }
+}
+
+/// Build a snapshot of `parts`, from `before` where it has one. The
+/// servers come first: what they offer decides what their `expose` rules
+/// add to the catalog.
+fn assemble(
+    parts: Parts,
     before: Option<&Snapshot>,
     pool: &UpstreamPool,
     peers: &broadcast::Sender<Event>,
 ) -> Snapshot {
-    let identity = Authenticator::new(&compiled.catalog.identity, before.map(|b| &b.identity));
+    let file = &parts.file;
+    let identity = Authenticator::new(&file.identity, before.map(|b| &*b.identity));
     let empty = Upstreams::default();
     let previous = before.map_or(&empty, |b| &b.upstreams);
     let shared = shared(
-        compiled.file.redis.as_ref(),
+        file.redis.as_ref(),
         before.and_then(|b| b.shared.as_ref()),
         peers,
     );
-    let upstreams = pool.reconcile(previous, &compiled.catalog, &credentials, shared.as_ref());
-    let limits = Limits::compile(&compiled.file.limits, before.map(|b| &b.limits));
-    let circuits = (compiled.file.servers.iter())
-        .filter_map(|(name, server)| Some((name.as_str(), server.circuit?)));
+    let credentials = &parts.credentials;
+    let upstreams = pool.reconcile(previous, &parts.catalog, credentials, shared.as_ref());
+    let exposed_before = before.map(|b| &b.exposure);
+    let exposure = expose::exposure(file, &parts.catalog, &upstreams, exposed_before);
+    let (catalog, upstreams) = if exposure.tools.is_empty() && exposure.prompts.is_empty() {
+        (parts.catalog, upstreams)
+    } else {
+        let catalog = Catalog::compile(&exposure.apply(file), &parts.base_dir);
+        // The same servers, told of their exposed tools.
+        let upstreams = pool.reconcile(&upstreams, &catalog, credentials, shared.as_ref());
+        (catalog, upstreams)
+    };
+    let limits = Limits::compile(&file.limits, before.map(|b| &b.limits));
+    let circuits =
+        (file.servers.iter()).filter_map(|(name, server)| Some((name.as_str(), server.circuit?)));
     let breakers = Breakers::compile(circuits, before.map(|b| &b.breakers));
-    let shares =
-        (compiled.file.servers.iter()).map(|(name, server)| (name.as_str(), server.concurrency));
+    let shares = (file.servers.iter()).map(|(name, server)| (name.as_str(), server.concurrency));
     let gates = Gates::compile(shares, before.map(|b| &b.gates));
     Snapshot {
-        version,
-        loaded_at: SystemTime::now(),
-        restart_only: RestartOnly::of(&compiled.file),
-        policy_digest: compiled.policy_digest,
-        files: compiled.files,
-        catalog: compiled.catalog,
-        policies: compiled.policies,
-        identity,
-        credentials,
+        version: parts.version,
+        loaded_at: parts.loaded_at,
+        restart_only: RestartOnly::of(file),
+        policy_digest: parts.policy_digest,
+        files: parts.files,
+        catalog,
+        exposure,
+        policies: parts.policies,
+        identity: Arc::new(identity),
+        credentials: parts.credentials,
         upstreams,
         limits,
         breakers,
         gates,
         shared,
+        file: parts.file,
+        base_dir: parts.base_dir,
     }
 }
 
