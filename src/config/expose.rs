@@ -118,9 +118,8 @@ pub fn could_expose(catalog: &CatalogFile, public: &str) -> bool {
 /// literal start and some rule's prefix agree (one begins with the other).
 pub fn glob_could_match(catalog: &CatalogFile, grant: &str) -> bool {
     let literal = &grant[..grant.find(['*', '?', '[']).unwrap_or(grant.len())];
-    (rules(catalog)).any(|(_, rule)| {
-        literal.starts_with(rule.prefix) || rule.prefix.starts_with(literal)
-    })
+    (rules(catalog))
+        .any(|(_, rule)| literal.starts_with(rule.prefix) || rule.prefix.starts_with(literal))
 }
 
 /// The catalog's own tools and prompts whose names a rule could give to
@@ -305,7 +304,12 @@ fn hold(kind: &'static str, candidate: Exposed, reason: String) -> Held {
 fn explicitly_routed(catalog: &CatalogFile, kind: Kind) -> HashSet<(&str, &str)> {
     match kind {
         Kind::Prompts => (catalog.prompts.iter())
-            .map(|(name, p)| (p.server.as_str(), p.upstream_name.as_deref().unwrap_or(name)))
+            .map(|(name, p)| {
+                (
+                    p.server.as_str(),
+                    p.upstream_name.as_deref().unwrap_or(name),
+                )
+            })
             .collect(),
         _ => (catalog.tools.iter())
             .flat_map(|(name, tool)| {
@@ -390,8 +394,16 @@ agents: {}
                     "github",
                     "not a valid public name (^[A-Za-z0-9_.-]{1,128}$)"
                 ),
-                ("gh_pull_list", "github", "more than one server would expose that name"),
-                ("gh_pull_list", "mirror", "more than one server would expose that name"),
+                (
+                    "gh_pull_list",
+                    "github",
+                    "more than one server would expose that name"
+                ),
+                (
+                    "gh_pull_list",
+                    "mirror",
+                    "more than one server would expose that name"
+                ),
             ]
         );
     }
@@ -408,7 +420,9 @@ agents: {}
         };
         let exposure = Exposure::of(&catalog(), offered, &before);
         assert!(public(&exposure.tools).contains(&("gh_pull_list", "mirror")));
-        let held = (exposure.held.iter()).find(|h| h.name == "gh_pull_list").unwrap();
+        let held = (exposure.held.iter())
+            .find(|h| h.name == "gh_pull_list")
+            .unwrap();
         assert_eq!(
             (held.server.as_str(), held.reason.as_str()),
             ("github", "server `mirror` already exposes that name")
@@ -422,7 +436,10 @@ agents: {}
         let tool = file.tools.get("gh_issue_write").unwrap();
         assert_eq!(tool.server.as_deref(), Some("github"));
         assert_eq!(tool.upstream_name.as_deref(), Some("issue_write"));
-        assert_eq!(file.prompts.get("gh_issue_summary").unwrap().server, "github");
+        assert_eq!(
+            file.prompts.get("gh_issue_summary").unwrap().server,
+            "github"
+        );
         let compiled = crate::catalog::Catalog::compile(&file, ".".as_ref());
         let route = compiled.tool("gh_issue_write").unwrap();
         assert_eq!(&*compiled.server(route.server).name, "github");
@@ -446,7 +463,11 @@ agents: {}
     fn a_catalog_name_a_rule_could_give_another_tool_is_refused() {
         let text = CATALOG.replace("tools:\n", "tools:\n  gh_pull_merge: {server: docs}\n  gh_issue_write: {server: github, upstream_name: issue_write}\n");
         let errors = super::super::load::parse_str(&text, false, "c.yaml".as_ref()).unwrap_err();
-        let errors: Vec<String> = errors.0.iter().map(|e| format!("{}: {}", e.path, e.message)).collect();
+        let errors: Vec<String> = errors
+            .0
+            .iter()
+            .map(|e| format!("{}: {}", e.path, e.message))
+            .collect();
         // gh_issue_write routes where github's rule would (that tool,
         // described in place), but mirror's rule could give it too.
         assert_eq!(

@@ -10,6 +10,7 @@ mod clients;
 mod common;
 mod connections;
 mod credentials;
+mod expose;
 mod fleet;
 mod grants;
 mod identity;

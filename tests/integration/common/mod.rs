@@ -9,6 +9,7 @@ pub mod conformance_mrtr;
 pub mod conformance_stateless;
 pub mod conformance_tasks;
 pub mod haproxy;
+pub mod many;
 pub mod relay;
 pub mod tls;
 pub mod upstream;

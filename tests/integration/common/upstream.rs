@@ -476,7 +476,7 @@ impl axum::serve::Listener for Counting {
 
 /// Serve `handler` over Streamable HTTP on `port` until `stop`, counting
 /// the connections it accepts in `accepted`.
-async fn serve<H: ServerHandler + Clone>(
+pub async fn serve<H: ServerHandler + Clone>(
     handler: H,
     port: u16,
     stop: CancellationToken,
