@@ -137,6 +137,25 @@ fn stages(c: &mut Criterion) {
         })
     });
 
+    // What an exposed server's list changing costs: 1,000 offered names
+    // through its rule, applied to the catalog file, compiled.
+    let text = catalog().replacen(
+        "tools:\n",
+        "  github:\n    http: {url: \"http://127.0.0.1:9/mcp\"}\n    expose: {prefix: gh_, include: [\"issue_*\", \"pull_*\"], exclude: [\"*_delete\"]}\ntools:\n",
+        1,
+    );
+    let file = mcp_control_plane::config::parse_str(&text, false, "bench.yaml".as_ref()).unwrap();
+    let offered: Vec<String> = (0..1000)
+        .map(|i| ["issue", "pull", "repo", "issue_x_delete"][i % 4].to_owned() + &format!("_{i}"))
+        .collect();
+    c.bench_function("expose: 1,000 offered tools into the catalog", |b| {
+        use mcp_control_plane::config::expose::Exposure;
+        b.iter(|| {
+            let exposure = Exposure::of(&file, |_, _| offered.clone(), &Exposure::default());
+            mcp_control_plane::catalog::Catalog::compile(&exposure.apply(&file), ".".as_ref())
+        })
+    });
+
     let tool: std::sync::Arc<str> = "tool_42".into();
     let call = Call {
         agent: &caller.agent_id,
