@@ -20,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod discovery;
+pub mod guardrails;
 pub mod identity;
 pub mod live;
 pub mod pipeline;

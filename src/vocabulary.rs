@@ -88,6 +88,10 @@ pub enum Outcome {
     CircuitOpen,
     /// The server's concurrency limit and queue were full.
     UpstreamBusy,
+    /// The arguments did not fit the tool's input schema.
+    InvalidArguments,
+    /// The tool's result was larger than the catalog lets through.
+    ResultTooLarge,
     /// The intent of a call about to reach its upstream; the call's outcome
     /// replaces it. One left standing means the process stopped in between.
     Unfinished,
@@ -112,6 +116,8 @@ impl Outcome {
             Self::RateLimited => "rate_limited",
             Self::CircuitOpen => "circuit_open",
             Self::UpstreamBusy => "upstream_busy",
+            Self::InvalidArguments => "invalid_arguments",
+            Self::ResultTooLarge => "result_too_large",
             Self::Unfinished => "unfinished",
         }
     }

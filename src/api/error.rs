@@ -24,7 +24,9 @@ impl ApiError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Pipeline(error) => match error {
-                PipelineError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+                PipelineError::InvalidRequest(_) | PipelineError::InvalidArguments(_) => {
+                    StatusCode::BAD_REQUEST
+                }
                 PipelineError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
                 PipelineError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 PipelineError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
@@ -38,9 +40,9 @@ impl ApiError {
                     StatusCode::TOO_MANY_REQUESTS
                 }
                 PipelineError::Upstream(UpstreamError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
-                PipelineError::Upstream(_) | PipelineError::CredentialUnavailable => {
-                    StatusCode::BAD_GATEWAY
-                }
+                PipelineError::Upstream(_)
+                | PipelineError::CredentialUnavailable
+                | PipelineError::ResultTooLarge(_) => StatusCode::BAD_GATEWAY,
             },
         }
     }

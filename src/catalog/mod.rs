@@ -80,6 +80,17 @@ pub struct Route {
     pub routing: Routing,
     /// Whether a failed call may be tried again.
     pub retry: Option<Retry>,
+    /// The tool's own limit on the size of its result.
+    pub max_result_bytes: Option<usize>,
+}
+
+/// What each server's calls are checked for, beyond who may make them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerGuards {
+    /// Check arguments against the tool's input schema.
+    pub validate_arguments: bool,
+    /// The largest result taken from it.
+    pub max_result_bytes: Option<usize>,
 }
 
 /// A set of one server's resources: every URI that starts with `prefix`.
@@ -184,6 +195,8 @@ pub struct Catalog {
     /// The `identity` section, as configured.
     pub identity: IdentitySettings,
     servers: Vec<ServerSpec>,
+    /// Indexed by [`ServerId`], as `servers`.
+    guards: Vec<ServerGuards>,
     tools: HashMap<Arc<str>, Route>,
     prompts: HashMap<Arc<str>, Route>,
     /// Longest prefix first, so the first match routes a URI.
@@ -258,6 +271,7 @@ impl Catalog {
                 legs: Arc::from([leg]),
                 routing: Routing::One,
                 retry: None,
+                max_result_bytes: None,
             };
             (public_name, route)
         };
@@ -275,6 +289,7 @@ impl Catalog {
                 route.legs = legs.into();
                 route.routing = routing;
                 route.retry = routing::retry(t);
+                route.max_result_bytes = t.max_result_bytes;
                 (name, route)
             })
             .collect();
@@ -335,12 +350,19 @@ impl Catalog {
                 (hash(&config.token_sha256), entry)
             })
             .collect();
+        let guards = (file.servers.iter())
+            .map(|(_, server)| ServerGuards {
+                validate_arguments: server.validate_arguments,
+                max_result_bytes: server.max_result_bytes,
+            })
+            .collect();
         Self {
             environment: file.environment.as_str().into(),
             http: file.http.clone(),
             credentials: file.credentials.clone(),
             identity: file.identity.clone(),
             servers,
+            guards,
             tools,
             prompts,
             resources,
@@ -375,6 +397,11 @@ impl Catalog {
 
     pub fn server(&self, id: ServerId) -> &ServerSpec {
         &self.servers[id.0]
+    }
+
+    /// What calls to server `id` are checked for.
+    pub fn guards(&self, id: ServerId) -> ServerGuards {
+        self.guards[id.0]
     }
 
     pub fn tool(&self, public_name: &str) -> Option<&Route> {

@@ -161,6 +161,19 @@ pub struct ServerConfig {
     /// Publish the server's tools and prompts without listing each one:
     /// `{prefix: "gh_", include: ["issue_*"], exclude: ["*_delete"]}`.
     pub expose: Option<ExposeConfig>,
+    /// Check each call's arguments against the tool's input schema before
+    /// anything is sent (default). Off for a server whose schemas are
+    /// known to be wrong.
+    #[serde(default = "default_true")]
+    pub validate_arguments: bool,
+    /// The largest tool result (as JSON) taken from this server; a larger
+    /// one fails the call with `result_too_large`. Default: no limit
+    /// beyond the transport's.
+    pub max_result_bytes: Option<usize>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// The MCP revision the control plane speaks with one upstream server.
@@ -269,6 +282,9 @@ pub struct ToolConfig {
     /// How an idempotent tool's calls are tried again (defaults apply
     /// when it is idempotent and this is absent).
     pub retry: Option<RetryConfig>,
+    /// The largest result (as JSON) of this tool, in place of its
+    /// server's `max_result_bytes`.
+    pub max_result_bytes: Option<usize>,
 }
 
 /// One public prompt.

@@ -79,6 +79,12 @@ pub fn validate(catalog: &CatalogFile, file: &Path) -> Vec<ConfigError> {
         if tool.timeout.is_some_and(|t| t.is_zero()) {
             c.error(format!("tools.{name}.timeout"), "must be longer than zero");
         }
+        if tool.max_result_bytes == Some(0) {
+            c.error(
+                format!("tools.{name}.max_result_bytes"),
+                "must be greater than zero",
+            );
+        }
         check_route(&mut c, catalog, name, tool);
     }
     for (name, prompt) in catalog.prompts.iter() {
@@ -392,6 +398,12 @@ fn check_server(c: &mut Collector<'_>, name: &str, server: &ServerConfig) {
         c.error(format!("{path}.timeout"), "must be greater than zero");
     }
     check_credential(c, &path, &server.credential);
+    if server.max_result_bytes == Some(0) {
+        c.error(
+            format!("{path}.max_result_bytes"),
+            "must be greater than zero",
+        );
+    }
     for (field, problem) in server.expose.iter().flat_map(|e| e.problems()) {
         c.error(format!("{path}.expose.{field}"), problem);
     }

@@ -3,6 +3,7 @@
 //! can never disagree. No variant carries upstream text, a URL, a command or
 //! a credential.
 
+use crate::guardrails::arguments::InvalidArguments;
 use crate::identity::IdentityError;
 use crate::policy::NotPermitted;
 use crate::router::RateLimited;
@@ -50,6 +51,12 @@ pub enum PipelineError {
     /// A rate limit of the catalog refused the call.
     #[error("{0}")]
     RateLimited(#[from] RateLimited),
+    /// The arguments do not fit the tool's input schema.
+    #[error("{0}")]
+    InvalidArguments(#[from] InvalidArguments),
+    /// The tool's result is larger than the catalog lets through.
+    #[error("the tool's result exceeds the limit of {0} bytes")]
+    ResultTooLarge(usize),
 }
 
 impl PipelineError {
@@ -72,6 +79,8 @@ impl PipelineError {
             Self::RateLimited(_) => "rate_limited",
             Self::CircuitOpen => "upstream_circuit_open",
             Self::UpstreamBusy => "upstream_busy",
+            Self::InvalidArguments(_) => "invalid_arguments",
+            Self::ResultTooLarge(_) => "result_too_large",
         }
     }
 
@@ -94,6 +103,8 @@ impl PipelineError {
             Self::RateLimited(_) => Outcome::RateLimited,
             Self::CircuitOpen => Outcome::CircuitOpen,
             Self::UpstreamBusy => Outcome::UpstreamBusy,
+            Self::InvalidArguments(_) => Outcome::InvalidArguments,
+            Self::ResultTooLarge(_) => Outcome::ResultTooLarge,
         }
     }
 }

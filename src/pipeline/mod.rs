@@ -7,8 +7,8 @@
 //! record -> admit -> resolve -> split -> deadline -> authorize -> limit -> dispatch (or list)
 //! audit/    identity/ catalog    router/  (time)     policy/      router/  router/
 //!
-//! circuit -> concurrency -> request_state -> task_ids -> credential -> cache_hints -> call
-//! router/    router/        (MRTR state)     (task ids)  credentials/                  upstream/
+//! arguments -> circuit -> concurrency -> request_state -> task_ids -> credential -> cache_hints -> result_size -> call
+//! guardrails/  router/   router/        (MRTR state)     (task ids)  credentials/                  guardrails/    upstream/
 //! ```
 //!
 //! Front doors (REST, MCP) translate their wire format into one call of a

@@ -20,6 +20,8 @@ pub struct Authorized {
     pub name: Arc<str>,
     /// A tool's own time limit, in place of its server's `timeout`.
     pub timeout: Option<Duration>,
+    /// A tool's own limit on the size of its result.
+    pub max_result_bytes: Option<usize>,
 }
 
 /// The refusal. It carries nothing about whether the target exists.
@@ -52,6 +54,7 @@ pub fn authorize(
             upstream_name: r.upstream_name.clone(),
             name: r.public_name.clone(),
             timeout: r.timeout,
+            max_result_bytes: r.max_result_bytes,
         })
     };
     let authorized = match target {
@@ -70,6 +73,7 @@ pub fn authorize(
                     upstream_name: uri.into(),
                     name: set.name.clone(),
                     timeout: None,
+                    max_result_bytes: None,
                 })
         }
         _ => None,

@@ -41,7 +41,9 @@ pub(super) async fn preload(upstream: Arc<Upstream>) {
         return;
     };
     let cached = match shared.get(&key(&upstream)).await {
-        Ok(Some(text)) => serde_json::from_str::<Offered>(&text).ok(),
+        Ok(Some(text)) => serde_json::from_str::<Offered>(&text)
+            .ok()
+            .map(Offered::compiled),
         _ => None,
     };
     let Some(cached) = cached.map(Arc::new) else {

@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 use rmcp::service::{Peer, RoleClient, ServiceError};
 
+use crate::guardrails::arguments::Schemas;
+
 /// A server's declarations, by their upstream names.
 #[derive(Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Offered {
@@ -15,6 +17,18 @@ pub struct Offered {
     pub prompts: HashMap<String, Prompt>,
     pub resources: Vec<Resource>,
     pub templates: Vec<ResourceTemplate>,
+    /// The tools' input schemas, compiled ([`Offered::compiled`]).
+    #[serde(skip)]
+    pub schemas: Schemas,
+}
+
+impl Offered {
+    /// These definitions with their tools' input schemas compiled, as
+    /// every published set has them.
+    pub fn compiled(mut self) -> Self {
+        self.schemas = Schemas::compile(&self.tools);
+        self
+    }
 }
 
 /// List everything the server's capabilities say it has.
@@ -59,5 +73,5 @@ pub async fn list(peer: &Peer<RoleClient>) -> Result<Offered, ServiceError> {
             template.meta = None;
         }
     }
-    Ok(offered)
+    Ok(offered.compiled())
 }

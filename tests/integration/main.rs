@@ -13,6 +13,7 @@ mod credentials;
 mod expose;
 mod fleet;
 mod grants;
+mod guardrails;
 mod identity;
 mod limits;
 mod live;

@@ -22,6 +22,7 @@ pub const RATE_LIMITED: ErrorCode = ErrorCode(-32016);
 /// `too_many_sessions`.)
 pub const UPSTREAM_CIRCUIT_OPEN: ErrorCode = ErrorCode(-32017);
 pub const UPSTREAM_BUSY: ErrorCode = ErrorCode(-32018);
+pub const RESULT_TOO_LARGE: ErrorCode = ErrorCode(-32019);
 
 /// Codes an upstream's refusal keeps, because the protocol gives them a
 /// meaning a client acts on (invalid params, also for an unknown resource
@@ -40,7 +41,10 @@ pub fn to_error_data(error: &PipelineError, trace: &TraceContext) -> ErrorData {
     let code = match error {
         // Unknown and forbidden tools get the same answer: an agent cannot
         // tell them apart. Invalid params is what MCP uses for unknown tools.
-        PipelineError::Forbidden(_) | PipelineError::InvalidRequest(_) => ErrorCode::INVALID_PARAMS,
+        PipelineError::Forbidden(_)
+        | PipelineError::InvalidRequest(_)
+        | PipelineError::InvalidArguments(_) => ErrorCode::INVALID_PARAMS,
+        PipelineError::ResultTooLarge(_) => RESULT_TOO_LARGE,
         PipelineError::Impersonation(_)
         | PipelineError::Unauthenticated(_)
         | PipelineError::PolicyDenied(_) => FORBIDDEN,
@@ -62,6 +66,9 @@ pub fn to_error_data(error: &PipelineError, trace: &TraceContext) -> ErrorData {
     let mut data = json!({ "code": error.code(), "trace_id": trace.trace_id_hex() });
     if let PipelineError::PolicyDenied(reasons) = error {
         data["reasons"] = json!(reasons);
+    }
+    if let PipelineError::InvalidArguments(invalid) = error {
+        data["path"] = json!(invalid.path);
     }
     if let PipelineError::RateLimited(refusal) = error {
         data["retry_after_seconds"] = json!(crate::router::limits::retry_after_seconds(

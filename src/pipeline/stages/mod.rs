@@ -4,6 +4,7 @@
 //! and one more line there.
 
 mod admit;
+mod arguments;
 mod authorize;
 mod cache_hints;
 pub mod call;
@@ -16,6 +17,7 @@ mod limit;
 pub mod record;
 mod request_state;
 mod resolve;
+mod result_size;
 mod split;
 mod task_ids;
 
@@ -39,13 +41,14 @@ pub struct Stages {
 ///
 /// ```text
 /// request: record -> admit -> resolve -> split -> deadline -> authorize -> limit -> dispatch
-/// leg:     circuit -> concurrency -> request_state -> task_ids -> credential -> cache_hints -> call
+/// leg:     arguments -> circuit -> concurrency -> request_state -> task_ids -> credential -> cache_hints -> result_size -> call
 /// ```
 ///
 /// `dispatch` runs the leg stages once, again for a retry, or once per
 /// server of a fan-out. `cache_hints` acts only on the way back, on what
-/// the upstream answered; `request_state` and `task_ids` on both ways, on
-/// a multi round-trip request's state and on task ids.
+/// the upstream answered, as does `result_size`; `request_state` and
+/// `task_ids` on both ways, on a multi round-trip request's state and on
+/// task ids.
 pub fn standard(audit: AuditLog) -> Stages {
     Stages {
         request: vec![
@@ -58,12 +61,14 @@ pub fn standard(audit: AuditLog) -> Stages {
             Box::new(limit::Limit),
         ],
         leg: vec![
+            Box::new(arguments::Arguments),
             Box::new(circuit::Circuit),
             Box::new(concurrency::Concurrency),
             Box::new(request_state::RequestState::new()),
             Box::new(task_ids::TaskIds::new()),
             Box::new(credential::Credential),
             Box::new(cache_hints::CacheHints),
+            Box::new(result_size::ResultSize),
         ],
     }
 }

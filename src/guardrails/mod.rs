@@ -1,0 +1,10 @@
+//! Guardrails: checks on what goes to a tool and what comes back from it,
+//! beyond who may call it. Each is used by one stage of the pipeline.
+//!
+//! - [`arguments`]: a call's arguments checked against the tool's input
+//!   schema before any credential is minted;
+//! - [`result_size`]: a result larger than its tool's or server's
+//!   `max_result_bytes` fails cleanly instead of flooding the agent.
+
+pub mod arguments;
+pub mod result_size;

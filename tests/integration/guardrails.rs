@@ -1,0 +1,132 @@
+//! Guardrails on what goes to a tool and what comes back: arguments
+//! checked against the tool's input schema before anything is sent, and
+//! results over `max_result_bytes` refused.
+
+use reqwest::StatusCode;
+use rmcp::ServiceExt;
+use serde_json::{Value, json};
+
+use crate::common::upstream::test_upstream;
+use crate::common::{ControlPlane, TESTER_TOKEN, catalog};
+
+async fn invoke(cp: &ControlPlane, tool: &str, payload: Value) -> (StatusCode, Value) {
+    let response = cp
+        .invoke(
+            Some(TESTER_TOKEN),
+            json!({"action": tool, "payload": payload}),
+        )
+        .await;
+    (response.status(), response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn arguments_that_do_not_fit_the_schema_never_reach_the_upstream() {
+    let checked = test_upstream(0).await;
+    let unchecked = test_upstream(0).await;
+    let servers = format!(
+        "  svc:\n    http: {{url: \"{}\"}}\n  loose:\n    http: {{url: \"{}\"}}\n    validate_arguments: false\n",
+        checked.url, unchecked.url
+    );
+    let tools = "  echo: {server: svc}\n  loose_echo: {server: loose, upstream_name: echo}\n";
+    let cp = ControlPlane::start(&catalog(&servers, tools, &["echo", "loose_echo"]));
+    cp.wait_all_ready().await;
+
+    // The test server's echo takes `{"message": string}`.
+    let (status, body) = invoke(&cp, "echo", json!({"message": 42})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_arguments", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("`/message`") && message.contains("string"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("42"),
+        "the value is never echoed: {message}"
+    );
+    let record = cp.audit_record(body["trace_id"].as_str().unwrap()).await;
+    assert_eq!(record["outcome"], "invalid_arguments", "{record}");
+    assert_eq!(checked.calls(), 0, "the upstream was never contacted");
+
+    // Over MCP: invalid params, naming the path.
+    let config =
+        rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
+            cp.url("/mcp"),
+        )
+        .auth_header(TESTER_TOKEN);
+    let client = ()
+        .serve(rmcp::transport::StreamableHttpClientTransport::from_config(
+            config,
+        ))
+        .await
+        .unwrap();
+    let arguments = json!({"message": ["not", "a", "string"]})
+        .as_object()
+        .cloned()
+        .unwrap();
+    let call = rmcp::model::CallToolRequestParams::new("echo").with_arguments(arguments);
+    let error = client.call_tool(call).await.unwrap_err();
+    let rmcp::ServiceError::McpError(error) = error else {
+        panic!("{error:?}");
+    };
+    assert_eq!(error.code, rmcp::model::ErrorCode::INVALID_PARAMS);
+    let data = error.data.unwrap();
+    assert_eq!(
+        (&data["code"], &data["path"]),
+        (&json!("invalid_arguments"), &json!("/message"))
+    );
+    assert_eq!(checked.calls(), 0);
+
+    // Arguments that fit go through; a server whose schemas are not
+    // checked gets what it is sent.
+    assert_eq!(
+        invoke(&cp, "echo", json!({"message": "hi"})).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(checked.calls(), 1);
+    assert_eq!(
+        invoke(&cp, "loose_echo", json!({"message": 42})).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(unchecked.calls(), 1);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_result_over_the_limit_fails_cleanly() {
+    let upstream = test_upstream(0).await;
+    let servers = format!(
+        "  svc:\n    http: {{url: \"{}\"}}\n    max_result_bytes: 100000\n",
+        upstream.url
+    );
+    let tools = "  echo: {server: svc, max_result_bytes: 200}\n  big_echo: {server: svc, upstream_name: echo}\n";
+    let cp = ControlPlane::start(&catalog(&servers, tools, &["echo", "big_echo"]));
+    cp.wait_all_ready().await;
+
+    assert_eq!(
+        invoke(&cp, "echo", json!({"message": "short"})).await.0,
+        StatusCode::OK
+    );
+    let long = "x".repeat(500);
+    let (status, body) = invoke(&cp, "echo", json!({"message": long})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["code"], "result_too_large", "{body}");
+    assert!(
+        !body.to_string().contains(&long),
+        "none of the result leaks"
+    );
+    let record = cp.audit_record(body["trace_id"].as_str().unwrap()).await;
+    assert_eq!(record["outcome"], "result_too_large", "{record}");
+    // The tool's own limit is the tool's; another tool of the server has
+    // the server's.
+    assert_eq!(
+        invoke(&cp, "big_echo", json!({"message": long})).await.0,
+        StatusCode::OK
+    );
+    let huge = "x".repeat(100_000);
+    let (status, body) = invoke(&cp, "big_echo", json!({"message": huge})).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (StatusCode::BAD_GATEWAY, &json!("result_too_large"))
+    );
+}
