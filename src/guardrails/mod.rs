@@ -4,7 +4,10 @@
 //! - [`arguments`]: a call's arguments checked against the tool's input
 //!   schema before any credential is minted;
 //! - [`result_size`]: a result larger than its tool's or server's
-//!   `max_result_bytes` fails cleanly instead of flooding the agent.
+//!   `max_result_bytes` fails cleanly instead of flooding the agent;
+//! - [`detect`]: secrets and personal data found in arguments and results,
+//!   handed to the policy as `input.findings`.
 
 pub mod arguments;
+pub mod detect;
 pub mod result_size;
