@@ -34,6 +34,7 @@ fn decide(c: &mut Criterion) {
         annotations: Default::default(),
     };
     let request = RequestFacts {
+        findings: &[],
         trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
         front_door: FrontDoor::Rest,
         action: Action::Call,

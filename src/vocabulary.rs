@@ -92,6 +92,8 @@ pub enum Outcome {
     InvalidArguments,
     /// The tool's result was larger than the catalog lets through.
     ResultTooLarge,
+    /// The result policy withheld the result.
+    ResultDenied,
     /// The intent of a call about to reach its upstream; the call's outcome
     /// replaces it. One left standing means the process stopped in between.
     Unfinished,
@@ -118,6 +120,7 @@ impl Outcome {
             Self::UpstreamBusy => "upstream_busy",
             Self::InvalidArguments => "invalid_arguments",
             Self::ResultTooLarge => "result_too_large",
+            Self::ResultDenied => "result_denied",
             Self::Unfinished => "unfinished",
         }
     }

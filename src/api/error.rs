@@ -32,7 +32,8 @@ impl ApiError {
                 PipelineError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
                 PipelineError::Impersonation(_)
                 | PipelineError::Forbidden(_)
-                | PipelineError::PolicyDenied(_) => StatusCode::FORBIDDEN,
+                | PipelineError::PolicyDenied(_)
+                | PipelineError::ResultDenied(_) => StatusCode::FORBIDDEN,
                 PipelineError::AuditUnavailable
                 | PipelineError::CircuitOpen
                 | PipelineError::UpstreamBusy => StatusCode::SERVICE_UNAVAILABLE,
@@ -71,7 +72,10 @@ impl ApiError {
             "error": {"code": self.code(), "message": self.message()},
             "trace_id": trace.trace_id_hex(),
         });
-        if let Self::Pipeline(PipelineError::PolicyDenied(reasons)) = &self {
+        if let Self::Pipeline(
+            PipelineError::PolicyDenied(reasons) | PipelineError::ResultDenied(reasons),
+        ) = &self
+        {
             body["error"]["reasons"] = json!(reasons);
         }
         let mut response = (status, axum::Json(body)).into_response();

@@ -327,8 +327,20 @@ fn log_event(record: &AuditRecord) {
         legs = %Legs(&record.legs),
         endpoint = text(&record.endpoint),
         via = record.via.unwrap_or(""),
+        findings = %Json(&record.findings),
+        redactions = %Json(&record.redactions),
         "audit"
     );
+}
+
+/// A value as JSON, written only if the event is.
+struct Json<'a, T>(&'a T);
+
+impl<T: serde::Serialize> std::fmt::Display for Json<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = serde_json::to_string(self.0).map_err(|_| std::fmt::Error)?;
+        f.write_str(&text)
+    }
 }
 
 /// A record's legs as a JSON array, written only if the event is.

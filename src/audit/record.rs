@@ -9,6 +9,8 @@ use rmcp::model::JsonObject;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::guardrails::detect::Finding;
+use crate::guardrails::redact::Redaction;
 use crate::trace_context::TraceContext;
 use crate::vocabulary::{Action, FrontDoor, Outcome};
 
@@ -56,6 +58,11 @@ pub struct AuditRecord {
     pub endpoint: Option<Arc<str>>,
     /// The built-in tool a call came through (`call_tool`), if any.
     pub via: Option<&'static str>,
+    /// What the detectors found in the arguments and the result: kinds and
+    /// paths, never what matched.
+    pub findings: Vec<Finding>,
+    /// What the result policy had replaced in the result (paths and kinds).
+    pub redactions: Vec<Redaction>,
 }
 
 /// One request to an upstream on behalf of a request: how it went.
@@ -132,6 +139,8 @@ impl AuditRecord {
             legs: Vec::new(),
             endpoint: None,
             via: None,
+            findings: Vec::new(),
+            redactions: Vec::new(),
         }
     }
 
@@ -169,7 +178,7 @@ impl AuditRecord {
     /// The record as stored and queried.
     pub fn to_json(&self) -> Value {
         let text = |v: &Option<Arc<str>>| v.as_deref().unwrap_or("").to_string();
-        json!({
+        let mut record = json!({
             "id": self.id,
             "time": humantime::format_rfc3339_millis(self.time).to_string(),
             "trace_id": self.trace.trace_id_hex(),
@@ -193,7 +202,14 @@ impl AuditRecord {
             "legs": self.legs.iter().map(LegRecord::to_json).collect::<Vec<_>>(),
             "endpoint": self.endpoint.as_deref(),
             "via": self.via,
-        })
+        });
+        if !self.findings.is_empty() {
+            record["findings"] = json!(self.findings);
+        }
+        if !self.redactions.is_empty() {
+            record["redactions"] = json!(self.redactions);
+        }
+        record
     }
 }
 

@@ -38,6 +38,10 @@ pub struct RegoSettings {
     /// precondition of every call.
     #[serde(default = "default_visible")]
     pub visible: String,
+    /// The package whose `deny` and `redact` rules, if the policy declares
+    /// them, judge each tool result before it leaves.
+    #[serde(default = "default_result")]
+    pub result: String,
     /// Longest one evaluation may take; beyond it the call is denied.
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
@@ -52,6 +56,7 @@ impl RegoSettings {
             query: default_query(),
             reasons: default_reasons(),
             visible: default_visible(),
+            result: default_result(),
             timeout: default_timeout(),
         }
     }
@@ -67,6 +72,10 @@ fn default_reasons() -> String {
 
 fn default_visible() -> String {
     "data.mcp.authz.visible".into()
+}
+
+fn default_result() -> String {
+    "data.mcp.result".into()
 }
 
 fn default_timeout() -> Duration {

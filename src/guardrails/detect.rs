@@ -249,7 +249,7 @@ fn luhn(text: &str) -> bool {
             _ => d,
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Whether a long token reads like a random secret: letters and digits

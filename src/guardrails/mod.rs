@@ -6,8 +6,10 @@
 //! - [`result_size`]: a result larger than its tool's or server's
 //!   `max_result_bytes` fails cleanly instead of flooding the agent;
 //! - [`detect`]: secrets and personal data found in arguments and results,
-//!   handed to the policy as `input.findings`.
+//!   handed to the policy as `input.findings`;
+//! - [`redact`]: parts of a result replaced, as the result policy asks.
 
 pub mod arguments;
 pub mod detect;
+pub mod redact;
 pub mod result_size;

@@ -57,6 +57,10 @@ pub enum PipelineError {
     /// The tool's result is larger than the catalog lets through.
     #[error("the tool's result exceeds the limit of {0} bytes")]
     ResultTooLarge(usize),
+    /// The result policy withheld the result; its reasons are the policy
+    /// author's words.
+    #[error("the result was withheld by policy{}", reasons_text(.0))]
+    ResultDenied(Vec<String>),
 }
 
 impl PipelineError {
@@ -81,6 +85,7 @@ impl PipelineError {
             Self::UpstreamBusy => "upstream_busy",
             Self::InvalidArguments(_) => "invalid_arguments",
             Self::ResultTooLarge(_) => "result_too_large",
+            Self::ResultDenied(_) => "result_denied",
         }
     }
 
@@ -105,6 +110,7 @@ impl PipelineError {
             Self::UpstreamBusy => Outcome::UpstreamBusy,
             Self::InvalidArguments(_) => Outcome::InvalidArguments,
             Self::ResultTooLarge(_) => Outcome::ResultTooLarge,
+            Self::ResultDenied(_) => Outcome::ResultDenied,
         }
     }
 }

@@ -11,6 +11,7 @@ use super::PipelineError;
 use super::stages::TaskRef;
 use crate::audit::record::UpstreamSpan;
 use crate::audit::{AuditGuard, AuditRecord};
+use crate::guardrails::detect::Finding;
 use crate::identity::{Caller, Presented};
 use crate::live::Snapshot;
 use crate::policy::Authorized;
@@ -172,6 +173,12 @@ pub struct Exchange<'a> {
     pub circuit: Option<Ticket>,
     /// Set by concurrency: the call's slot at its server.
     pub slot: Option<Slot>,
+    /// Set by detect: what the detectors found in the arguments (and, on
+    /// the way back, by results: in the result).
+    pub findings: Vec<Finding>,
+    /// Set by authorize when the policy judges results: the request's
+    /// input document, for the result rule.
+    pub policy_input: Option<regorus::Value>,
     /// Opened by the record stage, finished on the way back.
     pub(super) audit: Recording,
 }
@@ -219,6 +226,8 @@ impl<'a> Exchange<'a> {
             called: None,
             circuit: None,
             slot: None,
+            findings: Vec::new(),
+            policy_input: None,
             audit: Recording::Off,
         }
     }

@@ -4,8 +4,8 @@
 //! stages once per request to an upstream (an attempt, a fan-out's leg):
 //!
 //! ```text
-//! record -> admit -> resolve -> split -> deadline -> authorize -> limit -> dispatch (or list)
-//! audit/    identity/ catalog    router/  (time)     policy/      router/  router/
+//! record -> admit -> resolve -> split -> deadline -> detect -> authorize -> limit -> results -> dispatch (or list)
+//! audit/    identity/ catalog    router/  (time)     guardrails/ policy/   router/  policy/   router/
 //!
 //! arguments -> circuit -> concurrency -> request_state -> task_ids -> credential -> cache_hints -> result_size -> call
 //! guardrails/  router/   router/        (MRTR state)     (task ids)  credentials/                  guardrails/    upstream/
@@ -137,6 +137,7 @@ impl Pipeline {
                 catalog: &snapshot.catalog,
                 caller,
                 action: Action::Discovery,
+                findings: &[],
             };
             // The role grants every name listed; the route is looked up
             // only when a `visible` rule needs it for its input.

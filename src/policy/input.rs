@@ -10,6 +10,7 @@ use rmcp::model::JsonObject;
 use serde_json::{Value, json};
 
 use crate::config::Annotations;
+use crate::guardrails::detect::Finding;
 use crate::identity::Caller;
 use crate::vocabulary::{Action, FrontDoor};
 
@@ -35,10 +36,12 @@ pub struct RequestFacts<'a> {
     pub trace_id: &'a str,
     pub front_door: FrontDoor,
     pub action: Action,
+    /// What the detectors found in the arguments (kind, part and path).
+    pub findings: &'a [Finding],
 }
 
 /// The input document: `agent`, `tool`, `arguments` (absent at discovery),
-/// `environment` and `request`.
+/// `findings`, `environment` and `request`.
 pub fn document(
     caller: &Caller,
     target: &TargetFacts<'_>,
@@ -61,6 +64,7 @@ pub fn document(
             "tags": target.tags.iter().map(|t| &**t).collect::<Vec<&str>>(),
             "annotations": target.annotations,
         },
+        "findings": request.findings,
         "environment": environment,
         "request": {
             "trace_id": request.trace_id,

@@ -9,9 +9,13 @@
 //!
 //! Both deny by default: an unknown target, a missing policy, an undefined
 //! or non-boolean result, an evaluation error are all refusals.
+//!
+//! A policy may also judge each tool result before it leaves ([`result`]):
+//! pass it, withhold it, or have parts of it redacted.
 
 pub mod input;
 pub mod rego;
+pub mod result;
 mod role;
 mod rules;
 

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{Engine, Value};
 
+use super::result::ResultDecision;
 use crate::config::RegoSettings;
 
 /// Why a policy could not be loaded.
@@ -86,6 +87,9 @@ pub struct RegoPolicy {
     /// Set when the policy declares the rule.
     reasons: Option<String>,
     visible: Option<String>,
+    /// The result rule's `deny` and `redact`, those the policy declares.
+    result_deny: Option<String>,
+    result_redact: Option<String>,
     tests: Vec<String>,
 }
 
@@ -161,6 +165,8 @@ impl RegoPolicy {
             query: settings.query.clone(),
             reasons: declared(&settings.reasons),
             visible: declared(&settings.visible),
+            result_deny: declared(&format!("{}.deny", settings.result)),
+            result_redact: declared(&format!("{}.redact", settings.result)),
             tests,
         })
     }
@@ -197,6 +203,38 @@ impl RegoPolicy {
             None => Vec::new(),
         };
         Decision::Deny { reasons, cause }
+    }
+
+    /// Whether the policy judges results.
+    pub fn judges_results(&self) -> bool {
+        self.result_deny.is_some() || self.result_redact.is_some()
+    }
+
+    /// Judge one result: `input` is the request's input document with
+    /// `result` and `findings`. Fails closed.
+    pub fn judge_result(&self, input: Value) -> ResultDecision {
+        let mut engine = self.template.clone();
+        engine.set_input(input);
+        let failed = |rule: &str, error: String| {
+            tracing::warn!(rule, %error, "result policy evaluation failed; withholding the result");
+            ResultDecision::Deny(vec!["the result policy could not decide".to_owned()])
+        };
+        let deny = match &self.result_deny {
+            Some(rule) => match evaluate(&mut engine, rule) {
+                Ok(value) => strings(&value),
+                Err(error) => return failed(rule, error),
+            },
+            None => Vec::new(),
+        };
+        let redact = match &self.result_redact {
+            Some(rule) => match evaluate(&mut engine, rule) {
+                Ok(Value::Undefined) => None,
+                Ok(value) => serde_json::to_value(&value).ok(),
+                Err(error) => return failed(rule, error),
+            },
+            None => None,
+        };
+        super::result::decision(deny, redact)
     }
 
     /// Whether a target is shown at discovery (always, without a `visible` rule).

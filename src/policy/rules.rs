@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::rego::{Decision, DenyCause, PolicyError, RegoPolicy, rego_files};
+use super::result::ResultDecision;
 use crate::config::PolicyConfig;
 
 /// What decides calls after the role check.
@@ -78,6 +79,20 @@ impl Policies {
 
     /// Whether the policy hides some of what roles grant from discovery
     /// (a `visible` rule): a new version may then change what sessions see.
+    /// Whether results are judged: only a Rego policy that declares the
+    /// result rule's `deny` or `redact` does.
+    pub fn judges_results(&self) -> bool {
+        matches!(&self.rules, Rules::Rego(policy) if policy.judges_results())
+    }
+
+    /// Judge a result (pass, when the policy does not judge results).
+    pub fn judge_result(&self, input: impl FnOnce() -> regorus::Value) -> ResultDecision {
+        match &self.rules {
+            Rules::Rego(policy) if policy.judges_results() => policy.judge_result(input()),
+            _ => ResultDecision::Pass,
+        }
+    }
+
     pub fn filters_discovery(&self) -> bool {
         matches!(&self.rules, Rules::Rego(policy) if policy.has_visibility())
     }

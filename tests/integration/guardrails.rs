@@ -130,3 +130,138 @@ async fn a_result_over_the_limit_fails_cleanly() {
         (StatusCode::BAD_GATEWAY, &json!("result_too_large"))
     );
 }
+
+/// A list field of an audit event (written as JSON text).
+fn listed(record: &Value, field: &str) -> Vec<Value> {
+    let text = record[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {field} in {record}"));
+    serde_json::from_str(text).unwrap()
+}
+
+const KEY: &str = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAsecretkeymaterial\n-----END RSA PRIVATE KEY-----";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_result_rule_redacts_and_withholds_and_no_secret_is_kept_anywhere() {
+    let upstream = test_upstream(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Every call is allowed; results are judged on the detectors' findings.
+    let policy = "package mcp.authz\n\nimport rego.v1\n\nallow := true\n";
+    let result = r#"package mcp.result
+
+import rego.v1
+
+redact contains f if {
+	some f in input.findings
+	f.part == "result"
+	f.kind == "private_key"
+}
+
+redact contains {"path": "/structuredContent/echo/account"} if input.result.structuredContent.echo.account
+
+deny contains sprintf("a result of %v may not carry a cloud key", [input.tool.name]) if {
+	some f in input.findings
+	f.part == "result"
+	f.kind == "aws_access_key"
+}
+"#;
+    std::fs::write(dir.path().join("authz.rego"), policy).unwrap();
+    std::fs::write(dir.path().join("result.rego"), result).unwrap();
+    let servers = format!("  svc:\n    http: {{url: \"{}\"}}\n", upstream.url);
+    let text = catalog(&servers, "  echo: {server: svc}\n", &["echo"]).replace(
+        "policy: allow-all\n",
+        &format!("policy:\n  files: [\"{}\"]\n", dir.path().display()),
+    );
+    let cp = ControlPlane::start(&text);
+    cp.wait_all_ready().await;
+
+    // The test server's echo answers with its arguments, as text and as
+    // structuredContent: the key comes back in both.
+    let message = format!("deploy with {KEY} please");
+    let (status, body) = invoke(
+        &cp,
+        "echo",
+        json!({"message": message, "account": "ACC-001"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answer = body["result"].to_string();
+    assert!(!answer.contains("MIIE"), "{answer}");
+    // A path names one value: the text copy of it is not the path's.
+    let structured = body["result"]["structuredContent"].to_string();
+    assert!(!structured.contains("ACC-001"), "{answer}");
+    assert_eq!(
+        body["result"]["structuredContent"]["echo"]["message"],
+        "deploy with [redacted] please"
+    );
+    assert_eq!(
+        body["result"]["structuredContent"]["echo"]["account"],
+        "[redacted]"
+    );
+    assert!(answer.contains("[redacted]"));
+    let record = cp.audit_record(body["trace_id"].as_str().unwrap()).await;
+    assert_eq!(record["outcome"], "ok", "{record}");
+    let redactions = listed(&record, "redactions");
+    assert!(
+        redactions.contains(&json!({"path": "/content/0/text", "kind": "private_key"})),
+        "{record}"
+    );
+    assert!(
+        redactions.contains(&json!({"path": "/structuredContent/echo/account"})),
+        "{record}"
+    );
+    let findings = listed(&record, "findings");
+    assert!(
+        findings.contains(&json!({"kind": "private_key", "part": "arguments", "path": "/message"})),
+        "{record}"
+    );
+    assert!(findings.contains(&json!({"kind": "private_key", "part": "result", "path": "/structuredContent/echo/message"})), "{record}");
+
+    // A cloud key in the result: withheld, with the rule's reason.
+    let (status, body) = invoke(&cp, "echo", json!({"message": "key AKIAIOSFODNN7EXAMPLE"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "result_denied", "{body}");
+    assert_eq!(
+        body["error"]["reasons"],
+        json!(["a result of echo may not carry a cloud key"])
+    );
+    assert!(!body.to_string().contains("AKIA"), "{body}");
+    let record = cp.audit_record(body["trace_id"].as_str().unwrap()).await;
+    assert_eq!(record["outcome"], "result_denied", "{record}");
+    assert_eq!(
+        upstream.calls(),
+        2,
+        "the upstream answered; the agent never saw it"
+    );
+
+    // Nothing the detectors found is kept: not in records, not in the log.
+    let log = cp.stderr_text();
+    assert!(
+        !log.contains("MIIE") && !log.contains("AKIAIOSFODNN7EXAMPLE"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_example_policy_refuses_arguments_that_carry_a_private_key() {
+    let cp = ControlPlane::start_example();
+    cp.wait_all_ready().await;
+    let body =
+        json!({"action": "read_positions", "payload": {"account": format!("ACC-001 {KEY}")}});
+    let response = cp.invoke(Some(crate::common::ANALYST_TOKEN), body).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "policy_denied", "{body}");
+    let reasons = body["error"]["reasons"].to_string();
+    assert!(
+        reasons.contains("private key or a cloud access key"),
+        "{reasons}"
+    );
+    let record = cp.audit_record(body["trace_id"].as_str().unwrap()).await;
+    assert_eq!(
+        listed(&record, "findings"),
+        [json!({"kind": "private_key", "part": "arguments", "path": "/account"})],
+        "{record}"
+    );
+    assert!(!cp.stderr_text().contains("MIIE"));
+}

@@ -81,3 +81,12 @@ violations contains msg if {
 	not input.arguments.desk in object.get(data.trading.desks, input.agent.id, [])
 	msg := sprintf("%v may only run reports for its own desks", [input.agent.id])
 }
+
+# No call may carry a private key or a cloud access key in its arguments
+# (the control plane's detectors report them in `input.findings`: kind,
+# part and path, never the value).
+violations contains "the arguments carry a private key or a cloud access key" if {
+	some finding in input.findings
+	finding.part == "arguments"
+	finding.kind in data.mcp.result.secret_kinds
+}

@@ -47,7 +47,8 @@ pub fn to_error_data(error: &PipelineError, trace: &TraceContext) -> ErrorData {
         PipelineError::ResultTooLarge(_) => RESULT_TOO_LARGE,
         PipelineError::Impersonation(_)
         | PipelineError::Unauthenticated(_)
-        | PipelineError::PolicyDenied(_) => FORBIDDEN,
+        | PipelineError::PolicyDenied(_)
+        | PipelineError::ResultDenied(_) => FORBIDDEN,
         PipelineError::PayloadTooLarge(_) | PipelineError::UnsupportedMediaType => {
             ErrorCode::INVALID_REQUEST
         }
@@ -64,7 +65,7 @@ pub fn to_error_data(error: &PipelineError, trace: &TraceContext) -> ErrorData {
         PipelineError::Upstream(_) | PipelineError::CredentialUnavailable => UPSTREAM_UNAVAILABLE,
     };
     let mut data = json!({ "code": error.code(), "trace_id": trace.trace_id_hex() });
-    if let PipelineError::PolicyDenied(reasons) = error {
+    if let PipelineError::PolicyDenied(reasons) | PipelineError::ResultDenied(reasons) = error {
         data["reasons"] = json!(reasons);
     }
     if let PipelineError::InvalidArguments(invalid) = error {

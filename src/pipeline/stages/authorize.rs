@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use rmcp::model::JsonObject;
 
 use crate::catalog::Catalog;
+use crate::guardrails::detect::Finding;
 use crate::identity::Caller;
 use crate::pipeline::stage::Stage;
 use crate::pipeline::{CallContext, Exchange, PipelineError};
@@ -38,15 +39,23 @@ fn authorize(exchange: &mut Exchange<'_>) -> Result<(), PipelineError> {
     };
     let snapshot = &exchange.snapshot;
     let deciding = Instant::now();
+    let mut kept = None;
     let decision = snapshot.policies.decide(|| {
         let facts = Facts {
             ctx: exchange.ctx,
             catalog: &snapshot.catalog,
             caller: exchange.caller(),
             action: exchange.action,
+            findings: &exchange.findings,
         };
-        facts.input(target, to, exchange.arguments.as_ref())
+        let input = facts.input(target, to, exchange.arguments.as_ref());
+        // The result rule judges on the same document (a shared clone).
+        if exchange.action == Action::Call && snapshot.policies.judges_results() {
+            kept = Some(input.clone());
+        }
+        input
     });
+    exchange.policy_input = kept;
     let seconds = deciding.elapsed().as_secs_f64();
     let record = exchange.record();
     record.policy_seconds = Some(seconds);
@@ -74,6 +83,8 @@ pub struct Facts<'a> {
     pub catalog: &'a Catalog,
     pub caller: &'a Caller,
     pub action: Action,
+    /// What the detectors found in the arguments.
+    pub findings: &'a [Finding],
 }
 
 impl Facts<'_> {
@@ -101,6 +112,7 @@ impl Facts<'_> {
             trace_id: &self.ctx.trace.trace_id_hex(),
             front_door: self.ctx.front_door,
             action: self.action,
+            findings: self.findings,
         };
         input::document(
             self.caller,

@@ -12,12 +12,14 @@ mod circuit;
 mod concurrency;
 mod credential;
 mod deadline;
+mod detect;
 pub mod dispatch;
 mod limit;
 pub mod record;
 mod request_state;
 mod resolve;
 mod result_size;
+mod results;
 mod split;
 mod task_ids;
 
@@ -40,12 +42,13 @@ pub struct Stages {
 /// The stages, in order:
 ///
 /// ```text
-/// request: record -> admit -> resolve -> split -> deadline -> authorize -> limit -> dispatch
+/// request: record -> admit -> resolve -> split -> deadline -> detect -> authorize -> limit -> results -> dispatch
 /// leg:     arguments -> circuit -> concurrency -> request_state -> task_ids -> credential -> cache_hints -> result_size -> call
 /// ```
 ///
 /// `dispatch` runs the leg stages once, again for a retry, or once per
-/// server of a fan-out. `cache_hints` acts only on the way back, on what
+/// server of a fan-out. `results` acts only on the way back, first of the
+/// request's stages: on the answer as it will leave (a fan-out's merged). `cache_hints` acts only on the way back, on what
 /// the upstream answered, as does `result_size`; `request_state` and
 /// `task_ids` on both ways, on a multi round-trip request's state and on
 /// task ids.
@@ -57,8 +60,10 @@ pub fn standard(audit: AuditLog) -> Stages {
             Box::new(resolve::Resolve),
             Box::new(split::Split),
             Box::new(deadline::Deadline),
+            Box::new(detect::Detect),
             Box::new(authorize::Authorize),
             Box::new(limit::Limit),
+            Box::new(results::Results),
         ],
         leg: vec![
             Box::new(arguments::Arguments),
