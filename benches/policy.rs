@@ -1,6 +1,9 @@
 //! The cost of one policy decision with the shipped example policy
 //! (`examples/trading/policies`), including building the input document:
-//! the work the Rego stage adds to every call.
+//! the work the Rego stage adds to every call. And the cost of judging a
+//! result (small and 1 MiB) with the example's result rule: the work the
+//! results stage adds (the result as JSON, the detectors over it, the
+//! rule's input and evaluation, and the redaction of a key it finds).
 //!
 //! `cargo bench --bench policy`
 
@@ -63,5 +66,77 @@ fn decide(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, decide);
+fn judge_results(c: &mut Criterion) {
+    use mcp_control_plane::guardrails::detect::{self, Part};
+    use mcp_control_plane::guardrails::redact;
+    use mcp_control_plane::policy::result::ResultDecision;
+    use rmcp::model::{CallToolResult, ContentBlock};
+
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/trading");
+    let settings = RegoSettings::new(vec!["policies/".into()], vec!["policies/data.yaml".into()]);
+    let policy = RegoPolicy::load(&settings, &example).unwrap();
+    let caller = Caller {
+        agent_id: "agent-42".into(),
+        role: "analyst".into(),
+        claims: None,
+    };
+    let target = TargetFacts {
+        kind: "tool",
+        name: "read_positions",
+        upstream_name: "read_positions",
+        server: "marketdata",
+        tags: &[],
+        annotations: Default::default(),
+    };
+    let request = RequestFacts {
+        findings: &[],
+        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
+        front_door: FrontDoor::Rest,
+        action: Action::Call,
+    };
+    let arguments = json!({"account": "ACC-001"}).as_object().unwrap().clone();
+    let key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----";
+    let line = "ACC-001 AAPL 120 shares at 187.44, NVDA 40 shares at 902.10, desk EQ-1\n";
+    let big = format!("{}{key}", line.repeat((1 << 20) / line.len()));
+    for (name, text) in [
+        ("small result", format!("{line}{key}")),
+        ("1 MiB result", big),
+    ] {
+        let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+        result.structured_content =
+            Some(json!({"positions": [{"symbol": "AAPL", "quantity": 120}]}));
+        let judge = || {
+            let mut value = serde_json::to_value(&result).unwrap();
+            let mut findings = Vec::new();
+            detect::scan(&value, Part::Result, &mut findings);
+            let mut input =
+                input::document(&caller, &target, Some(&arguments), "staging", &request);
+            let object = input.as_object_mut().unwrap();
+            object.insert("result".into(), regorus::Value::from(value.clone()));
+            object.insert(
+                "findings".into(),
+                regorus::Value::from(serde_json::to_value(&findings).unwrap()),
+            );
+            let ResultDecision::Redact(redactions) = policy.judge_result(input) else {
+                panic!("the example redacts the key");
+            };
+            redact::apply(&mut value, &redactions);
+            serde_json::from_value::<CallToolResult>(value).unwrap()
+        };
+        assert!(!serde_json::to_string(&judge()).unwrap().contains("MIIE"));
+        c.bench_function(&format!("result rule: judge and redact a {name}"), |b| {
+            b.iter(judge)
+        });
+        c.bench_function(&format!("detectors: scan a {name}"), |b| {
+            let value = serde_json::to_value(&result).unwrap();
+            b.iter(|| {
+                let mut findings = Vec::new();
+                detect::scan(std::hint::black_box(&value), Part::Result, &mut findings);
+                findings
+            })
+        });
+    }
+}
+
+criterion_group!(benches, decide, judge_results);
 criterion_main!(benches);

@@ -299,7 +299,7 @@ fn policy_test_reports_each_test_and_fails_on_a_failing_one() {
         text.contains("data.mcp.authz_test.test_trades_are_blocked_in_production: PASS"),
         "{text}"
     );
-    assert!(text.contains("PASS: 9/9"), "{text}");
+    assert!(text.contains("PASS: 13/13"), "{text}");
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -357,7 +357,7 @@ fn check_compiles_the_policy_and_warns_about_allow_all_and_no_policy() {
         concat!(env!("CARGO_MANIFEST_DIR"), "/examples/trading/catalog.yaml"),
     ]);
     assert!(ok, "{text}");
-    assert!(text.contains("policy compiles, 9 tests pass"), "{text}");
+    assert!(text.contains("policy compiles, 13 tests pass"), "{text}");
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
