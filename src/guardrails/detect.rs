@@ -12,7 +12,7 @@
 use std::ops::Range;
 use std::sync::LazyLock;
 
-use regex::Regex;
+use regex::{Regex, RegexSet};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -73,56 +73,51 @@ pub struct Finding {
     pub path: String,
 }
 
-fn regex(pattern: &str) -> Regex {
-    Regex::new(pattern).expect("the detectors' patterns are valid")
-}
+/// Each kind's pattern, in the order of [`Kind::ALL`]. High-entropy
+/// secrets, cards and phone numbers are then checked beyond the pattern
+/// (entropy, Luhn, digit count).
+const PATTERNS: [&str; 9] = [
+    r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",
+    // A service account key file as JSON text.
+    r#""type"\s*:\s*"service_account"(?s:.*?)"private_key"\s*:"#,
+    // A key block to its end (or to the end of the text, if cut short).
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?s:.*?)(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\z)",
+    r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{8,}",
+    r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{16,}",
+    r"[A-Za-z0-9+/=_-]{24,}",
+    r"\b\d(?:[ -]?\d){12,18}\b",
+    r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b",
+    // An international number (`+` and 10 to 15 digits) or a North
+    // American one (`(415) 555-0100`, `415-555-0100`).
+    r"\+\d[\d ().-]{8,20}\d|\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b",
+];
 
-static AWS_ACCESS_KEY: LazyLock<Regex> =
-    LazyLock::new(|| regex(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"));
-/// A key block to its end (or to the end of the text, if cut short).
-static PRIVATE_KEY: LazyLock<Regex> = LazyLock::new(|| {
-    regex(
-        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?s:.*?)(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\z)",
-    )
+static REGEXES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+    (PATTERNS.iter())
+        .map(|p| Regex::new(p).expect("the detectors' patterns are valid"))
+        .collect()
 });
-/// A service account key file as JSON text.
-static GCP_KEY_TEXT: LazyLock<Regex> =
-    LazyLock::new(|| regex(r#""type"\s*:\s*"service_account"(?s:.*?)"private_key"\s*:"#));
-static JWT: LazyLock<Regex> =
-    LazyLock::new(|| regex(r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{8,}"));
-static BEARER: LazyLock<Regex> = LazyLock::new(|| regex(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{16,}"));
-static TOKEN: LazyLock<Regex> = LazyLock::new(|| regex(r"[A-Za-z0-9+/=_-]{24,}"));
-static CARD: LazyLock<Regex> = LazyLock::new(|| regex(r"\b\d(?:[ -]?\d){12,18}\b"));
-static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
-    regex(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
-});
-/// An international number (`+` and 10 to 15 digits) or a North
-/// American one (`(415) 555-0100`, `415-555-0100`).
-static PHONE: LazyLock<Regex> =
-    LazyLock::new(|| regex(r"\+\d[\d ().-]{8,20}\d|\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b"));
+
+/// All the patterns at once: one pass over a text tells which kinds
+/// could be in it, so most texts are read once, not once per kind.
+static ANY: LazyLock<RegexSet> =
+    LazyLock::new(|| RegexSet::new(PATTERNS).expect("the detectors' patterns are valid"));
 
 /// Where in `text` detector `kind` matches.
 pub fn spans(kind: Kind, text: &str) -> Vec<Range<usize>> {
-    let all = |re: &Regex| re.find_iter(text).map(|m| m.range()).collect::<Vec<_>>();
+    let found = REGEXES[kind as usize].find_iter(text);
     match kind {
-        Kind::AwsAccessKey => all(&AWS_ACCESS_KEY),
-        Kind::GcpServiceAccountKey => all(&GCP_KEY_TEXT),
-        Kind::PrivateKey => all(&PRIVATE_KEY),
-        Kind::Jwt => all(&JWT),
-        Kind::BearerToken => all(&BEARER),
-        Kind::HighEntropySecret => (TOKEN.find_iter(text))
-            .filter(|m| looks_random(m.as_str()))
+        Kind::HighEntropySecret => (found.filter(|m| looks_random(m.as_str())))
             .map(|m| m.range())
             .collect(),
-        Kind::PaymentCard => (CARD.find_iter(text))
+        Kind::PaymentCard => found
             .filter(|m| luhn(m.as_str()))
             .map(|m| m.range())
             .collect(),
-        Kind::Email => all(&EMAIL),
-        Kind::Phone => (PHONE.find_iter(text))
-            .filter(|m| (10..=15).contains(&digits(m.as_str()).count()))
+        Kind::Phone => (found.filter(|m| (10..=15).contains(&digits(m.as_str()).count())))
             .map(|m| m.range())
             .collect(),
+        _ => found.map(|m| m.range()).collect(),
     }
 }
 
@@ -130,8 +125,15 @@ pub fn spans(kind: Kind, text: &str) -> Vec<Range<usize>> {
 /// more specific kind (a key, a JWT) is that kind, not another finding.
 pub fn kinds_in(text: &str) -> Vec<Kind> {
     let mut found = Vec::new();
+    let possible = ANY.matches(text);
+    if !possible.matched_any() {
+        return found;
+    }
     let mut specific: Vec<Range<usize>> = Vec::new();
-    for kind in Kind::ALL {
+    for kind in Kind::ALL
+        .into_iter()
+        .filter(|k| possible.matched(*k as usize))
+    {
         let mut matched = spans(kind, text);
         if kind == Kind::HighEntropySecret {
             matched.retain(|m| {
