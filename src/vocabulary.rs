@@ -94,6 +94,8 @@ pub enum Outcome {
     ResultTooLarge,
     /// The result policy withheld the result.
     ResultDenied,
+    /// The tool's definition was not as pinned.
+    Quarantined,
     /// The intent of a call about to reach its upstream; the call's outcome
     /// replaces it. One left standing means the process stopped in between.
     Unfinished,
@@ -121,6 +123,7 @@ impl Outcome {
             Self::InvalidArguments => "invalid_arguments",
             Self::ResultTooLarge => "result_too_large",
             Self::ResultDenied => "result_denied",
+            Self::Quarantined => "quarantined",
             Self::Unfinished => "unfinished",
         }
     }

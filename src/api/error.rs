@@ -33,7 +33,8 @@ impl ApiError {
                 PipelineError::Impersonation(_)
                 | PipelineError::Forbidden(_)
                 | PipelineError::PolicyDenied(_)
-                | PipelineError::ResultDenied(_) => StatusCode::FORBIDDEN,
+                | PipelineError::ResultDenied(_)
+                | PipelineError::ToolQuarantined => StatusCode::FORBIDDEN,
                 PipelineError::AuditUnavailable
                 | PipelineError::CircuitOpen
                 | PipelineError::UpstreamBusy => StatusCode::SERVICE_UNAVAILABLE,

@@ -49,6 +49,11 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Response {
         })),
         "policy": snapshot.policies.status(),
     });
+    let mut body = body;
+    if let Some(pinning) = snapshot.catalog.pinning() {
+        let quarantined = crate::discovery::quarantine::all(&snapshot.catalog, upstreams);
+        body["pinning"] = json!({"mode": pinning.mode, "quarantined": quarantined});
+    }
     (status, Json(body)).into_response()
 }
 

@@ -80,6 +80,16 @@ pub async fn metrics(
             );
         }
     }
+    if snapshot.catalog.pinning().is_some() {
+        let quarantined = crate::discovery::quarantine::all(&snapshot.catalog, &snapshot.upstreams);
+        gauge(
+            &mut out,
+            "mcp_cp_quarantined",
+            "gauge",
+            "Tools and prompts whose definition is not as pinned (quarantined under pinning: enforce).",
+            i64::try_from(quarantined.len()).unwrap_or(i64::MAX),
+        );
+    }
     let (ok, failed) = app.live.reload_counts();
     let _ = writeln!(
         out,

@@ -18,6 +18,7 @@ use crate::config::{
     Annotations, CatalogFile, CredentialConfig, CredentialSettings, HttpSettings, IdentitySettings,
     ToolAuditConfig, UpstreamProtocol,
 };
+use crate::guardrails::pins::Pinning;
 
 /// Index of a server in [`Catalog::servers`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -209,6 +210,8 @@ pub struct Catalog {
     agents: HashMap<[u8; 32], AgentEntry>,
     /// Admin ids by the SHA-256 of their token.
     admins: HashMap<[u8; 32], Arc<str>>,
+    /// The lock of pinned definitions in force, if any.
+    pinning: Option<Arc<Pinning>>,
 }
 
 impl Catalog {
@@ -370,7 +373,18 @@ impl Catalog {
             endpoints,
             agents,
             admins,
+            pinning: None,
         }
+    }
+
+    /// The lock of pinned definitions in force (read beside the catalog
+    /// file, so set after compiling it).
+    pub fn set_pinning(&mut self, pinning: Option<Arc<Pinning>>) {
+        self.pinning = pinning;
+    }
+
+    pub fn pinning(&self) -> Option<&Arc<Pinning>> {
+        self.pinning.as_ref()
     }
 
     /// The admin whose token has this SHA-256.
@@ -493,6 +507,11 @@ impl Catalog {
     /// Every tool, in no particular order.
     pub fn tools(&self) -> impl Iterator<Item = &Route> {
         self.tools.values()
+    }
+
+    /// Every prompt, in no particular order.
+    pub fn prompts(&self) -> impl Iterator<Item = &Route> {
+        self.prompts.values()
     }
 
     /// Every tool routed to `server` (by any of its legs): its public

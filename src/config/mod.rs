@@ -108,6 +108,11 @@ pub struct CatalogFile {
     pub limits: UniqueMap<String>,
     /// What the replicas share through Redis (their rate limits).
     pub redis: Option<RedisConfig>,
+    /// How the lock file of pinned definitions beside the catalog
+    /// (`<catalog>.pins.yaml`) is enforced, when there is one: `enforce`
+    /// (default), `warn` or `off`.
+    #[serde(default)]
+    pub pinning: crate::guardrails::pins::PinningMode,
 }
 
 /// Where spans go.

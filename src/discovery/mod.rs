@@ -7,6 +7,7 @@
 //! (icons and `_meta`, which may point at an upstream, are dropped), and a
 //! resource whose URI would reveal an address is never listed.
 
+pub mod quarantine;
 pub mod search;
 
 use std::borrow::Cow;
@@ -16,6 +17,7 @@ use rmcp::model::{JsonObject, Prompt, Resource, ResourceTemplate, Tool, ToolAnno
 use serde_json::{Value, json};
 
 use crate::catalog::{Catalog, Grants, RoleView, Route, Routing};
+use crate::guardrails::pins::Pinned;
 use crate::identity::Caller;
 use crate::upstream::Upstreams;
 use crate::vocabulary::Target;
@@ -52,9 +54,18 @@ impl View<'_> {
     }
 }
 
-/// The public names of the tools the caller may use, sorted.
+/// The public names of the tools the caller may use, sorted (a tool the
+/// lock of pinned definitions quarantines is not among them).
 pub fn visible_tools(view: &View<'_>) -> Vec<Arc<str>> {
-    view.shown(|role| &role.tools, |name| Target::Tool(name))
+    let mut names = view.shown(|role| &role.tools, |name| Target::Tool(name));
+    if view.catalog.pinning().is_some() {
+        names.retain(|name| {
+            (view.catalog.tool(name)).is_none_or(|route| {
+                !quarantine::withheld(view.catalog, view.upstreams, Pinned::Tool, route)
+            })
+        });
+    }
+    names
 }
 
 /// The operator's description if set, else the server's.
@@ -133,6 +144,9 @@ pub fn prompts(view: &View<'_>) -> Vec<Prompt> {
         .iter()
         .filter_map(|name| {
             let route = view.catalog.prompt(name)?;
+            if quarantine::withheld(view.catalog, view.upstreams, Pinned::Prompt, route) {
+                return None;
+            }
             let upstream = view
                 .upstreams
                 .offered(route.server)

@@ -7,9 +7,12 @@
 //!   `max_result_bytes` fails cleanly instead of flooding the agent;
 //! - [`detect`]: secrets and personal data found in arguments and results,
 //!   handed to the policy as `input.findings`;
-//! - [`redact`]: parts of a result replaced, as the result policy asks.
+//! - [`redact`]: parts of a result replaced, as the result policy asks;
+//! - [`pins`]: tool definitions pinned in a lock file; one a server later
+//!   serves differently is quarantined.
 
 pub mod arguments;
 pub mod detect;
+pub mod pins;
 pub mod redact;
 pub mod result_size;

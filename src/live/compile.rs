@@ -5,8 +5,11 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use std::sync::Arc;
+
 use crate::catalog::Catalog;
 use crate::config::{self, CatalogFile, ConfigErrors, CredentialConfig};
+use crate::guardrails::pins::{LockError, LockFile, Pinning, PinningMode};
 use crate::policy::{Policies, PolicyError, policy_files};
 
 /// Why a catalog version cannot be put in force. Each names the file and
@@ -22,6 +25,8 @@ pub enum LoadError {
         file: PathBuf,
         error: crate::credentials::SetupError,
     },
+    #[error("{0}")]
+    Lock(#[from] LockError),
 }
 
 /// A catalog file read, validated and compiled, with its policy compiled
@@ -40,6 +45,9 @@ pub struct Compiled {
     pub policy_digest: [u8; 32],
     /// Every file this version was read from, to watch for changes.
     pub files: Vec<PathBuf>,
+    /// The lock of pinned definitions beside the catalog, unless there is
+    /// none or `pinning: off`.
+    pub pinning: Option<Arc<Pinning>>,
 }
 
 impl Compiled {
@@ -60,6 +68,8 @@ impl Compiled {
             })?;
         let policy = policy_files(file.policy.as_ref(), &base_dir);
         let files = named_files(path, &policy, &file, &base_dir);
+        let lock_path = LockFile::path_for(path);
+        let lock = LockFile::read(&lock_path)?;
         let mut policy_digest = Sha256::new();
         for file in policy.iter().filter(|f| f.is_file()) {
             // Named relative to the catalog: the same files give the same
@@ -72,6 +82,15 @@ impl Compiled {
         let mut digest = Sha256::new();
         digest.update(text.as_bytes());
         digest.update(policy_digest);
+        if let Some(lock) = &lock {
+            digest.update(serde_json::to_vec(lock).unwrap_or_default());
+        }
+        let pinning = (lock.filter(|_| file.pinning != PinningMode::Off)).map(|lock| {
+            Arc::new(Pinning {
+                mode: file.pinning,
+                lock,
+            })
+        });
         Ok(Self {
             file,
             catalog,
@@ -80,6 +99,7 @@ impl Compiled {
             digest,
             policy_digest,
             files,
+            pinning,
         })
     }
 }
@@ -104,7 +124,7 @@ fn named_files(
     file: &CatalogFile,
     base_dir: &Path,
 ) -> Vec<PathBuf> {
-    let mut files = vec![path.to_path_buf()];
+    let mut files = vec![path.to_path_buf(), LockFile::path_for(path)];
     files.extend_from_slice(policy);
     files.extend(secret_files(file, base_dir));
     files

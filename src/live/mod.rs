@@ -31,6 +31,7 @@ use crate::catalog::Catalog;
 use crate::config::expose::{Exposure, Held};
 use crate::config::{AuditSettings, CatalogFile, RedisConfig, TelemetrySettings};
 use crate::credentials::{Credentials, Signer};
+use crate::guardrails::pins::Pinning;
 use crate::identity::{Authenticator, Caller, IdentityError, Presented};
 use crate::policy::Policies;
 use crate::router::{Breakers, Gates, Limits};
@@ -405,6 +406,7 @@ struct Parts {
     policy_digest: [u8; 32],
     files: Vec<PathBuf>,
     credentials: Arc<Credentials>,
+    pinning: Option<Arc<Pinning>>,
 }
 
 impl Parts {
@@ -419,6 +421,7 @@ impl Parts {
             policy_digest: compiled.policy_digest,
             files: compiled.files,
             credentials: Arc::new(credentials),
+            pinning: compiled.pinning,
         }
     }
 
@@ -434,6 +437,7 @@ impl Parts {
             policy_digest: snapshot.policy_digest,
             files: snapshot.files.clone(),
             credentials: snapshot.credentials.clone(),
+            pinning: snapshot.catalog.pinning().cloned(),
         }
     }
 }
@@ -460,7 +464,7 @@ fn assemble(
     let upstreams = pool.reconcile(previous, &parts.catalog, credentials, shared.as_ref());
     let exposed_before = before.map(|b| &b.exposure);
     let exposure = expose::exposure(file, &parts.catalog, &upstreams, exposed_before);
-    let (catalog, upstreams) = if exposure.tools.is_empty() && exposure.prompts.is_empty() {
+    let (mut catalog, upstreams) = if exposure.tools.is_empty() && exposure.prompts.is_empty() {
         (parts.catalog, upstreams)
     } else {
         let catalog = Catalog::compile(&exposure.apply(file), &parts.base_dir);
@@ -468,6 +472,7 @@ fn assemble(
         let upstreams = pool.reconcile(&upstreams, &catalog, credentials, shared.as_ref());
         (catalog, upstreams)
     };
+    catalog.set_pinning(parts.pinning);
     let limits = Limits::compile(&file.limits, before.map(|b| &b.limits));
     let circuits =
         (file.servers.iter()).filter_map(|(name, server)| Some((name.as_str(), server.circuit?)));

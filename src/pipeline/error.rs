@@ -61,6 +61,11 @@ pub enum PipelineError {
     /// author's words.
     #[error("the result was withheld by policy{}", reasons_text(.0))]
     ResultDenied(Vec<String>),
+    /// The tool's definition is not as pinned: withheld until approved.
+    #[error(
+        "the tool is quarantined: its definition changed since it was reviewed, and an operator must approve it"
+    )]
+    ToolQuarantined,
 }
 
 impl PipelineError {
@@ -86,6 +91,7 @@ impl PipelineError {
             Self::InvalidArguments(_) => "invalid_arguments",
             Self::ResultTooLarge(_) => "result_too_large",
             Self::ResultDenied(_) => "result_denied",
+            Self::ToolQuarantined => "tool_quarantined",
         }
     }
 
@@ -111,6 +117,7 @@ impl PipelineError {
             Self::InvalidArguments(_) => Outcome::InvalidArguments,
             Self::ResultTooLarge(_) => Outcome::ResultTooLarge,
             Self::ResultDenied(_) => Outcome::ResultDenied,
+            Self::ToolQuarantined => Outcome::Quarantined,
         }
     }
 }

@@ -4,8 +4,8 @@
 //! stages once per request to an upstream (an attempt, a fan-out's leg):
 //!
 //! ```text
-//! record -> admit -> resolve -> split -> deadline -> detect -> authorize -> limit -> results -> dispatch (or list)
-//! audit/    identity/ catalog    router/  (time)     guardrails/ policy/   router/  policy/   router/
+//! record -> admit -> resolve -> split -> pins -> deadline -> detect -> authorize -> limit -> results -> dispatch (or list)
+//! audit/    identity/ catalog    router/  guardrails/ (time) guardrails/ policy/ router/  policy/   router/
 //!
 //! arguments -> circuit -> concurrency -> request_state -> task_ids -> credential -> cache_hints -> result_size -> call
 //! guardrails/  router/   router/        (MRTR state)     (task ids)  credentials/                  guardrails/    upstream/

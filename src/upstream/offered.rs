@@ -9,6 +9,7 @@ use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 use rmcp::service::{Peer, RoleClient, ServiceError};
 
 use crate::guardrails::arguments::Schemas;
+use crate::guardrails::pins;
 
 /// A server's declarations, by their upstream names.
 #[derive(Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -20,6 +21,24 @@ pub struct Offered {
     /// The tools' input schemas, compiled ([`Offered::compiled`]).
     #[serde(skip)]
     pub schemas: Schemas,
+    /// The SHA-256 of each definition as pinned, by upstream name.
+    #[serde(skip)]
+    pub digests: Digests,
+}
+
+/// The pinned digest of each tool and prompt a server offers
+/// ([`crate::guardrails::pins`]), computed once per set of definitions.
+#[derive(Debug, Clone, Default)]
+pub struct Digests {
+    pub tools: HashMap<String, String>,
+    pub prompts: HashMap<String, String>,
+}
+
+impl PartialEq for Digests {
+    /// Digests follow from the definitions they were computed from.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Offered {
@@ -27,6 +46,14 @@ impl Offered {
     /// every published set has them.
     pub fn compiled(mut self) -> Self {
         self.schemas = Schemas::compile(&self.tools);
+        self.digests = Digests {
+            tools: (self.tools.iter())
+                .map(|(name, tool)| (name.clone(), pins::digest(&pins::tool_definition(tool))))
+                .collect(),
+            prompts: (self.prompts.iter())
+                .map(|(name, p)| (name.clone(), pins::digest(&pins::prompt_definition(p))))
+                .collect(),
+        };
         self
     }
 }

@@ -23,6 +23,7 @@ pub const RATE_LIMITED: ErrorCode = ErrorCode(-32016);
 pub const UPSTREAM_CIRCUIT_OPEN: ErrorCode = ErrorCode(-32017);
 pub const UPSTREAM_BUSY: ErrorCode = ErrorCode(-32018);
 pub const RESULT_TOO_LARGE: ErrorCode = ErrorCode(-32019);
+pub const TOOL_QUARANTINED: ErrorCode = ErrorCode(-32020);
 
 /// Codes an upstream's refusal keeps, because the protocol gives them a
 /// meaning a client acts on (invalid params, also for an unknown resource
@@ -45,6 +46,7 @@ pub fn to_error_data(error: &PipelineError, trace: &TraceContext) -> ErrorData {
         | PipelineError::InvalidRequest(_)
         | PipelineError::InvalidArguments(_) => ErrorCode::INVALID_PARAMS,
         PipelineError::ResultTooLarge(_) => RESULT_TOO_LARGE,
+        PipelineError::ToolQuarantined => TOOL_QUARANTINED,
         PipelineError::Impersonation(_)
         | PipelineError::Unauthenticated(_)
         | PipelineError::PolicyDenied(_)

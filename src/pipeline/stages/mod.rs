@@ -15,6 +15,7 @@ mod deadline;
 mod detect;
 pub mod dispatch;
 mod limit;
+mod pins;
 pub mod record;
 mod request_state;
 mod resolve;
@@ -42,7 +43,7 @@ pub struct Stages {
 /// The stages, in order:
 ///
 /// ```text
-/// request: record -> admit -> resolve -> split -> deadline -> detect -> authorize -> limit -> results -> dispatch
+/// request: record -> admit -> resolve -> split -> pins -> deadline -> detect -> authorize -> limit -> results -> dispatch
 /// leg:     arguments -> circuit -> concurrency -> request_state -> task_ids -> credential -> cache_hints -> result_size -> call
 /// ```
 ///
@@ -59,6 +60,7 @@ pub fn standard(audit: AuditLog) -> Stages {
             Box::new(admit::Admit),
             Box::new(resolve::Resolve),
             Box::new(split::Split),
+            Box::new(pins::Pins),
             Box::new(deadline::Deadline),
             Box::new(detect::Detect),
             Box::new(authorize::Authorize),
