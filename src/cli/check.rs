@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::config::PolicyConfig;
+use crate::config::{CatalogFile, PolicyConfig, expose};
+use crate::guardrails::pins::{LockFile, Pinned};
 use crate::live::compile::{Compiled, LoadError};
 
 /// Validate a catalog file without starting anything.
@@ -37,6 +38,16 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     };
     let file = &compiled.file;
     let config = args.config.display();
+    if let Some(pinning) = &compiled.pinning {
+        let problems = lock_problems(file, &pinning.lock);
+        let lock = LockFile::path_for(&args.config);
+        for problem in &problems {
+            eprintln!("error: {}: {problem}", lock.display());
+        }
+        if !problems.is_empty() {
+            return ExitCode::FAILURE;
+        }
+    }
     for (path, warning) in crate::config::grants::warnings(file) {
         eprintln!("warning: {config}: {path}: {warning}");
     }
@@ -60,4 +71,36 @@ pub fn run(args: &CheckArgs) -> ExitCode {
         file.agents.len()
     );
     ExitCode::SUCCESS
+}
+
+/// Where the lock and the catalog disagree about which tools and prompts
+/// exist: a catalog entry the lock lacks, or a pin of a name the catalog
+/// has no entry for and no `expose` rule could give.
+fn lock_problems(file: &CatalogFile, lock: &LockFile) -> Vec<String> {
+    let mut problems = Vec::new();
+    for kind in [Pinned::Tool, Pinned::Prompt] {
+        let (word, names): (&str, Vec<&String>) = match kind {
+            Pinned::Tool => ("tool", file.tools.iter().map(|(name, _)| name).collect()),
+            Pinned::Prompt => (
+                "prompt",
+                file.prompts.iter().map(|(name, _)| name).collect(),
+            ),
+        };
+        let pinned = lock.of(kind);
+        for name in &names {
+            if !pinned.contains_key(*name) {
+                problems.push(format!(
+                    "{word} `{name}` is not pinned; run `pins update` (or `pins approve {name}`)"
+                ));
+            }
+        }
+        for name in pinned.keys() {
+            if !names.contains(&name) && !expose::could_expose(file, name) {
+                problems.push(format!(
+                    "{word} `{name}` is pinned but the catalog has no such {word}"
+                ));
+            }
+        }
+    }
+    problems
 }

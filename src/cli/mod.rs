@@ -7,6 +7,7 @@ mod example_server;
 mod keys;
 mod local_proxy;
 mod logging;
+mod pins;
 mod policy;
 mod serve;
 mod token;
@@ -37,6 +38,7 @@ pub enum Command {
     Token(token::TokenArgs),
     Keys(keys::KeysArgs),
     Policy(policy::PolicyArgs),
+    Pins(pins::PinsArgs),
     ExampleServer(example_server::ExampleServerArgs),
 }
 
@@ -57,6 +59,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Keys(args) => keys::run(&args),
         Command::Policy(args) => policy::run(&args),
+        Command::Pins(args) => pins::run(args),
         Command::Serve(args) => runtime_then(|| serve::run(args)),
         Command::Audit(args) => runtime_then(|| audit::run(args)),
         Command::Connect(args) => runtime_then(|| connect::run(args)),

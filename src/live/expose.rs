@@ -39,7 +39,7 @@ pub(super) fn exposure(
 impl Live {
     /// Put the version in force again if what its servers offer now
     /// changes what they expose.
-    async fn expose_again(self: &Arc<Self>) {
+    pub(crate) async fn expose_again(self: &Arc<Self>) {
         let _one = self.reloading.lock().await;
         let before = self.current();
         let now = exposure(

@@ -18,6 +18,7 @@ mod identity;
 mod limits;
 mod live;
 mod mcp;
+mod pins;
 mod policy;
 mod replicas;
 mod rest_api;

@@ -1,7 +1,8 @@
 //! A server with many tools, as a GitHub or cloud provider server has: 200
 //! of them in families (`issue_00` .. `issue_49`, `pull_*`, `repo_*`, some
-//! `*_delete`, one whose name is not a valid public name) and a prompt, listed in pages
-//! of 50, and `admin_add`, which adds a tool at run time and tells the
+//! `*_delete`, one whose name is not a valid public name) and a prompt,
+//! listed in pages of 50, and `admin_add`, which adds a tool at run time
+//! (or, given a `description`, rewrites that of one it has) and tells the
 //! calling session its tools changed.
 
 use std::sync::atomic::AtomicUsize;
@@ -40,6 +41,8 @@ pub struct ManyTools {
     names: Arc<Mutex<Vec<String>>>,
     /// Whether it offers the prompt `issue_summary`.
     prompt: bool,
+    /// Descriptions rewritten at run time, by tool name.
+    descriptions: Arc<Mutex<std::collections::HashMap<String, String>>>,
     /// The names of the tools called, in order.
     called: Arc<Mutex<Vec<String>>>,
 }
@@ -55,6 +58,7 @@ impl ManyTools {
         Self {
             names: Arc::new(Mutex::new(names)),
             prompt,
+            descriptions: Arc::default(),
             called: Arc::default(),
         }
     }
@@ -84,12 +88,14 @@ impl ServerHandler for ManyTools {
             .map(|c| c.parse().unwrap())
             .unwrap_or(0);
         let names = self.names.lock().unwrap().clone();
+        let rewritten = self.descriptions.lock().unwrap().clone();
         let schema = json!({"type": "object", "properties": {"name": {"type": "string"}}});
         let schema = Arc::new(schema.as_object().unwrap().clone());
         let tools = (names.iter().skip(start).take(PAGE))
             .map(|name| {
                 let (family, rest) = name.split_once('_').unwrap_or((name, ""));
-                let description = format!("Work with {family} {rest} of a repository");
+                let description = (rewritten.get(name).cloned())
+                    .unwrap_or_else(|| format!("Work with {family} {rest} of a repository"));
                 Tool::new(name.clone(), description, schema.clone())
             })
             .collect();
@@ -111,7 +117,13 @@ impl ServerHandler for ManyTools {
         if name == "admin_add" {
             let arguments = request.arguments.unwrap_or_default();
             let added = arguments["name"].as_str().unwrap().to_owned();
-            self.names.lock().unwrap().push(added);
+            match arguments.get("description").and_then(|d| d.as_str()) {
+                Some(description) => {
+                    let mut rewritten = self.descriptions.lock().unwrap();
+                    rewritten.insert(added, description.to_owned());
+                }
+                None => self.names.lock().unwrap().push(added),
+            }
             context.peer.notify_tool_list_changed().await.unwrap();
         }
         Ok(CallToolResult::success(vec![ContentBlock::text(format!("called {name}"))]).into())
