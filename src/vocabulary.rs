@@ -23,6 +23,9 @@ pub enum Action {
     /// A follow-up on a task a tool call started (`tasks/get`,
     /// `tasks/update`, `tasks/cancel`).
     Task,
+    /// A tool or prompt quarantined, or released, by the lock of pinned
+    /// definitions (no caller: the control plane's own event).
+    Quarantine,
 }
 
 impl Action {
@@ -38,6 +41,7 @@ impl Action {
             Self::Connect => "connect",
             Self::AdminQuery => "admin_query",
             Self::Task => "task",
+            Self::Quarantine => "quarantine",
         }
     }
 }
@@ -48,6 +52,8 @@ impl Action {
 pub enum FrontDoor {
     Rest,
     Mcp,
+    /// The control plane's own events (a quarantine).
+    Internal,
 }
 
 impl FrontDoor {
@@ -55,6 +61,7 @@ impl FrontDoor {
         match self {
             Self::Rest => "rest",
             Self::Mcp => "mcp",
+            Self::Internal => "internal",
         }
     }
 }

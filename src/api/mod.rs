@@ -53,9 +53,13 @@ pub struct App {
 }
 
 impl App {
+    /// The front doors' state; starts recording the quarantine's changes
+    /// (so it must run on the runtime).
     pub fn new(live: Arc<Live>, audit: AuditLog, metrics: Arc<Metrics>) -> Arc<Self> {
+        let pipeline = Arc::new(Pipeline::new(live.clone(), audit.clone()));
+        tokio::spawn(pipeline.clone().follow_quarantine());
         Arc::new(Self {
-            pipeline: Arc::new(Pipeline::new(live.clone(), audit.clone())),
+            pipeline,
             http: live.current().catalog.http.clone(),
             live,
             audit,

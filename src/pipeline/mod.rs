@@ -19,6 +19,7 @@
 mod edges;
 mod error;
 mod exchange;
+mod quarantine;
 mod seal;
 pub mod stage;
 pub mod stages;

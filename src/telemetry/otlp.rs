@@ -192,5 +192,6 @@ fn method_name(action: Action) -> &'static str {
         Action::Connect => "connect",
         Action::AdminQuery => "admin/audit",
         Action::Task => "tasks",
+        Action::Quarantine => "quarantine",
     }
 }

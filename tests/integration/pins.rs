@@ -132,6 +132,19 @@ async fn a_changed_definition_is_quarantined_until_approved_and_an_unknown_one_i
         "{ready}"
     );
     assert!(cp.metrics().await.contains("mcp_cp_quarantined 1"));
+    // The quarantine itself is an event of the audit trail.
+    let event = |outcome: &'static str| {
+        move |r: &Value| {
+            r["action"] == "quarantine" && r["tool"] == "read" && r["outcome"] == outcome
+        }
+    };
+    let events = cp.audit_matching(1, event("quarantined")).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        events[0]["reasons"],
+        "served differently from its pinned definition"
+    );
+    assert_eq!(events[0]["front_door"], "internal");
     assert!(
         tools(&cp).await.contains(&"write".to_owned()),
         "the others stay"
@@ -185,6 +198,7 @@ async fn a_changed_definition_is_quarantined_until_approved_and_an_unknown_one_i
     .await;
     assert_eq!(call(&cp, "read", json!({})).await.0, StatusCode::OK);
     assert_eq!(calls_of_read(), 2);
+    assert_eq!(cp.audit_matching(1, event("ok")).await.len(), 1, "released");
     assert!(!tools(&cp).await.contains(&"x_fresh".to_owned()));
     let (code, _) = pins(&cp, "approve", &["x_fresh"]);
     assert_eq!(code, Some(0));
