@@ -265,3 +265,34 @@ async fn the_example_policy_refuses_arguments_that_carry_a_private_key() {
     );
     assert!(!cp.stderr_text().contains("MIIE"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_example_policy_redacts_a_private_key_a_server_returns() {
+    use crate::common::many::{LEAKED_KEY, many_tools_upstream};
+    let upstream = many_tools_upstream(vec!["leak_key".into()]).await;
+    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/trading/policies");
+    let servers = format!("  svc:\n    http: {{url: \"{}\"}}\n", upstream.url);
+    let text = catalog(&servers, "  leak_key: {server: svc}\n", &["leak_key"]).replace(
+        "policy: allow-all\n",
+        &format!("policy:\n  files: [\"{policies}\"]\n  data: [\"{policies}/data.yaml\"]\n"),
+    );
+    let cp = ControlPlane::start(&text);
+    cp.wait_all_ready().await;
+    let (status, body) = invoke(&cp, "leak_key", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["result"]["content"][0]["text"],
+        "the deploy key:\n[redacted]\nkeep it safe"
+    );
+    let record = cp.audit_record(body["trace_id"].as_str().unwrap()).await;
+    assert_eq!(
+        listed(&record, "redactions"),
+        [json!({"path": "/content/0/text", "kind": "private_key"})],
+        "{record}"
+    );
+    let key_body = LEAKED_KEY.lines().nth(1).unwrap();
+    assert!(
+        !cp.stderr_text().contains(key_body),
+        "the key is in no log or record"
+    );
+}

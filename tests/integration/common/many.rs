@@ -20,6 +20,10 @@ use tokio_util::sync::CancellationToken;
 /// Tools per `tools/list` page.
 const PAGE: usize = 50;
 
+/// What `leak_key`, when the server offers it, answers with (among other
+/// text): a private key, as a careless server might return one.
+pub const LEAKED_KEY: &str = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----";
+
 /// The tool names the server starts with.
 pub fn generated_names() -> Vec<String> {
     let mut names = Vec::new();
@@ -114,6 +118,10 @@ impl ServerHandler for ManyTools {
             return Err(ErrorData::invalid_params("no such tool", None));
         }
         self.called.lock().unwrap().push(name.clone());
+        if name == "leak_key" {
+            let text = format!("the deploy key:\n{LEAKED_KEY}\nkeep it safe");
+            return Ok(CallToolResult::success(vec![ContentBlock::text(text)]).into());
+        }
         if name == "admin_add" {
             let arguments = request.arguments.unwrap_or_default();
             let added = arguments["name"].as_str().unwrap().to_owned();
