@@ -18,10 +18,23 @@ use mcp_control_plane::policy::{Decision, RegoPolicy};
 use mcp_control_plane::vocabulary::{Action, FrontDoor};
 use serde_json::json;
 
-fn decide(c: &mut Criterion) {
+/// The shipped example's policy, as `serve` loads it.
+fn example_policy() -> RegoPolicy {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/trading");
     let settings = RegoSettings::new(vec!["policies/".into()], vec!["policies/data.yaml".into()]);
-    let policy = RegoPolicy::load(&settings, &example).unwrap();
+    RegoPolicy::load(&settings, &example).unwrap()
+}
+
+/// A REST call's request facts.
+const REQUEST: RequestFacts<'static> = RequestFacts {
+    findings: &[],
+    trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
+    front_door: FrontDoor::Rest,
+    action: Action::Call,
+};
+
+fn decide(c: &mut Criterion) {
+    let policy = example_policy();
     let caller = Caller {
         agent_id: "agent-7".into(),
         role: "trader".into(),
@@ -36,12 +49,7 @@ fn decide(c: &mut Criterion) {
         tags: &tags,
         annotations: Default::default(),
     };
-    let request = RequestFacts {
-        findings: &[],
-        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
-        front_door: FrontDoor::Rest,
-        action: Action::Call,
-    };
+    let request = REQUEST;
     for (name, quantity, expected_allow) in
         [("allowed trade", 10, true), ("denied trade", 20_000, false)]
     {
@@ -72,9 +80,7 @@ fn judge_results(c: &mut Criterion) {
     use mcp_control_plane::policy::result::ResultDecision;
     use rmcp::model::{CallToolResult, ContentBlock};
 
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/trading");
-    let settings = RegoSettings::new(vec!["policies/".into()], vec!["policies/data.yaml".into()]);
-    let policy = RegoPolicy::load(&settings, &example).unwrap();
+    let policy = example_policy();
     let caller = Caller {
         agent_id: "agent-42".into(),
         role: "analyst".into(),
@@ -88,12 +94,7 @@ fn judge_results(c: &mut Criterion) {
         tags: &[],
         annotations: Default::default(),
     };
-    let request = RequestFacts {
-        findings: &[],
-        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
-        front_door: FrontDoor::Rest,
-        action: Action::Call,
-    };
+    let request = REQUEST;
     let arguments = json!({"account": "ACC-001"}).as_object().unwrap().clone();
     let key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----";
     let line = "ACC-001 AAPL 120 shares at 187.44, NVDA 40 shares at 902.10, desk EQ-1\n";

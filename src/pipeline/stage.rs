@@ -20,11 +20,14 @@ pub trait Stage: Send + Sync {
     /// The stage's name, for logs and for readers of the list.
     fn name(&self) -> &'static str;
 
-    /// On the way in: `Err` refuses the request.
+    /// On the way in: `Err` refuses the request. Stages that only act on
+    /// the way back let every request in.
     fn request<'a, 'e>(
         &'a self,
-        exchange: &'a mut Exchange<'e>,
-    ) -> BoxFuture<'a, Result<(), PipelineError>>;
+        _exchange: &'a mut Exchange<'e>,
+    ) -> BoxFuture<'a, Result<(), PipelineError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 
     /// On the way back, with the answer so far. Most stages only act on the
     /// way in.

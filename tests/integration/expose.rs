@@ -5,7 +5,7 @@
 //! the tool that has it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use rmcp::service::NotificationContext;
@@ -25,35 +25,8 @@ impl ClientHandler for Listener {
     }
 }
 
-/// The tools `token`'s agent may see, sorted.
-async fn tools(cp: &ControlPlane, token: &str) -> Vec<String> {
-    let body: Value = cp.get_tools(token, "").await.json().await.unwrap();
-    let mut names: Vec<String> = (body["tools"].as_array().unwrap().iter())
-        .map(|t| t.as_str().unwrap().to_owned())
-        .collect();
-    names.sort();
-    names
-}
-
-/// Wait until `token`'s agent's tools satisfy `pred`.
-async fn wait_tools(cp: &ControlPlane, token: &str, what: &str, pred: impl Fn(&[String]) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let names = tools(cp, token).await;
-        if pred(&names) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {names:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn invoke(cp: &ControlPlane, token: &str, tool: &str, payload: Value) -> StatusCode {
-    let body = json!({"action": tool, "payload": payload});
-    cp.invoke(Some(token), body).await.status()
+    cp.call(token, tool, payload).await.0
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -78,15 +51,15 @@ async fn a_whole_server_is_exposed_by_its_rule_and_what_it_adds_later_only_where
     // The tester's glob covers the 50 included issue tools, not the
     // excluded *_delete ones, the pulls or the repos.
     let issues: Vec<String> = (0..50).map(|i| format!("gh_issue_{i:02}")).collect();
-    wait_tools(&cp, TESTER_TOKEN, "the issue tools", |names| {
+    cp.wait_tools(TESTER_TOKEN, "the issue tools", |names| {
         names.iter().filter(|n| n.starts_with("gh_issue_")).count() == 50
     })
     .await;
     let mut expected = issues.clone();
     expected.extend(["github_add".to_owned(), "mirror_add".to_owned()]);
-    assert_eq!(tools(&cp, TESTER_TOKEN).await, expected);
+    assert_eq!(cp.tool_names(TESTER_TOKEN).await, expected);
     // A server grant covers every tool routed to github: exposed or explicit.
-    let all = tools(&cp, ANALYST_TOKEN).await;
+    let all = cp.tool_names(ANALYST_TOKEN).await;
     assert_eq!(all.len(), 101, "{all:?}");
     assert!(all.contains(&"gh_pull_49".to_owned()) && all.contains(&"github_add".to_owned()));
     assert!(
@@ -141,18 +114,18 @@ async fn a_whole_server_is_exposed_by_its_rule_and_what_it_adds_later_only_where
             StatusCode::OK
         );
     }
-    wait_tools(&cp, ANALYST_TOKEN, "the new pull tool", |names| {
+    cp.wait_tools(ANALYST_TOKEN, "the new pull tool", |names| {
         names.contains(&"gh_pull_new".to_owned())
     })
     .await;
-    let tester = tools(&cp, TESTER_TOKEN).await;
+    let tester = cp.tool_names(TESTER_TOKEN).await;
     assert!(tester.contains(&"gh_issue_new".to_owned()), "{tester:?}");
     assert!(
         !tester.contains(&"gh_pull_new".to_owned()),
         "not granted: {tester:?}"
     );
     assert!(
-        !tools(&cp, ANALYST_TOKEN)
+        !cp.tool_names(ANALYST_TOKEN)
             .await
             .contains(&"gh_repo_new".to_owned())
     );

@@ -10,13 +10,7 @@ use crate::common::upstream::test_upstream;
 use crate::common::{ControlPlane, TESTER_TOKEN, catalog};
 
 async fn invoke(cp: &ControlPlane, tool: &str, payload: Value) -> (StatusCode, Value) {
-    let response = cp
-        .invoke(
-            Some(TESTER_TOKEN),
-            json!({"action": tool, "payload": payload}),
-        )
-        .await;
-    (response.status(), response.json().await.unwrap())
+    cp.call(TESTER_TOKEN, tool, payload).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,21 +10,14 @@
 use futures::future::BoxFuture;
 use rmcp::model::{CacheScope, ServerResult};
 
+use crate::pipeline::Exchange;
 use crate::pipeline::stage::{Answer, Stage};
-use crate::pipeline::{Exchange, PipelineError};
 
 pub struct CacheHints;
 
 impl Stage for CacheHints {
     fn name(&self) -> &'static str {
         "cache_hints"
-    }
-
-    fn request<'a, 'e>(
-        &'a self,
-        _exchange: &'a mut Exchange<'e>,
-    ) -> BoxFuture<'a, Result<(), PipelineError>> {
-        Box::pin(std::future::ready(Ok(())))
     }
 
     fn response<'a, 'e>(
@@ -49,6 +42,7 @@ mod tests {
     use rmcp::model::{ReadResourceResult, ResourceContents};
 
     use super::*;
+    use crate::pipeline::PipelineError;
 
     #[test]
     fn a_forwarded_result_is_never_public_and_keeps_its_freshness() {

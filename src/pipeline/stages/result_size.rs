@@ -17,13 +17,6 @@ impl Stage for ResultSize {
         "result_size"
     }
 
-    fn request<'a, 'e>(
-        &'a self,
-        _exchange: &'a mut Exchange<'e>,
-    ) -> BoxFuture<'a, Result<(), PipelineError>> {
-        Box::pin(std::future::ready(Ok(())))
-    }
-
     fn response<'a, 'e>(
         &'a self,
         exchange: &'a mut Exchange<'e>,

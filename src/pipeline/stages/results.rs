@@ -25,13 +25,6 @@ impl Stage for Results {
         "results"
     }
 
-    fn request<'a, 'e>(
-        &'a self,
-        _exchange: &'a mut Exchange<'e>,
-    ) -> BoxFuture<'a, Result<(), PipelineError>> {
-        Box::pin(std::future::ready(Ok(())))
-    }
-
     fn response<'a, 'e>(
         &'a self,
         exchange: &'a mut Exchange<'e>,

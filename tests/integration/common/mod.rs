@@ -286,6 +286,45 @@ impl ControlPlane {
         request.send().await.unwrap()
     }
 
+    /// Call `tool` through `/invoke` as `token`'s agent: the status and
+    /// the body.
+    pub async fn call(
+        &self,
+        token: &str,
+        tool: &str,
+        payload: Value,
+    ) -> (reqwest::StatusCode, Value) {
+        let body = serde_json::json!({"action": tool, "payload": payload});
+        let response = self.invoke(Some(token), body).await;
+        (response.status(), response.json().await.unwrap())
+    }
+
+    /// The tools `token`'s agent may see (`GET /tools`), sorted.
+    pub async fn tool_names(&self, token: &str) -> Vec<String> {
+        let body: Value = self.get_tools(token, "").await.json().await.unwrap();
+        let mut names: Vec<String> = (body["tools"].as_array().unwrap().iter())
+            .map(|t| t.as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Wait until the tools `token`'s agent may see satisfy `pred`.
+    pub async fn wait_tools(&self, token: &str, what: &str, pred: impl Fn(&[String]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let names = self.tool_names(token).await;
+            if pred(&names) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {names:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The audit records emitted so far.
     pub fn audit_records(&self) -> Vec<Value> {
         self.stderr
