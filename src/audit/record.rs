@@ -168,10 +168,11 @@ impl AuditRecord {
     }
 
     /// Keep the arguments themselves, with the fields `redact` names
-    /// replaced.
+    /// replaced, and every secret the detectors see in them too.
     pub fn keep_arguments(&mut self, arguments: &JsonObject, redact: &[Arc<str>]) {
         let mut value = Value::Object(arguments.clone());
         redact_fields(&mut value, redact);
+        crate::guardrails::detect::redact_secrets(&mut value);
         self.arguments = Some(value);
     }
 

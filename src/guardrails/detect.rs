@@ -231,6 +231,33 @@ pub fn redact(text: &str, kind: Kind) -> Option<String> {
     Some(redacted)
 }
 
+/// The kinds that are secrets (not personal data): what is never kept,
+/// even where an operator has a tool's arguments recorded.
+pub const SECRETS: [Kind; 6] = [
+    Kind::AwsAccessKey,
+    Kind::GcpServiceAccountKey,
+    Kind::PrivateKey,
+    Kind::Jwt,
+    Kind::BearerToken,
+    Kind::HighEntropySecret,
+];
+
+/// Replace every secret's match in the strings of `value` by `[redacted]`.
+pub fn redact_secrets(value: &mut Value) {
+    match value {
+        Value::String(text) => {
+            for kind in SECRETS {
+                if let Some(redacted) = redact(text, kind) {
+                    *text = redacted;
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_secrets),
+        Value::Object(object) => object.values_mut().for_each(redact_secrets),
+        _ => {}
+    }
+}
+
 /// What a redacted value or match reads as.
 pub const REDACTED: &str = "[redacted]";
 
@@ -363,6 +390,17 @@ mod tests {
         assert_eq!(
             redact("a@b.io and c@d.io", Kind::Email).unwrap(),
             "[redacted] and [redacted]"
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted_wherever_they_are_and_personal_data_is_left() {
+        let mut value =
+            json!({"note": format!("use {KEY}"), "to": ["a@b.io", "AKIAIOSFODNN7EXAMPLE"]});
+        redact_secrets(&mut value);
+        assert_eq!(
+            value,
+            json!({"note": "use [redacted]", "to": ["a@b.io", "[redacted]"]})
         );
     }
 
