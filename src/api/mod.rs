@@ -2,6 +2,7 @@
 //! only wires routes, limits and the catch-all errors.
 
 mod admin;
+mod console;
 mod error;
 #[doc(hidden)]
 pub mod fuzz;
@@ -50,6 +51,8 @@ pub struct App {
     /// The `http` section as the process started with it: the listener's
     /// limits (a reload does not change them).
     pub http: HttpSettings,
+    /// The operator console's sign-ins.
+    pub console: console::ConsoleSessions,
 }
 
 impl App {
@@ -64,6 +67,7 @@ impl App {
             live,
             audit,
             metrics,
+            console: console::ConsoleSessions::default(),
         })
     }
 }
@@ -99,6 +103,7 @@ pub fn router(app: Arc<App>, sessions: CancellationToken) -> Router {
         )
         .with_state(app.clone())
         .merge(mcp::router(app.clone(), sessions, open_sessions))
+        .merge(console::router(app.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -539,6 +539,11 @@ impl Catalog {
         }
     }
 
+    /// Every agent, in no particular order.
+    pub fn agents(&self) -> impl Iterator<Item = &AgentEntry> {
+        self.agents.values()
+    }
+
     /// The agent whose token has this SHA-256.
     pub fn agent_by_token_sha256(&self, digest: &[u8; 32]) -> Option<&AgentEntry> {
         self.agents.get(digest)

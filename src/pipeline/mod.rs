@@ -46,6 +46,39 @@ pub use exchange::{
 };
 pub use stages::record::Classify;
 
+/// `caller`'s [`View`] on `snapshot`: its role's grants (through the
+/// request's endpoint), as far as the policy's `visible` rule shows them.
+fn with_view<T>(
+    snapshot: &crate::live::Snapshot,
+    ctx: &CallContext,
+    caller: &crate::identity::Caller,
+    list: impl FnOnce(&View<'_>) -> T,
+) -> T {
+    let facts = Facts {
+        ctx,
+        catalog: &snapshot.catalog,
+        caller,
+        action: Action::Discovery,
+        findings: &[],
+    };
+    // The role grants every name listed; the route is looked up only when
+    // a `visible` rule needs it for its input.
+    let shows = |target: Target<'_>| {
+        snapshot.policies.shows(|| {
+            let endpoint = ctx.endpoint.as_deref();
+            let to = policy::authorize(&snapshot.catalog, caller, endpoint, target).ok()?;
+            Some(facts.input(target, &to, None))
+        })
+    };
+    list(&View {
+        catalog: &snapshot.catalog,
+        upstreams: &snapshot.upstreams,
+        caller,
+        endpoint: ctx.endpoint.as_deref(),
+        shows: &shows,
+    })
+}
+
 /// One tool call as a front door hands it over.
 pub struct ToolCall<'a> {
     /// The public tool name.
@@ -131,35 +164,25 @@ impl Pipeline {
             .with_assertions(assertions);
         let mut listed = None;
         let listing = async |exchange: &mut Exchange<'_>| {
-            let snapshot = &exchange.snapshot;
-            let caller = exchange.caller();
-            let facts = Facts {
-                ctx,
-                catalog: &snapshot.catalog,
-                caller,
-                action: Action::Discovery,
-                findings: &[],
-            };
-            // The role grants every name listed; the route is looked up
-            // only when a `visible` rule needs it for its input.
-            let shows = |target: Target<'_>| {
-                snapshot.policies.shows(|| {
-                    let endpoint = ctx.endpoint.as_deref();
-                    let to = policy::authorize(&snapshot.catalog, caller, endpoint, target).ok()?;
-                    Some(facts.input(target, &to, None))
-                })
-            };
-            listed = Some(list(&View {
-                catalog: &snapshot.catalog,
-                upstreams: &snapshot.upstreams,
-                caller,
-                endpoint: ctx.endpoint.as_deref(),
-                shows: &shows,
-            }));
+            listed = Some(with_view(&exchange.snapshot, ctx, exchange.caller(), list));
             Ok(ServerResult::empty(()))
         };
         stage::run(&self.stages.request, &mut exchange, listing).await?;
         Ok(listed.expect("the listing ran"))
+    }
+
+    /// What `caller` would see through `endpoint` now, exactly as its own
+    /// listing builds it, for an operator's eyes (not recorded: the
+    /// console that asks records its own reads).
+    pub fn preview<T>(
+        &self,
+        caller: &crate::identity::Caller,
+        endpoint: Option<&str>,
+        list: impl FnOnce(&View<'_>) -> T,
+    ) -> T {
+        let mut ctx = CallContext::new(crate::vocabulary::FrontDoor::Internal, None, None);
+        ctx.endpoint = endpoint.map(Into::into);
+        with_view(&self.live.current(), &ctx, caller, list)
     }
 
     /// Call one tool on behalf of the caller. The answer is the tool's

@@ -9,6 +9,7 @@ mod check;
 mod clients;
 mod common;
 mod connections;
+mod console;
 mod credentials;
 mod expose;
 mod fleet;

@@ -1,0 +1,252 @@
+//! The operator's console at `/ui/`, for the catalog's `admins`: server-
+//! rendered pages on the same listener, with nothing fetched from another
+//! host. An admin token is exchanged once (`POST /ui/login`, as
+//! `Authorization: Bearer` or a form field `token`) for a session cookie
+//! (`HttpOnly`, `SameSite=Strict`, `Secure` behind TLS); an agent's token
+//! never opens it. Every state-changing request carries the session's CSRF
+//! token and comes from the console's own origin, and every answer has a
+//! strict `Content-Security-Policy`.
+
+mod pages;
+mod sessions;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+pub use sessions::ConsoleSessions;
+
+use super::App;
+use crate::catalog::TransportSpec;
+use crate::identity::{self, Caller};
+
+/// The session cookie's name.
+const COOKIE: &str = "mcp_cp_console";
+
+/// What every console answer says about itself.
+const SECURITY_HEADERS: [(&str, &str); 5] = [
+    (
+        "content-security-policy",
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+    ("cache-control", "no-store"),
+];
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
+        .route("/ui/", get(overview))
+        .route("/ui/login", post(login))
+        .route("/ui/logout", post(logout))
+        .route("/ui/access", get(access))
+        .route("/ui/assets/console.css", get(style))
+        .layer(axum::middleware::from_fn(secure_headers))
+        .with_state(app)
+}
+
+async fn secure_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+async fn style() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        pages::STYLE,
+    )
+        .into_response()
+}
+
+/// The cookie's value, if the request carries it.
+fn cookie(headers: &HeaderMap) -> Option<&str> {
+    (headers.get_all(header::COOKIE).iter())
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+}
+
+/// The signed-in session of this request, if any.
+fn session(app: &App, headers: &HeaderMap) -> Option<sessions::Session> {
+    app.console.get(cookie(headers)?)
+}
+
+/// Whether a state-changing request comes from the console's own origin
+/// (a browser always says where a form was posted from).
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        // Not a browser's cross-site form (those carry an Origin).
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let authority = origin.split_once("://").map(|(_, rest)| rest);
+    host.is_some() && authority == host
+}
+
+fn form(body: &Bytes) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn refused(status: StatusCode, page: String) -> Response {
+    (status, Html(page)).into_response()
+}
+
+async fn login(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !same_origin(&headers) {
+        return refused(
+            StatusCode::FORBIDDEN,
+            pages::login(Some("a sign-in must come from this console")),
+        );
+    }
+    let form = form(&body);
+    let token = super::bearer(&headers).or_else(|| field(&form, "token"));
+    let catalog = &app.live.current().catalog;
+    let admin = match identity::authenticate_admin(catalog, token) {
+        Ok(admin) => admin,
+        Err(_) => {
+            tracing::warn!("a console sign-in was refused");
+            return refused(
+                StatusCode::UNAUTHORIZED,
+                pages::login(Some("that is not an admin token")),
+            );
+        }
+    };
+    tracing::info!(%admin, "signed in to the console");
+    let (value, _) = app.console.open(admin);
+    // Behind a proxy that terminates TLS the cookie is only ever sent back
+    // over TLS.
+    let tls = (headers.get("x-forwarded-proto"))
+        .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"));
+    let secure = if tls { "; Secure" } else { "" };
+    let max_age = sessions::LIFETIME.as_secs();
+    let cookie =
+        format!("{COOKIE}={value}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
+    let mut response = Redirect::to("/ui/").into_response();
+    if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+async fn logout(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(session) = session(&app, &headers) else {
+        return Redirect::to("/ui/").into_response();
+    };
+    let form = form(&body);
+    if !same_origin(&headers) || field(&form, "csrf") != Some(session.csrf.as_str()) {
+        return (
+            StatusCode::FORBIDDEN,
+            "the request did not carry this session's CSRF token",
+        )
+            .into_response();
+    }
+    if let Some(value) = cookie(&headers) {
+        app.console.close(value);
+    }
+    let mut response = Redirect::to("/ui/").into_response();
+    let expired = format!("{COOKIE}=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0");
+    if let Ok(cookie) = HeaderValue::from_str(&expired) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+async fn overview(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let Some(session) = session(&app, &headers) else {
+        return Html(pages::login(None)).into_response();
+    };
+    let snapshot = app.live.current();
+    let status = app.live.status();
+    let statuses = snapshot.upstreams.status();
+    let upstreams = (statuses.iter().zip(snapshot.catalog.servers()))
+        .map(|(status, spec)| {
+            let (transport, address) = match &spec.transport {
+                TransportSpec::Stdio { command, args, .. } => {
+                    ("stdio", format!("{command} {}", args.join(" ")))
+                }
+                TransportSpec::Http { url, .. } => ("http", url.clone()),
+                TransportSpec::Sse { url, .. } => ("sse", url.clone()),
+            };
+            let circuit = snapshot
+                .breakers
+                .of(&status.name)
+                .map(|b| b.state().as_str());
+            pages::Upstream {
+                status,
+                transport,
+                address,
+                circuit,
+            }
+        })
+        .collect();
+    let policy = snapshot.policies.status();
+    let overview = pages::Overview {
+        version: &status.version,
+        loaded_at: &status.loaded_at,
+        reload_error: status.reload_error.as_deref(),
+        policy_mode: policy.mode,
+        tests_passed: policy.tests_passed,
+        upstreams,
+        quarantined: crate::discovery::quarantine::all(&snapshot.catalog, &snapshot.upstreams),
+    };
+    Html(pages::overview(&overview, &session.admin, &session.csrf)).into_response()
+}
+
+#[derive(Deserialize)]
+struct AccessQuery {
+    agent: Option<String>,
+}
+
+async fn access(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(query): Query<AccessQuery>,
+) -> Response {
+    let Some(session) = session(&app, &headers) else {
+        return Redirect::to("/ui/").into_response();
+    };
+    let snapshot = app.live.current();
+    let mut agents: Vec<(String, String)> = (snapshot.catalog.agents())
+        .map(|a| (a.id.to_string(), a.role.to_string()))
+        .collect();
+    agents.sort();
+    let picked = query.agent.as_deref().and_then(|id| {
+        let (_, role) = agents.iter().find(|(a, _)| a == id)?;
+        let caller = Caller {
+            agent_id: id.into(),
+            role: role.as_str().into(),
+            claims: None,
+        };
+        let tools = app
+            .pipeline
+            .preview(&caller, None, crate::discovery::visible_tools);
+        Some((id, tools.iter().map(|t| t.to_string()).collect::<Vec<_>>()))
+    });
+    let picked = picked.as_ref().map(|(id, tools)| (*id, tools.as_slice()));
+    Html(pages::access(
+        &agents,
+        picked,
+        &session.admin,
+        &session.csrf,
+    ))
+    .into_response()
+}

@@ -1,0 +1,164 @@
+//! The operator's console at `/ui/` over real HTTP: sign-in with the admin
+//! token only, the session cookie's flags, CSRF on state changes, the
+//! security headers, and pages built from the real state (the overview's
+//! upstreams, "who can see what" from the real discovery code).
+
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use serde_json::Value;
+
+use crate::common::{ANALYST_TOKEN, ControlPlane};
+
+const ADMIN_TOKEN: &str = "admin-demo-token";
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Sign in with `token` as a form field: the answer.
+async fn sign_in(cp: &ControlPlane, token: &str, extra: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = client()
+        .post(cp.url("/ui/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"));
+    for (name, value) in extra {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
+/// The session cookie a sign-in set (`name=value`).
+fn session_cookie(response: &reqwest::Response) -> String {
+    let set = response.headers()[SET_COOKIE].to_str().unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
+
+async fn get(cp: &ControlPlane, path: &str, cookie: Option<&str>) -> (StatusCode, String) {
+    let mut request = client().get(cp.url(path));
+    if let Some(cookie) = cookie {
+        request = request.header(COOKIE, cookie);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    (status, response.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_an_admin_token_signs_in_and_the_session_is_guarded() {
+    let cp = ControlPlane::start_example();
+    cp.wait_all_ready().await;
+
+    // Not signed in: the sign-in form, nothing else.
+    let (status, page) = get(&cp, "/ui/", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("name=\"token\"") && !page.contains("marketdata"),
+        "{page}"
+    );
+
+    // An agent's token never opens the console.
+    let refused = sign_in(&cp, ANALYST_TOKEN, &[]).await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert!(refused.headers().get(SET_COOKIE).is_none());
+    // Nor does a sign-in posted from another site.
+    let forged = sign_in(&cp, ADMIN_TOKEN, &[("origin", "http://evil.example")]).await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert!(forged.headers().get(SET_COOKIE).is_none());
+
+    let signed_in = sign_in(&cp, ADMIN_TOKEN, &[]).await;
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    assert_eq!(signed_in.headers()[LOCATION], "/ui/");
+    let set = signed_in.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/ui"] {
+        assert!(set.contains(flag), "{set}");
+    }
+    assert!(!set.contains("Secure"), "plain HTTP: {set}");
+    let behind_tls = sign_in(&cp, ADMIN_TOKEN, &[("x-forwarded-proto", "https")]).await;
+    assert!(
+        behind_tls.headers()[SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("; Secure")
+    );
+    let cookie = session_cookie(&signed_in);
+
+    // The overview: the example's three upstreams, ready, by name and
+    // address; the catalog version in force; no token anywhere.
+    let (status, page) = get(&cp, "/ui/", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    let ready: Value = cp.get_json("/readyz").await;
+    assert!(
+        page.contains(ready["catalog"]["version"].as_str().unwrap()),
+        "{page}"
+    );
+    for server in ["marketdata", "execution", "research"] {
+        assert!(page.contains(&format!("<tr data-server=\"{server}\"><th scope=\"row\">{server}</th><td class=\"state-ready\">ready</td>")), "{server}: {page}");
+    }
+    assert!(!page.contains(ADMIN_TOKEN) && !page.contains(ANALYST_TOKEN));
+
+    // Who can see what: exactly what the agent's own /tools returns.
+    let (_, page) = get(&cp, "/ui/access?agent=agent-42", Some(&cookie)).await;
+    let listed: Value = cp.get_tools(ANALYST_TOKEN, "").await.json().await.unwrap();
+    let listed: Vec<String> = (listed["tools"].as_array().unwrap().iter())
+        .map(|t| format!("<li>{}</li>", t.as_str().unwrap()))
+        .collect();
+    let shown = page
+        .split("<ul id=\"tools\">")
+        .nth(1)
+        .unwrap()
+        .split("</ul>")
+        .next()
+        .unwrap();
+    assert_eq!(shown, listed.concat(), "{page}");
+
+    // Signing out needs the session's CSRF token.
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let logout = |body: String| {
+        client()
+            .post(cp.url("/ui/logout"))
+            .header(COOKIE, &cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    assert_eq!(
+        logout("csrf=forged".into()).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        get(&cp, "/ui/access", Some(&cookie)).await.0,
+        StatusCode::OK,
+        "still signed in"
+    );
+    let out = logout(format!("csrf={csrf}")).await.unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert!(
+        out.headers()[SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let (_, page) = get(&cp, "/ui/", Some(&cookie)).await;
+    assert!(
+        page.contains("name=\"token\""),
+        "signed out: the form again"
+    );
+}
