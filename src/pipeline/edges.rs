@@ -95,6 +95,18 @@ impl Pipeline {
                 return Err(refusal);
             }
         };
+        self.read_audit_as(ctx, admin, query, filter).await
+    }
+
+    /// Read the audit trail for `admin`, already verified (a console
+    /// session): recorded first, as [`Self::read_audit`] does.
+    pub async fn read_audit_as(
+        &self,
+        ctx: &CallContext,
+        admin: Arc<str>,
+        query: &str,
+        filter: Result<Filter, String>,
+    ) -> Result<Page, PipelineError> {
         // A malformed filter or a trail with no store to read is recorded as
         // the bad request it is; a good one before any record leaves.
         let filter = filter

@@ -19,6 +19,7 @@
 mod edges;
 mod error;
 mod exchange;
+mod preview;
 mod quarantine;
 mod seal;
 pub mod stage;
@@ -34,50 +35,15 @@ use crate::audit::AuditLog;
 use crate::discovery::View;
 use crate::identity::Presented;
 use crate::live::Live;
-use crate::policy;
 use crate::upstream::{CallSinks, Continuation, Subscriber};
 use crate::vocabulary::{Action, Target};
 use stage::Answer;
-use stages::Facts;
 
 pub use error::PipelineError;
 pub use exchange::{
     Assertions, CallContext, Exchange, Operation, REQUEST_TIMEOUT_HEADER, RequestedTimeout, TaskOp,
 };
 pub use stages::record::Classify;
-
-/// `caller`'s [`View`] on `snapshot`: its role's grants (through the
-/// request's endpoint), as far as the policy's `visible` rule shows them.
-fn with_view<T>(
-    snapshot: &crate::live::Snapshot,
-    ctx: &CallContext,
-    caller: &crate::identity::Caller,
-    list: impl FnOnce(&View<'_>) -> T,
-) -> T {
-    let facts = Facts {
-        ctx,
-        catalog: &snapshot.catalog,
-        caller,
-        action: Action::Discovery,
-        findings: &[],
-    };
-    // The role grants every name listed; the route is looked up only when
-    // a `visible` rule needs it for its input.
-    let shows = |target: Target<'_>| {
-        snapshot.policies.shows(|| {
-            let endpoint = ctx.endpoint.as_deref();
-            let to = policy::authorize(&snapshot.catalog, caller, endpoint, target).ok()?;
-            Some(facts.input(target, &to, None))
-        })
-    };
-    list(&View {
-        catalog: &snapshot.catalog,
-        upstreams: &snapshot.upstreams,
-        caller,
-        endpoint: ctx.endpoint.as_deref(),
-        shows: &shows,
-    })
-}
 
 /// One tool call as a front door hands it over.
 pub struct ToolCall<'a> {
@@ -164,25 +130,16 @@ impl Pipeline {
             .with_assertions(assertions);
         let mut listed = None;
         let listing = async |exchange: &mut Exchange<'_>| {
-            listed = Some(with_view(&exchange.snapshot, ctx, exchange.caller(), list));
+            listed = Some(preview::with_view(
+                &exchange.snapshot,
+                ctx,
+                exchange.caller(),
+                list,
+            ));
             Ok(ServerResult::empty(()))
         };
         stage::run(&self.stages.request, &mut exchange, listing).await?;
         Ok(listed.expect("the listing ran"))
-    }
-
-    /// What `caller` would see through `endpoint` now, exactly as its own
-    /// listing builds it, for an operator's eyes (not recorded: the
-    /// console that asks records its own reads).
-    pub fn preview<T>(
-        &self,
-        caller: &crate::identity::Caller,
-        endpoint: Option<&str>,
-        list: impl FnOnce(&View<'_>) -> T,
-    ) -> T {
-        let mut ctx = CallContext::new(crate::vocabulary::FrontDoor::Internal, None, None);
-        ctx.endpoint = endpoint.map(Into::into);
-        with_view(&self.live.current(), &ctx, caller, list)
     }
 
     /// Call one tool on behalf of the caller. The answer is the tool's

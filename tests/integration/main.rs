@@ -5,6 +5,7 @@
 mod audit;
 mod audit_failures;
 mod audit_sinks;
+mod browser;
 mod check;
 mod clients;
 mod common;

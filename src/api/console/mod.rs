@@ -7,7 +7,9 @@
 //! token and comes from the console's own origin, and every answer has a
 //! strict `Content-Security-Policy`.
 
+mod audit;
 mod pages;
+mod playground;
 mod sessions;
 
 use std::sync::Arc;
@@ -37,7 +39,8 @@ const SECURITY_HEADERS: [(&str, &str); 5] = [
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     ),
     ("x-content-type-options", "nosniff"),
-    ("referrer-policy", "no-referrer"),
+    // Not `no-referrer`: with it a browser posts forms with `Origin: null`.
+    ("referrer-policy", "same-origin"),
     ("x-frame-options", "DENY"),
     ("cache-control", "no-store"),
 ];
@@ -49,6 +52,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/ui/login", post(login))
         .route("/ui/logout", post(logout))
         .route("/ui/access", get(access))
+        .route("/ui/audit", get(audit::search))
+        .route("/ui/trace/{trace_id}", get(audit::trace))
+        .route(
+            "/ui/playground",
+            get(playground::form_page).post(playground::decide),
+        )
         .route("/ui/assets/console.css", get(style))
         .layer(axum::middleware::from_fn(secure_headers))
         .with_state(app)

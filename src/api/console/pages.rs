@@ -28,7 +28,7 @@ pub fn escape(text: &str) -> String {
 pub fn page(title: &str, signed_in: Option<(&str, &str)>, body: &str) -> String {
     let nav = match signed_in {
         Some((admin, csrf)) => format!(
-            r#"<nav aria-label="Console"><a href="/ui/">Overview</a> <a href="/ui/access">Who can see what</a>
+            r#"<nav aria-label="Console"><a href="/ui/">Overview</a> <a href="/ui/access">Who can see what</a> <a href="/ui/audit">Audit</a> <a href="/ui/playground">Policy playground</a>
 <form method="post" action="/ui/logout" class="inline"><input type="hidden" name="csrf" value="{}"><button type="submit">Sign out {}</button></form></nav>"#,
             escape(csrf),
             escape(admin)
@@ -177,7 +177,7 @@ th,td{border:1px solid #999;padding:.3rem .5rem;text-align:left}\
 .state-ready{color:#0a5d00}.state-down{color:#a00000;font-weight:bold}\
 .problem{color:#a00000}.inline{display:inline}\
 a:focus,button:focus,input:focus,select:focus{outline:3px solid #f5a623}\
-code{word-break:break-all}";
+code{word-break:break-all}label{display:block;margin-top:.5rem}.filters{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end}.filters label{margin:0}.decision-deny,.decision-forbidden,.decision-hidden{color:#a00000}.decision-allow{color:#0a5d00}.timeline li{margin:.4rem 0}";
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,7 @@
 // The test upstream samples through its client (deprecated from 2026-07-28 on).
 #![allow(deprecated)]
 
+pub mod browser;
 pub mod conformance;
 pub mod conformance_mrtr;
 pub mod conformance_stateless;
@@ -101,13 +102,15 @@ impl ControlPlane {
     /// Serve the shipped example catalog, from a copy of the example's
     /// directory so its state (signing key, audit store) is this test's own.
     pub fn start_example() -> Self {
+        Self::start_example_with(|catalog| catalog.to_owned())
+    }
+
+    /// [`Self::start_example`], its catalog changed by `edit` first.
+    pub fn start_example_with(edit: impl FnOnce(&str) -> String) -> Self {
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/trading");
         let dir = tempfile::tempdir().unwrap();
-        std::fs::copy(
-            example.join("catalog.yaml"),
-            dir.path().join("catalog.yaml"),
-        )
-        .unwrap();
+        let catalog = std::fs::read_to_string(example.join("catalog.yaml")).unwrap();
+        std::fs::write(dir.path().join("catalog.yaml"), edit(&catalog)).unwrap();
         std::fs::create_dir(dir.path().join("policies")).unwrap();
         for entry in std::fs::read_dir(example.join("policies")).unwrap() {
             let entry = entry.unwrap().path();
