@@ -26,6 +26,8 @@ pub enum Action {
     /// A tool or prompt quarantined, or released, by the lock of pinned
     /// definitions (no caller: the control plane's own event).
     Quarantine,
+    /// An admin approved a quarantined tool or prompt (the console).
+    Approve,
 }
 
 impl Action {
@@ -42,6 +44,7 @@ impl Action {
             Self::AdminQuery => "admin_query",
             Self::Task => "task",
             Self::Quarantine => "quarantine",
+            Self::Approve => "approve",
         }
     }
 }

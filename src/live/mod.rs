@@ -13,6 +13,7 @@
 //! compile, or whose policy tests fail, never replaces the one in force:
 //! the error is logged and shown in `/readyz` until a good version arrives.
 
+mod approve;
 pub mod compile;
 mod expose;
 mod watch;
@@ -39,6 +40,7 @@ use crate::shared::{Event, Shared};
 use crate::upstream::{UpstreamPool, Upstreams};
 use compile::{Compiled, LoadError};
 
+pub use approve::ApproveError;
 pub use watch::watch;
 
 /// One catalog version, compiled, with everything built from it.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::stages::record::open;
-use super::{CallContext, Pipeline};
+use super::{CallContext, Pipeline, PipelineError};
 use crate::discovery::quarantine::{self, Quarantined};
 use crate::guardrails::pins::Verdict;
 use crate::vocabulary::{Action, FrontDoor, Outcome};
@@ -45,6 +45,39 @@ impl Pipeline {
                 swapped = swaps.recv() => if matches!(swapped, Err(RecvError::Closed)) { return },
             }
         }
+    }
+
+    /// Approve quarantined `name` for `admin` (the console): recorded first
+    /// (action `approve`, the admin's id), then put in force.
+    pub async fn approve(
+        &self,
+        admin: Arc<str>,
+        name: &str,
+    ) -> Result<Vec<Arc<str>>, PipelineError> {
+        let ctx = CallContext::new(FrontDoor::Rest, None, None);
+        let snapshot = self.live.current();
+        let mut audit = open(&self.audit, &ctx, &snapshot, Action::Approve);
+        let record = audit.record_mut();
+        record.agent_id = Some(admin);
+        record.role = Some(Arc::from("admin"));
+        record.tool = Some(crate::audit::record::excerpt(name));
+        // Durable before anything changes.
+        if audit.intent().await.is_err() {
+            return Err(PipelineError::AuditUnavailable);
+        }
+        let approved = self.live.approve(name).await;
+        let (outcome, reasons) = match &approved {
+            Ok(servers) => (
+                Outcome::Ok,
+                vec![format!("approved on {}", servers.join(", "))],
+            ),
+            Err(error) => (Outcome::BadRequest, vec![error.to_string()]),
+        };
+        audit.record_mut().reasons = reasons;
+        if audit.finish(outcome).await.is_err() {
+            return Err(PipelineError::AuditUnavailable);
+        }
+        approved.map_err(|error| PipelineError::InvalidRequest(error.to_string()))
     }
 
     async fn record_quarantine(&self, entry: &Quarantined, outcome: Outcome, reason: &str) {

@@ -193,5 +193,6 @@ fn method_name(action: Action) -> &'static str {
         Action::AdminQuery => "admin/audit",
         Action::Task => "tasks",
         Action::Quarantine => "quarantine",
+        Action::Approve => "approve",
     }
 }

@@ -51,6 +51,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/ui/", get(overview))
         .route("/ui/login", post(login))
         .route("/ui/logout", post(logout))
+        .route("/ui/approve", post(approve))
         .route("/ui/access", get(access))
         .route("/ui/audit", get(audit::search))
         .route("/ui/trace/{trace_id}", get(audit::trace))
@@ -179,10 +180,35 @@ async fn logout(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
     response
 }
 
+/// `POST /ui/approve`: accept what the servers serve now for a
+/// quarantined tool or prompt (recorded with the admin's id first).
+async fn approve(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(session) = session(&app, &headers) else {
+        return Redirect::to("/ui/").into_response();
+    };
+    let form = form(&body);
+    if !same_origin(&headers) || field(&form, "csrf") != Some(session.csrf.as_str()) {
+        return (
+            StatusCode::FORBIDDEN,
+            "the request did not carry this session's CSRF token",
+        )
+            .into_response();
+    }
+    let name = field(&form, "name").unwrap_or("");
+    match app.pipeline.approve(session.admin.clone(), name).await {
+        Ok(_) => Redirect::to("/ui/").into_response(),
+        Err(error) => render_overview(&app, &session, Some(&error.to_string())),
+    }
+}
+
 async fn overview(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let Some(session) = session(&app, &headers) else {
         return Html(pages::login(None)).into_response();
     };
+    render_overview(&app, &session, None)
+}
+
+fn render_overview(app: &App, session: &sessions::Session, problem: Option<&str>) -> Response {
     let snapshot = app.live.current();
     let status = app.live.status();
     let statuses = snapshot.upstreams.status();
@@ -217,7 +243,13 @@ async fn overview(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         upstreams,
         quarantined: crate::discovery::quarantine::all(&snapshot.catalog, &snapshot.upstreams),
     };
-    Html(pages::overview(&overview, &session.admin, &session.csrf)).into_response()
+    Html(pages::overview(
+        &overview,
+        &session.admin,
+        &session.csrf,
+        problem,
+    ))
+    .into_response()
 }
 
 #[derive(Deserialize)]

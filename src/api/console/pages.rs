@@ -78,10 +78,16 @@ pub struct Overview<'a> {
     pub quarantined: Vec<Quarantined>,
 }
 
-pub fn overview(overview: &Overview<'_>, admin: &str, csrf: &str) -> String {
-    let mut body = String::from(
-        "<h2>Overview</h2><section aria-labelledby=\"catalog\"><h3 id=\"catalog\">Catalog</h3><dl>",
-    );
+pub fn overview(overview: &Overview<'_>, admin: &str, csrf: &str, problem: Option<&str>) -> String {
+    let mut body = String::from("<h2>Overview</h2>");
+    if let Some(problem) = problem {
+        let _ = write!(
+            body,
+            "<p role=\"alert\" class=\"problem\">{}</p>",
+            escape(problem)
+        );
+    }
+    body.push_str("<section aria-labelledby=\"catalog\"><h3 id=\"catalog\">Catalog</h3><dl>");
     let _ = write!(
         body,
         "<dt>Version</dt><dd data-field=\"version\">{}</dd><dt>Loaded</dt><dd>{}</dd><dt>Reload error</dt><dd>{}</dd><dt>Policy</dt><dd>{} ({} tests pass)</dd></dl></section>",
@@ -118,9 +124,10 @@ pub fn overview(overview: &Overview<'_>, admin: &str, csrf: &str) -> String {
             let verdict = verdict.as_ref().and_then(|v| v.as_str()).unwrap_or("");
             let _ = write!(
                 body,
-                "<li>{} on {}: {verdict}</li>",
-                escape(&q.name),
-                escape(&q.server)
+                "<li data-quarantined=\"{name}\">{name} on {}: {verdict} <form method=\"post\" action=\"/ui/approve\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"name\" value=\"{name}\"><button type=\"submit\">Approve</button></form></li>",
+                escape(&q.server),
+                escape(csrf),
+                name = escape(&q.name),
             );
         }
         body.push_str("</ul></section>");
