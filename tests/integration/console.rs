@@ -122,6 +122,18 @@ async fn only_an_admin_token_signs_in_and_the_session_is_guarded() {
         .unwrap();
     assert_eq!(shown, listed.concat(), "{page}");
 
+    // For one tool: whose role grants it and whose listing shows it.
+    let (_, page) = get(&cp, "/ui/access?tool=execute_trade", Some(&cookie)).await;
+    let reach = page.split("<table id=\"reach\">").nth(1).unwrap();
+    assert!(
+        reach.contains("<th scope=\"row\">agent-7</th><td>trader</td><td>yes</td><td>yes</td>"),
+        "{reach}"
+    );
+    assert!(
+        reach.contains("<th scope=\"row\">agent-42</th><td>analyst</td><td>no</td><td>no</td>"),
+        "{reach}"
+    );
+
     // Signing out needs the session's CSRF token.
     let csrf = page
         .split("name=\"csrf\" value=\"")

@@ -255,6 +255,7 @@ fn render_overview(app: &App, session: &sessions::Session, problem: Option<&str>
 #[derive(Deserialize)]
 struct AccessQuery {
     agent: Option<String>,
+    tool: Option<String>,
 }
 
 async fn access(
@@ -283,9 +284,51 @@ async fn access(
         Some((id, tools.iter().map(|t| t.to_string()).collect::<Vec<_>>()))
     });
     let picked = picked.as_ref().map(|(id, tools)| (*id, tools.as_slice()));
+    // For one tool: which agents' roles grant it, and whether their own
+    // listing shows it (the policy's `visible` rule, the quarantine).
+    let mut names: Vec<String> = snapshot
+        .catalog
+        .tools()
+        .map(|t| t.public_name.to_string())
+        .collect();
+    names.sort();
+    let tool = query
+        .tool
+        .as_deref()
+        .filter(|t| names.iter().any(|n| n == t));
+    let reach: Vec<pages::Reach> = tool
+        .map(|tool| {
+            (agents.iter())
+                .map(|(id, role)| {
+                    let granted =
+                        (snapshot.catalog.view(role, None)).is_some_and(|v| v.tools.allows(tool));
+                    let caller = Caller {
+                        agent_id: id.as_str().into(),
+                        role: role.as_str().into(),
+                        claims: None,
+                    };
+                    let listed =
+                        app.pipeline
+                            .preview(&caller, None, crate::discovery::visible_tools);
+                    pages::Reach {
+                        agent: id.clone(),
+                        role: role.clone(),
+                        granted,
+                        listed: listed.iter().any(|n| &**n == tool),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let by_tool = pages::ByTool {
+        tools: &names,
+        picked: tool,
+        reach: &reach,
+    };
     Html(pages::access(
         &agents,
         picked,
+        &by_tool,
         &session.admin,
         &session.csrf,
     ))

@@ -135,11 +135,28 @@ pub fn overview(overview: &Overview<'_>, admin: &str, csrf: &str, problem: Optio
     page("Overview", Some((admin, csrf)), &body)
 }
 
+/// For one tool, what each agent's role grants and its listing shows.
+pub struct Reach {
+    pub agent: String,
+    pub role: String,
+    pub granted: bool,
+    pub listed: bool,
+}
+
+/// The tool picker and, for the tool picked, who may use it.
+pub struct ByTool<'a> {
+    pub tools: &'a [String],
+    pub picked: Option<&'a str>,
+    pub reach: &'a [Reach],
+}
+
 /// Who can see what: an agent picker and, for the agent picked, exactly
-/// the tools its own listing would show.
+/// the tools its own listing would show; a tool picker and, for the tool
+/// picked, which agents' roles grant it and whether the policy shows it.
 pub fn access(
     agents: &[(String, String)],
     picked: Option<(&str, &[String])>,
+    by_tool: &ByTool<'_>,
     admin: &str,
     csrf: &str,
 ) -> String {
@@ -171,6 +188,39 @@ pub fn access(
         }
         body.push_str("</ul>");
     }
+    body.push_str("<form method=\"get\" action=\"/ui/access\"><label for=\"tool\">Tool</label><select id=\"tool\" name=\"tool\">");
+    for tool in by_tool.tools {
+        let selected = if by_tool.picked == Some(tool.as_str()) {
+            " selected"
+        } else {
+            ""
+        };
+        let _ = write!(
+            body,
+            "<option value=\"{t}\"{selected}>{t}</option>",
+            t = escape(tool)
+        );
+    }
+    body.push_str("</select><button type=\"submit\">Show</button></form>");
+    if let Some(tool) = by_tool.picked {
+        let _ = write!(
+            body,
+            "<h3>Who may use {}</h3><table id=\"reach\"><thead><tr><th scope=\"col\">Agent</th><th scope=\"col\">Role</th><th scope=\"col\">Role grants it</th><th scope=\"col\">Listed (visible rule, quarantine)</th></tr></thead><tbody>",
+            escape(tool)
+        );
+        let yes = |b: bool| if b { "yes" } else { "no" };
+        for reach in by_tool.reach {
+            let _ = write!(
+                body,
+                "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&reach.agent),
+                escape(&reach.role),
+                yes(reach.granted),
+                yes(reach.listed),
+            );
+        }
+        body.push_str("</tbody></table>");
+    }
     page("Who can see what", Some((admin, csrf)), &body)
 }
 
@@ -196,7 +246,12 @@ mod tests {
             escape("<script>\"x\" & 'y'</script>"),
             "&lt;script&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/script&gt;"
         );
-        let page = access(&[("<a>".into(), "r".into())], None, "ops", "c");
+        let by_tool = ByTool {
+            tools: &[],
+            picked: None,
+            reach: &[],
+        };
+        let page = access(&[("<a>".into(), "r".into())], None, &by_tool, "ops", "c");
         assert!(!page.contains("<a>") && page.contains("&lt;a&gt;"));
     }
 }
