@@ -87,6 +87,12 @@ try {
     check(decision.includes('deny') && decision.includes('order notional 2000000 exceeds the desk limit of 1000000'), 'the playground shows the notional-limit denial');
     await page.screenshot({ path: `${shots}/playground.png`, fullPage: true });
 
+    // Charts of the last hour, drawn without any script or outside service.
+    await page.goto(`${base}/ui/charts`);
+    check(await page.isVisible('#calls-per-minute rect'), 'calls per minute are drawn');
+    check(await page.isVisible('#latency-per-tool g'), 'latency per tool is drawn');
+    await page.screenshot({ path: `${shots}/charts.png`, fullPage: true });
+
     // Keyboard: the sign-out button is reachable with Tab.
     await page.keyboard.press('Tab');
     check(await page.evaluate(() => document.activeElement && document.activeElement.tagName === 'A'), 'the navigation takes the keyboard focus');

@@ -122,6 +122,36 @@ async fn only_an_admin_token_signs_in_and_the_session_is_guarded() {
         .unwrap();
     assert_eq!(shown, listed.concat(), "{page}");
 
+    // Charts of the last hour, from the audit store: three calls made now.
+    for _ in 0..3 {
+        let body =
+            serde_json::json!({"action": "read_positions", "payload": {"account": "ACC-001"}});
+        let trace = cp
+            .invoke(Some(ANALYST_TOKEN), body)
+            .await
+            .json::<Value>()
+            .await
+            .unwrap();
+        cp.audit_record(trace["trace_id"].as_str().unwrap()).await;
+    }
+    let (_, page) = get(&cp, "/ui/charts", Some(&cookie)).await;
+    assert!(page.contains("<svg id=\"calls-per-minute\""), "{page}");
+    let legend = page.split("<li data-outcome=\"ok\">").nth(1).unwrap();
+    let ok: u32 = legend
+        .split("ok: ")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(ok >= 3, "{legend}");
+    assert!(
+        page.contains("<g data-tool=\"read_positions\" data-p50="),
+        "{page}"
+    );
+
     // For one tool: whose role grants it and whose listing shows it.
     let (_, page) = get(&cp, "/ui/access?tool=execute_trade", Some(&cookie)).await;
     let reach = page.split("<table id=\"reach\">").nth(1).unwrap();

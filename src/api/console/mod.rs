@@ -8,6 +8,7 @@
 //! strict `Content-Security-Policy`.
 
 mod audit;
+mod charts;
 mod pages;
 mod playground;
 mod sessions;
@@ -54,6 +55,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/ui/approve", post(approve))
         .route("/ui/access", get(access))
         .route("/ui/audit", get(audit::search))
+        .route("/ui/charts", get(charts::charts))
         .route("/ui/trace/{trace_id}", get(audit::trace))
         .route(
             "/ui/playground",

@@ -28,7 +28,7 @@ pub fn escape(text: &str) -> String {
 pub fn page(title: &str, signed_in: Option<(&str, &str)>, body: &str) -> String {
     let nav = match signed_in {
         Some((admin, csrf)) => format!(
-            r#"<nav aria-label="Console"><a href="/ui/">Overview</a> <a href="/ui/access">Who can see what</a> <a href="/ui/audit">Audit</a> <a href="/ui/playground">Policy playground</a>
+            r#"<nav aria-label="Console"><a href="/ui/">Overview</a> <a href="/ui/access">Who can see what</a> <a href="/ui/audit">Audit</a> <a href="/ui/charts">Charts</a> <a href="/ui/playground">Policy playground</a>
 <form method="post" action="/ui/logout" class="inline"><input type="hidden" name="csrf" value="{}"><button type="submit">Sign out {}</button></form></nav>"#,
             escape(csrf),
             escape(admin)
