@@ -172,7 +172,7 @@ fn latencies(calls: &[&Value]) -> String {
         }
     }
     let mut tools: Vec<(String, Vec<f64>)> = by_tool.into_iter().collect();
-    tools.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+    tools.sort_by_key(|(_, ms)| std::cmp::Reverse(ms.len()));
     tools.truncate(20);
     let stats: Vec<(String, usize, f64, f64)> = (tools.into_iter())
         .map(|(tool, mut ms)| {
