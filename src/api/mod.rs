@@ -13,6 +13,8 @@ mod rest;
 mod server;
 mod well_known;
 
+pub use console::ConsoleTail;
+
 use std::future::Future;
 use std::sync::Arc;
 
@@ -53,12 +55,19 @@ pub struct App {
     pub http: HttpSettings,
     /// The operator console's sign-ins.
     pub console: console::ConsoleSessions,
+    /// The audit records the console's live tail shows.
+    pub tail: Arc<console::ConsoleTail>,
 }
 
 impl App {
     /// The front doors' state; starts recording the quarantine's changes
     /// (so it must run on the runtime).
-    pub fn new(live: Arc<Live>, audit: AuditLog, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub fn new(
+        live: Arc<Live>,
+        audit: AuditLog,
+        metrics: Arc<Metrics>,
+        tail: Arc<console::ConsoleTail>,
+    ) -> Arc<Self> {
         let pipeline = Arc::new(Pipeline::new(live.clone(), audit.clone()));
         tokio::spawn(pipeline.clone().follow_quarantine());
         Arc::new(Self {
@@ -68,6 +77,7 @@ impl App {
             audit,
             metrics,
             console: console::ConsoleSessions::default(),
+            tail,
         })
     }
 }

@@ -48,7 +48,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let started = live.started();
     // The audit writer hands every finished record to its observers.
     let metrics = Arc::new(Metrics::default());
-    let mut observers: Vec<Arc<dyn audit::Observer>> = vec![metrics.clone()];
+    let tail = Arc::new(api::ConsoleTail::default());
+    let mut observers: Vec<Arc<dyn audit::Observer>> = vec![metrics.clone(), tail.clone()];
     let otlp = (started.telemetry.otlp_endpoint.clone())
         .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok());
     if let Some(endpoint) = otlp {
@@ -58,7 +59,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let audit =
         audit::start(&started.audit, live.base_dir(), observers).map_err(anyhow::Error::msg)?;
-    let app = App::new(live.clone(), audit.clone(), metrics);
+    let app = App::new(live.clone(), audit.clone(), metrics, tail);
     let snapshot = live.current();
     tracing::info!(
         %addr,

@@ -59,8 +59,21 @@ try {
     }
     await page.screenshot({ path: `${shots}/overview.png`, fullPage: true });
 
+    // The live tail: a call made now appears on the audit page as it is
+    // recorded (server-sent events).
+    await submit(page, 'a[href="/ui/audit"]');
+    // Subscribed once the stream is open.
+    await page.waitForSelector('#tail[data-open="yes"]', { state: 'attached' });
+    const made = await fetch(`${base}/invoke`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${env('AGENT_TOKEN')}` },
+      body: JSON.stringify({ action: 'read_positions', payload: { account: 'ACC-002' } }),
+    });
+    const { trace_id: live } = await made.json();
+    await page.waitForSelector(`#tail li:has-text("${live}")`, { timeout: 10000 });
+    check(true, 'a new record appears in the live tail');
+
     // The call made through REST, found by its trace id, and its timeline.
-    await page.click('a[href="/ui/audit"]');
     await page.fill('#trace_id', env('TRACE_ID'));
     await submit(page, 'form.filters button');
     const rows = await page.locator('#records tbody tr').count();

@@ -106,6 +106,7 @@ pub async fn search(
             }
         }
     }
+    body.push_str("<section aria-labelledby=\"live\"><h3 id=\"live\">Live</h3><ol id=\"tail\" aria-live=\"polite\"></ol></section><script src=\"/ui/assets/console.js\"></script>");
     Html(page(
         "Audit trail",
         Some((&session.admin, &session.csrf)),

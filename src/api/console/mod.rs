@@ -12,6 +12,7 @@ mod charts;
 mod pages;
 mod playground;
 mod sessions;
+mod tail;
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 pub use sessions::ConsoleSessions;
+pub use tail::ConsoleTail;
 
 use super::App;
 use crate::catalog::TransportSpec;
@@ -37,7 +39,7 @@ const COOKIE: &str = "mcp_cp_console";
 const SECURITY_HEADERS: [(&str, &str); 5] = [
     (
         "content-security-policy",
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     ),
     ("x-content-type-options", "nosniff"),
     // Not `no-referrer`: with it a browser posts forms with `Origin: null`.
@@ -55,6 +57,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/ui/approve", post(approve))
         .route("/ui/access", get(access))
         .route("/ui/audit", get(audit::search))
+        .route("/ui/audit/tail", get(tail::tail))
+        .route("/ui/assets/console.js", get(script))
         .route("/ui/charts", get(charts::charts))
         .route("/ui/trace/{trace_id}", get(audit::trace))
         .route(
@@ -73,6 +77,11 @@ async fn secure_headers(request: Request, next: Next) -> Response {
         headers.insert(name, HeaderValue::from_static(value));
     }
     response
+}
+
+async fn script() -> Response {
+    let javascript = "text/javascript; charset=utf-8";
+    ([(header::CONTENT_TYPE, javascript)], tail::SCRIPT).into_response()
 }
 
 async fn style() -> Response {
