@@ -228,6 +228,9 @@ pub struct ServerStatus {
     pub name: Arc<str>,
     pub state: Health,
     pub tools_offered: usize,
+    /// The MCP revision the session speaks, while there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
     /// Public names of catalog tools this server does not offer.
     pub missing_tools: Vec<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -373,6 +376,9 @@ impl Upstreams {
                     name: u.spec.name.clone(),
                     state: connection.health,
                     tools_offered: connection.offered.tools.len(),
+                    protocol: (connection.peer.as_ref())
+                        .and_then(|peer| peer.peer_info())
+                        .map(|info| info.protocol_version.as_str().to_owned()),
                     missing_tools,
                     last_error: connection.last_error,
                 }

@@ -105,6 +105,10 @@ async fn only_an_admin_token_signs_in_and_the_session_is_guarded() {
     for server in ["marketdata", "execution", "research"] {
         assert!(page.contains(&format!("<tr data-server=\"{server}\"><th scope=\"row\">{server}</th><td class=\"state-ready\">ready</td>")), "{server}: {page}");
     }
+    assert!(
+        page.contains("<td>2025-11-25</td>") || page.contains("<td>2026-07-28</td>"),
+        "the protocol revision: {page}"
+    );
     assert!(!page.contains(ADMIN_TOKEN) && !page.contains(ANALYST_TOKEN));
 
     // Who can see what: exactly what the agent's own /tools returns.

@@ -97,7 +97,7 @@ pub fn overview(overview: &Overview<'_>, admin: &str, csrf: &str, problem: Optio
         escape(overview.policy_mode),
         overview.tests_passed,
     );
-    body.push_str("<section aria-labelledby=\"upstreams\"><h3 id=\"upstreams\">Upstreams</h3><table><thead><tr><th scope=\"col\">Server</th><th scope=\"col\">State</th><th scope=\"col\">Transport</th><th scope=\"col\">Address</th><th scope=\"col\">Tools offered</th><th scope=\"col\">Missing</th><th scope=\"col\">Circuit</th></tr></thead><tbody>");
+    body.push_str("<section aria-labelledby=\"upstreams\"><h3 id=\"upstreams\">Upstreams</h3><table><thead><tr><th scope=\"col\">Server</th><th scope=\"col\">State</th><th scope=\"col\">Transport</th><th scope=\"col\">Protocol</th><th scope=\"col\">Address</th><th scope=\"col\">Tools offered</th><th scope=\"col\">Missing</th><th scope=\"col\">Circuit</th></tr></thead><tbody>");
     for upstream in &overview.upstreams {
         let status = upstream.status;
         let state = serde_json::to_value(status.state).ok();
@@ -105,8 +105,9 @@ pub fn overview(overview: &Overview<'_>, admin: &str, csrf: &str, problem: Optio
         let missing: Vec<&str> = status.missing_tools.iter().map(|t| &**t).collect();
         let _ = write!(
             body,
-            "<tr data-server=\"{name}\"><th scope=\"row\">{name}</th><td class=\"state-{state}\">{state}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr data-server=\"{name}\"><th scope=\"row\">{name}</th><td class=\"state-{state}\">{state}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
             upstream.transport,
+            escape(status.protocol.as_deref().unwrap_or("")),
             escape(&upstream.address),
             status.tools_offered,
             escape(&missing.join(", ")),
