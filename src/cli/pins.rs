@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
+use crate::discovery::quarantine;
 use crate::guardrails::pins::{self, LockFile, Pinned, Verdict};
 use crate::live::Live;
 use crate::upstream::Health;
@@ -217,27 +218,15 @@ async fn served(servers: &Servers) -> anyhow::Result<Vec<Served>> {
     let routes = (catalog.tools().map(|r| (Pinned::Tool, r)))
         .chain(catalog.prompts().map(|r| (Pinned::Prompt, r)));
     for (kind, route) in routes {
-        for leg in route.legs.iter() {
-            let offered = snapshot.upstreams.offered(leg.server);
-            let definition = match kind {
-                Pinned::Tool => offered
-                    .tools
-                    .get(&*leg.upstream_name)
-                    .map(pins::tool_definition),
-                Pinned::Prompt => offered
-                    .prompts
-                    .get(&*leg.upstream_name)
-                    .map(pins::prompt_definition),
-            };
-            if let Some(definition) = definition {
-                served.push(Served {
-                    kind,
-                    name: route.public_name.to_string(),
-                    server: catalog.server(leg.server).name.to_string(),
-                    upstream: leg.upstream_name.to_string(),
-                    definition,
-                });
-            }
+        let definitions = quarantine::served(catalog, &snapshot.upstreams, kind, route);
+        for (server, upstream, definition) in definitions {
+            served.push(Served {
+                kind,
+                name: route.public_name.to_string(),
+                server: server.to_string(),
+                upstream: upstream.to_string(),
+                definition,
+            });
         }
     }
     live.pool().shutdown();

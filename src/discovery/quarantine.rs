@@ -9,7 +9,9 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::catalog::{Catalog, Route};
-use crate::guardrails::pins::{Pinned, PinningMode, Verdict};
+use serde_json::Value;
+
+use crate::guardrails::pins::{self, Pinned, PinningMode, Verdict};
 use crate::upstream::Upstreams;
 
 /// One quarantined tool or prompt, for `/readyz` and the metrics.
@@ -49,6 +51,30 @@ pub fn verdict(
         }
     }
     None
+}
+
+/// What each server of `route` serves for it now, as pinned: the server,
+/// its name there and the definition (servers that do not serve it are
+/// left out).
+pub fn served(
+    catalog: &Catalog,
+    upstreams: &Upstreams,
+    kind: Pinned,
+    route: &Route,
+) -> Vec<(Arc<str>, Arc<str>, Value)> {
+    (route.legs.iter())
+        .filter_map(|leg| {
+            let offered = upstreams.offered(leg.server);
+            let definition = match kind {
+                Pinned::Tool => (offered.tools.get(&*leg.upstream_name)).map(pins::tool_definition),
+                Pinned::Prompt => {
+                    (offered.prompts.get(&*leg.upstream_name)).map(pins::prompt_definition)
+                }
+            }?;
+            let server = catalog.server(leg.server).name.clone();
+            Some((server, leg.upstream_name.clone(), definition))
+        })
+        .collect()
 }
 
 /// Whether `route` is withheld: quarantined under `pinning: enforce`.

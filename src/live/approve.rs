@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use super::Live;
-use crate::guardrails::pins::{self, LockError, LockFile, Pinned};
+use crate::discovery::quarantine;
+use crate::guardrails::pins::{LockError, LockFile, Pinned};
 
 /// Why an approval did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -40,23 +41,10 @@ impl Live {
         let mut approved = Vec::new();
         for (kind, route) in routes {
             let Some(route) = route else { continue };
-            for leg in route.legs.iter() {
-                let offered = snapshot.upstreams.offered(leg.server);
-                let definition = match kind {
-                    Pinned::Tool => offered
-                        .tools
-                        .get(&*leg.upstream_name)
-                        .map(pins::tool_definition),
-                    Pinned::Prompt => offered
-                        .prompts
-                        .get(&*leg.upstream_name)
-                        .map(pins::prompt_definition),
-                };
-                if let Some(definition) = definition {
-                    let server = &catalog.server(leg.server).name;
-                    lock.pin(kind, name, server, &leg.upstream_name, definition);
-                    approved.push(server.clone());
-                }
+            let definitions = quarantine::served(catalog, &snapshot.upstreams, kind, route);
+            for (server, upstream, definition) in definitions {
+                lock.pin(kind, name, &server, &upstream, definition);
+                approved.push(server);
             }
         }
         if approved.is_empty() {

@@ -117,7 +117,7 @@ fn same_origin(headers: &HeaderMap) -> bool {
     host.is_some() && authority == host
 }
 
-fn form(body: &Bytes) -> Vec<(String, String)> {
+fn form(body: &Bytes) -> Form {
     url::form_urlencoded::parse(body).into_owned().collect()
 }
 
@@ -125,6 +125,28 @@ fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
     form.iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
+}
+
+/// A form's fields, in order.
+type Form = Vec<(String, String)>;
+
+/// The session and the form of a state-changing request: signed in, from
+/// the console's own origin, with the session's CSRF token; else the
+/// answer to send (back to sign-in, or 403).
+fn signed_form(
+    app: &App,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(sessions::Session, Form), Box<Response>> {
+    let Some(session) = session(app, headers) else {
+        return Err(Box::new(Redirect::to("/ui/").into_response()));
+    };
+    let form = form(body);
+    if !same_origin(headers) || field(&form, "csrf") != Some(session.csrf.as_str()) {
+        let refusal = "the request did not carry this session's CSRF token";
+        return Err(Box::new((StatusCode::FORBIDDEN, refusal).into_response()));
+    }
+    Ok((session, form))
 }
 
 fn refused(status: StatusCode, page: String) -> Response {
@@ -169,16 +191,8 @@ async fn login(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> 
 }
 
 async fn logout(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(session) = session(&app, &headers) else {
-        return Redirect::to("/ui/").into_response();
-    };
-    let form = form(&body);
-    if !same_origin(&headers) || field(&form, "csrf") != Some(session.csrf.as_str()) {
-        return (
-            StatusCode::FORBIDDEN,
-            "the request did not carry this session's CSRF token",
-        )
-            .into_response();
+    if let Err(refused) = signed_form(&app, &headers, &body) {
+        return *refused;
     }
     if let Some(value) = cookie(&headers) {
         app.console.close(value);
@@ -194,17 +208,10 @@ async fn logout(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
 /// `POST /ui/approve`: accept what the servers serve now for a
 /// quarantined tool or prompt (recorded with the admin's id first).
 async fn approve(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(session) = session(&app, &headers) else {
-        return Redirect::to("/ui/").into_response();
+    let (session, form) = match signed_form(&app, &headers, &body) {
+        Ok(signed) => signed,
+        Err(refused) => return *refused,
     };
-    let form = form(&body);
-    if !same_origin(&headers) || field(&form, "csrf") != Some(session.csrf.as_str()) {
-        return (
-            StatusCode::FORBIDDEN,
-            "the request did not carry this session's CSRF token",
-        )
-            .into_response();
-    }
     let name = field(&form, "name").unwrap_or("");
     match app.pipeline.approve(session.admin.clone(), name).await {
         Ok(_) => Redirect::to("/ui/").into_response(),

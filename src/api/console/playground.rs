@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use rmcp::model::JsonObject;
 
 use super::pages::{escape, page};
-use super::{App, field, form, same_origin, session};
+use super::{App, field, session, signed_form};
 use crate::identity::Caller;
 use crate::policy::Decision;
 
@@ -33,17 +33,10 @@ pub async fn form_page(State(app): State<Arc<App>>, headers: HeaderMap) -> Respo
 
 /// `POST /ui/playground`: the decision.
 pub async fn decide(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(session) = session(&app, &headers) else {
-        return Redirect::to("/ui/").into_response();
+    let (session, form) = match signed_form(&app, &headers, &body) {
+        Ok(signed) => signed,
+        Err(refused) => return *refused,
     };
-    let form = form(&body);
-    if !same_origin(&headers) || field(&form, "csrf") != Some(session.csrf.as_str()) {
-        return (
-            StatusCode::FORBIDDEN,
-            "the request did not carry this session's CSRF token",
-        )
-            .into_response();
-    }
     let (agent, tool) = (
         field(&form, "agent").unwrap_or(""),
         field(&form, "tool").unwrap_or(""),
