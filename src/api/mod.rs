@@ -13,7 +13,7 @@ mod rest;
 mod server;
 mod well_known;
 
-pub use console::ConsoleTail;
+pub use console::{ConsoleTail, RecentLatency};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -57,6 +57,8 @@ pub struct App {
     pub console: console::ConsoleSessions,
     /// The audit records the console's live tail shows.
     pub tail: Arc<console::ConsoleTail>,
+    /// Each upstream's recent latency, for the console.
+    pub latency: Arc<console::RecentLatency>,
 }
 
 impl App {
@@ -67,6 +69,7 @@ impl App {
         audit: AuditLog,
         metrics: Arc<Metrics>,
         tail: Arc<console::ConsoleTail>,
+        latency: Arc<console::RecentLatency>,
     ) -> Arc<Self> {
         let pipeline = Arc::new(Pipeline::new(live.clone(), audit.clone()));
         tokio::spawn(pipeline.clone().follow_quarantine());
@@ -78,6 +81,7 @@ impl App {
             metrics,
             console: console::ConsoleSessions::default(),
             tail,
+            latency,
         })
     }
 }

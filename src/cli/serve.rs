@@ -49,7 +49,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // The audit writer hands every finished record to its observers.
     let metrics = Arc::new(Metrics::default());
     let tail = Arc::new(api::ConsoleTail::default());
-    let mut observers: Vec<Arc<dyn audit::Observer>> = vec![metrics.clone(), tail.clone()];
+    let latency = Arc::new(api::RecentLatency::default());
+    let mut observers: Vec<Arc<dyn audit::Observer>> =
+        vec![metrics.clone(), tail.clone(), latency.clone()];
     let otlp = (started.telemetry.otlp_endpoint.clone())
         .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok());
     if let Some(endpoint) = otlp {
@@ -59,7 +61,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let audit =
         audit::start(&started.audit, live.base_dir(), observers).map_err(anyhow::Error::msg)?;
-    let app = App::new(live.clone(), audit.clone(), metrics, tail);
+    let app = App::new(live.clone(), audit.clone(), metrics, tail, latency);
     let snapshot = live.current();
     tracing::info!(
         %addr,

@@ -156,6 +156,25 @@ async fn only_an_admin_token_signs_in_and_the_session_is_guarded() {
         "{page}"
     );
 
+    // The overview now has marketdata's recent latency (it served them).
+    let (_, page) = get(&cp, "/ui/", Some(&cookie)).await;
+    let row = page
+        .split("<tr data-server=\"marketdata\">")
+        .nth(1)
+        .unwrap()
+        .split("</tr>")
+        .next()
+        .unwrap();
+    assert!(row.ends_with(" ms</td>"), "{row}");
+    let idle = page
+        .split("<tr data-server=\"execution\">")
+        .nth(1)
+        .unwrap()
+        .split("</tr>")
+        .next()
+        .unwrap();
+    assert!(idle.ends_with("none yet</td>"), "{idle}");
+
     // For one tool: whose role grants it and whose listing shows it.
     let (_, page) = get(&cp, "/ui/access?tool=execute_trade", Some(&cookie)).await;
     let reach = page.split("<table id=\"reach\">").nth(1).unwrap();

@@ -9,6 +9,7 @@
 
 mod audit;
 mod charts;
+mod latency;
 mod pages;
 mod playground;
 mod sessions;
@@ -25,6 +26,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
+pub use latency::RecentLatency;
 pub use sessions::ConsoleSessions;
 pub use tail::ConsoleTail;
 
@@ -248,6 +250,7 @@ fn render_overview(app: &App, session: &sessions::Session, problem: Option<&str>
                 transport,
                 address,
                 circuit,
+                latency_ms: app.latency.of(&status.name),
             }
         })
         .collect();

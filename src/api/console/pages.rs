@@ -65,6 +65,8 @@ pub struct Upstream<'a> {
     pub transport: &'static str,
     pub address: String,
     pub circuit: Option<&'static str>,
+    /// Its recent latency (a weighted mean of its last requests).
+    pub latency_ms: Option<f64>,
 }
 
 /// The catalog in force, its policy, its upstreams and its quarantine.
@@ -97,7 +99,7 @@ pub fn overview(overview: &Overview<'_>, admin: &str, csrf: &str, problem: Optio
         escape(overview.policy_mode),
         overview.tests_passed,
     );
-    body.push_str("<section aria-labelledby=\"upstreams\"><h3 id=\"upstreams\">Upstreams</h3><table><thead><tr><th scope=\"col\">Server</th><th scope=\"col\">State</th><th scope=\"col\">Transport</th><th scope=\"col\">Protocol</th><th scope=\"col\">Address</th><th scope=\"col\">Tools offered</th><th scope=\"col\">Missing</th><th scope=\"col\">Circuit</th></tr></thead><tbody>");
+    body.push_str("<section aria-labelledby=\"upstreams\"><h3 id=\"upstreams\">Upstreams</h3><table><thead><tr><th scope=\"col\">Server</th><th scope=\"col\">State</th><th scope=\"col\">Transport</th><th scope=\"col\">Protocol</th><th scope=\"col\">Address</th><th scope=\"col\">Tools offered</th><th scope=\"col\">Missing</th><th scope=\"col\">Circuit</th><th scope=\"col\">Recent latency</th></tr></thead><tbody>");
     for upstream in &overview.upstreams {
         let status = upstream.status;
         let state = serde_json::to_value(status.state).ok();
@@ -105,13 +107,16 @@ pub fn overview(overview: &Overview<'_>, admin: &str, csrf: &str, problem: Optio
         let missing: Vec<&str> = status.missing_tools.iter().map(|t| &**t).collect();
         let _ = write!(
             body,
-            "<tr data-server=\"{name}\"><th scope=\"row\">{name}</th><td class=\"state-{state}\">{state}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr data-server=\"{name}\"><th scope=\"row\">{name}</th><td class=\"state-{state}\">{state}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             upstream.transport,
             escape(status.protocol.as_deref().unwrap_or("")),
             escape(&upstream.address),
             status.tools_offered,
             escape(&missing.join(", ")),
             upstream.circuit.unwrap_or("none"),
+            upstream
+                .latency_ms
+                .map_or("none yet".to_owned(), |ms| format!("{ms:.1} ms")),
             name = escape(&status.name),
         );
     }
