@@ -28,6 +28,8 @@ pub enum Action {
     Quarantine,
     /// An admin approved a quarantined tool or prompt (the console).
     Approve,
+    /// A sign-in to the operator's console, accepted or refused.
+    SignIn,
 }
 
 impl Action {
@@ -45,6 +47,7 @@ impl Action {
             Self::Task => "task",
             Self::Quarantine => "quarantine",
             Self::Approve => "approve",
+            Self::SignIn => "sign_in",
         }
     }
 }

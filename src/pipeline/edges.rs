@@ -129,6 +129,23 @@ impl Pipeline {
         })
     }
 
+    /// Record a sign-in to the operator's console: the admin it opened, or
+    /// (refused) none. Only a recorded sign-in opens a session.
+    pub async fn record_sign_in(
+        &self,
+        ctx: &CallContext,
+        admin: Option<Arc<str>>,
+        outcome: Outcome,
+    ) -> Result<(), PipelineError> {
+        let snapshot = self.live.current();
+        let mut audit = open(&self.audit, ctx, &snapshot, Action::SignIn);
+        let record = audit.record_mut();
+        record.role = admin.is_some().then(|| Arc::from("admin"));
+        record.agent_id = admin;
+        record.tool = Some(Arc::from("ui/login"));
+        settle(audit, outcome, Ok(())).await
+    }
+
     /// Record a read of the audit trail: who (an admin id, or the refused
     /// caller's agent id), filtered how, with what outcome.
     async fn record_admin_query(

@@ -194,5 +194,6 @@ fn method_name(action: Action) -> &'static str {
         Action::Task => "tasks",
         Action::Quarantine => "quarantine",
         Action::Approve => "approve",
+        Action::SignIn => "ui/login",
     }
 }

@@ -92,6 +92,20 @@ async fn only_an_admin_token_signs_in_and_the_session_is_guarded() {
             .contains("; Secure")
     );
     let cookie = session_cookie(&signed_in);
+    // Each sign-in, refused or accepted, is in the audit trail.
+    let sign_ins = cp.audit_matching(4, |r| r["action"] == "sign_in").await;
+    let outcomes: Vec<(&str, &str)> = (sign_ins.iter())
+        .map(|r| {
+            (
+                r["agent_id"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        outcomes.contains(&("", "unauthenticated")) && outcomes.contains(&("ops", "ok")),
+        "{outcomes:?}"
+    );
 
     // The overview: the example's three upstreams, ready, by name and
     // address; the catalog version in force; no token anywhere.

@@ -156,7 +156,10 @@ fn refused(status: StatusCode, page: String) -> Response {
 }
 
 async fn login(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let ctx = super::request_context(&headers, crate::vocabulary::FrontDoor::Rest);
     if !same_origin(&headers) {
+        let bad = crate::vocabulary::Outcome::BadRequest;
+        let _ = app.pipeline.record_sign_in(&ctx, None, bad).await;
         return refused(
             StatusCode::FORBIDDEN,
             pages::login(Some("a sign-in must come from this console")),
@@ -169,12 +172,20 @@ async fn login(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> 
         Ok(admin) => admin,
         Err(_) => {
             tracing::warn!("a console sign-in was refused");
-            return refused(
-                StatusCode::UNAUTHORIZED,
-                pages::login(Some("that is not an admin token")),
-            );
+            let _ = (app.pipeline)
+                .record_sign_in(&ctx, None, crate::vocabulary::Outcome::Unauthenticated)
+                .await;
+            let page = pages::login(Some("that is not an admin token"));
+            return refused(StatusCode::UNAUTHORIZED, page);
         }
     };
+    let recorded = (app.pipeline)
+        .record_sign_in(&ctx, Some(admin.clone()), crate::vocabulary::Outcome::Ok)
+        .await;
+    if recorded.is_err() {
+        let page = pages::login(Some("the audit trail is unavailable; try again later"));
+        return refused(StatusCode::SERVICE_UNAVAILABLE, page);
+    }
     tracing::info!(%admin, "signed in to the console");
     let (value, _) = app.console.open(admin);
     // Behind a proxy that terminates TLS the cookie is only ever sent back
