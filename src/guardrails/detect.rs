@@ -145,14 +145,8 @@ pub fn kinds_in(text: &str) -> Vec<Kind> {
         if !matched.is_empty() {
             found.push(kind);
         }
-        if matches!(
-            kind,
-            Kind::AwsAccessKey
-                | Kind::GcpServiceAccountKey
-                | Kind::PrivateKey
-                | Kind::Jwt
-                | Kind::BearerToken
-        ) {
+        // The secrets of a known shape.
+        if SECRETS.contains(&kind) && kind != Kind::HighEntropySecret {
             specific.extend(matched);
         }
     }

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::Value;
 
-use crate::common::{ANALYST_TOKEN, ControlPlane};
+use crate::common::{ANALYST_TOKEN, ControlPlane, between};
 
 const ADMIN_TOKEN: &str = "admin-demo-token";
 
@@ -131,13 +131,7 @@ async fn only_an_admin_token_signs_in_and_the_session_is_guarded() {
     let listed: Vec<String> = (listed["tools"].as_array().unwrap().iter())
         .map(|t| format!("<li>{}</li>", t.as_str().unwrap()))
         .collect();
-    let shown = page
-        .split("<ul id=\"tools\">")
-        .nth(1)
-        .unwrap()
-        .split("</ul>")
-        .next()
-        .unwrap();
+    let shown = between(&page, "<ul id=\"tools\">", "</ul>");
     assert_eq!(shown, listed.concat(), "{page}");
 
     // Charts of the last hour, from the audit store: three calls made now.
@@ -154,16 +148,8 @@ async fn only_an_admin_token_signs_in_and_the_session_is_guarded() {
     }
     let (_, page) = get(&cp, "/ui/charts", Some(&cookie)).await;
     assert!(page.contains("<svg id=\"calls-per-minute\""), "{page}");
-    let legend = page.split("<li data-outcome=\"ok\">").nth(1).unwrap();
-    let ok: u32 = legend
-        .split("ok: ")
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let legend = page.split_once("<li data-outcome=\"ok\">").unwrap().1;
+    let ok: u32 = between(legend, "ok: ", "<").parse().unwrap();
     assert!(ok >= 3, "{legend}");
     assert!(
         page.contains("<g data-tool=\"read_positions\" data-p50="),
@@ -172,21 +158,9 @@ async fn only_an_admin_token_signs_in_and_the_session_is_guarded() {
 
     // The overview now has marketdata's recent latency (it served them).
     let (_, page) = get(&cp, "/ui/", Some(&cookie)).await;
-    let row = page
-        .split("<tr data-server=\"marketdata\">")
-        .nth(1)
-        .unwrap()
-        .split("</tr>")
-        .next()
-        .unwrap();
+    let row = between(&page, "<tr data-server=\"marketdata\">", "</tr>");
     assert!(row.ends_with(" ms</td>"), "{row}");
-    let idle = page
-        .split("<tr data-server=\"execution\">")
-        .nth(1)
-        .unwrap()
-        .split("</tr>")
-        .next()
-        .unwrap();
+    let idle = between(&page, "<tr data-server=\"execution\">", "</tr>");
     assert!(idle.ends_with("none yet</td>"), "{idle}");
 
     // For one tool: whose role grants it and whose listing shows it.
@@ -202,14 +176,7 @@ async fn only_an_admin_token_signs_in_and_the_session_is_guarded() {
     );
 
     // Signing out needs the session's CSRF token.
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let csrf = between(&page, "name=\"csrf\" value=\"", "\"").to_owned();
     let logout = |body: String| {
         client()
             .post(cp.url("/ui/logout"))

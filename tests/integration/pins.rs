@@ -267,14 +267,7 @@ async fn an_admin_approves_a_quarantined_tool_in_the_console_and_the_approval_is
     .await
     .unwrap();
     assert!(overview.contains("data-quarantined=\"read\""), "{overview}");
-    let csrf = overview
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let csrf = crate::common::between(&overview, "name=\"csrf\" value=\"", "\"").to_owned();
     let approve = |csrf: String| {
         client
             .post(cp.url("/ui/approve"))

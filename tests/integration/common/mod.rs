@@ -491,6 +491,19 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The text of `page` between the first `start` and the `end` after it
+/// (a panic naming the page when either is missing).
+pub fn between<'a>(page: &'a str, start: &str, end: &str) -> &'a str {
+    let after = page
+        .split_once(start)
+        .unwrap_or_else(|| panic!("no {start:?} in {page}"))
+        .1;
+    after
+        .split_once(end)
+        .unwrap_or_else(|| panic!("no {end:?} after {start:?} in {page}"))
+        .0
+}
+
 /// Run `check` on `catalog` written to a file named `name`.
 pub fn run_check(name: &str, catalog: &str) -> (bool, String, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
