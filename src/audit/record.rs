@@ -91,6 +91,9 @@ impl LegRecord {
             "outcome": self.outcome.as_str(),
             "latency_ms": self.latency_ms,
             "span_id": self.upstream.map(|u| hex::encode(u.span_id)),
+            "started": self
+                .upstream
+                .map(|u| humantime::format_rfc3339_millis(u.started).to_string()),
         });
         if !self.reasons.is_empty() {
             leg["reasons"] = json!(self.reasons);

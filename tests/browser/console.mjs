@@ -81,6 +81,8 @@ try {
     await submit(page, `a[href="/ui/trace/${env('TRACE_ID')}"]`);
     const timeline = await page.textContent('#timeline');
     check(timeline.includes('call') && timeline.includes(env('TRACE_TOOL')), 'the timeline shows the call');
+    const bars = await page.locator('#time-axis g').count();
+    check(bars >= 2 && await page.isVisible('#time-axis rect'), `the trace is drawn on a time axis (${bars} bars: the call and its leg)`);
     await page.screenshot({ path: `${shots}/trace.png`, fullPage: true });
 
     // Who can see what: exactly what /tools returns for that agent.
@@ -105,6 +107,17 @@ try {
     check(await page.isVisible('#calls-per-minute rect'), 'calls per minute are drawn');
     check(await page.isVisible('#latency-per-tool g'), 'latency per tool is drawn');
     await page.screenshot({ path: `${shots}/charts.png`, fullPage: true });
+
+    // A laptop's width and a wide monitor's: no page scrolls sideways.
+    for (const width of [1024, 1920]) {
+      await page.setViewportSize({ width, height: 900 });
+      for (const path of ['/ui/', '/ui/audit', `/ui/trace/${env('TRACE_ID')}`, '/ui/access', '/ui/playground', '/ui/charts']) {
+        await page.goto(`${base}${path}`);
+        const fits = await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
+        check(fits, `${path} fits ${width} px`);
+      }
+    }
+    await page.goto(`${base}/ui/`);
 
     // Keyboard: the sign-out button is reachable with Tab.
     await page.keyboard.press('Tab');

@@ -157,6 +157,7 @@ pub async fn trace(
         }
         Ok(found) if found.records.is_empty() => body.push_str("<p>No records of this trace.</p>"),
         Ok(found) => {
+            body.push_str(&super::timeline::axis(&found.records));
             body.push_str("<ol id=\"timeline\" class=\"timeline\">");
             for record in &found.records {
                 let text = |field: &str| escape(record[field].as_str().unwrap_or(""));

@@ -16,6 +16,7 @@ use humantime_serde::re::humantime;
 use serde_json::Value;
 
 use super::pages::{escape, page};
+use super::timeline::epoch_ms;
 use super::{App, session};
 use crate::audit::query::{FilterSpec, MAX_LIMIT};
 use crate::vocabulary::FrontDoor;
@@ -88,21 +89,19 @@ pub async fn charts(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
     Html(page("Charts", Some((&session.admin, &session.csrf)), &body)).into_response()
 }
 
-fn epoch_ms(record: &Value) -> Option<u128> {
-    let time = humantime::parse_rfc3339_weak(record["time"].as_str()?).ok()?;
-    Some(time.duration_since(UNIX_EPOCH).ok()?.as_millis())
-}
-
 /// Calls per minute of the last hour, stacked by outcome.
 fn per_minute(calls: &[&Value]) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
-        .as_millis();
+        .as_secs_f64()
+        * 1000.0;
     let mut counts: BTreeMap<String, [u32; MINUTES]> = BTreeMap::new();
     for call in calls {
-        let Some(at) = epoch_ms(call) else { continue };
-        let ago = (now.saturating_sub(at) / 60_000) as usize;
+        let Some(at) = epoch_ms(&call["time"]) else {
+            continue;
+        };
+        let ago = ((now - at).max(0.0) / 60_000.0) as usize;
         if ago < MINUTES {
             let outcome = call["outcome"].as_str().unwrap_or("unknown").to_owned();
             counts.entry(outcome).or_insert([0; MINUTES])[MINUTES - 1 - ago] += 1;

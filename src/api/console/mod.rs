@@ -14,6 +14,7 @@ mod pages;
 mod playground;
 mod sessions;
 mod tail;
+mod timeline;
 
 use std::sync::Arc;
 

@@ -236,11 +236,11 @@ pub const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#1
 header{background:#12355b;color:#fff;padding:.5rem 1rem;display:flex;flex-wrap:wrap;align-items:center;gap:1rem}\
 header h1{font-size:1.1rem;margin:0}nav a{color:#fff;margin-right:1rem}\
 main{padding:1rem;max-width:90rem}table{border-collapse:collapse;width:100%}\
-th,td{border:1px solid #999;padding:.3rem .5rem;text-align:left}\
+th,td{border:1px solid #999;padding:.3rem .5rem;text-align:left;overflow-wrap:anywhere}\
 .state-ready{color:#0a5d00}.state-down{color:#a00000;font-weight:bold}\
 .problem{color:#a00000}.inline{display:inline}\
 a:focus,button:focus,input:focus,select:focus{outline:3px solid #f5a623}\
-code{word-break:break-all}label{display:block;margin-top:.5rem}.filters{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end}.filters label{margin:0}.decision-deny,.decision-forbidden,.decision-hidden{color:#a00000}.decision-allow{color:#0a5d00}.timeline li{margin:.4rem 0}";
+code{word-break:break-all}label{display:block;margin-top:.5rem}.filters{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end}.filters label{margin:0}.decision-deny,.decision-forbidden,.decision-hidden{color:#a00000}.decision-allow{color:#0a5d00}.timeline li{margin:.4rem 0}#time-axis{max-width:60rem}";
 
 #[cfg(test)]
 mod tests {
