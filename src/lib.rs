@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod aws;
 pub mod catalog;
 pub mod cli;
 pub mod config;

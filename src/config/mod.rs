@@ -7,6 +7,7 @@
 //! is [`crate::catalog::Catalog`].
 
 mod audit;
+pub mod aws;
 mod circuit;
 pub mod expose;
 pub mod grants;
@@ -423,6 +424,8 @@ pub enum CredentialConfig {
     Static(StaticCredential),
     /// An RFC 8693 token exchange of the minted JWT.
     OauthTokenExchange(TokenExchangeConfig),
+    /// Temporary AWS credentials from STS `AssumeRole`, per agent and tool.
+    AwsSts(aws::AwsStsConfig),
     /// No credential.
     None,
 }

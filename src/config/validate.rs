@@ -302,7 +302,7 @@ fn check_identity(c: &mut Collector<'_>, catalog: &CatalogFile) {
 
 /// An https URL, or an http URL to a loopback host: where keys and
 /// identities may be fetched from.
-fn is_trusted_url(text: &str) -> bool {
+pub(super) fn is_trusted_url(text: &str) -> bool {
     let Ok(url) = url::Url::parse(text) else {
         return false;
     };
@@ -346,6 +346,11 @@ fn check_credential(c: &mut Collector<'_>, path: &str, credential: &CredentialCo
                 format!("{path}.credential.client_secret"),
                 &exchange.client_secret,
             );
+        }
+        CredentialConfig::AwsSts(sts) => {
+            for (field, problem) in sts.problems() {
+                c.error(format!("{path}.credential{field}"), problem);
+            }
         }
         CredentialConfig::Jwt | CredentialConfig::None => {}
     }
@@ -398,6 +403,27 @@ fn check_server(c: &mut Collector<'_>, name: &str, server: &ServerConfig) {
         c.error(format!("{path}.timeout"), "must be greater than zero");
     }
     check_credential(c, &path, &server.credential);
+    if let CredentialConfig::AwsSts(sts) = &server.credential {
+        let delivered = sts.sign.is_some() || sts.deliver.is_some();
+        if server.http.is_some() && !delivered {
+            c.error(
+                format!("{path}.credential"),
+                "an HTTP server needs `sign: sigv4` or `deliver: headers` to receive AWS credentials",
+            );
+        }
+        if server.stdio.is_some() && delivered {
+            c.error(
+                format!("{path}.credential"),
+                "a stdio server receives AWS credentials in `_meta`; `sign` and `deliver` are for HTTP servers",
+            );
+        }
+        if server.sse.is_some() {
+            c.error(
+                format!("{path}.credential"),
+                "aws-sts is not supported on the legacy SSE transport; use `http`",
+            );
+        }
+    }
     if server.max_result_bytes == Some(0) {
         c.error(
             format!("{path}.max_result_bytes"),

@@ -10,14 +10,18 @@
 //!   start, for servers that cannot verify JWTs;
 //! - `oauth-token-exchange`: an RFC 8693 exchange of the minted JWT for the
 //!   server's own access token ([`token_exchange`]);
+//! - `aws-sts`: temporary AWS credentials from `AssumeRole`, per agent and
+//!   tool ([`aws_sts`]), with which HTTP requests are signed ([`sigv4`]);
 //! - `none`: nothing.
 //!
 //! The agent's credential is never forwarded. Upstream transports deliver the
 //! credential: `Authorization: Bearer` over HTTP, `_meta` over stdio.
 
+mod aws_sts;
 pub mod keys;
 pub mod mint;
 mod provider;
+pub mod sigv4;
 mod token_exchange;
 
 use std::path::Path;
@@ -29,6 +33,7 @@ use sha2::Digest;
 use crate::catalog::{Catalog, ServerId};
 use crate::config::CredentialConfig;
 use crate::identity::Caller;
+use aws_sts::AwsSts;
 use mint::{Grant, KeySource, Minter};
 use provider::Provider;
 use token_exchange::TokenExchange;
@@ -65,6 +70,8 @@ impl std::fmt::Debug for Credential {
 pub enum CredentialError {
     #[error("the token exchange failed: {0}")]
     Exchange(String),
+    #[error("{0}")]
+    Sts(String),
 }
 
 /// Why the credential providers could not be set up at start.
@@ -108,6 +115,9 @@ pub struct ServerCredentials {
     /// The header the credential goes in, when not `Authorization: Bearer`
     /// (a static API key).
     header: Option<HeaderName>,
+    /// The `aws-sts` provider, whose credentials the upstream client signs
+    /// with or delivers in headers.
+    aws: Option<Arc<AwsSts>>,
     /// SHA-256 of the secret the provider was built with, if any: a reload
     /// keeps a provider (and its token cache) only while this is the same.
     secret_digest: Option<[u8; 32]>,
@@ -140,6 +150,30 @@ impl ServerCredentials {
         self.provider.for_connection(&self.minter, &self.name)
     }
 
+    /// How an HTTP server receives this server's AWS credentials, if its
+    /// provider is `aws-sts`: signed for, or delivered as headers.
+    pub fn aws_delivery(&self) -> Option<AwsDelivery<'_>> {
+        let CredentialConfig::AwsSts(config) = &self.config else {
+            return None;
+        };
+        let signing = config.sign.map(|_| sigv4::Signing {
+            region: &config.region,
+            service: config.service(),
+        });
+        Some(AwsDelivery { signing })
+    }
+
+    /// The AWS credentials of the control plane's own requests to the
+    /// server (handshake, listings, its event stream), from STS.
+    pub async fn aws_connection(&self) -> Result<sigv4::AwsCredentials, CredentialError> {
+        match &self.aws {
+            Some(sts) => sts.for_control_plane(&self.minter, &self.name).await,
+            None => Err(CredentialError::Sts(
+                "the server's provider is not aws-sts".into(),
+            )),
+        }
+    }
+
     /// The header the credential goes in, if not `Authorization`.
     pub fn header(&self) -> Option<&HeaderName> {
         self.header.as_ref()
@@ -153,6 +187,12 @@ impl ServerCredentials {
             (ISSUER_ENV, self.minter.issuer()),
         ]
     }
+}
+
+/// How an HTTP server gets its `aws-sts` credentials: requests signed
+/// with them (SigV4), or else the credentials in headers.
+pub struct AwsDelivery<'a> {
+    pub signing: Option<sigv4::Signing<'a>>,
 }
 
 /// The environment variable that tells a stdio server where the control
@@ -188,7 +228,9 @@ impl Credentials {
             let secret = match &spec.credential {
                 CredentialConfig::Static(config) => Some(config.source()),
                 CredentialConfig::OauthTokenExchange(config) => Some(config.client_secret.clone()),
-                CredentialConfig::Jwt | CredentialConfig::None => None,
+                CredentialConfig::Jwt | CredentialConfig::None | CredentialConfig::AwsSts(_) => {
+                    None
+                }
             }
             .map(|source| source.read(base_dir).map_err(secret_error))
             .transpose()?;
@@ -202,12 +244,18 @@ impl Credentials {
                 servers.push(kept.clone());
                 continue;
             }
+            let mut aws = None;
             let provider: Box<dyn Provider> = match (&spec.credential, secret) {
                 (CredentialConfig::Static(_), Some(secret)) => {
                     Box::new(provider::Static(Credential::new(secret)))
                 }
                 (CredentialConfig::OauthTokenExchange(config), Some(secret)) => {
                     Box::new(TokenExchange::new(config, secret).map_err(secret_error)?)
+                }
+                (CredentialConfig::AwsSts(config), _) => {
+                    let sts = Arc::new(AwsSts::new(config).map_err(secret_error)?);
+                    aws = Some(sts.clone());
+                    Box::new(sts)
                 }
                 (CredentialConfig::None, _) => Box::new(provider::Nothing),
                 _ => Box::new(provider::Jwt),
@@ -224,6 +272,7 @@ impl Credentials {
                 config: spec.credential.clone(),
                 provider,
                 header,
+                aws,
                 secret_digest,
                 minter: signer.minter.clone(),
                 jwks_url: signer.jwks_url.clone(),

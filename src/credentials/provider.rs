@@ -82,3 +82,19 @@ impl Provider for Nothing {
         None
     }
 }
+
+/// A provider the server's credentials hold on to as well (the `aws-sts`
+/// one, for its connection's asynchronous credentials).
+impl<P: Provider> Provider for std::sync::Arc<P> {
+    fn issue<'a>(
+        &'a self,
+        minter: &'a Minter,
+        grant: &'a Grant<'a>,
+    ) -> BoxFuture<'a, Result<Option<Credential>, CredentialError>> {
+        (**self).issue(minter, grant)
+    }
+
+    fn for_connection(&self, minter: &Minter, server: &str) -> Option<Credential> {
+        (**self).for_connection(minter, server)
+    }
+}

@@ -136,7 +136,7 @@ fn secret_files(file: &CatalogFile, base_dir: &Path) -> Vec<PathBuf> {
         .filter_map(|(_, server)| match &server.credential {
             CredentialConfig::Static(secret) => secret.file.clone(),
             CredentialConfig::OauthTokenExchange(exchange) => exchange.client_secret.file.clone(),
-            CredentialConfig::Jwt | CredentialConfig::None => None,
+            CredentialConfig::Jwt | CredentialConfig::None | CredentialConfig::AwsSts(_) => None,
         })
         .map(|secret| base_dir.join(secret))
         .collect()

@@ -8,6 +8,8 @@
 //! leaves, so an HTTP server never sees it in the body. Requests without one
 //! (handshake, listings, notifications, the event stream) carry the
 //! control plane's own credential for the server, if its provider has one.
+//! An `aws-sts` server's requests are signed with SigV4 instead (or carry
+//! the AWS credentials in headers): the call's own, or the connection's.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use sse_stream::Sse;
 
 use arc_swap::ArcSwap;
 
+use crate::credentials::sigv4::AwsCredentials;
 use crate::credentials::{META_KEY, ServerCredentials};
 
 /// Idle connections kept per server, and for how long.
@@ -127,6 +130,55 @@ impl CredentialedClient {
 
 type Result<T> = std::result::Result<T, StreamableHttpError<reqwest::Error>>;
 
+impl CredentialedClient {
+    /// For an `aws-sts` server: sign the request with the call's AWS
+    /// credentials (`credential`, as its provider issued them) or else the
+    /// connection's, or put them in headers; the bearer is then none. Any
+    /// other server keeps `credential` as its bearer. `body` is the bytes
+    /// the request will carry, made only when a signature needs them.
+    async fn aws(
+        &self,
+        credential: Option<String>,
+        method: &str,
+        uri: &str,
+        body: impl FnOnce() -> Vec<u8>,
+        headers: &mut HashMap<HeaderName, HeaderValue>,
+    ) -> Result<Option<String>> {
+        let credentials = self.credentials.load_full();
+        let Some(delivery) = credentials.aws_delivery() else {
+            return Ok(credential);
+        };
+        let unavailable = |e: &dyn std::fmt::Display| {
+            StreamableHttpError::Io(std::io::Error::other(format!("AWS credentials: {e}")))
+        };
+        let aws = match credential.as_deref().and_then(AwsCredentials::from_json) {
+            Some(aws) => aws,
+            None => (credentials.aws_connection().await).map_err(|e| unavailable(&e))?,
+        };
+        let added = match delivery.signing {
+            Some(signing) => {
+                (signing.sign(&aws, method, uri, &body())).map_err(|e| unavailable(&e))?
+            }
+            None => aws.headers(),
+        };
+        headers.extend(added);
+        Ok(None)
+    }
+
+    /// [`Self::prepare`], then [`Self::aws`] for a POST of `message`.
+    async fn prepare_post(
+        &self,
+        uri: &str,
+        message: &mut ClientJsonRpcMessage,
+        headers: &mut HashMap<HeaderName, HeaderValue>,
+    ) -> Result<Option<String>> {
+        let bearer = self.prepare(message, headers);
+        // The bytes reqwest's `json` sends.
+        let body = || serde_json::to_vec(&*message).unwrap_or_default();
+        self.aws(bearer, "POST", uri, body, headers).await
+    }
+}
+
 impl StreamableHttpClient for CredentialedClient {
     type Error = reqwest::Error;
 
@@ -138,7 +190,7 @@ impl StreamableHttpClient for CredentialedClient {
         _auth_header: Option<String>,
         mut custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<StreamableHttpPostResponse> {
-        let bearer = self.prepare(&mut message, &mut custom_headers);
+        let bearer = (self.prepare_post(&uri, &mut message, &mut custom_headers)).await?;
         self.inner
             .post_message(uri, message, session_id, bearer, custom_headers)
             .await
@@ -153,7 +205,7 @@ impl StreamableHttpClient for CredentialedClient {
         mut custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse> {
-        let bearer = self.prepare(&mut message, &mut custom_headers);
+        let bearer = (self.prepare_post(&uri, &mut message, &mut custom_headers)).await?;
         self.inner
             .post_message_with_response_limits(
                 uri,
@@ -174,6 +226,7 @@ impl StreamableHttpClient for CredentialedClient {
         mut custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<()> {
         let bearer = self.connection_header(&mut custom_headers);
+        let bearer = (self.aws(bearer, "DELETE", &uri, Vec::new, &mut custom_headers)).await?;
         self.inner
             .delete_session(uri, session_id, bearer, custom_headers)
             .await
@@ -188,6 +241,7 @@ impl StreamableHttpClient for CredentialedClient {
         mut custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<BoxStream<'static, std::result::Result<Sse, SseError>>> {
         let bearer = self.connection_header(&mut custom_headers);
+        let bearer = (self.aws(bearer, "GET", &uri, Vec::new, &mut custom_headers)).await?;
         self.inner
             .get_stream(uri, session_id, last_event_id, bearer, custom_headers)
             .await
@@ -203,6 +257,7 @@ impl StreamableHttpClient for CredentialedClient {
         max_sse_event_size: usize,
     ) -> Result<BoxStream<'static, std::result::Result<Sse, SseError>>> {
         let bearer = self.connection_header(&mut custom_headers);
+        let bearer = (self.aws(bearer, "GET", &uri, Vec::new, &mut custom_headers)).await?;
         self.inner
             .get_stream_with_max_sse_event_size(
                 uri,

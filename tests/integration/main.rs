@@ -5,6 +5,7 @@
 mod audit;
 mod audit_failures;
 mod audit_sinks;
+mod aws;
 mod browser;
 mod check;
 mod clients;

@@ -41,8 +41,17 @@ impl Stage for Credential {
                 .map_err(|error| {
                     let server = &snapshot.catalog.server(to.server).name;
                     tracing::warn!(%server, %error, "no credential for the upstream call");
-                    PipelineError::CredentialUnavailable
-                })?;
+                    error
+                });
+            // Why, for the audit trail: the provider's words, which never
+            // hold a secret or a URL.
+            let credential = match credential {
+                Ok(credential) => credential,
+                Err(error) => {
+                    exchange.record().reasons = vec![error.to_string()];
+                    return Err(PipelineError::CredentialUnavailable);
+                }
+            };
             exchange.outbound = Some(Outbound {
                 credential,
                 traceparent: Some(ctx.trace.traceparent_for(exchange.upstream_span)),

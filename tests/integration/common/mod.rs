@@ -4,6 +4,7 @@
 // The test upstream samples through its client (deprecated from 2026-07-28 on).
 #![allow(deprecated)]
 
+pub mod aws;
 pub mod browser;
 pub mod conformance;
 pub mod conformance_mrtr;
@@ -12,6 +13,7 @@ pub mod conformance_tasks;
 pub mod haproxy;
 pub mod many;
 pub mod relay;
+pub mod sigv4;
 pub mod tls;
 pub mod upstream;
 

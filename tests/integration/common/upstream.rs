@@ -442,6 +442,23 @@ async fn serve_test_upstream(port: u16, modern_only: bool) -> HttpUpstream {
     }
 }
 
+/// Serve [`TestUpstream`] behind `verifier`'s SigV4 gate, as an MCP
+/// server behind API Gateway with IAM authorization.
+pub async fn sigv4_upstream(verifier: Arc<super::sigv4::Verifier>) -> HttpUpstream {
+    let handler = TestUpstream::new(false);
+    let stop = CancellationToken::new();
+    let gate = axum::middleware::from_fn_with_state(verifier, super::sigv4::gate);
+    let router = mcp_router(handler.clone(), &stop).layer(gate);
+    let connections = Arc::new(AtomicUsize::new(0));
+    let url = serve_router(router, 0, stop.clone(), connections.clone()).await;
+    HttpUpstream {
+        url,
+        handler,
+        stop,
+        connections,
+    }
+}
+
 /// Serve the conformance suite's fixture; returns its `/mcp` URL.
 pub async fn conformance_upstream() -> String {
     serve(
@@ -483,6 +500,16 @@ pub async fn serve<H: ServerHandler + Clone>(
     accepted: Arc<AtomicUsize>,
 ) -> String {
     let router = mcp_router(handler, &stop);
+    serve_router(router, port, stop, accepted).await
+}
+
+/// Serve `router` on `port` until `stop`, counting connections.
+async fn serve_router(
+    router: axum::Router,
+    port: u16,
+    stop: CancellationToken,
+    accepted: Arc<AtomicUsize>,
+) -> String {
     let inner = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     let addr = inner.local_addr().unwrap();
     let listener = Counting { inner, accepted };

@@ -1,0 +1,166 @@
+//! The cloud IAM against a real AWS API implementation (moto): per-call
+//! STS credentials, SigV4 to an upstream that verifies every signature,
+//! and the failure of STS.
+
+use std::collections::HashMap;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::aws::{Moto, StsRecorder};
+use crate::common::sigv4::Verifier;
+use crate::common::upstream::sigv4_upstream;
+use crate::common::{ANALYST_TOKEN, ControlPlane, TESTER_TOKEN, sha256_hex};
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/mcp-marketdata";
+
+/// The control plane's own AWS identity, as the standard chain reads it
+/// from the environment (moto takes any).
+const AWS_ENV: &[(&str, &str)] = &[
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+    ("AWS_CONFIG_FILE", "/dev/null"),
+    ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+];
+
+/// A catalog with one server behind IAM, whose `echo` both agents may call.
+fn catalog(url: &str, sts: &str) -> String {
+    format!(
+        r#"environment: test
+policy: allow-all
+servers:
+  aws:
+    http: {{url: "{url}"}}
+    credential:
+      provider: aws-sts
+      role_arn: "{ROLE}"
+      region: us-east-1
+      endpoint_url: "{sts}"
+      sign: sigv4
+      service: execute-api
+      session_policy: '{{"Version": "2012-10-17", "Statement": [{{"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "arn:aws:execute-api:us-east-1:123456789012:*/*/POST/{{tool}}"}}]}}'
+tools:
+  echo: {{server: aws}}
+roles:
+  tester: [echo]
+agents:
+  tester-1: {{role: tester, token_sha256: {}}}
+  agent-42: {{role: tester, token_sha256: {}}}
+"#,
+        sha256_hex(TESTER_TOKEN),
+        sha256_hex(ANALYST_TOKEN),
+    )
+}
+
+fn tags(params: &HashMap<String, String>) -> HashMap<String, String> {
+    (1..=10)
+        .filter_map(|i| {
+            let key = params.get(&format!("Tags.member.{i}.Key"))?;
+            let value = params.get(&format!("Tags.member.{i}.Value"))?;
+            Some((key.clone(), value.clone()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_call_gets_scoped_sts_credentials_and_every_request_is_signed_with_them() {
+    let moto = Moto::start().await;
+    let sts = StsRecorder::start(&moto).await;
+    let verifier = Verifier::new(sts.clone());
+    let upstream = sigv4_upstream(verifier.clone()).await;
+    let cp = ControlPlane::start_with_env(&catalog(&upstream.url, &sts.url), AWS_ENV);
+    cp.wait_all_ready().await;
+
+    // The control plane's own session (handshake, listing) is one
+    // AssumeRole, named after the control plane.
+    let own = sts.assume_roles();
+    assert_eq!(own.len(), 1, "{own:?}");
+    assert_eq!(own[0].params["RoleSessionName"], "mcp-control-plane");
+
+    // The first call of an agent and tool: one AssumeRole, scoped to it.
+    let (status, body) = cp.call(TESTER_TOKEN, "echo", json!({"n": 1})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let calls = sts.assume_roles();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    let call = &calls[1].params;
+    assert_eq!(call["RoleArn"], ROLE);
+    assert_eq!(call["RoleSessionName"], "tester-1");
+    assert_eq!(call["DurationSeconds"], "900");
+    let expected: HashMap<String, String> = [
+        ("agent", "tester-1"),
+        ("role", "tester"),
+        ("server", "aws"),
+        ("tool", "echo"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(tags(call), expected);
+    let policy: Value = serde_json::from_str(&call["Policy"]).unwrap();
+    assert_eq!(
+        policy["Statement"][0]["Resource"],
+        "arn:aws:execute-api:us-east-1:123456789012:*/*/POST/echo"
+    );
+    assert_eq!(calls[1].status, 200);
+
+    // A second call within the credentials' lifetime: none.
+    let (status, body) = cp.call(TESTER_TOKEN, "echo", json!({"n": 2})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(sts.assume_roles().len(), 2);
+
+    // Every request the upstream received verified, and the calls were
+    // signed with the agent's own session (not the control plane's).
+    assert!(verifier.verified() >= 4, "{}", verifier.verified());
+    assert_eq!(verifier.rejected(), Vec::<String>::new());
+    let keys = verifier.keys.lock().unwrap().clone();
+    let distinct: std::collections::HashSet<_> = keys.iter().collect();
+    assert_eq!(distinct.len(), 2, "{keys:?}");
+    assert_eq!(upstream.calls(), 2);
+
+    // A signed request with its body changed is refused at the gate.
+    let arrived = verifier.last_post.lock().unwrap().clone().unwrap();
+    let tampered = String::from_utf8(arrived.body.to_vec())
+        .unwrap()
+        .replace("\"n\":2", "\"n\":3");
+    assert_ne!(tampered.as_bytes(), &arrived.body[..]);
+    let url = upstream.url.replace("/mcp", &arrived.path);
+    let mut replay = reqwest::Client::new().post(&url).body(tampered);
+    for (name, value) in arrived
+        .headers
+        .iter()
+        .filter(|(n, _)| *n != "content-length")
+    {
+        replay = replay.header(name, value);
+    }
+    let refused = replay.send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        verifier.rejected(),
+        vec!["the body is not the one signed".to_owned()]
+    );
+    assert_eq!(upstream.calls(), 2);
+
+    // STS unreachable: another agent's first call has no credentials; it
+    // is refused with credential_unavailable, the upstream never sees it,
+    // and the audit record says why.
+    sts.stop();
+    let verified = verifier.verified();
+    let (status, body) = cp.call(ANALYST_TOKEN, "echo", json!({"n": 4})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["code"], "credential_unavailable", "{body}");
+    assert_eq!(verifier.verified(), verified);
+    assert_eq!(upstream.calls(), 2);
+    let record = cp.audit_record(body["trace_id"].as_str().unwrap()).await;
+    assert_eq!(record["outcome"], "credential_unavailable", "{record}");
+    assert_eq!(record["reasons"], "STS is unreachable", "{record}");
+    // No secret reached the audit trail or the log.
+    let logged = cp.stderr_text();
+    for key in distinct {
+        let secret = sts.secret_of(key).unwrap();
+        assert!(!logged.contains(&secret), "a secret key was logged");
+    }
+    // The agent that already had credentials goes on.
+    let (status, body) = cp.call(TESTER_TOKEN, "echo", json!({"n": 5})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
