@@ -1,6 +1,7 @@
 //! The command line: one file per verb. `main` only parses and hands over.
 
 mod audit;
+mod catalog;
 mod check;
 mod connect;
 mod example_server;
@@ -39,6 +40,7 @@ pub enum Command {
     Keys(keys::KeysArgs),
     Policy(policy::PolicyArgs),
     Pins(pins::PinsArgs),
+    Catalog(catalog::CatalogArgs),
     ExampleServer(example_server::ExampleServerArgs),
 }
 
@@ -62,6 +64,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Pins(args) => pins::run(args),
         Command::Serve(args) => runtime_then(|| serve::run(args)),
         Command::Audit(args) => runtime_then(|| audit::run(args)),
+        Command::Catalog(args) => runtime_then(|| catalog::run(args)),
         Command::Connect(args) => runtime_then(|| connect::run(args)),
         Command::ExampleServer(args) => runtime_then(|| example_server::run(args)),
     }

@@ -8,6 +8,8 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::api::App;
+use crate::aws::dynamodb::TableUrl;
+use crate::live::mirror::Mirror;
 use crate::live::{self, Live};
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::otlp::SpanExport;
@@ -24,8 +26,23 @@ const KEY_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The catalog file (YAML, or JSON with a `.json` extension).
-    #[arg(long, short)]
-    pub config: PathBuf,
+    #[arg(
+        long,
+        short,
+        required_unless_present = "catalog",
+        conflicts_with = "catalog"
+    )]
+    pub config: Option<PathBuf>,
+    /// Where the catalog is: a file, or a DynamoDB table
+    /// (`dynamodb://TABLE?region=REGION[&endpoint_url=URL][&poll=10s]`),
+    /// read at start and every `poll` after.
+    #[arg(long)]
+    pub catalog: Option<String>,
+    /// Where a table's catalog is written out to be served (its policy
+    /// files, signing key and audit store live there too). Default:
+    /// `.mcp-control-plane/catalogs/TABLE` in the working directory.
+    #[arg(long)]
+    pub catalog_dir: Option<PathBuf>,
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8080", env = "MCP_CP_LISTEN")]
     pub listen: SocketAddr,
@@ -35,14 +52,33 @@ pub struct ServeArgs {
     pub key_file: Option<PathBuf>,
 }
 
+/// The catalog file to serve, and the mirror of a table that keeps it in
+/// step with the table (while it is held).
+async fn catalog_file(args: &ServeArgs) -> anyhow::Result<(PathBuf, Option<Mirror>)> {
+    let named = match (&args.config, &args.catalog) {
+        (Some(path), _) => return Ok((path.clone(), None)),
+        (None, Some(named)) => named,
+        (None, None) => anyhow::bail!("give the catalog with --config FILE or --catalog"),
+    };
+    if !TableUrl::is_table(named) {
+        return Ok((PathBuf::from(named), None));
+    }
+    let url = TableUrl::parse(named)?;
+    let dir = (args.catalog_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(".mcp-control-plane/catalogs").join(&url.table));
+    let mirror = Mirror::start(&url, &std::path::absolute(&dir)?).await?;
+    Ok((mirror.catalog.clone(), Some(mirror)))
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     // Relative to the working directory, like every command-line path.
+    let (config, _mirror) = catalog_file(&args).await?;
     let key_file = args.key_file.map(std::path::absolute).transpose()?;
-    let live = Live::start(&args.config, key_file, jwks_url(addr))?;
+    let live = Live::start(&config, key_file, jwks_url(addr))?;
     let _key_watch = live.signer().minter.watch(KEY_RELOAD_INTERVAL);
     let _catalog_watch = live::watch(&live);
     let started = live.started();

@@ -12,10 +12,15 @@
 //! sessions), and swaps it in. A version that does not load, validate or
 //! compile, or whose policy tests fail, never replaces the one in force:
 //! the error is logged and shown in `/readyz` until a good version arrives.
+//!
+//! A catalog kept in DynamoDB ([`mirror`]) is written out as files and
+//! served the same way.
 
 mod approve;
 pub mod compile;
 mod expose;
+pub mod items;
+pub mod mirror;
 mod watch;
 
 use std::path::{Path, PathBuf};

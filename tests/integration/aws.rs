@@ -164,3 +164,130 @@ async fn each_call_gets_scoped_sts_credentials_and_every_request_is_signed_with_
     let (status, body) = cp.call(TESTER_TOKEN, "echo", json!({"n": 5})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+/// A DynamoDB client of the test's own (not the control plane's code).
+async fn dynamodb(moto: &Moto) -> aws_sdk_dynamodb::Client {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let config = aws_sdk_dynamodb::config::Builder::new()
+        .behavior_version_latest()
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .endpoint_url(&moto.url)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .http_client(http)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+fn run_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(crate::common::binary())
+        .args(args)
+        .envs(AWS_ENV.iter().copied())
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_catalog_pushed_to_dynamodb_serves_the_example_and_follows_edits_to_the_table() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    let moto = Moto::start().await;
+    let table = format!("catalog-{}", hex::encode(rand::random::<[u8; 4]>()));
+    let url = format!(
+        "dynamodb://{table}?region=us-east-1&endpoint_url={}&poll=200ms",
+        moto.url
+    );
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/trading/catalog.yaml");
+    let pushed = run_cli(&["catalog", "push", "--config", example, "--to", &url]);
+    let said = String::from_utf8_lossy(&pushed.stdout);
+    assert!(
+        pushed.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    assert!(said.starts_with("pushed "), "{said}");
+
+    // Served from the table, the example is unchanged: the same upstreams,
+    // the same listings, the same calls.
+    let cp = ControlPlane::start_table(&url, AWS_ENV);
+    let ready = cp.wait_all_ready().await;
+    assert_eq!(ready["servers"].as_array().unwrap().len(), 4, "{ready}");
+    assert_eq!(ready["policy"]["tests_passed"], 13, "{ready}");
+    let listed: Value = cp.get_tools(ANALYST_TOKEN, "").await.json().await.unwrap();
+    assert_eq!(listed["tools"], json!(["read_positions", "run_report"]));
+    let (status, body) = cp
+        .call(
+            ANALYST_TOKEN,
+            "read_positions",
+            json!({"account": "ACC-001"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Revoke an agent in the table: it takes effect.
+    let client = dynamodb(&moto).await;
+    client
+        .delete_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S("agents/agent-42".into()))
+        .send()
+        .await
+        .unwrap();
+    crate::live::wait_for("agent-42 revoked", async || {
+        cp.get_tools(ANALYST_TOKEN, "").await.status() == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    let trader = crate::common::TRADER_TOKEN;
+    assert_eq!(cp.get_tools(trader, "").await.status(), StatusCode::OK);
+
+    // An invalid edit (a server with no transport) is refused; the
+    // catalog in force stays.
+    let version = cp.get_json("/readyz").await["catalog"]["version"].clone();
+    client
+        .put_item()
+        .table_name(&table)
+        .item("pk", AttributeValue::S("servers/broken".into()))
+        .item("body", AttributeValue::S(r#"{"timeout": "5s"}"#.into()))
+        .send()
+        .await
+        .unwrap();
+    let refused = cp
+        .wait_readyz("the broken edit refused", |body| {
+            body["catalog"]["reload_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("servers.broken"))
+        })
+        .await;
+    assert_eq!(refused["catalog"]["version"], version, "{refused}");
+    assert_eq!(cp.get_tools(trader, "").await.status(), StatusCode::OK);
+    assert_eq!(
+        cp.get_tools(ANALYST_TOKEN, "").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Pulled back out: the table's catalog as YAML, the edits in it.
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("catalog.yaml");
+    let pulled = run_cli(&[
+        "catalog",
+        "pull",
+        "--from",
+        &url,
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        pulled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+    let yaml: Value = yaml_serde::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert!(yaml["agents"].get("agent-42").is_none(), "{yaml}");
+    assert_eq!(yaml["agents"]["agent-7"]["role"], "trader");
+    assert!(out.path().join("policies/authz.rego").is_file());
+}

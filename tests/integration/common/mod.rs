@@ -127,6 +127,32 @@ impl ControlPlane {
     }
 
     fn start_file(path: &Path, dir: tempfile::TempDir, env: &[(&str, &str)]) -> Self {
+        let source = [std::ffi::OsStr::new("--config"), path.as_os_str()];
+        Self::start_from(&source, path, dir, env)
+    }
+
+    /// Serve the catalog of the DynamoDB table at `url`, written out to
+    /// a temporary directory.
+    pub fn start_table(url: &str, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mirror = dir.path().join("catalog");
+        let source = [
+            std::ffi::OsStr::new("--catalog"),
+            std::ffi::OsStr::new(url),
+            std::ffi::OsStr::new("--catalog-dir"),
+            mirror.as_os_str(),
+        ];
+        Self::start_from(&source, &mirror.join("catalog.json"), dir, env)
+    }
+
+    /// Serve the catalog `source` names (command-line arguments), which
+    /// is the file at `path`.
+    fn start_from(
+        source: &[&std::ffi::OsStr],
+        path: &Path,
+        dir: tempfile::TempDir,
+        env: &[(&str, &str)],
+    ) -> Self {
         install_crypto();
         let mut child = Command::new(binary())
             .args([
@@ -136,8 +162,7 @@ impl ControlPlane {
                 "info,rmcp=warn",
                 "serve",
             ])
-            .arg("--config")
-            .arg(path)
+            .args(source)
             .args(["--listen", "127.0.0.1:0"])
             .arg("--key-file")
             .arg(dir.path().join("signing-key.pem"))
