@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::common::aws::{Moto, StsRecorder};
 use crate::common::sigv4::Verifier;
-use crate::common::upstream::sigv4_upstream;
+use crate::common::upstream::{aws_headers_upstream, sigv4_upstream};
 use crate::common::{ANALYST_TOKEN, ControlPlane, TESTER_TOKEN, sha256_hex};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/mcp-marketdata";
@@ -24,8 +24,10 @@ const AWS_ENV: &[(&str, &str)] = &[
     ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
 ];
 
-/// A catalog with one server behind IAM, whose `echo` both agents may call.
-fn catalog(url: &str, sts: &str) -> String {
+/// A catalog with one server behind IAM, whose `echo` both agents may
+/// call, and one that takes the credentials in headers, whose `echo` is
+/// `echo_direct`.
+fn catalog(url: &str, headers_url: &str, sts: &str) -> String {
     format!(
         r#"environment: test
 policy: allow-all
@@ -40,10 +42,19 @@ servers:
       sign: sigv4
       service: execute-api
       session_policy: '{{"Version": "2012-10-17", "Statement": [{{"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "arn:aws:execute-api:us-east-1:123456789012:*/*/POST/{{tool}}"}}]}}'
+  direct:
+    http: {{url: "{headers_url}"}}
+    credential:
+      provider: aws-sts
+      role_arn: "{ROLE}"
+      region: us-east-1
+      endpoint_url: "{sts}"
+      deliver: headers
 tools:
   echo: {{server: aws}}
+  echo_direct: {{server: direct, upstream_name: echo}}
 roles:
-  tester: [echo]
+  tester: [echo, echo_direct]
 agents:
   tester-1: {{role: tester, token_sha256: {}}}
   agent-42: {{role: tester, token_sha256: {}}}
@@ -69,21 +80,27 @@ async fn each_call_gets_scoped_sts_credentials_and_every_request_is_signed_with_
     let sts = StsRecorder::start(&moto).await;
     let verifier = Verifier::new(sts.clone());
     let upstream = sigv4_upstream(verifier.clone()).await;
-    let cp = ControlPlane::start_with_env(&catalog(&upstream.url, &sts.url), AWS_ENV);
+    let direct_gate = Verifier::new(sts.clone());
+    let direct = aws_headers_upstream(direct_gate.clone()).await;
+    let text = catalog(&upstream.url, &direct.url, &sts.url);
+    let cp = ControlPlane::start_with_env(&text, AWS_ENV);
     cp.wait_all_ready().await;
 
-    // The control plane's own session (handshake, listing) is one
-    // AssumeRole, named after the control plane.
+    // Each server's own session (handshake, listing) is one AssumeRole,
+    // named after the control plane.
     let own = sts.assume_roles();
-    assert_eq!(own.len(), 1, "{own:?}");
-    assert_eq!(own[0].params["RoleSessionName"], "mcp-control-plane");
+    assert_eq!(own.len(), 2, "{own:?}");
+    assert!(
+        own.iter()
+            .all(|r| r.params["RoleSessionName"] == "mcp-control-plane")
+    );
 
     // The first call of an agent and tool: one AssumeRole, scoped to it.
     let (status, body) = cp.call(TESTER_TOKEN, "echo", json!({"n": 1})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let calls = sts.assume_roles();
-    assert_eq!(calls.len(), 2, "{calls:?}");
-    let call = &calls[1].params;
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    let call = &calls[2].params;
     assert_eq!(call["RoleArn"], ROLE);
     assert_eq!(call["RoleSessionName"], "tester-1");
     assert_eq!(call["DurationSeconds"], "900");
@@ -102,12 +119,24 @@ async fn each_call_gets_scoped_sts_credentials_and_every_request_is_signed_with_
         policy["Statement"][0]["Resource"],
         "arn:aws:execute-api:us-east-1:123456789012:*/*/POST/echo"
     );
-    assert_eq!(calls[1].status, 200);
+    assert_eq!(calls[2].status, 200);
 
     // A second call within the credentials' lifetime: none.
     let (status, body) = cp.call(TESTER_TOKEN, "echo", json!({"n": 2})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(sts.assume_roles().len(), 2);
+    assert_eq!(sts.assume_roles().len(), 3);
+
+    // The server that takes the credentials themselves gets them in its
+    // headers, from a session of its own for the agent and that tool.
+    let (status, body) = cp.call(TESTER_TOKEN, "echo_direct", json!({"n": 1})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let calls = sts.assume_roles();
+    assert_eq!(calls.len(), 4, "{calls:?}");
+    assert_eq!(tags(&calls[3].params)["server"], "direct");
+    assert_eq!(tags(&calls[3].params)["tool"], "echo");
+    assert!(direct_gate.verified() >= 2, "{}", direct_gate.verified());
+    assert_eq!(direct_gate.rejected(), Vec::<String>::new());
+    assert_eq!(direct.calls(), 1);
 
     // Every request the upstream received verified, and the calls were
     // signed with the agent's own session (not the control plane's).

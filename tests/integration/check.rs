@@ -409,6 +409,8 @@ fn every_verb_has_help() {
         &["keys", "rotate", "--help"],
         &["policy", "test", "--help"],
         &["policy", "eval", "--help"],
+        &["catalog", "push", "--help"],
+        &["catalog", "pull", "--help"],
     ] {
         let output = std::process::Command::new(binary())
             .args(verb)
@@ -494,6 +496,78 @@ fn identity_and_credential_mistakes_are_reported_precisely() {
         assert!(text.contains(message), "no message {message:?}: {text}");
     }
     let (ok, text, _) = run_check("ok.yaml", &with(issuer));
+    assert!(ok, "{text}");
+}
+
+#[test]
+fn aws_sts_mistakes_are_reported_precisely() {
+    let sts = |fields: &str| {
+        valid_yaml().replace(
+            "    timeout: 5s\n",
+            &format!("    timeout: 5s\n    credential: {{provider: aws-sts, {fields}}}\n"),
+        )
+    };
+    let good = r#"role_arn: "arn:aws:iam::123456789012:role/mcp", region: us-east-1"#;
+    let cases: &[(String, &str, &str)] = &[
+        (
+            sts(
+                r#"role_arn: "arn:aws:iam::123456789012:user/bob", region: us-east-1, sign: sigv4"#,
+            ),
+            "servers.ex.credential.role_arn",
+            "must be an IAM role ARN",
+        ),
+        (
+            sts(
+                r#"role_arn: "arn:aws:iam::123456789012:role/mcp", region: "US East", sign: sigv4"#,
+            ),
+            "servers.ex.credential.region",
+            "must be an AWS region",
+        ),
+        (
+            sts(&format!(
+                "{good}, sign: sigv4, endpoint_url: \"http://sts.example.com\""
+            )),
+            "servers.ex.credential.endpoint_url",
+            "http:// to a loopback host",
+        ),
+        (
+            sts(&format!(
+                "{good}, sign: sigv4, session_policy: \"{{not json\""
+            )),
+            "servers.ex.credential.session_policy",
+            "is not JSON once filled in",
+        ),
+        (
+            sts(&format!("{good}, sign: sigv4, deliver: headers")),
+            "servers.ex.credential",
+            "set one of `sign` and `deliver`, not both",
+        ),
+        (
+            sts(good),
+            "servers.ex.credential",
+            "an HTTP server needs `sign: sigv4` or `deliver: headers`",
+        ),
+        (
+            sts(&format!("{good}, deliver: headers, service: lambda")),
+            "servers.ex.credential.service",
+            "only applies with `sign: sigv4`",
+        ),
+        (
+            sts(&format!("{good}, sign: sigv5")),
+            "servers.ex.credential",
+            "unknown variant `sigv5`",
+        ),
+    ];
+    for (yaml, path, message) in cases {
+        let (ok, text, _) = run_check("bad.yaml", yaml);
+        assert!(!ok, "accepted: {yaml}");
+        assert!(text.contains(path), "no path {path:?}: {text}");
+        assert!(text.contains(message), "no message {message:?}: {text}");
+    }
+    let (ok, text, _) = run_check(
+        "ok.yaml",
+        &sts(&format!("{good}, sign: sigv4, service: lambda")),
+    );
     assert!(ok, "{text}");
 }
 

@@ -162,3 +162,36 @@ pub async fn gate(State(verifier): State<Arc<Verifier>>, request: Request, next:
         }
     }
 }
+
+/// The gate of an upstream that takes the credentials themselves
+/// (`deliver: headers`): each request must carry a key id STS issued, its
+/// secret key and a session token; the key ids seen are kept.
+pub async fn credentials_gate(
+    State(verifier): State<Arc<Verifier>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers().clone();
+    let header = |name: &str| {
+        (headers.get(name))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let key = header("x-aws-access-key-id").unwrap_or_default();
+    let matches = (verifier.sts.secret_of(&key)).is_some_and(|secret| {
+        header("x-aws-secret-access-key").as_deref() == Some(&secret)
+            && header("x-aws-session-token").is_some_and(|t| !t.is_empty())
+            && header("authorization").is_none()
+    });
+    if !matches {
+        verifier
+            .rejected
+            .lock()
+            .unwrap()
+            .push(format!("no valid credentials for {key:?}"));
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    verifier.verified.fetch_add(1, Ordering::SeqCst);
+    verifier.keys.lock().unwrap().push(key);
+    next.run(request).await
+}

@@ -445,10 +445,22 @@ async fn serve_test_upstream(port: u16, modern_only: bool) -> HttpUpstream {
 /// Serve [`TestUpstream`] behind `verifier`'s SigV4 gate, as an MCP
 /// server behind API Gateway with IAM authorization.
 pub async fn sigv4_upstream(verifier: Arc<super::sigv4::Verifier>) -> HttpUpstream {
+    let gate = axum::middleware::from_fn_with_state(verifier, super::sigv4::gate);
+    gated_upstream(move |router| router.layer(gate)).await
+}
+
+/// Serve [`TestUpstream`] behind `verifier`'s check of the AWS
+/// credentials each request carries in headers.
+pub async fn aws_headers_upstream(verifier: Arc<super::sigv4::Verifier>) -> HttpUpstream {
+    let gate = axum::middleware::from_fn_with_state(verifier, super::sigv4::credentials_gate);
+    gated_upstream(move |router| router.layer(gate)).await
+}
+
+/// Serve [`TestUpstream`] with `gate` in front of it.
+async fn gated_upstream(gate: impl FnOnce(axum::Router) -> axum::Router) -> HttpUpstream {
     let handler = TestUpstream::new(false);
     let stop = CancellationToken::new();
-    let gate = axum::middleware::from_fn_with_state(verifier, super::sigv4::gate);
-    let router = mcp_router(handler.clone(), &stop).layer(gate);
+    let router = gate(mcp_router(handler.clone(), &stop));
     let connections = Arc::new(AtomicUsize::new(0));
     let url = serve_router(router, 0, stop.clone(), connections.clone()).await;
     HttpUpstream {
