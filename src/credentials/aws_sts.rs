@@ -166,13 +166,7 @@ impl AwsSts {
         minter: &Minter,
         server: &str,
     ) -> Result<AwsCredentials, CredentialError> {
-        let grant = Grant {
-            agent: minter.issuer(),
-            role: "",
-            server,
-            scope: "",
-            trace_id: "",
-        };
+        let grant = Grant::for_control_plane(minter.issuer(), server);
         self.credentials(&grant).await
     }
 }

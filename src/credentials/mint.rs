@@ -32,6 +32,21 @@ pub struct Grant<'a> {
     pub trace_id: &'a str,
 }
 
+impl<'a> Grant<'a> {
+    /// The grant of the control plane's own requests to `server`
+    /// (handshake, listings, its event stream): its issuer as the subject,
+    /// no role, no tool.
+    pub fn for_control_plane(issuer: &'a str, server: &'a str) -> Self {
+        Self {
+            agent: issuer,
+            role: "",
+            server,
+            scope: "",
+            trace_id: "",
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Claims<'a> {
     iss: &'a str,

@@ -38,13 +38,7 @@ impl Provider for Jwt {
 
     /// A token whose subject is the control plane itself, for no tool.
     fn for_connection(&self, minter: &Minter, server: &str) -> Option<Credential> {
-        let grant = Grant {
-            agent: minter.issuer(),
-            role: "",
-            server,
-            scope: "",
-            trace_id: "",
-        };
+        let grant = Grant::for_control_plane(minter.issuer(), server);
         Some(Credential::new(minter.mint(&grant)))
     }
 }

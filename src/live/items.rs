@@ -75,10 +75,11 @@ pub fn of_file(path: &Path) -> Result<BTreeMap<String, String>, ItemsError> {
     }
     let base_dir = path.parent().unwrap_or(Path::new(""));
     let file = crate::config::load_file(path).map_err(|e| ItemsError::Invalid(e.to_string()))?;
+    let lock = LockFile::path_for(path);
     let mut named: Vec<PathBuf> = policy_files(file.policy.as_ref(), base_dir);
-    named.push(LockFile::path_for(path));
+    named.push(lock.clone());
     for file in named.into_iter().filter(|f| f.is_file()) {
-        let relative = if file == LockFile::path_for(path) {
+        let relative = if file == lock {
             LockFile::path_for(Path::new(CATALOG_FILE))
         } else {
             file.strip_prefix(base_dir).unwrap_or(&file).to_path_buf()

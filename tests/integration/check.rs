@@ -422,6 +422,16 @@ fn every_verb_has_help() {
     }
 }
 
+/// Expect `check` to refuse each catalog, naming its path and message.
+fn assert_each_invalid(cases: &[(String, &str, &str)]) {
+    for (yaml, path, message) in cases {
+        let (ok, text, _) = run_check("bad.yaml", yaml);
+        assert!(!ok, "accepted: {yaml}");
+        assert!(text.contains(path), "no path {path:?}: {text}");
+        assert!(text.contains(message), "no message {message:?}: {text}");
+    }
+}
+
 #[test]
 fn identity_and_credential_mistakes_are_reported_precisely() {
     let issuer = "identity:\n  issuers:\n    corp:\n      issuer: https://login.corp.test\n      audience: https://mcp.corp.test/mcp\n";
@@ -489,12 +499,7 @@ fn identity_and_credential_mistakes_are_reported_precisely() {
             "set `credential` instead",
         ),
     ];
-    for (yaml, path, message) in cases {
-        let (ok, text, _) = run_check("bad.yaml", yaml);
-        assert!(!ok, "accepted: {yaml}");
-        assert!(text.contains(path), "no path {path:?}: {text}");
-        assert!(text.contains(message), "no message {message:?}: {text}");
-    }
+    assert_each_invalid(cases);
     let (ok, text, _) = run_check("ok.yaml", &with(issuer));
     assert!(ok, "{text}");
 }
@@ -558,12 +563,7 @@ fn aws_sts_mistakes_are_reported_precisely() {
             "unknown variant `sigv5`",
         ),
     ];
-    for (yaml, path, message) in cases {
-        let (ok, text, _) = run_check("bad.yaml", yaml);
-        assert!(!ok, "accepted: {yaml}");
-        assert!(text.contains(path), "no path {path:?}: {text}");
-        assert!(text.contains(message), "no message {message:?}: {text}");
-    }
+    assert_each_invalid(cases);
     let (ok, text, _) = run_check(
         "ok.yaml",
         &sts(&format!("{good}, sign: sigv4, service: lambda")),
