@@ -10,7 +10,7 @@
 //! before they expire, so a busy agent costs one `AssumeRole` per quarter
 //! hour, not one per call. The control plane's own requests to the server
 //! (handshake, listings, its event stream) use credentials of a session
-//! named after the control plane itself.
+//! named after the control plane itself, without the session policy.
 //!
 //! The credentials travel as [`AwsCredentials`] JSON inside the call's
 //! [`Credential`]: a stdio server reads them from `_meta`; for an HTTP
@@ -18,7 +18,7 @@
 //! ([`super::sigv4`]). They are never logged or audited.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_sts::types::Tag;
@@ -44,12 +44,15 @@ const TAG_VALUE_MAX: usize = 256;
 
 /// (agent, role, scope): whose credentials, for what.
 type Key = (String, String, String);
+/// One key's credentials and when to stop using them, once assumed; held
+/// while they are being assumed.
+type Slot = tokio::sync::Mutex<Option<(AwsCredentials, SystemTime)>>;
 
 pub(super) struct AwsSts {
     config: AwsStsConfig,
     policy: Option<SessionPolicy>,
     client: OnceCell<aws_sdk_sts::Client>,
-    cache: Mutex<HashMap<Key, (AwsCredentials, SystemTime)>>,
+    cache: Mutex<HashMap<Key, Arc<Slot>>>,
 }
 
 impl AwsSts {
@@ -80,7 +83,9 @@ impl AwsSts {
             .await
     }
 
-    /// The credentials for `grant`: cached, or assumed now.
+    /// The credentials for `grant`: cached, or assumed now. Callers that
+    /// ask for the same key at once wait for one `AssumeRole` (an agent's
+    /// burst of first calls is one STS request, not one each).
     pub(super) async fn credentials(
         &self,
         grant: &Grant<'_>,
@@ -90,26 +95,24 @@ impl AwsSts {
             grant.role.to_owned(),
             grant.scope.to_owned(),
         );
-        if let Some(cached) = self.cached(&key) {
-            return Ok(cached);
-        }
-        let (credentials, expires) = self.assume(grant).await?;
-        if let Ok(left) = expires.duration_since(SystemTime::now())
-            && left > EXPIRY_MARGIN
-        {
+        let slot = {
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            if cache.len() >= CACHE_LIMIT {
+            if cache.len() >= CACHE_LIMIT && !cache.contains_key(&key) {
                 cache.clear();
             }
-            cache.insert(key, (credentials.clone(), expires - EXPIRY_MARGIN));
+            cache.entry(key).or_default().clone()
+        };
+        let mut held = slot.lock().await;
+        if let Some((credentials, until)) = &*held
+            && *until > SystemTime::now()
+        {
+            return Ok(credentials.clone());
         }
+        let (credentials, expires) = self.assume(grant).await?;
+        *held = (expires.duration_since(SystemTime::now()).ok())
+            .filter(|left| *left > EXPIRY_MARGIN)
+            .map(|_| (credentials.clone(), expires - EXPIRY_MARGIN));
         Ok(credentials)
-    }
-
-    fn cached(&self, key: &Key) -> Option<AwsCredentials> {
-        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        let (credentials, until) = cache.get(key)?;
-        (*until > SystemTime::now()).then(|| credentials.clone())
     }
 
     async fn assume(
@@ -126,7 +129,10 @@ impl AwsSts {
         .map(|(key, value)| Tag::builder().key(key).value(tag_value(value)).build())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| CredentialError::Sts(format!("a session tag is malformed: {e}")))?;
-        let policy = self.policy.as_ref().map(|policy| {
+        // The control plane's own session (no tool) keeps the role's rights:
+        // it lists what the server offers.
+        let narrowed = self.policy.as_ref().filter(|_| !grant.scope.is_empty());
+        let policy = narrowed.map(|policy| {
             policy.fill(&PolicyFill {
                 tool: grant.scope,
                 agent: grant.agent,

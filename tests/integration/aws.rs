@@ -138,6 +138,16 @@ async fn each_call_gets_scoped_sts_credentials_and_every_request_is_signed_with_
     assert_eq!(direct_gate.rejected(), Vec::<String>::new());
     assert_eq!(direct.calls(), 1);
 
+    // A burst of another agent's first calls at once: one AssumeRole.
+    let burst = (0..5).map(|n| cp.call(ANALYST_TOKEN, "echo_direct", json!({"n": n})));
+    for (status, body) in futures::future::join_all(burst).await {
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let calls = sts.assume_roles();
+    assert_eq!(calls.len(), 5, "{calls:?}");
+    assert_eq!(calls[4].params["RoleSessionName"], "agent-42");
+    assert_eq!(direct.calls(), 6);
+
     // Every request the upstream received verified, and the calls were
     // signed with the agent's own session (not the control plane's).
     assert!(verifier.verified() >= 4, "{}", verifier.verified());
