@@ -347,7 +347,8 @@ impl Live {
 
 /// Until `live` is dropped: list a server again when another replica
 /// heard it say its lists changed (this replica's own sessions then hear
-/// of it as from its own upstream session).
+/// of it as from its own upstream session), and every server when it
+/// starts hearing the others again.
 async fn relist_what_peers_heard(live: std::sync::Weak<Live>) {
     let Some(mut events) = live.upgrade().map(|live| live.peer_events()) else {
         return;
@@ -356,6 +357,12 @@ async fn relist_what_peers_heard(live: std::sync::Weak<Live>) {
         match events.recv().await {
             Ok(Event::ListChanged { server }) => match live.upgrade() {
                 Some(live) => live.current().upstreams.relist(&server),
+                None => return,
+            },
+            // Changes sent while this replica was not subscribed are lost:
+            // list every server again.
+            Ok(Event::Subscribed) => match live.upgrade() {
+                Some(live) => live.current().upstreams.relist_all(),
                 None => return,
             },
             Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}

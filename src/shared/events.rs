@@ -9,7 +9,9 @@
 //! connection dropped would be.
 //!
 //! One subscriber connection per store, reconnecting by itself and pinged
-//! so a connection that went silent is noticed.
+//! so a connection that went silent is noticed. Each time it is subscribed
+//! it says so ([`Event::Subscribed`]), and the replica lists every server
+//! again: a list change it missed while not subscribed is caught up on.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +44,11 @@ pub enum Event {
         session: Arc<str>,
         message: serde_json::Value,
     },
+    /// This replica is hearing the others again (or for the first time):
+    /// what it missed meanwhile is lost, so what it can catch up on, it
+    /// should (list every server again). Never sent between replicas.
+    #[serde(skip)]
+    Subscribed,
 }
 
 /// An event on the wire, with the replica that sent it (which ignores
@@ -87,8 +94,12 @@ pub(super) async fn subscribe(
 ) {
     loop {
         tokio::select! {
-            error = listen(&client, &channel, &events) => {
-                tracing::debug!(%error, "not hearing the other replicas; subscribing again");
+            (heard, error) = listen(&client, &channel, &events) => {
+                if heard {
+                    tracing::warn!(%error, "lost the subscription to the other replicas' events; subscribing again");
+                } else {
+                    tracing::debug!(%error, "not hearing the other replicas; subscribing again");
+                }
             }
             _ = stop.cancelled() => return,
         }
@@ -99,12 +110,13 @@ pub(super) async fn subscribe(
     }
 }
 
-/// One subscription, until its connection fails or stops answering pings.
+/// One subscription, until its connection fails or stops answering pings:
+/// whether it was subscribed, and why it ended.
 async fn listen(
     client: &redis::Client,
     channel: &str,
     events: &broadcast::Sender<Event>,
-) -> redis::RedisError {
+) -> (bool, redis::RedisError) {
     let connected = async {
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(channel).await?;
@@ -112,15 +124,17 @@ async fn listen(
     };
     let (mut sink, mut messages) = match tokio::time::timeout(PING_EVERY, connected).await {
         Ok(Ok(split)) => split,
-        Ok(Err(error)) => return error,
-        Err(_) => return timed_out("subscribing"),
+        Ok(Err(error)) => return (false, error),
+        Err(_) => return (false, timed_out("subscribing")),
     };
+    let _ = events.send(Event::Subscribed);
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     loop {
         tokio::select! {
             message = messages.next() => {
                 let Some(message) = message else {
-                    return redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+                    let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+                    return (true, redis::RedisError::from(reset));
                 };
                 let event = message.get_payload::<String>().ok().as_deref().and_then(decode);
                 if let Some(event) = event {
@@ -130,8 +144,8 @@ async fn listen(
             _ = ping.tick() => {
                 match tokio::time::timeout(PING_EVERY, sink.ping::<redis::Value>()).await {
                     Ok(Ok(_)) => {}
-                    Ok(Err(error)) => return error,
-                    Err(_) => return timed_out("a ping"),
+                    Ok(Err(error)) => return (true, error),
+                    Err(_) => return (true, timed_out("a ping")),
                 }
             }
         }
@@ -165,6 +179,9 @@ mod tests {
             Some(Event::ClientAnswer { session, .. }) if &*session == "s1"
         ));
         assert_eq!(decode("not json"), None);
+        // Another replica cannot make this one believe it resubscribed.
+        let subscribed = r#"{"from": "another", "event": "subscribed"}"#;
+        assert_eq!(decode(subscribed), None);
         assert_eq!(decode(r#"{"from": "another", "event": "unknown"}"#), None);
     }
 }

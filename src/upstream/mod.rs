@@ -253,6 +253,14 @@ impl Upstreams {
         }
     }
 
+    /// This replica may have missed what other replicas heard: list every
+    /// server again (each publishes only what differs).
+    pub fn relist_all(&self) {
+        for upstream in &self.servers {
+            upstream.heard.notify_one();
+        }
+    }
+
     /// Call a tool (by its upstream name) on `server`, bounded by the
     /// server's timeout; what the server sends back meanwhile goes to `sinks`.
     /// The answer is the tool's result, the server's `input_required`, or

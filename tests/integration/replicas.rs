@@ -557,3 +557,49 @@ async fn a_resource_update_reaches_the_session_on_the_replica_holding_its_stream
     let heard = hear(stream, "notifications/resources/updated").await;
     assert!(heard.contains(DOC_URI), "{heard}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_that_stopped_hearing_the_others_catches_up_on_the_list_changes_it_missed() {
+    let upstream = test_upstream(0).await;
+    let prefix = Prefix::new();
+    let tools = ["echo", "grow", "grown"];
+    let first = ControlPlane::start(&catalog_of(&upstream.url, REDIS, &prefix, "1000/s", &tools));
+    // The second reaches Redis through a relay that can be cut.
+    let redis = relay(REDIS.parse().unwrap()).await;
+    let through = redis.addr.to_string();
+    let second = ControlPlane::start(&catalog_of(
+        &upstream.url,
+        &through,
+        &prefix,
+        "1000/s",
+        &tools,
+    ));
+    first.wait_all_ready().await;
+    second.wait_all_ready().await;
+    let missing = |ready: &Value| ready["servers"][0]["missing_tools"].clone();
+    assert_eq!(missing(&second.get_json("/readyz").await), json!(["grown"]));
+
+    // The second stops hearing the others; meanwhile the server tells only
+    // the first's session that it offers `grown`, and the first tells a
+    // channel the second is not on.
+    redis.cut();
+    second
+        .wait_log("lost the subscription to the other replicas' events")
+        .await;
+    let grown = first
+        .invoke(Some(TESTER_TOKEN), json!({"action": "grow", "payload": {}}))
+        .await;
+    assert_eq!(grown.status(), StatusCode::OK);
+    wait_for("the first lists grown", async || {
+        missing(&first.get_json("/readyz").await) == json!([])
+    })
+    .await;
+    assert_eq!(missing(&second.get_json("/readyz").await), json!(["grown"]));
+
+    // Hearing again, it lists the server again and has caught up.
+    redis.restore();
+    wait_for("the second caught up", async || {
+        missing(&second.get_json("/readyz").await) == json!([])
+    })
+    .await;
+}

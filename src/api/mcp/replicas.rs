@@ -128,7 +128,7 @@ impl Replicas {
                     tokio::spawn(async move { peer.notify_resource_updated(update).await });
                 }
             }
-            Event::ListChanged { .. } => {}
+            Event::ListChanged { .. } | Event::Subscribed => {}
         }
     }
 }
