@@ -1,9 +1,13 @@
 //! Operational endpoints: `GET /healthz` (the process is alive) and
 //! `GET /readyz` (the catalog is loaded and every upstream has had its first
-//! connection attempt; per-server state by logical name, never by address;
-//! the catalog version in force and why a reload was refused, if it was;
-//! each circuit breaker's state; the tools routed to more than one server,
-//! and how; 503 while the audit trail cannot be written).
+//! connection attempt; 503 while the audit trail cannot be written).
+//!
+//! The agents' address answers `/readyz` with the word only: server names,
+//! routes and held-back names are what discovery hides from agents. The
+//! admin listener's `/readyz` adds the details: per-server state by logical
+//! name (never by address), the catalog version in force and why a reload
+//! was refused, each circuit breaker's state, the tools routed to more than
+//! one server, and how.
 
 use std::sync::Arc;
 
@@ -20,17 +24,35 @@ pub async fn healthz() -> Response {
     Json(json!({ "status": "ok" })).into_response()
 }
 
-pub async fn readyz(State(app): State<Arc<App>>) -> Response {
-    let snapshot = app.live.current();
-    let upstreams = &snapshot.upstreams;
+/// Whether this replica takes traffic, and the word for why not.
+fn readiness(app: &App) -> (StatusCode, &'static str) {
     // A replica whose audit trail cannot be written takes no traffic.
     let writable = app.audit.writable();
-    let settled = upstreams.settled();
-    let (status, word) = match (settled, writable) {
+    let settled = app.live.current().upstreams.settled();
+    match (settled, writable) {
         (true, true) => (StatusCode::OK, "ready"),
         (_, false) => (StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"),
         (false, true) => (StatusCode::SERVICE_UNAVAILABLE, "starting"),
+    }
+}
+
+/// `/readyz` on the agents' address: ready or not, nothing else.
+pub async fn readyz(State(app): State<Arc<App>>) -> Response {
+    let (status, _) = readiness(&app);
+    let word = if status.is_success() {
+        "ready"
+    } else {
+        "not_ready"
     };
+    (status, Json(json!({ "status": word }))).into_response()
+}
+
+/// `/readyz` on the admin listener: why, server by server.
+pub async fn readyz_detail(State(app): State<Arc<App>>) -> Response {
+    let (status, word) = readiness(&app);
+    let snapshot = app.live.current();
+    let upstreams = &snapshot.upstreams;
+    let writable = word != "audit_unavailable";
     let mut servers = json!(upstreams.status());
     for server in servers.as_array_mut().into_iter().flatten() {
         let name = server["name"].as_str().unwrap_or_default();

@@ -55,6 +55,8 @@ pub struct App {
     pub http: HttpSettings,
     /// The operator console's sign-ins.
     pub console: console::ConsoleSessions,
+    /// The origins the console accepts a form from (the admin listener's).
+    pub admin_origins: Vec<String>,
     /// The audit records the console's live tail shows.
     pub tail: Arc<console::ConsoleTail>,
     /// Each upstream's recent latency, for the console.
@@ -70,6 +72,7 @@ impl App {
         metrics: Arc<Metrics>,
         tail: Arc<console::ConsoleTail>,
         latency: Arc<console::RecentLatency>,
+        admin_origins: Vec<String>,
     ) -> Arc<Self> {
         let pipeline = Arc::new(Pipeline::new(live.clone(), audit.clone()));
         tokio::spawn(pipeline.clone().follow_quarantine());
@@ -80,19 +83,23 @@ impl App {
             audit,
             metrics,
             console: console::ConsoleSessions::default(),
+            admin_origins,
             tail,
             latency,
         })
     }
 }
 
-/// Every route of the control plane. Cancelling `sessions` closes every open
-/// MCP session and stream.
-pub fn router(app: Arc<App>, sessions: CancellationToken) -> Router {
-    let body_limit = app.http.max_body_bytes;
-    let body_timeout = app.http.body_timeout;
-    let open_sessions = mcp::OpenSessions::default();
-    Router::new()
+/// The agents' address: the agent routes, `/healthz`, a `/readyz` that says
+/// ready or not, and the public documents. Nothing here names a server, a
+/// route or a tool the caller's discovery hides. Cancelling `sessions`
+/// closes every open MCP session and stream.
+pub fn agent_router(
+    app: Arc<App>,
+    sessions: CancellationToken,
+    open_sessions: mcp::OpenSessions,
+) -> Router {
+    let routes = Router::new()
         .route("/tools", get(rest::tools).post(rest::tools))
         .route(
             "/endpoints/{endpoint}/tools",
@@ -101,11 +108,6 @@ pub fn router(app: Arc<App>, sessions: CancellationToken) -> Router {
         .route("/invoke", post(rest::invoke))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/admin/audit", get(admin::audit))
-        .route(
-            "/metrics",
-            get(metrics::metrics).layer(axum::Extension(open_sessions.clone())),
-        )
         .route("/.well-known/jwks.json", get(well_known::jwks))
         .route(
             "/.well-known/oauth-protected-resource",
@@ -116,19 +118,42 @@ pub fn router(app: Arc<App>, sessions: CancellationToken) -> Router {
             get(well_known::protected_resource),
         )
         .with_state(app.clone())
-        .merge(mcp::router(app.clone(), sessions, open_sessions))
-        .merge(console::router(app.clone()))
+        .merge(mcp::router(app.clone(), sessions, open_sessions));
+    bounded(routes, app.clone()).layer(axum::middleware::from_fn_with_state(
+        app,
+        well_known::challenge,
+    ))
+}
+
+/// The operators' surface, on a listener of its own: `/metrics`, the
+/// detailed `/readyz`, `/healthz`, the console and `/admin/*`.
+pub fn admin_router(app: Arc<App>, open_sessions: mcp::OpenSessions) -> Router {
+    let routes = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz_detail))
+        .route("/admin/audit", get(admin::audit))
+        .route(
+            "/metrics",
+            get(metrics::metrics).layer(axum::Extension(open_sessions)),
+        )
+        .with_state(app.clone())
+        .merge(console::router(app.clone()));
+    bounded(routes, app)
+}
+
+/// What every listener's routes share: the catch-all answers, the body's
+/// size and time limits, and the refusals made on a request's head.
+fn bounded(routes: Router, app: Arc<App>) -> Router {
+    let body_limit = app.http.max_body_bytes;
+    let body_timeout = app.http.body_timeout;
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            refuse_malformed_heads,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
             app,
-            well_known::challenge,
+            refuse_malformed_heads,
         ))
 }
 
@@ -183,21 +208,46 @@ async fn refuse_malformed_heads(
     response
 }
 
-/// Serve until `shutdown` resolves, then finish in-flight requests.
+/// The two bound listeners: the agents' address and the operators'.
+pub struct Listeners {
+    pub agents: TcpListener,
+    pub admin: TcpListener,
+}
+
+/// Serve both listeners until `shutdown` resolves, then finish in-flight
+/// requests. Each has its own connection cap, so a crowd on the agents'
+/// address never keeps operators (probes, Prometheus, the console) out.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Listeners,
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let sessions = CancellationToken::new();
-    let http = app.http.clone();
-    let routes = router(app, sessions.clone());
-    server::serve(listener, routes, &http, async move {
+    let open_sessions = mcp::OpenSessions::default();
+    let agents = agent_router(app.clone(), sessions.clone(), open_sessions.clone());
+    let admin = admin_router(app.clone(), open_sessions);
+    let agents_http = app.http.clone();
+    let admin_http = HttpSettings {
+        max_connections: app.http.admin_max_connections,
+        ..app.http.clone()
+    };
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
+    let watch = async move {
         shutdown.await;
         // Open MCP streams would otherwise keep the server waiting.
         sessions.cancel();
-    })
-    .await
+        stop.cancel();
+    };
+    let serve_agents = server::serve(listeners.agents, agents, &agents_http, {
+        let stopped = stopped.clone();
+        async move { stopped.cancelled().await }
+    });
+    let serve_admin = server::serve(listeners.admin, admin, &admin_http, async move {
+        stopped.cancelled().await
+    });
+    let ((), agents, admin) = tokio::join!(watch, serve_agents, serve_admin);
+    agents.and(admin)
 }
 
 async fn not_found(headers: HeaderMap) -> Response {

@@ -20,9 +20,12 @@ const KEY_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(
 
 /// Start the control plane on a catalog.
 ///
-/// Connects to every upstream MCP server and serves the MCP endpoint (`/mcp`),
-/// the REST API (`/tools`, `/invoke`), `/healthz` and `/readyz`. Prints
-/// `listening on ADDR` on stdout once the port is bound.
+/// Connects to every upstream MCP server and serves the agents' address (the
+/// MCP endpoint `/mcp`, the REST API `/tools` and `/invoke`, `/healthz`, a
+/// `/readyz` that says ready or not) and, on a listener of its own, the
+/// operators' surface (`/metrics`, the detailed `/readyz`, the console
+/// `/ui/`, `/admin/*`). Prints `listening on ADDR` and then
+/// `admin listening on ADDR` on stdout once both are bound.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The catalog file (YAML, or JSON with a `.json` extension).
@@ -46,6 +49,12 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8080", env = "MCP_CP_LISTEN")]
     pub listen: SocketAddr,
+    /// Address of the operators' listener (`/metrics`, the detailed
+    /// `/readyz`, the console, `/admin/*`), instead of the catalog's
+    /// `http.admin_listen`. Default: a free loopback port, so agents cannot
+    /// reach it and two instances on one machine never collide.
+    #[arg(long, env = "MCP_CP_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
     /// The signing key file for minted credentials, instead of the catalog's
     /// `credentials.key_file` (generated if missing).
     #[arg(long, env = "MCP_CP_KEY_FILE")]
@@ -97,18 +106,35 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let audit =
         audit::start(&started.audit, live.base_dir(), observers).map_err(anyhow::Error::msg)?;
-    let app = App::new(live.clone(), audit.clone(), metrics, tail, latency);
+    let admin_addr = (args.admin_listen)
+        .or(started.http.admin_listen)
+        .unwrap_or_else(|| loopback(addr));
+    let admin = tokio::net::TcpListener::bind(admin_addr)
+        .await
+        .with_context(|| format!("cannot listen on {admin_addr} (the admin listener)"))?;
+    let admin_addr = admin.local_addr()?;
+    let origins = started.http.admin_origins(admin_addr);
+    let app = App::new(live.clone(), audit.clone(), metrics, tail, latency, origins);
     let snapshot = live.current();
     tracing::info!(
         %addr,
+        admin = %admin_addr,
         environment = %snapshot.catalog.environment,
         servers = snapshot.catalog.servers().len(),
         version = %snapshot.version,
         "control plane started"
     );
     drop(snapshot);
-    println!("listening on {addr}");
-    api::serve(listener, app, shutdown_signal()).await?;
+    // One write: whoever reads the first line may close the pipe after it.
+    let _ = std::io::Write::write_all(
+        &mut std::io::stdout().lock(),
+        format!("listening on {addr}\nadmin listening on {admin_addr}\n").as_bytes(),
+    );
+    let listeners = api::Listeners {
+        agents: listener,
+        admin,
+    };
+    api::serve(listeners, app, shutdown_signal()).await?;
     // In-flight requests are done: write every record still queued.
     audit.close().await;
     live.pool().shutdown();
@@ -120,12 +146,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 fn jwks_url(addr: SocketAddr) -> String {
     let mut local = addr;
     if local.ip().is_unspecified() {
-        local.set_ip(match addr {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
+        local.set_ip(loopback(addr).ip());
     }
     format!("http://{local}/.well-known/jwks.json")
+}
+
+/// A free port on the loopback address of `addr`'s family: the admin
+/// listener's default.
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(_) => (std::net::Ipv4Addr::LOCALHOST, 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::LOCALHOST, 0).into(),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

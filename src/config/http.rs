@@ -1,5 +1,6 @@
 //! The `http` section: limits and time-outs of the HTTP front doors.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -10,6 +11,22 @@ use super::DEFAULT_MAX_BODY_BYTES;
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
+    /// Where the operators' surface listens (`/metrics`, the detailed
+    /// `/readyz`, the console, `/admin/*`): never on the agents' address,
+    /// so an agent cannot read what discovery hides from it. Default: a
+    /// free loopback port (printed at start), so two instances on one
+    /// machine never collide; `--admin-listen` overrides it.
+    #[serde(default)]
+    pub admin_listen: Option<SocketAddr>,
+    /// The origin browsers use for the admin listener
+    /// (`https://cp-admin.example.com`), against which the console checks a
+    /// form's `Origin`. Default: the loopback names at the admin port.
+    #[serde(default)]
+    pub admin_origin: Option<String>,
+    /// Most connections open at once on the admin listener (its own cap, so
+    /// a crowd on the agents' address never keeps operators out).
+    #[serde(default = "default_admin_max_connections")]
+    pub admin_max_connections: usize,
     /// Largest accepted request body in bytes; larger bodies get 413.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
@@ -75,6 +92,10 @@ fn default_max_connections() -> usize {
     1024
 }
 
+fn default_admin_max_connections() -> usize {
+    64
+}
+
 fn default_shutdown_grace() -> Duration {
     Duration::from_secs(15)
 }
@@ -106,6 +127,9 @@ fn default_max_body_bytes() -> usize {
 impl Default for HttpSettings {
     fn default() -> Self {
         Self {
+            admin_listen: None,
+            admin_origin: None,
+            admin_max_connections: default_admin_max_connections(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             allowed_hosts: default_allowed_hosts(),
             allowed_origins: Vec::new(),
@@ -119,5 +143,85 @@ impl Default for HttpSettings {
             mcp_max_sessions_per_agent: default_max_sessions_per_agent(),
             mcp_session_idle: default_session_idle(),
         }
+    }
+}
+
+impl HttpSettings {
+    /// The origins the console accepts a state-changing form from: the
+    /// configured `admin_origin`, or else the loopback names (and the bound
+    /// address itself) at the admin listener's port. Never the request's
+    /// own `Host`, which the sender chooses.
+    pub fn admin_origins(&self, bound: SocketAddr) -> Vec<String> {
+        if let Some(origin) = self.admin_origin.as_deref().and_then(parse_origin) {
+            return vec![origin];
+        }
+        let port = bound.port();
+        let mut origins = vec![
+            format!("http://localhost:{port}"),
+            format!("http://127.0.0.1:{port}"),
+            format!("http://[::1]:{port}"),
+        ];
+        if !bound.ip().is_unspecified() && !bound.ip().is_loopback() {
+            origins.push(format!("http://{bound}"));
+        }
+        origins
+    }
+}
+
+/// `text` as a browser serializes an origin (`https://host[:port]`, the
+/// scheme's default port left out), if it is one: `http` or `https`, a
+/// host, and nothing after but an optional `/`.
+pub fn parse_origin(text: &str) -> Option<String> {
+    let url = url::Url::parse(text).ok()?;
+    let plain = matches!(url.scheme(), "http" | "https")
+        && url.host().is_some()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && !text.trim_end_matches('/').ends_with('?');
+    plain.then(|| url.origin().ascii_serialization())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_origin_is_a_scheme_a_host_and_a_port_only() {
+        assert_eq!(
+            parse_origin("https://cp.example.com:443/").as_deref(),
+            Some("https://cp.example.com")
+        );
+        assert_eq!(
+            parse_origin("http://cp.example.com:9090").as_deref(),
+            Some("http://cp.example.com:9090")
+        );
+        for bad in [
+            "cp.example.com",
+            "ftp://cp.example.com",
+            "https://cp.example.com/ui",
+            "https://user@cp.example.com",
+            "https://cp.example.com/?a",
+        ] {
+            assert_eq!(parse_origin(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_console_accepts_the_configured_origin_only() {
+        let bound: SocketAddr = "127.0.0.1:9001".parse().unwrap();
+        let default = HttpSettings::default().admin_origins(bound);
+        assert!(default.contains(&"http://localhost:9001".to_owned()));
+        assert!(!default.iter().any(|o| o.contains("8080")));
+        let configured = HttpSettings {
+            admin_origin: Some("https://ops.example.com/".into()),
+            ..HttpSettings::default()
+        };
+        assert_eq!(
+            configured.admin_origins(bound),
+            ["https://ops.example.com"]
+        );
     }
 }

@@ -32,7 +32,7 @@ pub use audit::{
 };
 pub use circuit::{CircuitConfig, ConcurrencyConfig};
 pub use expose::ExposeConfig;
-pub use http::HttpSettings;
+pub use http::{HttpSettings, parse_origin};
 pub use limits::{LimitRule, LimitScope, Rate};
 pub use load::{ConfigError, ConfigErrors, load_file, parse_str, read_file};
 pub use policy::{PolicyConfig, RegoSettings};

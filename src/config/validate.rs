@@ -175,6 +175,7 @@ pub fn validate(catalog: &CatalogFile, file: &Path) -> Vec<ConfigError> {
     let counts = [
         ("http.max_body_bytes", http.max_body_bytes),
         ("http.max_connections", http.max_connections),
+        ("http.admin_max_connections", http.admin_max_connections),
         ("http.mcp_max_sessions", http.mcp_max_sessions),
         (
             "http.mcp_max_sessions_per_agent",
@@ -185,6 +186,14 @@ pub fn validate(catalog: &CatalogFile, file: &Path) -> Vec<ConfigError> {
         if count == 0 {
             c.error(path, "must be greater than 0");
         }
+    }
+    if let Some(origin) = &http.admin_origin
+        && crate::config::parse_origin(origin).is_none()
+    {
+        c.error(
+            "http.admin_origin",
+            "must be an origin: `http://` or `https://`, a host and an optional port, nothing after",
+        );
     }
     let times = [
         ("http.header_timeout", http.header_timeout),

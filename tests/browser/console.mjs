@@ -64,7 +64,8 @@ try {
     await submit(page, 'a[href="/ui/audit"]');
     // Subscribed once the stream is open.
     await page.waitForSelector('#tail[data-open="yes"]', { state: 'attached' });
-    const made = await fetch(`${base}/invoke`, {
+    // Through the agents' address: the console's is another one.
+    const made = await fetch(`${env('AGENT_URL')}/invoke`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${env('AGENT_TOKEN')}` },
       body: JSON.stringify({ action: 'read_positions', payload: { account: 'ACC-002' } }),

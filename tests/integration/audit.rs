@@ -41,7 +41,7 @@ pub(crate) async fn admin_query(
     token: Option<&str>,
     query: &str,
 ) -> (u16, Value) {
-    let mut request = cp.http.get(cp.url(&format!("/admin/audit?{query}")));
+    let mut request = cp.http.get(cp.admin_url(&format!("/admin/audit?{query}")));
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }

@@ -19,7 +19,7 @@ fn store_dir(cp: &ControlPlane) -> PathBuf {
 
 /// `/readyz`'s status code and body.
 async fn readyz(cp: &ControlPlane) -> (u16, Value) {
-    let response = cp.http.get(cp.url("/readyz")).send().await.unwrap();
+    let response = cp.http.get(cp.admin_url("/readyz")).send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
 }

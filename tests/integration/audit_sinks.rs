@@ -244,31 +244,12 @@ async fn when_not_even_the_spool_can_be_written_fail_closed_refuses_and_fail_ope
     }
 }
 
-/// The `tansu` Kafka-protocol broker, installed once into the user's cache
-/// (its first build takes about 25 minutes on 2 cores).
-fn tansu() -> std::path::PathBuf {
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    let root = std::path::Path::new(&home).join(".cache/mcp-control-plane/tansu");
-    let binary = root.join("bin/tansu");
-    if !binary.exists() {
-        let status = std::process::Command::new("cargo")
-            .args(["install", "tansu", "--version", "0.6.0", "--locked"])
-            .args(["--features", "dynostore", "--root"])
-            .arg(&root)
-            .env("CARGO_TARGET_DIR", root.with_file_name("tansu-target"))
-            .status()
-            .unwrap();
-        assert!(status.success(), "cannot install tansu");
-    }
-    binary
-}
-
 #[tokio::test]
 async fn kafka_records_are_consumed_back_keyed_by_trace_id() {
     let port = crate::common::free_port();
     let listener = format!("tcp://127.0.0.1:{port}");
     let _broker = crate::common::Background::spawn(
-        std::process::Command::new(tansu())
+        std::process::Command::new(crate::common::installs::tansu())
             .args(["broker", "--listener-url", &listener])
             .args(["--advertised-listener-url", &listener])
             .args(["--storage-engine", "memory://tansu/"]),

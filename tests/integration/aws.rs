@@ -286,7 +286,7 @@ async fn a_catalog_pushed_to_dynamodb_serves_the_example_and_follows_edits_to_th
 
     // An invalid edit (a server with no transport) is refused; the
     // catalog in force stays.
-    let version = cp.get_json("/readyz").await["catalog"]["version"].clone();
+    let version = cp.readyz().await["catalog"]["version"].clone();
     client
         .put_item()
         .table_name(&table)

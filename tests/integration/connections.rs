@@ -172,7 +172,7 @@ async fn names_a_caller_chooses_never_grow_the_metrics_or_the_audit_trail() {
     }
     let admin = cp
         .http
-        .get(cp.url(&format!("/admin/audit?junk={long}")))
+        .get(cp.admin_url(&format!("/admin/audit?junk={long}")))
         .send()
         .await
         .unwrap();

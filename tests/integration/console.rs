@@ -21,7 +21,7 @@ fn client() -> reqwest::Client {
 /// Sign in with `token` as a form field: the answer.
 async fn sign_in(cp: &ControlPlane, token: &str, extra: &[(&str, &str)]) -> reqwest::Response {
     let mut request = client()
-        .post(cp.url("/ui/login"))
+        .post(cp.admin_url("/ui/login"))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(format!("token={token}"));
     for (name, value) in extra {
@@ -37,7 +37,7 @@ fn session_cookie(response: &reqwest::Response) -> String {
 }
 
 async fn get(cp: &ControlPlane, path: &str, cookie: Option<&str>) -> (StatusCode, String) {
-    let mut request = client().get(cp.url(path));
+    let mut request = client().get(cp.admin_url(path));
     if let Some(cookie) = cookie {
         request = request.header(COOKIE, cookie);
     }
@@ -111,7 +111,7 @@ async fn only_an_admin_token_signs_in_and_the_session_is_guarded() {
     // address; the catalog version in force; no token anywhere.
     let (status, page) = get(&cp, "/ui/", Some(&cookie)).await;
     assert_eq!(status, StatusCode::OK);
-    let ready: Value = cp.get_json("/readyz").await;
+    let ready: Value = cp.readyz().await;
     assert!(
         page.contains(ready["catalog"]["version"].as_str().unwrap()),
         "{page}"
@@ -179,7 +179,7 @@ async fn only_an_admin_token_signs_in_and_the_session_is_guarded() {
     let csrf = between(&page, "name=\"csrf\" value=\"", "\"").to_owned();
     let logout = |body: String| {
         client()
-            .post(cp.url("/ui/logout"))
+            .post(cp.admin_url("/ui/logout"))
             .header(COOKIE, &cookie)
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body)

@@ -85,10 +85,10 @@ async fn an_agent_limit_counts_every_tool_and_a_reload_keeps_its_bucket() {
     // An edit elsewhere in the catalog leaves the limit, and its bucket, as
     // they were.
     let edited = limited_catalog(&upstream.url, "  agent: 3/h burst 3\n  tool: 1000/s\n");
-    let before = cp.get_json("/readyz").await["catalog"]["version"].clone();
+    let before = cp.readyz().await["catalog"]["version"].clone();
     crate::live::replace_file(&cp.config, &edited);
     crate::live::wait_for("the edited catalog", async || {
-        cp.get_json("/readyz").await["catalog"]["version"] != before
+        cp.readyz().await["catalog"]["version"] != before
     })
     .await;
     let (status, _, body) = invoke(&cp, "echo").await;

@@ -28,7 +28,7 @@ pub async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
 }
 
 async fn version(cp: &ControlPlane) -> Value {
-    cp.get_json("/readyz").await["catalog"]["version"].clone()
+    cp.readyz().await["catalog"]["version"].clone()
 }
 
 /// Wait until the catalog version differs from `before`; returns the new one.
@@ -128,7 +128,7 @@ async fn an_invalid_catalog_never_replaces_the_version_in_force() {
     let cp = ControlPlane::start(&good);
     cp.wait_all_ready().await;
     let first = version(&cp).await;
-    let reload_error = async || cp.get_json("/readyz").await["catalog"]["reload_error"].clone();
+    let reload_error = async || cp.readyz().await["catalog"]["reload_error"].clone();
 
     let broken = [
         // Not YAML at all: the file and line are named.
@@ -242,7 +242,7 @@ async fn servers_added_and_tools_removed_at_runtime_take_effect_at_once() {
     replace_file(&cp.config, &catalog(&only_two, tools, &["echo2"]));
     next_version(&cp, &before).await;
     wait_for("the retired server", async || {
-        cp.get_json("/readyz").await["servers"]
+        cp.readyz().await["servers"]
             .as_array()
             .is_some_and(|s| s.len() == 1)
     })

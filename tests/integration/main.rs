@@ -27,5 +27,6 @@ mod replicas;
 mod rest_api;
 mod router;
 mod routes;
+mod surfaces;
 mod tracing;
 mod upstreams;

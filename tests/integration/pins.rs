@@ -100,7 +100,7 @@ async fn a_changed_definition_is_quarantined_until_approved_and_an_unknown_one_i
         1,
         "the quarantined call never reached the server"
     );
-    let ready = cp.get_json("/readyz").await;
+    let ready = cp.readyz().await;
     assert_eq!(
         ready["pinning"]["quarantined"],
         json!([{"kind": "tool", "name": "read", "server": "svc", "verdict": "changed"}]),
@@ -245,7 +245,7 @@ async fn an_admin_approves_a_quarantined_tool_in_the_console_and_the_approval_is
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let signed_in = (client.post(cp.url("/ui/login")))
+    let signed_in = (client.post(cp.admin_url("/ui/login")))
         .bearer_auth(admin_token)
         .send()
         .await
@@ -258,7 +258,7 @@ async fn an_admin_approves_a_quarantined_tool_in_the_console_and_the_approval_is
         .unwrap()
         .to_owned();
     let overview = (client
-        .get(cp.url("/ui/"))
+        .get(cp.admin_url("/ui/"))
         .header("cookie", &cookie)
         .send()
         .await
@@ -270,7 +270,7 @@ async fn an_admin_approves_a_quarantined_tool_in_the_console_and_the_approval_is
     let csrf = crate::common::between(&overview, "name=\"csrf\" value=\"", "\"").to_owned();
     let approve = |csrf: String| {
         client
-            .post(cp.url("/ui/approve"))
+            .post(cp.admin_url("/ui/approve"))
             .header("cookie", &cookie)
             .header("content-type", "application/x-www-form-urlencoded")
             .body(format!("csrf={csrf}&name=read"))

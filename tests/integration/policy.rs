@@ -228,7 +228,7 @@ async fn a_changed_policy_is_reloaded_and_a_broken_one_never_replaces_a_working_
     cp.wait_all_ready().await;
     assert_eq!(echo(&cp, "allow").await.0, 200);
     let catalog = |body: &Value| body["catalog"].clone();
-    let readyz = cp.get_json("/readyz").await;
+    let readyz = cp.readyz().await;
     let first = catalog(&readyz)["version"].clone();
     assert_eq!(first.as_str().map(str::len), Some(12));
 
@@ -239,16 +239,16 @@ async fn a_changed_policy_is_reloaded_and_a_broken_one_never_replaces_a_working_
     )
     .unwrap();
     wait_for("the new policy", async || echo(&cp, "allow").await.0 == 403).await;
-    let second = catalog(&cp.get_json("/readyz").await)["version"].clone();
+    let second = catalog(&cp.readyz().await)["version"].clone();
     assert_ne!(second, first);
 
     // A broken file: refused, reported, and the previous version decides.
     std::fs::write(&file, "package mcp.authz\n\nallow if {").unwrap();
     wait_for("the refusal", async || {
-        !catalog(&cp.get_json("/readyz").await)["reload_error"].is_null()
+        !catalog(&cp.readyz().await)["reload_error"].is_null()
     })
     .await;
-    let status = catalog(&cp.get_json("/readyz").await);
+    let status = catalog(&cp.readyz().await);
     assert_eq!(status["version"], second);
     assert_eq!(echo(&cp, "allow").await.0, 403);
     assert!(cp.stderr_text().contains("catalog reload refused"));
@@ -262,7 +262,7 @@ async fn a_changed_policy_is_reloaded_and_a_broken_one_never_replaces_a_working_
         .unwrap();
     assert!(sent.success());
     wait_for("the failing tests", async || {
-        catalog(&cp.get_json("/readyz").await)["reload_error"]
+        catalog(&cp.readyz().await)["reload_error"]
             .as_str()
             .is_some_and(|e| e.contains("test_allows_everything"))
     })
@@ -276,7 +276,7 @@ async fn a_changed_policy_is_reloaded_and_a_broken_one_never_replaces_a_working_
         echo(&cp, "allow").await.0 == 200
     })
     .await;
-    let readyz = cp.get_json("/readyz").await;
+    let readyz = cp.readyz().await;
     assert_eq!(readyz["policy"]["tests_passed"], 1);
     assert!(catalog(&readyz)["reload_error"].is_null());
 }

@@ -96,7 +96,7 @@ async fn an_agents_rate_limit_holds_across_replicas() {
             refused >= 1,
             "replica {i} refused none: the balancer skipped it"
         );
-        assert_eq!(cp.get_json("/readyz").await["redis"]["state"], "up");
+        assert_eq!(cp.readyz().await["redis"]["state"], "up");
         assert!(cp.metrics().await.contains("mcp_cp_redis_up 1"));
     }
 }
@@ -129,7 +129,7 @@ async fn without_redis_a_replica_limits_on_its_own_and_shares_again_when_it_retu
         }
     }
     assert_eq!(allowed, 3, "the replica's own burst");
-    assert_eq!(cp.get_json("/readyz").await["redis"]["state"], "down");
+    assert_eq!(cp.readyz().await["redis"]["state"], "down");
     assert!(cp.metrics().await.contains("mcp_cp_redis_up 0"));
     cp.wait_log("redis does not answer").await;
 
@@ -138,7 +138,7 @@ async fn without_redis_a_replica_limits_on_its_own_and_shares_again_when_it_retu
     let mut statuses = Vec::new();
     wait_for("redis to answer again", async || {
         statuses.push(call(&cp).await);
-        cp.get_json("/readyz").await["redis"]["state"] == "up"
+        cp.readyz().await["redis"]["state"] == "up"
     })
     .await;
     // The call that found Redis again took the shared bucket's last token
@@ -180,7 +180,7 @@ async fn a_fresh_replica_lists_cached_tools_while_its_upstream_is_still_connecti
         body["definitions"][0]["description"] == "The echo test tool"
     })
     .await;
-    let ready = second.get_json("/readyz").await;
+    let ready = second.readyz().await;
     assert_eq!(ready["servers"][0]["state"], "connecting", "{ready}");
     // Calls wait for the replica's own session.
     assert_eq!(call(&second).await, StatusCode::BAD_GATEWAY);
@@ -577,7 +577,7 @@ async fn a_replica_that_stopped_hearing_the_others_catches_up_on_the_list_change
     first.wait_all_ready().await;
     second.wait_all_ready().await;
     let missing = |ready: &Value| ready["servers"][0]["missing_tools"].clone();
-    assert_eq!(missing(&second.get_json("/readyz").await), json!(["grown"]));
+    assert_eq!(missing(&second.readyz().await), json!(["grown"]));
 
     // The second stops hearing the others; meanwhile the server tells only
     // the first's session that it offers `grown`, and the first tells a
@@ -591,15 +591,15 @@ async fn a_replica_that_stopped_hearing_the_others_catches_up_on_the_list_change
         .await;
     assert_eq!(grown.status(), StatusCode::OK);
     wait_for("the first lists grown", async || {
-        missing(&first.get_json("/readyz").await) == json!([])
+        missing(&first.readyz().await) == json!([])
     })
     .await;
-    assert_eq!(missing(&second.get_json("/readyz").await), json!(["grown"]));
+    assert_eq!(missing(&second.readyz().await), json!(["grown"]));
 
     // Hearing again, it lists the server again and has caught up.
     redis.restore();
     wait_for("the second caught up", async || {
-        missing(&second.get_json("/readyz").await) == json!([])
+        missing(&second.readyz().await) == json!([])
     })
     .await;
 }

@@ -19,7 +19,7 @@ async fn invoke(cp: &ControlPlane, tool: &str) -> (StatusCode, Value) {
 }
 
 async fn circuit_state(cp: &ControlPlane) -> Value {
-    let ready = cp.get_json("/readyz").await;
+    let ready = cp.readyz().await;
     let servers = ready["servers"].as_array().unwrap();
     servers.iter().find(|s| s["name"] == "svc").unwrap()["circuit"].clone()
 }
@@ -172,7 +172,7 @@ async fn a_server_that_stops_answering_is_noticed_by_its_ping() {
     let cp = ControlPlane::start(&catalog(&servers, "  echo: {server: svc}\n", &["echo"]));
     cp.wait_all_ready().await;
     let state = async || {
-        let ready = cp.get_json("/readyz").await;
+        let ready = cp.readyz().await;
         ready["servers"][0]["state"].as_str().unwrap().to_string()
     };
     assert_eq!(state().await, "ready");

@@ -118,7 +118,7 @@ async fn a_fan_out_merges_every_server_in_catalog_order_each_with_its_own_creden
     assert_eq!(field(&legs, "outcome"), ["ok", "ok"]);
 
     // /readyz shows where the tool's calls go.
-    let route = &cp.get_json("/readyz").await["routes"]["both"];
+    let route = &cp.readyz().await["routes"]["both"];
     assert_eq!(
         field(route["servers"].as_array().unwrap(), "server"),
         ["bee", "ay"]
@@ -228,7 +228,7 @@ async fn a_weighted_split_divides_calls_by_weight_and_the_record_names_the_targe
         b.calls()
     );
 
-    let route = &cp.get_json("/readyz").await["routes"]["read"];
+    let route = &cp.readyz().await["routes"]["read"];
     let weights: Vec<u64> = (route["targets"].as_array().unwrap().iter())
         .map(|t| t["weight"].as_u64().unwrap())
         .collect();

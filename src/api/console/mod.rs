@@ -109,15 +109,15 @@ fn session(app: &App, headers: &HeaderMap) -> Option<sessions::Session> {
 }
 
 /// Whether a state-changing request comes from the console's own origin
-/// (a browser always says where a form was posted from).
-fn same_origin(headers: &HeaderMap) -> bool {
+/// (a browser always says where a form was posted from). The origin is
+/// compared with the admin listener's configured origin, never with the
+/// request's `Host`, which whoever sends it chooses.
+fn same_origin(app: &App, headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
         // Not a browser's cross-site form (those carry an Origin).
         return true;
     };
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let authority = origin.split_once("://").map(|(_, rest)| rest);
-    host.is_some() && authority == host
+    app.admin_origins.iter().any(|own| own == origin)
 }
 
 fn form(body: &Bytes) -> Form {
@@ -145,7 +145,7 @@ fn signed_form(
         return Err(Box::new(Redirect::to("/ui/").into_response()));
     };
     let form = form(body);
-    if !same_origin(headers) || field(&form, "csrf") != Some(session.csrf.as_str()) {
+    if !same_origin(app, headers) || field(&form, "csrf") != Some(session.csrf.as_str()) {
         let refusal = "the request did not carry this session's CSRF token";
         return Err(Box::new((StatusCode::FORBIDDEN, refusal).into_response()));
     }
@@ -158,7 +158,7 @@ fn refused(status: StatusCode, page: String) -> Response {
 
 async fn login(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
     let ctx = super::request_context(&headers, crate::vocabulary::FrontDoor::Rest);
-    if !same_origin(&headers) {
+    if !same_origin(&app, &headers) {
         let bad = crate::vocabulary::Outcome::BadRequest;
         let _ = app.pipeline.record_sign_in(&ctx, None, bad).await;
         return refused(

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 const MOTO: &str = "moto[server,dynamodb]==5.2.5";
 
 /// `moto_server`, installed if the machine lacks it.
-fn moto_server() -> &'static Path {
+pub fn moto_server() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let home = std::env::var_os("HOME").expect("HOME");

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// Where playwright-core is installed.
-fn playwright_dir() -> &'static Path {
+pub fn playwright_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let home = std::env::var_os("HOME").expect("HOME");

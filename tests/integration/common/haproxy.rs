@@ -12,7 +12,7 @@ use super::{Background, ControlPlane, free_port};
 const BINARY: &str = "/usr/sbin/haproxy";
 
 /// HAProxy's path, installing it with apt if need be.
-fn binary() -> &'static str {
+pub fn binary() -> &'static str {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     INSTALLED.get_or_init(|| {
         if Path::new(BINARY).exists() {

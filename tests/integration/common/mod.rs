@@ -11,6 +11,7 @@ pub mod conformance_mrtr;
 pub mod conformance_stateless;
 pub mod conformance_tasks;
 pub mod haproxy;
+pub mod installs;
 pub mod many;
 pub mod relay;
 pub mod sigv4;
@@ -79,7 +80,11 @@ pub fn install_crypto() {
 /// A running control plane process; killed on drop.
 pub struct ControlPlane {
     child: Child,
+    /// The agents' address.
     pub addr: SocketAddr,
+    /// The operators' address (`/metrics`, `/readyz` in detail, `/ui/`,
+    /// `/admin/*`).
+    pub admin_addr: SocketAddr,
     stderr: Arc<Mutex<Vec<String>>>,
     dir: tempfile::TempDir,
     /// The catalog file it serves.
@@ -153,6 +158,7 @@ impl ControlPlane {
         dir: tempfile::TempDir,
         env: &[(&str, &str)],
     ) -> Self {
+        installs::test_servers();
         install_crypto();
         let mut child = Command::new(binary())
             .args([
@@ -163,7 +169,7 @@ impl ControlPlane {
                 "serve",
             ])
             .args(source)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .arg("--key-file")
             .arg(dir.path().join("signing-key.pem"))
             .envs(env.iter().copied())
@@ -193,9 +199,18 @@ impl ControlPlane {
             .unwrap_or_else(|| panic!("unexpected first line {first:?}; stderr: {stderr:?}"))
             .parse()
             .unwrap();
+        let mut second = String::new();
+        stdout.read_line(&mut second).unwrap();
+        let admin_addr = second
+            .trim()
+            .strip_prefix("admin listening on ")
+            .unwrap_or_else(|| panic!("unexpected second line {second:?}"))
+            .parse()
+            .unwrap();
         Self {
             child,
             addr,
+            admin_addr,
             stderr,
             dir,
             config: path.to_path_buf(),
@@ -208,9 +223,9 @@ impl ControlPlane {
         self.dir.path().join("signing-key.pem")
     }
 
-    /// The Prometheus text of `/metrics`.
+    /// The Prometheus text of `/metrics` (on the admin listener).
     pub async fn metrics(&self) -> String {
-        let response = self.http.get(self.url("/metrics")).send().await.unwrap();
+        let response = (self.http.get(self.admin_url("/metrics")).send().await).unwrap();
         response.text().await.unwrap()
     }
 
@@ -269,15 +284,27 @@ impl ControlPlane {
         self.child.id()
     }
 
+    /// A URL on the agents' address.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 
-    /// Poll `/readyz` until `pred` holds for its body.
+    /// A URL on the operators' address.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin_addr, path)
+    }
+
+    /// The admin listener's detailed `/readyz`, as JSON.
+    pub async fn readyz(&self) -> Value {
+        let response = self.http.get(self.admin_url("/readyz")).send().await;
+        response.unwrap().json().await.unwrap()
+    }
+
+    /// Poll the admin listener's `/readyz` until `pred` holds for its body.
     pub async fn wait_readyz(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(response) = self.http.get(self.url("/readyz")).send().await
+            if let Ok(response) = self.http.get(self.admin_url("/readyz")).send().await
                 && let Ok(body) = response.json::<Value>().await
                 && pred(&body)
             {

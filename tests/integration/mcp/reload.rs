@@ -28,13 +28,13 @@ async fn a_removed_tool_is_refused_at_once_and_only_sessions_that_saw_it_are_tol
     assert_eq!(tool_names(&tester).await, ["echo", "hang"]);
     assert!(tool_names(&analyst).await.is_empty());
 
-    let before = cp.get_json("/readyz").await["catalog"]["version"].clone();
+    let before = cp.readyz().await["catalog"]["version"].clone();
     replace_file(
         &cp.config,
         &catalog(&servers, "  echo: {server: svc}\n", &["echo"]),
     );
     wait_for("the new version", async || {
-        cp.get_json("/readyz").await["catalog"]["version"] != before
+        cp.readyz().await["catalog"]["version"] != before
     })
     .await;
     // Refused at once, whatever the session listed before.
