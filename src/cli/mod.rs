@@ -26,6 +26,12 @@ pub use logging::{LogFormat, LoggingArgs};
 pub struct Cli {
     #[command(flatten)]
     pub logging: LoggingArgs,
+    /// Let symbolic links among the catalog's files (the catalog, its
+    /// policy and data files, the lock) lead out of the catalog's
+    /// directory. Off by default: whoever can write the catalog could
+    /// otherwise point it at any file the process may read.
+    #[arg(long, global = true, env = "MCP_CP_FOLLOW_SYMLINKS")]
+    pub follow_symlinks: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -53,6 +59,7 @@ pub fn run(cli: Cli) -> ExitCode {
         eprintln!("error: {error}");
         return ExitCode::from(2);
     }
+    crate::config::files::follow_symlinks(cli.follow_symlinks);
     match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Token(args) => {

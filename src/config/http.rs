@@ -219,9 +219,6 @@ mod tests {
             admin_origin: Some("https://ops.example.com/".into()),
             ..HttpSettings::default()
         };
-        assert_eq!(
-            configured.admin_origins(bound),
-            ["https://ops.example.com"]
-        );
+        assert_eq!(configured.admin_origins(bound), ["https://ops.example.com"]);
     }
 }

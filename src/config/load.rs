@@ -59,7 +59,8 @@ pub fn load_file(path: &Path) -> Result<CatalogFile, ConfigErrors> {
 /// Read, parse and validate the catalog at `path`; also returns the text
 /// it was read from.
 pub fn read_file(path: &Path) -> Result<(CatalogFile, String), ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let text = super::files::read_within(path, dir).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             file: path.to_path_buf(),
             location: None,
@@ -97,7 +98,7 @@ fn parse_json(text: &str, file: &Path) -> Result<CatalogFile, ConfigError> {
             file: file.to_path_buf(),
             location: Some((inner.line(), inner.column())),
             path: clean_path(&e.path().to_string()),
-            message: strip_position(&inner.to_string()),
+            message: super::files::scrub(&strip_position(&inner.to_string())),
         }
     })
 }
@@ -110,7 +111,7 @@ fn parse_yaml(text: &str, file: &Path) -> Result<CatalogFile, ConfigError> {
             file: file.to_path_buf(),
             location: inner.location().map(|l| (l.line(), l.column())),
             path: clean_path(&e.path().to_string()),
-            message: strip_position(&inner.to_string()),
+            message: super::files::scrub(&strip_position(&inner.to_string())),
         }
     })
 }

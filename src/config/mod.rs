@@ -10,6 +10,7 @@ mod audit;
 pub mod aws;
 mod circuit;
 pub mod expose;
+pub mod files;
 pub mod grants;
 mod http;
 mod limits;

@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::config::files::scrub;
+
 /// How a lock is enforced (`pinning:` in the catalog).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -72,14 +74,15 @@ impl LockFile {
 
     /// The lock at `path`, if there is one.
     pub fn read(path: &Path) -> Result<Option<Self>, LockError> {
-        let text = match std::fs::read_to_string(path) {
+        let dir = path.parent().unwrap_or(Path::new(""));
+        let text = match crate::config::files::read_within(path, dir) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(error) => return Err(read_error(path, error.to_string())),
         };
         yaml_serde::from_str(&text)
             .map(Some)
-            .map_err(|error| read_error(path, error.to_string()))
+            .map_err(|error| read_error(path, scrub(&error.to_string())))
     }
 
     pub fn write(&self, path: &Path) -> Result<(), LockError> {

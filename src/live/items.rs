@@ -11,6 +11,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use crate::config::files::scrub;
 use crate::guardrails::pins::LockFile;
 use crate::policy::policy_files;
 
@@ -45,17 +46,18 @@ pub enum ItemsError {
 /// The items of the catalog at `path` (which must be valid: see
 /// `catalog push`).
 pub fn of_file(path: &Path) -> Result<BTreeMap<String, String>, ItemsError> {
-    let read = |path: &Path| {
-        std::fs::read_to_string(path).map_err(|e| ItemsError::Read(path.to_owned(), e.to_string()))
+    let failed = |path: &Path, e: &dyn std::fmt::Display| {
+        ItemsError::Read(path.to_owned(), scrub(&e.to_string()))
     };
+    let read = |path: &Path| std::fs::read_to_string(path).map_err(|e| failed(path, &e));
     let text = read(path)?;
     let is_json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     let value: Value = if is_json {
-        serde_json::from_str(&text).map_err(|e| ItemsError::Read(path.to_owned(), e.to_string()))?
+        serde_json::from_str(&text).map_err(|e| failed(path, &e))?
     } else {
-        yaml_serde::from_str(&text).map_err(|e| ItemsError::Read(path.to_owned(), e.to_string()))?
+        yaml_serde::from_str(&text).map_err(|e| failed(path, &e))?
     };
     let Value::Object(sections) = value else {
         return Err(ItemsError::Invalid("the catalog is not a map".into()));

@@ -16,6 +16,7 @@ use regorus::{Engine, Value};
 
 use super::result::ResultDecision;
 use crate::config::RegoSettings;
+use crate::config::files::{read_within, scrub};
 
 /// Why a policy could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -118,17 +119,18 @@ impl RegoPolicy {
     ) -> Result<Self, PolicyError> {
         let mut engine = Engine::new();
         for file in rego_files(&settings.files, base_dir)? {
-            let text = read(&file)?;
+            // Symbolic links may not lead out of the catalog's directory.
+            let text = read(&file, base_dir)?;
             engine
                 .add_policy(file.display().to_string(), text)
-                .map_err(|e| PolicyError::Compile(e.to_string()))?;
+                .map_err(|e| PolicyError::Compile(scrub(&e.to_string())))?;
         }
         for file in &settings.data {
             let path = base_dir.join(file);
-            let data = read_data(&path)?;
+            let data = read_data(&path, base_dir)?;
             engine.add_data(data).map_err(|e| PolicyError::Data {
                 path: path.display().to_string(),
-                problem: e.to_string(),
+                problem: scrub(&e.to_string()),
             })?;
         }
         engine.set_execution_timer_config(ExecutionTimerConfig {
@@ -379,24 +381,24 @@ fn find_data_files(dir: &Path, found: &mut Vec<PathBuf>) {
     }
 }
 
-fn read(path: &Path) -> Result<String, PolicyError> {
-    std::fs::read_to_string(path).map_err(|e| PolicyError::Read {
+fn read(path: &Path, within: &Path) -> Result<String, PolicyError> {
+    read_within(path, within).map_err(|e| PolicyError::Read {
         path: path.display().to_string(),
         problem: e.to_string(),
     })
 }
 
 /// A JSON or YAML data file (by extension), which must hold an object.
-fn read_data(path: &Path) -> Result<Value, PolicyError> {
-    let text = read(path)?;
+fn read_data(path: &Path, within: &Path) -> Result<Value, PolicyError> {
+    let text = read(path, within)?;
     let problem = |problem: String| PolicyError::Data {
         path: path.display().to_string(),
         problem,
     };
     let json: serde_json::Value = if path.extension().is_some_and(|e| e == "json") {
-        serde_json::from_str(&text).map_err(|e| problem(e.to_string()))?
+        serde_json::from_str(&text).map_err(|e| problem(scrub(&e.to_string())))?
     } else {
-        yaml_serde::from_str(&text).map_err(|e| problem(e.to_string()))?
+        yaml_serde::from_str(&text).map_err(|e| problem(scrub(&e.to_string())))?
     };
     if !json.is_object() {
         return Err(problem("must hold an object".into()));

@@ -44,12 +44,9 @@ async fn the_console_works_in_a_real_browser() {
         .to_owned();
     cp.audit_record(&trace_id).await;
     let listed: Value = cp.get_tools(ANALYST_TOKEN, "").await.json().await.unwrap();
-    let servers: Vec<String> = (cp.readyz().await["servers"]
-        .as_array()
-        .unwrap()
-        .iter())
-    .map(|s| s["name"].as_str().unwrap().to_owned())
-    .collect();
+    let servers: Vec<String> = (cp.readyz().await["servers"].as_array().unwrap().iter())
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect();
     let base = cp.admin_url("");
     let output = run_console_script(
         "signin",

@@ -282,3 +282,95 @@ async fn an_agent_revoked_in_the_file_is_refused_on_its_next_request_and_sighup_
     cp.wait_log("SIGHUP: reloading the catalog").await;
     assert_eq!(version(&cp).await, before);
 }
+
+/// Put a symbolic link to `target` in place of `path`, atomically.
+fn link_over(path: &Path, target: &Path) {
+    let next = path.with_extension("link");
+    let _ = std::fs::remove_file(&next);
+    std::os::unix::fs::symlink(target, &next).unwrap();
+    std::fs::rename(&next, path).unwrap();
+}
+
+#[tokio::test]
+async fn a_catalog_pointed_at_another_file_never_shows_what_it_holds() {
+    let upstream = test_upstream(0).await;
+    let servers = servers(&[("testsrv", &upstream.url)]);
+    let good = catalog(&servers, "  echo: {server: testsrv}\n", &["echo"]);
+    let cp = ControlPlane::start(&good);
+    cp.wait_all_ready().await;
+    let first = version(&cp).await;
+    let dir = cp.config.parent().unwrap().to_path_buf();
+    // The control plane's own signing key, a line of which must never show.
+    let key = std::fs::read_to_string(cp.key_file()).unwrap();
+    let key_line = key.lines().nth(1).unwrap().to_owned();
+    assert!(key_line.len() > 20, "{key}");
+    // A root-only file of the machine, stood in for by one outside the
+    // catalog's directory.
+    let outside = tempfile::tempdir().unwrap();
+    let shadow = outside.path().join("shadow");
+    std::fs::write(&shadow, "root:$y$j9T$SECRETHASHVALUE:19000:0:99999:7:::\n").unwrap();
+    let reload_error = async || cp.readyz().await["catalog"]["reload_error"].clone();
+    let refused_with = async |named: &str| {
+        wait_for(named, async || {
+            reload_error()
+                .await
+                .as_str()
+                .is_some_and(|e| e.contains(named))
+        })
+        .await;
+        let error = reload_error().await.as_str().unwrap().to_owned();
+        assert_eq!(version(&cp).await, first);
+        error
+    };
+
+    // The catalog as a link to the signing key beside it: parsed, refused,
+    // and the key's lines appear nowhere.
+    link_over(&cp.config, &cp.key_file());
+    let error = refused_with("catalog.yaml:1:1").await;
+    assert!(!error.contains(&key_line), "{error}");
+    assert!(error.contains("invalid type"), "{error}");
+
+    // The catalog as a link out of its directory: not even read.
+    link_over(&cp.config, &shadow);
+    let error = refused_with("symbolic link leads out of the catalog's directory").await;
+    assert!(!error.contains("SECRETHASH"), "{error}");
+
+    // A policy file as a link to the key, and one named outside the
+    // directory: their content shows nowhere either.
+    std::fs::remove_file(&cp.config).unwrap();
+    std::os::unix::fs::symlink(cp.key_file(), dir.join("authz.rego")).unwrap();
+    let linked = good.replace("policy: allow-all", "policy: {files: [authz.rego]}");
+    replace_file(&cp.config, &linked);
+    let error = refused_with("authz.rego:1:1").await;
+    assert!(!error.contains(&key_line), "{error}");
+    let named = good.replace(
+        "policy: allow-all",
+        &format!("policy: {{files: [\"{}\"]}}", shadow.display()),
+    );
+    replace_file(&cp.config, &named);
+    let error = refused_with("shadow:1:1").await;
+    assert!(!error.contains("SECRETHASH"), "{error}");
+
+    // Nor in the log, nor in `check`.
+    let log = cp.stderr_text();
+    assert!(!log.contains(&key_line) && !log.contains("SECRETHASH"));
+    link_over(&cp.config, &cp.key_file());
+    let check = Command::new(crate::common::binary())
+        .args(["check", "--config"])
+        .arg(&cp.config)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&check.stdout) + String::from_utf8_lossy(&check.stderr);
+    assert!(!check.status.success());
+    assert!(printed.contains("catalog.yaml:1:1"), "{printed}");
+    assert!(!printed.contains(&key_line), "{printed}");
+    // Unless the operator says so, a link out is refused by `check` too.
+    link_over(&cp.config, &shadow);
+    let check = Command::new(crate::common::binary())
+        .args(["check", "--config"])
+        .arg(&cp.config)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&check.stdout) + String::from_utf8_lossy(&check.stderr);
+    assert!(printed.contains("--follow-symlinks"), "{printed}");
+}

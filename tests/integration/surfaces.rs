@@ -38,7 +38,10 @@ async fn the_agents_address_tells_nothing_discovery_hides() {
     assert_eq!(with_token.status(), StatusCode::NOT_FOUND);
     let ready = cp.http.get(cp.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
-    assert_eq!(ready.json::<Value>().await.unwrap(), json!({"status": "ready"}));
+    assert_eq!(
+        ready.json::<Value>().await.unwrap(),
+        json!({"status": "ready"})
+    );
     let healthy = cp.http.get(cp.url("/healthz")).send().await.unwrap();
     assert_eq!(healthy.status(), StatusCode::OK);
 

