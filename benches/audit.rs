@@ -37,14 +37,14 @@ fn bench_sink(c: &mut Criterion, name: &str, sink: Box<dyn Sink>, spool: std::pa
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let log = runtime.block_on(async {
         AuditLog::start(
-            vec![Spooled::new(sink, spool)],
+            vec![Spooled::new(sink, spool, std::time::Duration::from_secs(5))],
             FailureMode::FailClosed,
             None,
             Vec::new(),
         )
     });
     c.bench_function(&format!("audit: one durable record ({name})"), |b| {
-        b.to_async(&runtime).iter(|| log.commit(record()))
+        b.to_async(&runtime).iter(|| log.commit(record(), None))
     });
     c.bench_function(
         &format!("audit: {CONCURRENT} concurrent durable records ({name})"),
@@ -55,7 +55,7 @@ fn bench_sink(c: &mut Criterion, name: &str, sink: Box<dyn Sink>, spool: std::pa
                     for _ in 0..iterations {
                         let commits = (0..CONCURRENT).map(|_| {
                             let log = log.clone();
-                            tokio::spawn(async move { log.commit(record()).await })
+                            tokio::spawn(async move { log.commit(record(), None).await })
                         });
                         for commit in futures::future::join_all(commits).await {
                             commit.unwrap().unwrap();

@@ -35,7 +35,7 @@ impl ApiError {
                 | PipelineError::PolicyDenied(_)
                 | PipelineError::ResultDenied(_)
                 | PipelineError::ToolQuarantined => StatusCode::FORBIDDEN,
-                PipelineError::AuditUnavailable
+                PipelineError::AuditUnavailable(_)
                 | PipelineError::CircuitOpen
                 | PipelineError::UpstreamBusy => StatusCode::SERVICE_UNAVAILABLE,
                 PipelineError::TooManySessions(_) | PipelineError::RateLimited(_) => {

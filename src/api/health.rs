@@ -62,7 +62,15 @@ pub async fn readyz_detail(State(app): State<Arc<App>>) -> Response {
     }
     let body = json!({
         "status": word,
-        "audit": { "writable": writable },
+        "audit": {
+            "writable": writable,
+            // A sink that failed or did not answer in time spools its
+            // records until it takes them again.
+            "sinks": app.audit.metrics().sinks.iter().map(|sink| json!({
+                "name": sink.name,
+                "spooled": sink.backlog.load(std::sync::atomic::Ordering::Relaxed),
+            })).collect::<Vec<_>>(),
+        },
         "catalog": app.live.status(),
         "servers": servers,
         "routes": routes(&snapshot.catalog),

@@ -13,6 +13,8 @@ pub struct AuditGuard {
     record: Option<AuditRecord>,
     log: AuditLog,
     started: Instant,
+    /// Longest the request waits for its records to be durable.
+    deadline: Option<Instant>,
 }
 
 impl AuditGuard {
@@ -28,7 +30,13 @@ impl AuditGuard {
             record: Some(AuditRecord::new(trace, action, front_door, environment)),
             log: log.clone(),
             started,
+            deadline: None,
         }
+    }
+
+    /// Wait for the records at most until `deadline` (the request's).
+    pub fn wait_until(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
     }
 
     /// The request's trace id, for log lines about its record.
@@ -53,7 +61,7 @@ impl AuditGuard {
         let mut intent = self.record_mut().clone();
         intent.outcome = Outcome::Unfinished;
         intent.latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        self.log.commit(intent).await
+        self.log.commit(intent, self.deadline).await
     }
 
     /// Record the final outcome and wait until the record is durable.
@@ -63,7 +71,7 @@ impl AuditGuard {
         };
         record.outcome = outcome;
         record.latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        self.log.commit(record).await
+        self.log.commit(record, self.deadline).await
     }
 }
 

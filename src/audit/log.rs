@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -28,11 +28,16 @@ const TICK: Duration = Duration::from_secs(1);
 /// Retention runs every this many ticks.
 const RETENTION_TICKS: u32 = 60;
 
-/// Why a record could not be made durable (fail-closed mode only).
+/// Why a record could not be made durable (fail-closed mode only), or
+/// was not known to be durable in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AuditError {
-    #[error("the audit trail cannot be written")]
+    #[error("the audit trail is unavailable")]
     Unavailable,
+    /// The request's deadline passed before its record was durable (the
+    /// record is still on its way to the sinks or their spools).
+    #[error("the audit trail did not answer in time")]
+    TimedOut,
 }
 
 /// Counters for `/metrics`.
@@ -127,11 +132,21 @@ impl AuditLog {
         Self { shared }
     }
 
-    /// Hand `record` over and wait until every sink (or its spool) holds it.
-    pub async fn commit(&self, record: AuditRecord) -> Result<(), AuditError> {
+    /// Hand `record` over and wait until every sink (or its spool) holds
+    /// it, at most until `deadline`.
+    pub async fn commit(
+        &self,
+        record: AuditRecord,
+        deadline: Option<Instant>,
+    ) -> Result<(), AuditError> {
         let (ack, done) = oneshot::channel();
         self.send(record, Some(ack));
-        done.await.unwrap_or(Err(AuditError::Unavailable))
+        let answered = match deadline {
+            Some(deadline) => (tokio::time::timeout_at(deadline.into(), done).await)
+                .map_err(|_| AuditError::TimedOut)?,
+            None => done.await,
+        };
+        answered.unwrap_or(Err(AuditError::Unavailable))
     }
 
     /// Hand `record` over without waiting (an abandoned request).

@@ -63,7 +63,7 @@ pub fn start(
             }
         };
         let spool = spool_dir.join(format!("sink-{i}.jsonl"));
-        sinks.push(spool::Spooled::new(opened, spool));
+        sinks.push(spool::Spooled::new(opened, spool, settings.timeout));
     }
     let store = query::Store::of(settings, base_dir).ok();
     Ok(AuditLog::start(

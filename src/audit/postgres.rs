@@ -5,6 +5,7 @@
 
 use futures::future::BoxFuture;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls_platform_verifier::Verifier;
 use tokio_postgres::Client;
@@ -35,8 +36,21 @@ CREATE INDEX IF NOT EXISTS audit_records_agent ON audit_records (agent_id, seq);
 
 pub struct PostgresSink {
     url: String,
-    client: Option<Client>,
+    client: Option<Connected>,
     retention: Retention,
+}
+
+/// A client and the task driving its connection, ended together: a
+/// connection to a server that stopped answering is not left behind.
+struct Connected {
+    client: Client,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
 }
 
 impl PostgresSink {
@@ -50,10 +64,13 @@ impl PostgresSink {
 
     /// The connection, opened (and migrated) if there is none.
     async fn client(&mut self) -> Result<&Client, String> {
-        if self.client.as_ref().is_none_or(|c| c.is_closed()) {
+        if self.client.as_ref().is_none_or(|c| c.client.is_closed()) {
+            self.client = None;
             self.client = Some(connect(&self.url).await?);
         }
-        self.client.as_ref().ok_or_else(|| "not connected".into())
+        (self.client.as_ref())
+            .map(|c| &c.client)
+            .ok_or_else(|| "not connected".into())
     }
 
     async fn run<T>(
@@ -74,17 +91,20 @@ impl PostgresSink {
 /// string's `sslmode` says (`prefer` by default: TLS when the server offers
 /// it, certificates checked against the platform's roots; `require` insists;
 /// `disable` never).
-async fn connect(url: &str) -> Result<Client, String> {
+async fn connect(url: &str) -> Result<Connected, String> {
     // Never the URL in errors: it may hold a password.
     let failed =
         |e: tokio_postgres::Error| format!("cannot connect to PostgreSQL: {}", without_details(&e));
     let tls = tls().map_err(|e| format!("cannot set up TLS for PostgreSQL: {e}"))?;
-    let (mut client, connection) = tokio_postgres::connect(url, tls).await.map_err(failed)?;
-    tokio::spawn(async move {
+    let (client, connection) = tokio_postgres::connect(url, tls).await.map_err(failed)?;
+    let driver = tokio::spawn(async move {
         let _ = connection.await;
     });
-    migrate(&mut client).await.map_err(|e| e.to_string())?;
-    Ok(client)
+    let mut connected = Connected { client, driver };
+    migrate(&mut connected.client)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(connected)
 }
 
 /// rustls with the ring provider and the platform's certificate roots.
@@ -167,6 +187,10 @@ impl Sink for PostgresSink {
         })
     }
 
+    fn reset(&mut self) {
+        self.client = None;
+    }
+
     fn enforce_retention(&mut self) -> BoxFuture<'_, Result<u64, String>> {
         let retention = self.retention.clone();
         Box::pin(async move {
@@ -197,9 +221,14 @@ impl Sink for PostgresSink {
     }
 }
 
-/// Records matching `filter`, oldest first.
-pub async fn query(url: &str, filter: &Filter) -> Result<Page, String> {
-    let client = connect(url).await?;
+/// Records matching `filter`, oldest first, within `timeout`.
+pub async fn query(url: &str, filter: &Filter, timeout: Duration) -> Result<Page, String> {
+    let answered = tokio::time::timeout(timeout, query_now(url, filter)).await;
+    answered.unwrap_or_else(|_| Err(format!("PostgreSQL did not answer within {timeout:?}")))
+}
+
+async fn query_now(url: &str, filter: &Filter) -> Result<Page, String> {
+    let Connected { ref client, .. } = connect(url).await?;
     let (clause, values) = filter.sql_where(|n| format!("${n}"));
     let sql = format!(
         "SELECT seq, record FROM audit_records {clause} ORDER BY seq LIMIT {}",

@@ -171,7 +171,8 @@ pub fn parse_time(text: &str) -> Result<i64, String> {
 #[derive(Debug, Clone)]
 pub enum Store {
     Sqlite(PathBuf),
-    Postgres(String),
+    /// The connection string, and how long a query may take.
+    Postgres(String, std::time::Duration),
 }
 
 impl Store {
@@ -181,7 +182,8 @@ impl Store {
             match sink {
                 SinkConfig::Sqlite(sqlite) => return Ok(Self::Sqlite(base_dir.join(&sqlite.path))),
                 SinkConfig::Postgres(postgres) => {
-                    return postgres.url.read(base_dir).map(Self::Postgres);
+                    let url = postgres.url.read(base_dir)?;
+                    return Ok(Self::Postgres(url, settings.timeout));
                 }
                 SinkConfig::Jsonl(_) | SinkConfig::Kafka(_) => {}
             }
@@ -197,7 +199,7 @@ impl Store {
                     .await
                     .map_err(|e| e.to_string())?
             }
-            Self::Postgres(url) => super::postgres::query(url, filter).await,
+            Self::Postgres(url, timeout) => super::postgres::query(url, filter, *timeout).await,
         }
     }
 }

@@ -30,6 +30,10 @@ pub trait Sink: Send {
     fn enforce_retention(&mut self) -> BoxFuture<'_, Result<u64, String>> {
         Box::pin(std::future::ready(Ok(0)))
     }
+
+    /// An operation did not finish in time: drop the connection it may
+    /// still hang on, so the next one starts afresh.
+    fn reset(&mut self) {}
 }
 
 /// A sink with its spool.
@@ -40,18 +44,34 @@ pub struct Spooled {
     backlog: i64,
     /// When the sink was last asked to take the spool.
     last_retry: Option<Instant>,
+    /// Longest one operation of the sink may take.
+    timeout: Duration,
 }
 
 impl Spooled {
     /// `sink`, spooling to `spool`; records a previous run left there are
     /// replayed first.
-    pub fn new(sink: Box<dyn Sink>, spool: PathBuf) -> Self {
+    pub fn new(sink: Box<dyn Sink>, spool: PathBuf, timeout: Duration) -> Self {
         let backlog = read_spool(&spool).map_or(0, |records| records.len() as i64);
         Self {
             sink,
             spool,
             backlog,
             last_retry: None,
+            timeout,
+        }
+    }
+
+    /// Write `batch` to the sink, within the time limit: a sink that does
+    /// not answer in time has failed (and is reset).
+    async fn write_in_time(&mut self, batch: &[StoredRecord]) -> Result<(), String> {
+        let timeout = self.timeout;
+        match tokio::time::timeout(timeout, self.sink.write(batch)).await {
+            Ok(written) => written,
+            Err(_) => {
+                self.sink.reset();
+                Err(format!("the sink did not answer within {timeout:?}"))
+            }
         }
     }
 
@@ -68,7 +88,7 @@ impl Spooled {
     pub async fn write(&mut self, batch: &[StoredRecord]) -> Result<bool, String> {
         self.retry_backlog().await;
         if self.backlog == 0 {
-            match self.sink.write(batch).await {
+            match self.write_in_time(batch).await {
                 Ok(()) => return Ok(true),
                 Err(problem) => {
                     tracing::warn!(sink = self.sink.name(), %problem, "audit sink failed; spooling its records until it recovers");
@@ -97,7 +117,7 @@ impl Spooled {
         let Ok(Ok(records)) = tokio::task::spawn_blocking(move || read_spool(&spool)).await else {
             return;
         };
-        if self.sink.write(&records).await.is_ok() {
+        if self.write_in_time(&records).await.is_ok() {
             tracing::info!(
                 sink = self.sink.name(),
                 records = records.len(),
@@ -134,7 +154,13 @@ impl Spooled {
     }
 
     pub async fn enforce_retention(&mut self) {
-        match self.sink.enforce_retention().await {
+        let timeout = self.timeout;
+        let applied = tokio::time::timeout(timeout, self.sink.enforce_retention()).await;
+        let applied = applied.unwrap_or_else(|_| {
+            self.sink.reset();
+            Err(format!("the sink did not answer within {timeout:?}"))
+        });
+        match applied {
             Ok(0) => {}
             Ok(deleted) => {
                 tracing::info!(sink = self.sink.name(), deleted, "audit retention applied")

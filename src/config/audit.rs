@@ -23,6 +23,16 @@ pub struct AuditSettings {
     /// on (counting and logging every lost record).
     #[serde(default)]
     pub on_failure: FailureMode,
+    /// Longest one operation of a sink (connecting, a batch's write, a
+    /// spool replay, retention) may take. A sink that does not answer in
+    /// time is a failing sink: its records go to its spool, and it is
+    /// connected to afresh.
+    #[serde(default = "default_sink_timeout", with = "humantime_serde")]
+    pub timeout: std::time::Duration,
+}
+
+fn default_sink_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(5)
 }
 
 impl Default for AuditSettings {
@@ -31,6 +41,7 @@ impl Default for AuditSettings {
             sinks: default_sinks(),
             spool_dir: default_spool_dir(),
             on_failure: FailureMode::default(),
+            timeout: default_sink_timeout(),
         }
     }
 }

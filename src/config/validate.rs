@@ -200,6 +200,7 @@ pub fn validate(catalog: &CatalogFile, file: &Path) -> Vec<ConfigError> {
         ("http.body_timeout", http.body_timeout),
         ("http.idle_timeout", http.idle_timeout),
         ("http.mcp_session_idle", http.mcp_session_idle),
+        ("audit.timeout", catalog.audit.timeout),
     ];
     for (path, time) in times {
         if time.is_zero() {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::stages::record::{open, settle};
 use super::{CallContext, Pipeline, PipelineError};
+use crate::audit::AuditError;
 use crate::audit::query::{Filter, Page};
 use crate::audit::record::excerpt;
 use crate::identity::{self, Caller, Presented};
@@ -43,7 +44,7 @@ impl Pipeline {
         };
         match audit.finish(error.outcome()).await {
             Ok(()) => error,
-            Err(_) => PipelineError::AuditUnavailable,
+            Err(failed) => PipelineError::AuditUnavailable(failed),
         }
     }
 
@@ -125,7 +126,7 @@ impl Pipeline {
         let (filter, store) = filter?;
         store.query(&filter).await.map_err(|problem| {
             tracing::error!(%problem, "audit query failed");
-            PipelineError::AuditUnavailable
+            PipelineError::AuditUnavailable(AuditError::Unavailable)
         })
     }
 

@@ -3,6 +3,7 @@
 //! can never disagree. No variant carries upstream text, a URL, a command or
 //! a credential.
 
+use crate::audit::AuditError;
 use crate::guardrails::arguments::InvalidArguments;
 use crate::identity::IdentityError;
 use crate::policy::NotPermitted;
@@ -30,9 +31,10 @@ pub enum PipelineError {
     /// words, meant for the caller.
     #[error("denied by policy{}", reasons_text(.0))]
     PolicyDenied(Vec<String>),
-    /// The audit trail cannot be written and the deployment fails closed.
-    #[error("the audit trail is unavailable; the request is refused")]
-    AuditUnavailable,
+    /// The audit trail cannot be written (or did not answer in time) and
+    /// the deployment fails closed.
+    #[error("{0}; the request is refused")]
+    AuditUnavailable(AuditError),
     /// The server's credential provider could not produce a credential.
     #[error("no credential for the upstream server could be obtained")]
     CredentialUnavailable,
@@ -80,7 +82,7 @@ impl PipelineError {
             Self::Forbidden(_) => "forbidden",
             Self::PolicyDenied(_) => "policy_denied",
             Self::CredentialUnavailable => "credential_unavailable",
-            Self::AuditUnavailable => "audit_unavailable",
+            Self::AuditUnavailable(_) => "audit_unavailable",
             Self::Upstream(UpstreamError::Timeout) => "upstream_timeout",
             Self::Upstream(UpstreamError::Rejected { .. }) => "upstream_rejected",
             Self::Upstream(_) => "upstream_unavailable",
@@ -107,7 +109,7 @@ impl PipelineError {
             Self::Forbidden(_) => Outcome::DeniedRole,
             Self::PolicyDenied(_) => Outcome::DeniedPolicy,
             Self::CredentialUnavailable => Outcome::CredentialUnavailable,
-            Self::AuditUnavailable => Outcome::AuditUnavailable,
+            Self::AuditUnavailable(_) => Outcome::AuditUnavailable,
             Self::Upstream(UpstreamError::Timeout) => Outcome::Timeout,
             Self::Upstream(_) => Outcome::UpstreamError,
             Self::TooManySessions(_) => Outcome::SessionLimit,

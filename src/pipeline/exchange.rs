@@ -306,7 +306,8 @@ impl<'a> Exchange<'a> {
     pub async fn intent(&mut self) -> Result<(), PipelineError> {
         match &mut self.audit {
             Recording::Request(audit) => {
-                (audit.intent().await).map_err(|_| PipelineError::AuditUnavailable)
+                audit.wait_until(self.deadline);
+                (audit.intent().await).map_err(PipelineError::AuditUnavailable)
             }
             Recording::Leg(_) => Ok(()),
             Recording::Off => unreachable!("the record stage runs first"),

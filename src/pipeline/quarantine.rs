@@ -62,9 +62,10 @@ impl Pipeline {
         record.role = Some(Arc::from("admin"));
         record.tool = Some(crate::audit::record::excerpt(name));
         // Durable before anything changes.
-        if audit.intent().await.is_err() {
-            return Err(PipelineError::AuditUnavailable);
-        }
+        audit
+            .intent()
+            .await
+            .map_err(PipelineError::AuditUnavailable)?;
         let approved = self.live.approve(name).await;
         let (outcome, reasons) = match &approved {
             Ok(servers) => (
@@ -74,9 +75,7 @@ impl Pipeline {
             Err(error) => (Outcome::BadRequest, vec![error.to_string()]),
         };
         audit.record_mut().reasons = reasons;
-        if audit.finish(outcome).await.is_err() {
-            return Err(PipelineError::AuditUnavailable);
-        }
+        (audit.finish(outcome).await).map_err(PipelineError::AuditUnavailable)?;
         approved.map_err(|error| PipelineError::InvalidRequest(error.to_string()))
     }
 

@@ -172,7 +172,11 @@ async fn fixture() -> Fixture {
     std::fs::write(&path, catalog).unwrap();
     let live = Live::start(&path, None, "http://127.0.0.1:1/jwks".into()).unwrap();
     let memory = Memory::default();
-    let sink = Spooled::new(Box::new(memory.clone()), dir.path().join("spool.jsonl"));
+    let sink = Spooled::new(
+        Box::new(memory.clone()),
+        dir.path().join("spool.jsonl"),
+        std::time::Duration::from_secs(5),
+    );
     let audit = AuditLog::start(vec![sink], FailureMode::FailClosed, None, Vec::new());
     // The table's server connects in the background.
     for _ in 0..100 {

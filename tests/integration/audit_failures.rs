@@ -238,3 +238,129 @@ async fn a_call_that_reached_its_upstream_gets_its_answer_even_if_the_outcome_ca
     assert_eq!(response.status(), 504);
     cp.wait_log("its intent record stands as unfinished").await;
 }
+
+/// A PostgreSQL sink reached through a relay that can go silent (the
+/// database accepts connections and never answers), with `audit` settings
+/// `settings` (YAML lines under `audit:`).
+async fn hung_postgres(
+    settings: &str,
+) -> (
+    ControlPlane,
+    crate::common::relay::Relay,
+    crate::common::upstream::HttpUpstream,
+    tempfile::TempDir,
+) {
+    let upstream = test_upstream(0).await;
+    let relay = crate::common::relay::relay("127.0.0.1:5432".parse().unwrap()).await;
+    let secrets = tempfile::tempdir().unwrap();
+    let url_file = secrets.path().join("pg-url");
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{}/test?sslmode=disable",
+        relay.addr.port()
+    );
+    std::fs::write(&url_file, url).unwrap();
+    let sinks = format!(
+        "audit:\n{settings}  sinks:\n    - postgres: {{url: {{file: \"{}\"}}}}\n",
+        url_file.display()
+    );
+    let cp = ControlPlane::start(&audit_catalog(&upstream.url, &sinks));
+    cp.wait_all_ready().await;
+    (cp, relay, upstream, secrets)
+}
+
+/// A client that gives up after a minute: a request that takes that long
+/// is one that hangs.
+fn patient() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_database_that_stops_answering_is_a_failing_sink_not_a_stall() {
+    let (cp, relay, upstream, _secrets) = hung_postgres("  timeout: 300ms\n").await;
+    let echo = json!({"action": "echo", "payload": {}});
+    let (status, _) = call(&cp, Some(TESTER_TOKEN), echo.clone()).await;
+    assert_eq!(status, 200);
+
+    relay.go_silent();
+    // Calls go on: the sink that does not answer in time has failed, and
+    // their records wait in its spool.
+    let mut traces = Vec::new();
+    for _ in 0..3 {
+        let response = (patient().post(cp.url("/invoke")))
+            .bearer_auth(TESTER_TOKEN)
+            .json(&echo)
+            .send()
+            .await
+            .expect("a call is answered while the database hangs");
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        traces.push(body["trace_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(upstream.calls(), 4);
+    let metrics = cp.metrics().await;
+    assert!(
+        metric(&metrics, "mcp_cp_audit_spool_records{sink=\"postgres\"}") >= 6.0,
+        "{metrics}"
+    );
+    // Readiness answers, and says the records are durable (in the spool).
+    let (status, ready) = readyz(&cp).await;
+    assert_eq!(status, 200, "{ready}");
+    // Reading the trail back fails at once, and says so.
+    let read = (patient().get(cp.admin_url("/admin/audit?limit=1")))
+        .bearer_auth(crate::audit::ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("the admin API answers while the database hangs");
+    assert_eq!(read.status(), 503);
+    let body: Value = read.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "audit_unavailable", "{body}");
+
+    // The database answers again: every spooled record arrives.
+    relay.speak();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let read = (cp
+            .http
+            .get(cp.admin_url(&format!("/admin/audit?trace_id={}", traces[2]))))
+        .bearer_auth(crate::audit::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+        if read.status() == 200 {
+            let page: Value = read.json().await.unwrap();
+            if page["records"].as_array().is_some_and(|r| r.len() == 1) {
+                assert_eq!(page["records"][0]["outcome"], "ok", "{page}");
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the spooled records never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_wait_for_the_intent_record_ends_with_the_requests_deadline() {
+    // The sink's own limit is far beyond the call's deadline (the server's
+    // timeout of 1 s): the deadline decides, and the refusal says why.
+    let (cp, relay, upstream, _secrets) = hung_postgres("  timeout: 30s\n").await;
+    relay.go_silent();
+    let response = (patient().post(cp.url("/invoke")))
+        .bearer_auth(TESTER_TOKEN)
+        .json(&json!({"action": "echo", "payload": {}}))
+        .send()
+        .await
+        .expect("the call is answered at its deadline");
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "audit_unavailable", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("did not answer in time"), "{message}");
+    // The upstream was never contacted: no record, no call.
+    assert_eq!(upstream.calls(), 0);
+}

@@ -54,7 +54,7 @@ pub fn to_error_data(error: &PipelineError, trace: &TraceContext) -> ErrorData {
         PipelineError::PayloadTooLarge(_) | PipelineError::UnsupportedMediaType => {
             ErrorCode::INVALID_REQUEST
         }
-        PipelineError::AuditUnavailable => AUDIT_UNAVAILABLE,
+        PipelineError::AuditUnavailable(_) => AUDIT_UNAVAILABLE,
         PipelineError::TooManySessions(_) => TOO_MANY_SESSIONS,
         PipelineError::RateLimited(_) => RATE_LIMITED,
         PipelineError::CircuitOpen => UPSTREAM_CIRCUIT_OPEN,

@@ -274,7 +274,7 @@ impl Checked<'_> {
         let recorded = (self.guard.app.pipeline)
             .reject(&self.ctx, action, self.who(), named, error)
             .await;
-        if recorded == PipelineError::AuditUnavailable {
+        if matches!(recorded, PipelineError::AuditUnavailable(_)) {
             return ApiError::from(recorded).into_response_with(&self.ctx.trace);
         }
         let (status, code, message, id) = answer;

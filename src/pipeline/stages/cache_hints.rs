@@ -42,6 +42,7 @@ mod tests {
     use rmcp::model::{ReadResourceResult, ResourceContents};
 
     use super::*;
+    use crate::audit::AuditError;
     use crate::pipeline::PipelineError;
 
     #[test]
@@ -60,8 +61,11 @@ mod tests {
             assert_eq!(result.ttl_ms, Some(60_000));
         }
         // A refusal stays what it was.
-        let mut refused: Answer = Err(PipelineError::AuditUnavailable);
+        let mut refused: Answer = Err(PipelineError::AuditUnavailable(AuditError::Unavailable));
         narrow(&mut refused);
-        assert_eq!(refused.unwrap_err(), PipelineError::AuditUnavailable);
+        assert_eq!(
+            refused.unwrap_err(),
+            PipelineError::AuditUnavailable(AuditError::Unavailable)
+        );
     }
 }

@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use rmcp::model::ServerResult;
 
 use crate::audit::record::excerpt;
-use crate::audit::{AuditGuard, AuditLog};
+use crate::audit::{AuditError, AuditGuard, AuditLog};
 use crate::live::Snapshot;
 use crate::pipeline::exchange::Recording;
 use crate::pipeline::stage::{Answer, Stage};
@@ -50,7 +50,7 @@ impl Stage for Record {
         Box::pin(async move {
             match accepting {
                 true => Ok(()),
-                false => Err(PipelineError::AuditUnavailable),
+                false => Err(PipelineError::AuditUnavailable(AuditError::Unavailable)),
             }
         })
     }
@@ -61,15 +61,18 @@ impl Stage for Record {
         answer: &'a mut Answer,
     ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let Recording::Request(audit) = std::mem::replace(&mut exchange.audit, Recording::Off)
+            let Recording::Request(mut audit) =
+                std::mem::replace(&mut exchange.audit, Recording::Off)
             else {
                 return;
             };
+            audit.wait_until(exchange.deadline);
             let outcome = match &answer {
                 Ok(result) => result.outcome(),
                 Err(error) => error.outcome(),
             };
-            let done = std::mem::replace(answer, Err(PipelineError::AuditUnavailable));
+            let refused = PipelineError::AuditUnavailable(AuditError::Unavailable);
+            let done = std::mem::replace(answer, Err(refused));
             *answer = if exchange.contacted {
                 settle_contacted(audit, outcome, done).await
             } else {
@@ -122,7 +125,7 @@ pub async fn settle<T>(
 ) -> Result<T, PipelineError> {
     match audit.finish(outcome).await {
         Ok(()) => result,
-        Err(_) => Err(PipelineError::AuditUnavailable),
+        Err(failed) => Err(PipelineError::AuditUnavailable(failed)),
     }
 }
 

@@ -28,6 +28,11 @@ impl Relay {
         self.silent.store(true, Ordering::SeqCst);
     }
 
+    /// Let bytes through again (what was dropped stays dropped).
+    pub fn speak(&self) {
+        self.silent.store(false, Ordering::SeqCst);
+    }
+
     /// Close every connection and refuse new ones, until [`Self::restore`].
     pub fn cut(&self) {
         self.cut.store(true, Ordering::SeqCst);
