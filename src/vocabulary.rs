@@ -154,6 +154,15 @@ pub enum Target<'a> {
 }
 
 impl<'a> Target<'a> {
+    /// What kind of thing it is, in words for a refusal.
+    pub fn noun(&self) -> &'static str {
+        match self {
+            Self::Tool(_) => "tool",
+            Self::Prompt(_) => "prompt",
+            Self::Resource(_) => "resource",
+        }
+    }
+
     /// The name or URI the caller asked for.
     pub fn name(&self) -> &'a str {
         match self {

@@ -24,9 +24,9 @@ impl ApiError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Pipeline(error) => match error {
-                PipelineError::InvalidRequest(_) | PipelineError::InvalidArguments(_) => {
-                    StatusCode::BAD_REQUEST
-                }
+                PipelineError::InvalidRequest(_)
+                | PipelineError::MalformedHead(_)
+                | PipelineError::InvalidArguments(_) => StatusCode::BAD_REQUEST,
                 PipelineError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
                 PipelineError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 PipelineError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,

@@ -11,6 +11,7 @@ mod mcp;
 mod metrics;
 mod rest;
 mod server;
+mod strict_json;
 mod well_known;
 
 pub use console::{ConsoleTail, RecentLatency};
@@ -159,8 +160,9 @@ fn bounded(routes: Router, app: Arc<App>) -> Router {
 
 /// Requests refused on their head alone, before any of the body is read
 /// (each refusal recorded): two `Authorization` headers (which one would
-/// count is anyone's guess), and a body announced larger than the limit
-/// (`Content-Length`), which gets 413 at once.
+/// count is anyone's guess), a body announced larger than the limit
+/// (`Content-Length`), which gets 413 at once whoever sent it, and an
+/// authority that is not one (see [`ambiguous_authority`]).
 async fn refuse_malformed_heads(
     State(app): State<Arc<App>>,
     request: Request,
@@ -181,6 +183,8 @@ async fn refuse_malformed_heads(
         PipelineError::Unauthenticated(crate::identity::IdentityError::Ambiguous)
     } else if announced.is_some_and(|length| length > limit as u64) {
         PipelineError::PayloadTooLarge(limit)
+    } else if let Some(problem) = ambiguous_authority(&request) {
+        PipelineError::MalformedHead(problem)
     } else {
         return next.run(request).await;
     };
@@ -212,6 +216,26 @@ async fn refuse_malformed_heads(
 pub struct Listeners {
     pub agents: TcpListener,
     pub admin: TcpListener,
+}
+
+/// What is ambiguous about the host a request names, if anything: two
+/// `Host` headers, or a target (HTTP/1.1's absolute form, HTTP/2's
+/// `:authority`) naming another host than `Host`. Each check on the host
+/// (`http.allowed_hosts`, the console's origin) must see the one host the
+/// request is for.
+fn ambiguous_authority(request: &Request) -> Option<&'static str> {
+    let mut hosts = request.headers().get_all(axum::http::header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Some("two `Host` headers");
+    }
+    let authority = request.uri().authority()?;
+    match host.and_then(|h| h.to_str().ok()) {
+        Some(host) if !host.eq_ignore_ascii_case(authority.as_str()) => {
+            Some("the request's target names another host than its `Host` header")
+        }
+        _ => None,
+    }
 }
 
 /// Serve both listeners until `shutdown` resolves, then finish in-flight

@@ -230,7 +230,7 @@ pub(super) fn parse_body<T: DeserializeOwned>(
     if !is_json(headers) {
         return Err(PipelineError::UnsupportedMediaType);
     }
-    let value: Value = serde_json::from_slice(body)
+    let value: Value = super::strict_json::parse(body)
         .map_err(|e| PipelineError::InvalidRequest(format!("invalid JSON body: {e}")))?;
     // Checked here so that no message names one of our Rust types.
     if !value.is_object() {

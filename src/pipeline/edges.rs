@@ -39,6 +39,9 @@ impl Pipeline {
                     record.role = Some(caller.role);
                     error
                 }
+                // A body too large or an ambiguous head is refused as such,
+                // whoever sent it.
+                Err(_) if error.precedes_authentication() => error,
                 Err(unauthenticated) => unauthenticated.into(),
             },
         };
@@ -87,7 +90,7 @@ impl Pipeline {
                 // An agent's valid token is no admin token: forbidden, not unknown.
                 let agent = snapshot.authenticate(Presented::Bearer(token)).await.ok();
                 let refusal: PipelineError = match &agent {
-                    Some(_) => NotPermitted::BY_ROLE.into(),
+                    Some(_) => NotPermitted::by_role("audit trail").into(),
                     None => error.into(),
                 };
                 let reader = agent.map(|caller| caller.agent_id);

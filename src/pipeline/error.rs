@@ -17,6 +17,10 @@ pub enum PipelineError {
     InvalidRequest(String),
     #[error("the request body exceeds the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    /// The request's head alone is refused (an ambiguous authority), before
+    /// anyone is authenticated.
+    #[error("the request is malformed: {0}")]
+    MalformedHead(&'static str),
     #[error("the request body must be `application/json`")]
     UnsupportedMediaType,
     #[error("authentication required: {0}")]
@@ -25,7 +29,7 @@ pub enum PipelineError {
     /// verified identity and the deployment.
     #[error("the request's `{0}` does not match the authenticated caller or deployment")]
     Impersonation(&'static str),
-    #[error("the tool does not exist or is not permitted for this caller")]
+    #[error("the {} does not exist or is not permitted for this caller", .0.what)]
     Forbidden(#[from] NotPermitted),
     /// The policy denied the request; its reasons are the policy author's
     /// words, meant for the caller.
@@ -71,10 +75,20 @@ pub enum PipelineError {
 }
 
 impl PipelineError {
+    /// Whether the refusal stands whoever sent the request: judged on its
+    /// head (its size, its authority) or on its credential, so it comes
+    /// before any 401.
+    pub fn precedes_authentication(&self) -> bool {
+        matches!(
+            self,
+            Self::Unauthenticated(_) | Self::PayloadTooLarge(_) | Self::MalformedHead(_)
+        )
+    }
+
     /// Stable machine-readable code, shared by every front door.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidRequest(_) | Self::MalformedHead(_) => "invalid_request",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Unauthenticated(_) => "unauthenticated",
@@ -100,9 +114,10 @@ impl PipelineError {
     /// The audit outcome of a request that ended with this error.
     pub fn outcome(&self) -> Outcome {
         match self {
-            Self::InvalidRequest(_) | Self::PayloadTooLarge(_) | Self::UnsupportedMediaType => {
-                Outcome::BadRequest
-            }
+            Self::InvalidRequest(_)
+            | Self::MalformedHead(_)
+            | Self::PayloadTooLarge(_)
+            | Self::UnsupportedMediaType => Outcome::BadRequest,
             Self::Unauthenticated(_) => Outcome::Unauthenticated,
             Self::Impersonation(_) => Outcome::Impersonation,
             Self::Forbidden(refusal) if refusal.by_policy => Outcome::DeniedPolicy,

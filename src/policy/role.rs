@@ -31,10 +31,18 @@ pub struct NotPermitted {
     /// Refused by the policy's `visible` rule rather than the role (for
     /// the audit trail; the caller gets the same answer either way).
     pub by_policy: bool,
+    /// What was refused (`tool`, `prompt`, `resource`), for the answer.
+    pub what: &'static str,
 }
 
 impl NotPermitted {
-    pub const BY_ROLE: Self = Self { by_policy: false };
+    /// `what` refused by the caller's role.
+    pub fn by_role(what: &'static str) -> Self {
+        Self {
+            by_policy: false,
+            what,
+        }
+    }
 }
 
 /// Where `target` goes, if `caller`'s role may reach it through
@@ -47,7 +55,7 @@ pub fn authorize(
 ) -> Result<Authorized, NotPermitted> {
     let view = catalog
         .view(&caller.role, endpoint)
-        .ok_or(NotPermitted::BY_ROLE)?;
+        .ok_or(NotPermitted::by_role(target.noun()))?;
     let routed = |route: Option<&Route>| {
         route.map(|r| Authorized {
             server: r.server,
@@ -78,7 +86,7 @@ pub fn authorize(
         }
         _ => None,
     };
-    authorized.ok_or(NotPermitted::BY_ROLE)
+    authorized.ok_or(NotPermitted::by_role(target.noun()))
 }
 
 /// What the catalog knows of a target, whoever asks: for the audit trail

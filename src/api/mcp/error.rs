@@ -51,9 +51,9 @@ pub fn to_error_data(error: &PipelineError, trace: &TraceContext) -> ErrorData {
         | PipelineError::Unauthenticated(_)
         | PipelineError::PolicyDenied(_)
         | PipelineError::ResultDenied(_) => FORBIDDEN,
-        PipelineError::PayloadTooLarge(_) | PipelineError::UnsupportedMediaType => {
-            ErrorCode::INVALID_REQUEST
-        }
+        PipelineError::PayloadTooLarge(_)
+        | PipelineError::UnsupportedMediaType
+        | PipelineError::MalformedHead(_) => ErrorCode::INVALID_REQUEST,
         PipelineError::AuditUnavailable(_) => AUDIT_UNAVAILABLE,
         PipelineError::TooManySessions(_) => TOO_MANY_SESSIONS,
         PipelineError::RateLimited(_) => RATE_LIMITED,

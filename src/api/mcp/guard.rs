@@ -41,6 +41,7 @@ use super::session_records::{Owner, SessionRecords};
 use super::{param_headers, params};
 use crate::api::App;
 use crate::api::error::ApiError;
+use crate::api::strict_json::Unreadable;
 use crate::identity::{Caller, Presented};
 use crate::pipeline::{CallContext, PipelineError};
 use crate::shared::Event;
@@ -336,9 +337,16 @@ impl Checked<'_> {
                 return ApiError::from(error).into_response_with(&self.ctx.trace);
             }
         };
-        let Ok(message) = serde_json::from_slice::<Value>(&bytes) else {
-            let message = "Parse error: the body is not valid JSON";
-            return self.refuse_unread(ErrorCode::PARSE_ERROR, message).await;
+        let message = match crate::api::strict_json::parse(&bytes) {
+            Ok(message) => message,
+            Err(Unreadable::Syntax(_)) => {
+                let message = "Parse error: the body is not valid JSON";
+                return self.refuse_unread(ErrorCode::PARSE_ERROR, message).await;
+            }
+            Err(Unreadable::DuplicateKey(_)) => {
+                let message = "Invalid Request: an object in the message names a key twice";
+                return (self.refuse_unread(ErrorCode::INVALID_REQUEST, message)).await;
+            }
         };
         if message.is_array() {
             let message =

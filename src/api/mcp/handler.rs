@@ -12,10 +12,10 @@ use axum::http::request::Parts;
 use rmcp::model::SubscriptionFilter;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CancelTaskParams, CompleteRequestParams,
-    CompleteResult, GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskResult,
-    Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    ServerCapabilities, ServerConfig, ServerResult, SubscribeRequestParams,
+    CompleteResult, CustomRequest, CustomResult, GetPromptRequestParams, GetPromptResponse,
+    GetTaskParams, GetTaskResult, Implementation, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, ServerCapabilities, ServerConfig, ServerResult, SubscribeRequestParams,
     UnsubscribeRequestParams, UpdateTaskParams,
 };
 use rmcp::model::{ErrorCode, LoggingMessageNotificationParam, SetLevelRequestParams};
@@ -35,7 +35,7 @@ use crate::pipeline::{
     Assertions, CallContext, Pipeline, PipelineError, SubscriptionChange, TaskOp, ToolCall,
 };
 use crate::upstream::{CallSinks, Continuation, LogSink, Subscriber, UpstreamError};
-use crate::vocabulary::FrontDoor;
+use crate::vocabulary::{Action, FrontDoor};
 
 /// Items per page of a `*/list` answer.
 const PAGE_SIZE: usize = 100;
@@ -358,6 +358,25 @@ impl ServerHandler for McpFrontDoor {
             }
             None => tracing::debug!("MCP session initialized without a verified caller"),
         }
+    }
+
+    /// A method MCP does not have: answered as rmcp would (-32601), and
+    /// recorded like every refusal.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        let (ctx, who) = request_context(&context);
+        let error = PipelineError::InvalidRequest("no such method".into());
+        let named = Some(request.method.as_str());
+        let recorded = (self.pipeline)
+            .reject(&ctx, Action::Connect, who, named, error)
+            .await;
+        Err(match recorded {
+            PipelineError::AuditUnavailable(_) => to_error_data(&recorded, &ctx.trace),
+            _ => ErrorData::new(ErrorCode::METHOD_NOT_FOUND, "Method not found", None),
+        })
     }
 
     /// The level from which upstream log messages reach this session.

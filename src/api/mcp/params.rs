@@ -17,6 +17,18 @@ pub struct Malformed {
     pub problem: &'static str,
 }
 
+/// The log levels of `logging/setLevel` (RFC 5424's, as MCP names them).
+const LEVELS: [&str; 8] = [
+    "debug",
+    "info",
+    "notice",
+    "warning",
+    "error",
+    "critical",
+    "alert",
+    "emergency",
+];
+
 /// Whether `params` carry the 2026-07-28 revision's per-request metadata.
 fn is_stateless(params: &Value) -> bool {
     params
@@ -29,6 +41,14 @@ fn is_stateless(params: &Value) -> bool {
 pub fn check(message: &Value) -> Option<Malformed> {
     let method = message.get("method")?.as_str()?;
     let params = message.get("params").unwrap_or(&Value::Null);
+    if method == "logging/setLevel" {
+        let level = params.get("level").and_then(Value::as_str);
+        return (!level.is_some_and(|level| LEVELS.contains(&level))).then_some(Malformed {
+            action: Action::Connect,
+            named: None,
+            problem: "`level` must be one of debug, info, notice, warning, error, critical, alert, emergency",
+        });
+    }
     let (action, name_field) = match method {
         "tools/call" => (Action::Call, "name"),
         "prompts/get" => (Action::GetPrompt, "name"),

@@ -55,6 +55,7 @@ fn authorize(exchange: &mut Exchange<'_>) -> Result<(), PipelineError> {
         }
         input
     });
+    let what = target.noun();
     exchange.policy_input = kept;
     let seconds = deciding.elapsed().as_secs_f64();
     let record = exchange.record();
@@ -66,7 +67,11 @@ fn authorize(exchange: &mut Exchange<'_>) -> Result<(), PipelineError> {
         }
         Decision::Hidden => {
             record.policy = Some("hidden");
-            Err(NotPermitted { by_policy: true }.into())
+            Err(NotPermitted {
+                by_policy: true,
+                what,
+            }
+            .into())
         }
         Decision::Deny { reasons, cause } => {
             record.policy = Some(cause.as_str());

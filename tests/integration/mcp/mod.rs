@@ -5,6 +5,7 @@
 #![allow(deprecated)]
 
 mod eras;
+mod holes;
 mod refusals;
 mod reload;
 mod resources;
