@@ -4,8 +4,10 @@
 use clap::{Args, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
-/// The default: our own events at `info`; the MCP SDK only when it warns.
-const DEFAULT_FILTER: &str = "info,rmcp=warn";
+/// The default: our own events at `info`; the MCP SDK only when it warns,
+/// and its service loop only on errors (it warns of every error answer,
+/// each of which our own audit record and log already tell).
+const DEFAULT_FILTER: &str = "info,rmcp=warn,rmcp::service=error";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -40,8 +42,11 @@ pub fn init(args: &LoggingArgs) -> Result<(), String> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER))
         }
     };
+    // Colour codes only for a terminal: in files and log shippers they are noise.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let result = match args.log_format {
         LogFormat::Human => builder.try_init(),

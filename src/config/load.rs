@@ -107,11 +107,16 @@ fn parse_yaml(text: &str, file: &Path) -> Result<CatalogFile, ConfigError> {
     let deserializer = yaml_serde::Deserializer::from_str(text);
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let inner = e.inner();
+        let path = clean_path(&e.path().to_string());
+        // The YAML parser names the path too: say it once.
+        let message = strip_position(&inner.to_string());
+        let message =
+            (message.strip_prefix(&format!("{path}: "))).map_or(message.clone(), str::to_owned);
         ConfigError {
             file: file.to_path_buf(),
             location: inner.location().map(|l| (l.line(), l.column())),
-            path: clean_path(&e.path().to_string()),
-            message: super::files::scrub(&strip_position(&inner.to_string())),
+            path,
+            message: super::files::scrub(&message),
         }
     })
 }

@@ -638,3 +638,13 @@ fn the_kubernetes_example_catalog_and_policy_pass_check() {
     assert!(text.contains("policy compiles"), "{text}");
     assert!(!text.contains("warning"), "{text}");
 }
+
+#[test]
+fn a_bad_value_names_its_path_once_and_never_its_content() {
+    let yaml = valid_yaml().replacen("timeout: 5s", "timeout: hunter2-secret", 1);
+    let (ok, text, _) = run_check("bad.yaml", &yaml);
+    assert!(!ok);
+    assert_eq!(text.matches("servers.ex.timeout").count(), 1, "{text}");
+    assert!(text.contains("expected a duration"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
