@@ -38,9 +38,9 @@ impl ApiError {
                 PipelineError::AuditUnavailable(_)
                 | PipelineError::CircuitOpen
                 | PipelineError::UpstreamBusy => StatusCode::SERVICE_UNAVAILABLE,
-                PipelineError::TooManySessions(_) | PipelineError::RateLimited(_) => {
-                    StatusCode::TOO_MANY_REQUESTS
-                }
+                PipelineError::TooManySessions(_)
+                | PipelineError::TooManyStreams
+                | PipelineError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
                 PipelineError::Upstream(UpstreamError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
                 PipelineError::Upstream(_)
                 | PipelineError::CredentialUnavailable

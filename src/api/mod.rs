@@ -7,8 +7,10 @@ mod error;
 #[doc(hidden)]
 pub mod fuzz;
 mod health;
+mod holding;
 mod mcp;
 mod metrics;
+mod places;
 mod rest;
 mod server;
 mod strict_json;

@@ -2,30 +2,37 @@
 //! with every wait bounded.
 //!
 //! - at most `http.max_connections` connections at once (further ones wait
-//!   in the kernel's accept queue);
+//!   in the kernel's accept queue), and at most
+//!   `http.max_connections_per_client` from one address (further ones are
+//!   closed at once, so one client cannot take every place);
 //! - a request's headers must arrive within `http.header_timeout`, counted
 //!   from the connection's start or the end of the previous response (so an
 //!   idle keep-alive connection closes then too);
 //! - a request's body within `http.body_timeout` (a layer on the router);
-//! - a connection on which no byte moves for `http.idle_timeout` is closed;
+//! - a connection that starts no request within `http.header_timeout` of
+//!   opening, or none for `http.idle_timeout` after, while none is in
+//!   progress (an answer still streaming counts), is closed: bytes that
+//!   carry no request (HTTP/2 PINGs) keep nothing open;
+//! - at most `http.max_streams_per_connection` HTTP/2 streams at once;
 //! - a shutdown waits at most `http.shutdown_grace` for requests in flight.
 
 use std::future::Future;
-use std::pin::Pin;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use super::places::Places;
 use crate::config::HttpSettings;
 
 /// Serve `app` on `listener` until `shutdown` resolves, then give the
@@ -41,9 +48,13 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(http.header_timeout);
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(http.max_streams_per_connection);
     let builder = Arc::new(builder);
     let permits = Arc::new(Semaphore::new(http.max_connections));
+    let clients: Arc<Places<IpAddr>> = Arc::default();
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -51,7 +62,7 @@ pub async fn serve(
             permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
             () = &mut shutdown => break,
         };
-        let (stream, _) = tokio::select! {
+        let (stream, client) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
@@ -64,26 +75,31 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Some(place) = clients.admit(&client.ip(), http.max_connections_per_client) else {
+            tracing::debug!(client = %client.ip(), "closing a connection over the client's cap");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let (stream, activity) = Watched::new(stream);
+        let activity = Arc::new(Activity::new());
         let service = TowerToHyperService::new(Busy {
             app: app.clone(),
             activity: activity.clone(),
+            client,
         });
         let builder = builder.clone();
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
         let connection = graceful.watch(connection);
-        let idle_timeout = http.idle_timeout;
+        let (first, idle) = (http.header_timeout, http.idle_timeout);
         tokio::spawn(async move {
             tokio::select! {
                 _ = connection => {}
-                () = activity.idle_for(idle_timeout) => {
-                    tracing::debug!("closing a connection idle for {idle_timeout:?}");
+                () = activity.idle_for(first, idle) => {
+                    tracing::debug!("closing a connection that carries no request");
                 }
             }
-            drop(permit);
+            drop((permit, place));
         });
     }
     drop(listener);
@@ -99,12 +115,14 @@ pub async fn serve(
     Ok(())
 }
 
-/// The router, counting the connection's requests that await their
-/// answer: a slow upstream call is not an idle connection.
+/// The router, counting the connection's requests in progress (until the
+/// last byte of the answer is sent: a slow upstream call or a stream is
+/// not an idle connection), and telling each request who connected.
 #[derive(Clone)]
 struct Busy {
     app: Router,
     activity: Arc<Activity>,
+    client: SocketAddr,
 }
 
 impl<B> tower::Service<axum::http::Request<B>> for Busy
@@ -120,23 +138,26 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: axum::http::Request<B>) -> Self::Future {
         let app = self.app.clone();
         let waiting = Waiting::start(self.activity.clone());
+        request.extensions_mut().insert(ConnectInfo(self.client));
         Box::pin(async move {
             let answer = tower::ServiceExt::oneshot(app, request).await;
-            drop(waiting);
-            answer
+            // The request is in progress until its answer's body ends.
+            Ok(super::holding::until_sent(answer?, waiting))
         })
     }
 }
 
-/// One request awaiting its answer; it stops counting when dropped, also
-/// when the request is abandoned (an HTTP/2 stream reset).
+/// One request in progress; it stops counting when dropped, also when the
+/// request is abandoned (an HTTP/2 stream reset).
 struct Waiting(Arc<Activity>);
 
 impl Waiting {
     fn start(activity: Arc<Activity>) -> Self {
+        activity.started.store(true, Ordering::Relaxed);
+        activity.touch();
         activity.waiting.fetch_add(1, Ordering::Relaxed);
         Self(activity)
     }
@@ -149,27 +170,41 @@ impl Drop for Waiting {
     }
 }
 
-/// When bytes last moved on a connection, in milliseconds since `start`,
-/// and how many of its requests await their answer.
+/// When a request last started or ended on a connection, in milliseconds
+/// since `start`; whether one ever started; how many are in progress.
 struct Activity {
     start: Instant,
     last_ms: AtomicU64,
+    started: AtomicBool,
     waiting: AtomicU64,
 }
 
 impl Activity {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            started: AtomicBool::new(false),
+            waiting: AtomicU64::new(0),
+        }
+    }
+
     fn touch(&self) {
         let now = self.start.elapsed().as_millis() as u64;
         self.last_ms.store(now, Ordering::Relaxed);
     }
 
-    /// Resolves once no byte has moved for `limit` while no request was
-    /// awaiting its answer.
-    async fn idle_for(self: Arc<Self>, limit: Duration) {
+    /// Resolves once no request started within `first` of the connection's
+    /// start, or, after one did, none was in progress for `limit`.
+    async fn idle_for(self: Arc<Self>, first: Duration, limit: Duration) {
         loop {
             if self.waiting.load(Ordering::Relaxed) > 0 {
                 self.touch();
             }
+            let limit = match self.started.load(Ordering::Relaxed) {
+                true => limit,
+                false => first,
+            };
             let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
             let idle = self.start.elapsed().saturating_sub(last);
             if idle >= limit {
@@ -177,79 +212,5 @@ impl Activity {
             }
             tokio::time::sleep(limit - idle).await;
         }
-    }
-}
-
-/// A TCP stream that notes when bytes move.
-struct Watched {
-    inner: TcpStream,
-    activity: Arc<Activity>,
-}
-
-impl Watched {
-    fn new(inner: TcpStream) -> (Self, Arc<Activity>) {
-        let activity = Arc::new(Activity {
-            start: Instant::now(),
-            last_ms: AtomicU64::new(0),
-            waiting: AtomicU64::new(0),
-        });
-        let watched = Self {
-            inner,
-            activity: activity.clone(),
-        };
-        (watched, activity)
-    }
-}
-
-impl AsyncRead for Watched {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.touch();
-        }
-        poll
-    }
-}
-
-impl AsyncWrite for Watched {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        poll
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        poll
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
     }
 }

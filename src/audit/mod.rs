@@ -34,17 +34,17 @@ pub fn start(
     let spool_dir = base_dir.join(&settings.spool_dir);
     std::fs::create_dir_all(&spool_dir)
         .map_err(|e| format!("audit.spool_dir {}: {e}", spool_dir.display()))?;
+    let roomy = |what: &str, dir: &std::path::Path| room_on(dir, settings.min_free_bytes, what);
+    roomy("audit.spool_dir", &spool_dir)?;
     let mut sinks = Vec::new();
     for (i, sink) in settings.sinks.iter().enumerate() {
         let opened: Box<dyn spool::Sink> = match sink {
-            SinkConfig::Sqlite(config) => Box::new(
-                sqlite::SqliteSink::open(
-                    &base_dir.join(&config.path),
-                    config.durability,
-                    config.retention.clone(),
-                )
-                .map_err(|e| format!("audit.sinks[{i}] (sqlite): {e}"))?,
-            ),
+            SinkConfig::Sqlite(config) => Box::new({
+                let path = base_dir.join(&config.path);
+                roomy(&format!("audit.sinks[{i}] (sqlite)"), parent(&path))?;
+                sqlite::SqliteSink::open(&path, config.durability, config.retention.clone())
+                    .map_err(|e| format!("audit.sinks[{i}] (sqlite): {e}"))?
+            }),
             SinkConfig::Postgres(config) => Box::new(postgres::PostgresSink::new(
                 config
                     .url
@@ -59,6 +59,9 @@ pub fn start(
             )),
             SinkConfig::Jsonl(config) => {
                 let path = (config.path.as_os_str() != "-").then(|| base_dir.join(&config.path));
+                if let Some(path) = &path {
+                    roomy(&format!("audit.sinks[{i}] (jsonl)"), parent(path))?;
+                }
                 Box::new(jsonl::JsonlSink::new(path, config.max_bytes, config.keep))
             }
         };
@@ -72,4 +75,29 @@ pub fn start(
         store,
         observers,
     ))
+}
+
+/// The directory a file sink writes in (created if missing).
+fn parent(path: &std::path::Path) -> &std::path::Path {
+    path.parent().unwrap_or(std::path::Path::new("."))
+}
+
+/// Refuse a store on a nearly full disk at start, saying so, rather than
+/// find out when records can no longer be written.
+fn room_on(dir: &std::path::Path, least: u64, what: &str) -> Result<(), String> {
+    let _ = std::fs::create_dir_all(dir);
+    let Ok(stats) = rustix::fs::statvfs(dir) else {
+        // Cannot tell (a filesystem without statvfs): the writes will say.
+        return Ok(());
+    };
+    let free = stats.f_bavail.saturating_mul(stats.f_frsize);
+    if free < least {
+        return Err(format!(
+            "{what}: the disk holding {} has {} MiB free, less than audit.min_free_bytes ({} MiB); free some space or move the store",
+            dir.display(),
+            free / (1024 * 1024),
+            least / (1024 * 1024),
+        ));
+    }
+    Ok(())
 }

@@ -29,6 +29,14 @@ pub struct AuditSettings {
     /// connected to afresh.
     #[serde(default = "default_sink_timeout", with = "humantime_serde")]
     pub timeout: std::time::Duration,
+    /// Least free space (bytes) on the disk of a file sink or of the spool
+    /// at start: a nearly full disk is refused then, not found out later.
+    #[serde(default = "default_min_free_bytes")]
+    pub min_free_bytes: u64,
+}
+
+fn default_min_free_bytes() -> u64 {
+    64 * 1024 * 1024
 }
 
 fn default_sink_timeout() -> std::time::Duration {
@@ -42,6 +50,7 @@ impl Default for AuditSettings {
             spool_dir: default_spool_dir(),
             on_failure: FailureMode::default(),
             timeout: default_sink_timeout(),
+            min_free_bytes: default_min_free_bytes(),
         }
     }
 }
@@ -182,14 +191,28 @@ fn default_keep() -> u32 {
 }
 
 /// How long and how many records a database store keeps.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Retention {
-    /// Records older than this are deleted (`90d`, `1y`). Default: kept.
-    #[serde(default, with = "humantime_serde")]
+    /// Records older than this are deleted (`90d`, `1y`). Default `90d`, so
+    /// a store never grows without bound; `null` keeps every record.
+    #[serde(default = "default_max_age", with = "humantime_serde")]
     pub max_age: Option<Duration>,
     /// Only the newest this many records are kept. Default: all.
     pub max_records: Option<u64>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            max_age: default_max_age(),
+            max_records: None,
+        }
+    }
+}
+
+fn default_max_age() -> Option<Duration> {
+    Some(Duration::from_secs(90 * 24 * 60 * 60))
 }
 
 /// An administrator: may read the audit trail (`/admin/audit`), nothing else.
@@ -210,4 +233,22 @@ pub struct ToolAuditConfig {
     /// Argument fields (at any depth) recorded as `"[redacted]"`.
     #[serde(default)]
     pub redact: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_keeps_ninety_days_unless_told_otherwise() {
+        let sink = |yaml: &str| -> SqliteSinkConfig { yaml_serde::from_str(yaml).unwrap() };
+        let ninety = Some(Duration::from_secs(90 * 86_400));
+        assert_eq!(sink("path: a.db").retention.max_age, ninety);
+        assert_eq!(
+            sink("{path: a.db, max_age: 7d}").retention.max_age,
+            Some(Duration::from_secs(7 * 86_400))
+        );
+        assert_eq!(sink("{path: a.db, max_age: null}").retention.max_age, None);
+        assert_eq!(AuditSettings::default().min_free_bytes, 64 << 20);
+    }
 }

@@ -61,6 +61,17 @@ pub struct HttpSettings {
     /// kernel's accept queue until one closes.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Most connections open at once from one client address; more are
+    /// closed at once, so one client cannot take every place.
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
+    /// Most requests (HTTP/2 streams) open at once on one connection.
+    #[serde(default = "default_max_streams_per_connection")]
+    pub max_streams_per_connection: u32,
+    /// Most open MCP streams of one agent: `GET /mcp` session streams and
+    /// `subscriptions/listen` streams, each.
+    #[serde(default = "default_max_sessions_per_agent")]
+    pub mcp_max_streams_per_agent: usize,
     /// How long a shutdown (SIGTERM) waits for requests in flight before
     /// the remaining connections are closed.
     #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
@@ -90,6 +101,14 @@ fn default_idle_timeout() -> Duration {
 
 fn default_max_connections() -> usize {
     1024
+}
+
+fn default_max_connections_per_client() -> usize {
+    256
+}
+
+fn default_max_streams_per_connection() -> u32 {
+    100
 }
 
 fn default_admin_max_connections() -> usize {
@@ -138,6 +157,9 @@ impl Default for HttpSettings {
             body_timeout: default_body_timeout(),
             idle_timeout: default_idle_timeout(),
             max_connections: default_max_connections(),
+            max_connections_per_client: default_max_connections_per_client(),
+            max_streams_per_connection: default_max_streams_per_connection(),
+            mcp_max_streams_per_agent: default_max_sessions_per_agent(),
             shutdown_grace: default_shutdown_grace(),
             mcp_max_sessions: default_max_sessions(),
             mcp_max_sessions_per_agent: default_max_sessions_per_agent(),

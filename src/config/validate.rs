@@ -176,6 +176,18 @@ pub fn validate(catalog: &CatalogFile, file: &Path) -> Vec<ConfigError> {
         ("http.max_body_bytes", http.max_body_bytes),
         ("http.max_connections", http.max_connections),
         ("http.admin_max_connections", http.admin_max_connections),
+        (
+            "http.max_connections_per_client",
+            http.max_connections_per_client,
+        ),
+        (
+            "http.max_streams_per_connection",
+            http.max_streams_per_connection as usize,
+        ),
+        (
+            "http.mcp_max_streams_per_agent",
+            http.mcp_max_streams_per_agent,
+        ),
         ("http.mcp_max_sessions", http.mcp_max_sessions),
         (
             "http.mcp_max_sessions_per_agent",

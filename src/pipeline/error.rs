@@ -48,6 +48,10 @@ pub enum PipelineError {
     /// many open as it may.
     #[error("too many open MCP sessions ({0}); close one (DELETE /mcp) or let one idle out")]
     TooManySessions(&'static str),
+    /// An agent has as many MCP streams open (`GET /mcp`, or
+    /// `subscriptions/listen`) as it may.
+    #[error("too many open MCP streams of this agent; close one first")]
+    TooManyStreams,
     /// The server's circuit breaker is open: it is not called for now.
     #[error("the tool is temporarily unavailable; retry later")]
     CircuitOpen,
@@ -101,6 +105,7 @@ impl PipelineError {
             Self::Upstream(UpstreamError::Rejected { .. }) => "upstream_rejected",
             Self::Upstream(_) => "upstream_unavailable",
             Self::TooManySessions(_) => "too_many_sessions",
+            Self::TooManyStreams => "too_many_streams",
             Self::RateLimited(_) => "rate_limited",
             Self::CircuitOpen => "upstream_circuit_open",
             Self::UpstreamBusy => "upstream_busy",
@@ -127,7 +132,7 @@ impl PipelineError {
             Self::AuditUnavailable(_) => Outcome::AuditUnavailable,
             Self::Upstream(UpstreamError::Timeout) => Outcome::Timeout,
             Self::Upstream(_) => Outcome::UpstreamError,
-            Self::TooManySessions(_) => Outcome::SessionLimit,
+            Self::TooManySessions(_) | Self::TooManyStreams => Outcome::SessionLimit,
             Self::RateLimited(_) => Outcome::RateLimited,
             Self::CircuitOpen => Outcome::CircuitOpen,
             Self::UpstreamBusy => Outcome::UpstreamBusy,

@@ -364,3 +364,25 @@ async fn the_wait_for_the_intent_record_ends_with_the_requests_deadline() {
     // The upstream was never contacted: no record, no call.
     assert_eq!(upstream.calls(), 0);
 }
+
+#[test]
+fn a_store_on_a_nearly_full_disk_is_refused_at_start_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.yaml");
+    // More free space than any disk has: the check must refuse.
+    let catalog = catalog("", "", &[]) + "audit:\n  min_free_bytes: 1000000000000000000\n";
+    std::fs::write(&path, catalog).unwrap();
+    let output = std::process::Command::new(crate::common::binary())
+        .args(["serve", "--config"])
+        .arg(&path)
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("MiB free, less than audit.min_free_bytes"),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("listening on"));
+}

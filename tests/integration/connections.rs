@@ -198,3 +198,114 @@ async fn names_a_caller_chooses_never_grow_the_metrics_or_the_audit_trail() {
         "the NUL and the newline are escaped"
     );
 }
+
+/// An HTTP/2 connection (prior knowledge) that sends no request, only a
+/// PING every 200 ms: what the server sent before it closed, if it did
+/// within 20 s.
+async fn pings_only(cp: &ControlPlane) -> Option<usize> {
+    let mut stream = open(cp).await;
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let settings = [0u8, 0, 0, 4, 0, 0, 0, 0, 0];
+    stream.write_all(preface).await.unwrap();
+    stream.write_all(&settings).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let pinging = tokio::spawn(async move {
+        let ping = [0u8, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+        while write.write_all(&ping).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let mut received = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(20), read.read_to_end(&mut received));
+    let closed = closed.await.ok().map(|_| received.len());
+    pinging.abort();
+    closed
+}
+
+#[tokio::test]
+async fn a_connection_kept_alive_by_pings_alone_is_closed() {
+    let upstream = test_upstream(0).await;
+    let cp = ControlPlane::start(&bounded_catalog(&upstream.url, TIGHT));
+    cp.wait_all_ready().await;
+    let sent = pings_only(&cp).await.expect("closed although it pings");
+    // It was an HTTP/2 connection: the server answered the pings.
+    assert!(sent > 9, "{sent} bytes");
+}
+
+#[tokio::test]
+async fn one_client_cannot_take_every_connection() {
+    let upstream = test_upstream(0).await;
+    let http = "  max_connections_per_client: 3\n  header_timeout: 60s\n";
+    let mut cp = ControlPlane::start(&bounded_catalog(&upstream.url, http));
+    cp.wait_all_ready().await;
+    cp.http = reqwest::Client::new();
+    // Three silent connections hold the client's places...
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(open(&cp).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ...and a fourth is closed at once, not left waiting.
+    let mut fourth = open(&cp).await;
+    let _ = fourth
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await;
+    let answer = until_closed(&mut fourth).await.expect("closed at once");
+    assert!(answer.is_empty(), "{answer}");
+    // A place given back is a place taken again.
+    held.pop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let response = cp.http.get(cp.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn an_agent_opens_no_more_streams_than_its_cap() {
+    let upstream = test_upstream(0).await;
+    let http = "  mcp_max_streams_per_agent: 2\n";
+    let cp = ControlPlane::start(&bounded_catalog(&upstream.url, http));
+    cp.wait_all_ready().await;
+    let initialize = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+    let post = |body: &'static str, session: Option<&str>| {
+        let mut request = (cp.http.post(cp.url("/mcp")))
+            .bearer_auth(TESTER_TOKEN)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body);
+        if let Some(session) = session {
+            request = request
+                .header("mcp-session-id", session)
+                .header("mcp-protocol-version", "2025-06-18");
+        }
+        request.send()
+    };
+    let mut streams = Vec::new();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let opened = post(initialize, None).await.unwrap();
+        let session = opened.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+        post(initialized, Some(&session)).await.unwrap();
+        let stream = (cp.http.get(cp.url("/mcp")))
+            .bearer_auth(TESTER_TOKEN)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-06-18")
+            .send()
+            .await
+            .unwrap();
+        statuses.push(stream.status().as_u16());
+        streams.push(stream);
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    let refused = streams.pop().unwrap();
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32015, "{body}");
+    let records = cp
+        .audit_matching(1, |r| r["outcome"] == "session_limit")
+        .await;
+    assert_eq!(records.len(), 1);
+}

@@ -55,7 +55,7 @@ pub fn to_error_data(error: &PipelineError, trace: &TraceContext) -> ErrorData {
         | PipelineError::UnsupportedMediaType
         | PipelineError::MalformedHead(_) => ErrorCode::INVALID_REQUEST,
         PipelineError::AuditUnavailable(_) => AUDIT_UNAVAILABLE,
-        PipelineError::TooManySessions(_) => TOO_MANY_SESSIONS,
+        PipelineError::TooManySessions(_) | PipelineError::TooManyStreams => TOO_MANY_SESSIONS,
         PipelineError::RateLimited(_) => RATE_LIMITED,
         PipelineError::CircuitOpen => UPSTREAM_CIRCUIT_OPEN,
         PipelineError::UpstreamBusy => UPSTREAM_BUSY,

@@ -41,6 +41,8 @@ use super::session_records::{Owner, SessionRecords};
 use super::{param_headers, params};
 use crate::api::App;
 use crate::api::error::ApiError;
+use crate::api::holding::until_sent;
+use crate::api::places::{Place, Places};
 use crate::api::strict_json::Unreadable;
 use crate::identity::{Caller, Presented};
 use crate::pipeline::{CallContext, PipelineError};
@@ -59,6 +61,10 @@ pub struct Guard {
     replicas: Arc<Replicas>,
     table: Mutex<SessionTable>,
     open: OpenSessions,
+    /// Each agent's open `GET /mcp` streams, and its `subscriptions/listen`
+    /// streams.
+    streams: Arc<Places<Arc<str>>>,
+    listens: Arc<Places<Arc<str>>>,
 }
 
 /// Who owns each session, and the sessions being opened right now.
@@ -113,6 +119,8 @@ impl Guard {
             replicas,
             table: Mutex::default(),
             open,
+            streams: Arc::default(),
+            listens: Arc::default(),
         }
     }
 
@@ -289,6 +297,21 @@ impl Checked<'_> {
         self.refuse(Action::Connect, None, error, answer).await
     }
 
+    /// The answer to a stream beyond the agent's cap.
+    async fn too_many_streams(&self, id: Value) -> Response {
+        let error = PipelineError::TooManyStreams;
+        let message = error.to_string();
+        let code = super::error::TOO_MANY_SESSIONS;
+        let answer = (StatusCode::TOO_MANY_REQUESTS, code, message.as_str(), id);
+        self.refuse(Action::Connect, None, error, answer).await
+    }
+
+    /// A place among the agent's open streams of `kind`, if it has one.
+    fn stream_place(&self, kind: &Arc<Places<Arc<str>>>) -> Option<Place<Arc<str>>> {
+        let cap = self.guard.app.http.mcp_max_streams_per_agent;
+        kind.admit(&self.caller.agent_id, cap)
+    }
+
     /// The one answer to an unknown session id and to another agent's.
     async fn unknown_session(&self) -> Response {
         let error = PipelineError::InvalidRequest("unknown session".into());
@@ -404,9 +427,23 @@ impl Checked<'_> {
             self.guard.records().tell_others(answer);
         }
         let declared_json = is_json(&parts.headers);
+        // A listen stream holds its place among the agent's until it ends.
+        let listening =
+            message.get("method").and_then(Value::as_str) == Some("subscriptions/listen");
+        let place = match listening {
+            true => match self.stream_place(&self.guard.listens) {
+                Some(place) => Some(place),
+                None => return self.too_many_streams(id).await,
+            },
+            false => None,
+        };
         let response = next
             .run(Request::from_parts(parts, Body::from(bytes)))
             .await;
+        let response = match place {
+            Some(place) => until_sent(response, place),
+            None => response,
+        };
         // A new session (the answer to `initialize`) belongs to its caller,
         // on every replica.
         if let Some(reservation) = reservation
@@ -484,7 +521,10 @@ pub async fn guard(State(guard): State<Arc<Guard>>, mut request: Request, next: 
             checked.after_rmcp(response).await
         }
         Method::GET => {
-            let response = next.run(request).await;
+            let Some(place) = checked.stream_place(&guard.streams) else {
+                return checked.too_many_streams(Value::Null).await;
+            };
+            let response = until_sent(next.run(request).await, place);
             // The session's stream is here while the client keeps it open.
             let response = match &checked.session {
                 Some(session) if response.status().is_success() => {

@@ -222,6 +222,9 @@ impl McpFrontDoor {
     }
 }
 
+/// The stateless revision's `MCP-Protocol-Version`.
+const MODERN: axum::http::HeaderValue = axum::http::HeaderValue::from_static("2026-07-28");
+
 /// The caller and the request's trace context. The caller is the one the
 /// guard verified for the HTTP request that carried this message; the trace
 /// continues the message's `_meta.traceparent`, else the HTTP `traceparent`
@@ -361,12 +364,18 @@ impl ServerHandler for McpFrontDoor {
     }
 
     /// A method MCP does not have: answered as rmcp would (-32601), and
-    /// recorded like every refusal.
+    /// recorded like every refusal (a 2026-07-28 request's by the guard:
+    /// rmcp answers it with HTTP 404).
     async fn on_custom_request(
         &self,
         request: CustomRequest,
         context: RequestContext<RoleServer>,
     ) -> Result<CustomResult, ErrorData> {
+        let not_found = ErrorData::new(ErrorCode::METHOD_NOT_FOUND, "Method not found", None);
+        let parts = context.extensions.get::<Parts>();
+        if parts.is_some_and(|p| p.headers.get("mcp-protocol-version") == Some(&MODERN)) {
+            return Err(not_found);
+        }
         let (ctx, who) = request_context(&context);
         let error = PipelineError::InvalidRequest("no such method".into());
         let named = Some(request.method.as_str());
@@ -375,7 +384,7 @@ impl ServerHandler for McpFrontDoor {
             .await;
         Err(match recorded {
             PipelineError::AuditUnavailable(_) => to_error_data(&recorded, &ctx.trace),
-            _ => ErrorData::new(ErrorCode::METHOD_NOT_FOUND, "Method not found", None),
+            _ => not_found,
         })
     }
 

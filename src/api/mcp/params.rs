@@ -41,7 +41,8 @@ fn is_stateless(params: &Value) -> bool {
 pub fn check(message: &Value) -> Option<Malformed> {
     let method = message.get("method")?.as_str()?;
     let params = message.get("params").unwrap_or(&Value::Null);
-    if method == "logging/setLevel" {
+    // Removed in 2026-07-28 (method not found, HTTP 404, as for subscribe).
+    if method == "logging/setLevel" && !is_stateless(params) {
         let level = params.get("level").and_then(Value::as_str);
         return (!level.is_some_and(|level| LEVELS.contains(&level))).then_some(Malformed {
             action: Action::Connect,
