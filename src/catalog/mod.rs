@@ -35,6 +35,8 @@ pub struct ServerSpec {
     pub protocol: UpstreamProtocol,
     /// How often the connection is pinged (`None`: never).
     pub ping_interval: Option<Duration>,
+    /// Most tools taken from the server.
+    pub max_tools: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,6 +252,7 @@ impl Catalog {
                     protocol: config.protocol,
                     ping_interval: Some(config.ping_interval).filter(|i| !i.is_zero()),
                     credential: config.credential.clone(),
+                    max_tools: config.max_tools,
                 }
             })
             .collect();

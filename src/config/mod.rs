@@ -177,6 +177,14 @@ pub struct ServerConfig {
     /// one fails the call with `result_too_large`. Default: no limit
     /// beyond the transport's.
     pub max_result_bytes: Option<usize>,
+    /// Most tools taken from this server (the first by name); the rest are
+    /// held back, and counted in readiness.
+    #[serde(default = "default_max_tools")]
+    pub max_tools: usize,
+}
+
+fn default_max_tools() -> usize {
+    1000
 }
 
 fn default_true() -> bool {

@@ -44,6 +44,8 @@ pub enum ConnectError {
     Handshake(String),
     #[error("listing tools, prompts or resources failed: {0}")]
     List(String),
+    #[error("listing refused: {0}")]
+    ListTooLarge(String),
     #[error("timed out")]
     Timeout,
 }
@@ -57,6 +59,7 @@ impl ConnectError {
             Self::Sse(_) => "connect_failed",
             Self::Handshake(_) => "handshake_failed",
             Self::List(_) => "list_failed",
+            Self::ListTooLarge(_) => "listing_too_large",
             Self::Timeout => "connect_timeout",
         }
     }
@@ -70,9 +73,11 @@ pub async fn establish(
 ) -> Result<(Session, Offered), ConnectError> {
     let attempt = async {
         let session = negotiate(spec, client, http).await?;
-        let offered = offered::list(session.peer())
-            .await
-            .map_err(|e| ConnectError::List(e.to_string()))?;
+        let offered =
+            (offered::list(session.peer(), spec.max_tools).await).map_err(|e| match e {
+                offered::ListError::TooLarge(problem) => ConnectError::ListTooLarge(problem),
+                offered::ListError::Service(error) => ConnectError::List(error.to_string()),
+            })?;
         Ok((session, offered))
     };
     tokio::time::timeout(spec.timeout, attempt)

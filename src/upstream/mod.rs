@@ -233,6 +233,9 @@ pub struct ServerStatus {
     pub protocol: Option<String>,
     /// Public names of catalog tools this server does not offer.
     pub missing_tools: Vec<Arc<str>>,
+    /// Tools it offers beyond its `max_tools`, not served.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub tools_held_back: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<&'static str>,
 }
@@ -388,9 +391,14 @@ impl Upstreams {
                         .and_then(|peer| peer.peer_info())
                         .map(|info| info.protocol_version.as_str().to_owned()),
                     missing_tools,
+                    tools_held_back: connection.offered.tools_held_back,
                     last_error: connection.last_error,
                 }
             })
             .collect()
     }
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }

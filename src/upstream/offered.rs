@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 
-use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
+use futures::FutureExt;
+
+use rmcp::model::{PaginatedRequestParams, Prompt, Resource, ResourceTemplate, Tool};
 use rmcp::service::{Peer, RoleClient, ServiceError};
 
 use crate::guardrails::arguments::Schemas;
@@ -24,6 +26,9 @@ pub struct Offered {
     /// The SHA-256 of each definition as pinned, by upstream name.
     #[serde(skip)]
     pub digests: Digests,
+    /// Tools the server offers beyond its `max_tools`: not served.
+    #[serde(default)]
+    pub tools_held_back: usize,
 }
 
 /// The pinned digest of each tool and prompt a server offers
@@ -58,17 +63,45 @@ impl Offered {
     }
 }
 
-/// List everything the server's capabilities say it has.
-pub async fn list(peer: &Peer<RoleClient>) -> Result<Offered, ServiceError> {
+/// What one listing may bring, whatever the server says: a server whose
+/// `nextCursor` never ends, or whose pages are huge, is refused for that
+/// listing (logged, and shown in readiness), never accumulated.
+const MAX_PAGES: usize = 100;
+/// Most items one list (tools, prompts, resources, templates) may hold.
+const MAX_ITEMS: usize = 10_000;
+/// Largest one definition may be, as JSON.
+const MAX_DEFINITION_BYTES: usize = 256 * 1024;
+/// Largest one list may be in all, as JSON.
+const MAX_LIST_BYTES: usize = 32 * 1024 * 1024;
+
+/// Why a listing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error("{0}")]
+    Service(#[from] ServiceError),
+    /// The server offers more than a listing may bring.
+    #[error("the server's {0}")]
+    TooLarge(String),
+}
+
+/// List everything the server's capabilities say it has; of its tools,
+/// at most `max_tools` (the first by name: the rest are held back and
+/// counted).
+pub async fn list(peer: &Peer<RoleClient>, max_tools: usize) -> Result<Offered, ListError> {
     let capabilities = peer.peer_info().map(|info| info.capabilities.clone());
     let mut offered = Offered::default();
+    let page = |cursor| Some(PaginatedRequestParams::default().with_cursor(cursor));
     // Tools are the one thing a server without declared capabilities is
     // still asked for.
     if capabilities.as_ref().is_none_or(|c| c.tools.is_some()) {
-        offered.tools = peer
-            .list_all_tools()
-            .await?
-            .into_iter()
+        let mut tools = bounded("tools", |cursor| {
+            let listed = peer.list_tools(page(cursor));
+            listed.map(|listed| listed.map(|l| (l.tools, l.next_cursor)))
+        })
+        .await?;
+        tools.sort_by(|a, b| a.name.cmp(&b.name));
+        offered.tools_held_back = tools.len().saturating_sub(max_tools);
+        offered.tools = (tools.into_iter().take(max_tools))
             .map(|mut tool| {
                 tool.icons = None;
                 tool.meta = None;
@@ -77,10 +110,12 @@ pub async fn list(peer: &Peer<RoleClient>) -> Result<Offered, ServiceError> {
             .collect();
     }
     if capabilities.as_ref().is_some_and(|c| c.prompts.is_some()) {
-        offered.prompts = peer
-            .list_all_prompts()
-            .await?
-            .into_iter()
+        let prompts = bounded("prompts", |cursor| {
+            let listed = peer.list_prompts(page(cursor));
+            listed.map(|listed| listed.map(|l| (l.prompts, l.next_cursor)))
+        })
+        .await?;
+        offered.prompts = (prompts.into_iter())
             .map(|mut prompt| {
                 prompt.icons = None;
                 prompt.meta = None;
@@ -89,8 +124,16 @@ pub async fn list(peer: &Peer<RoleClient>) -> Result<Offered, ServiceError> {
             .collect();
     }
     if capabilities.as_ref().is_some_and(|c| c.resources.is_some()) {
-        offered.resources = peer.list_all_resources().await?;
-        offered.templates = peer.list_all_resource_templates().await?;
+        offered.resources = bounded("resources", |cursor| {
+            let listed = peer.list_resources(page(cursor));
+            listed.map(|listed| listed.map(|l| (l.resources, l.next_cursor)))
+        })
+        .await?;
+        offered.templates = bounded("resource templates", |cursor| {
+            let listed = peer.list_resource_templates(page(cursor));
+            listed.map(|listed| listed.map(|l| (l.resource_templates, l.next_cursor)))
+        })
+        .await?;
         for resource in &mut offered.resources {
             resource.icons = None;
             resource.meta = None;
@@ -101,4 +144,63 @@ pub async fn list(peer: &Peer<RoleClient>) -> Result<Offered, ServiceError> {
         }
     }
     Ok(offered.compiled())
+}
+
+/// Every page of one list, within [`MAX_PAGES`], [`MAX_ITEMS`],
+/// [`MAX_DEFINITION_BYTES`] and [`MAX_LIST_BYTES`].
+async fn bounded<T, F>(
+    what: &str,
+    mut list_page: impl FnMut(Option<String>) -> F,
+) -> Result<Vec<T>, ListError>
+where
+    T: serde::Serialize,
+    F: std::future::Future<Output = Result<(Vec<T>, Option<String>), ServiceError>>,
+{
+    let too_large = |problem: String| Err(ListError::TooLarge(format!("{what} {problem}")));
+    let mut items = Vec::new();
+    let mut bytes = 0;
+    let mut cursor = None;
+    for _ in 0..MAX_PAGES {
+        let (page, next) = list_page(cursor.take()).await?;
+        for item in page {
+            let size = json_size(&item);
+            if size > MAX_DEFINITION_BYTES {
+                return too_large(format!(
+                    "include a definition of {size} bytes (at most {MAX_DEFINITION_BYTES})"
+                ));
+            }
+            bytes += size;
+            if bytes > MAX_LIST_BYTES {
+                return too_large(format!("exceed {MAX_LIST_BYTES} bytes"));
+            }
+            if items.len() == MAX_ITEMS {
+                return too_large(format!("exceed {MAX_ITEMS} items"));
+            }
+            items.push(item);
+        }
+        match next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(items),
+        }
+    }
+    too_large(format!("take more than {MAX_PAGES} pages"))
+}
+
+/// The length of `item` as JSON, without keeping the text.
+fn json_size(item: &impl serde::Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, item) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
 }

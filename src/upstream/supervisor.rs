@@ -162,7 +162,7 @@ async fn relist(
     heard: Heard,
 ) -> bool {
     let name = &upstream.spec.name;
-    match offered::list(peer).await {
+    match offered::list(peer, upstream.spec.max_tools).await {
         Ok(offered) => {
             if heard == Heard::FromServer || *upstream.state.load().offered != offered {
                 tracing::info!(server = %name, "upstream offering changed");
@@ -210,6 +210,14 @@ async fn renew_subscriptions(upstream: &Upstream, peer: &Peer<RoleClient>) {
 }
 
 fn report_missing_tools(upstream: &Upstream, offered: &Offered) {
+    if offered.tools_held_back > 0 {
+        tracing::warn!(
+            server = %upstream.spec.name,
+            held_back = offered.tools_held_back,
+            max_tools = upstream.spec.max_tools,
+            "the server offers more tools than its max_tools; the rest are held back"
+        );
+    }
     for (public, upstream_name) in upstream.catalog_tools.load().iter() {
         if !offered.tools.contains_key(&**upstream_name) {
             tracing::warn!(

@@ -312,3 +312,54 @@ async fn an_upstream_offering_http2_is_called_over_http2() {
         upstream.connections()
     );
 }
+
+/// The control plane's resident memory, in MiB.
+fn resident_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = (status.lines())
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib / 1024
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endless_listing_is_refused_not_accumulated() {
+    let hostile = crate::common::hostile::endless_pages(500).await;
+    let servers = format!(
+        "  endless:\n    http: {{url: \"{}\"}}\n    timeout: 30s\n",
+        hostile.url
+    );
+    let cp = ControlPlane::start(&crate::common::catalog(&servers, "", &[]));
+    let ready = cp
+        .wait_readyz("the endless server refused", |body| {
+            (body["servers"].as_array().into_iter().flatten())
+                .any(|s| s["name"] == "endless" && s["last_error"] == "listing_too_large")
+        })
+        .await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    // 500 tools of 4 KB a page: the list's 32 MiB bound ends each listing
+    // within a few dozen pages, never the server's endless cursor.
+    let served = hostile.pages();
+    assert!(served < 100, "{served} pages listed");
+    let resident = resident_mib(cp.pid());
+    assert!(resident < 512, "{resident} MiB resident");
+    cp.wait_log("listing refused").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tools_beyond_a_servers_cap_are_held_back_and_shown() {
+    let upstream =
+        crate::common::many::many_tools_upstream(crate::common::many::generated_names()).await;
+    let offered = crate::common::many::generated_names().len();
+    let servers = format!(
+        "  many:\n    http: {{url: \"{}\"}}\n    max_tools: 120\n",
+        upstream.url
+    );
+    let cp = ControlPlane::start(&crate::common::catalog(&servers, "", &[]));
+    let ready = cp.wait_all_ready().await;
+    let many = &ready["servers"][0];
+    assert_eq!(many["tools_offered"], 120, "{ready}");
+    assert_eq!(many["tools_held_back"], offered - 120, "{ready}");
+    cp.wait_log("the rest are held back").await;
+}

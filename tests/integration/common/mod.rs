@@ -11,6 +11,7 @@ pub mod conformance_mrtr;
 pub mod conformance_stateless;
 pub mod conformance_tasks;
 pub mod haproxy;
+pub mod hostile;
 pub mod installs;
 pub mod many;
 pub mod relay;
