@@ -37,6 +37,8 @@ pub struct ServerSpec {
     pub ping_interval: Option<Duration>,
     /// Most tools taken from the server.
     pub max_tools: usize,
+    /// `_meta` keys (or prefixes ending in `/`) its tool results lose.
+    pub drop_meta: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -253,6 +255,7 @@ impl Catalog {
                     ping_interval: Some(config.ping_interval).filter(|i| !i.is_zero()),
                     credential: config.credential.clone(),
                     max_tools: config.max_tools,
+                    drop_meta: config.drop_meta.clone(),
                 }
             })
             .collect();

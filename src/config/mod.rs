@@ -181,6 +181,10 @@ pub struct ServerConfig {
     /// held back, and counted in readiness.
     #[serde(default = "default_max_tools")]
     pub max_tools: usize,
+    /// `_meta` keys removed from the server's tool results (a key, or a
+    /// prefix ending in `/`), besides the control plane's own namespace.
+    #[serde(default)]
+    pub drop_meta: Vec<String>,
 }
 
 fn default_max_tools() -> usize {

@@ -363,3 +363,18 @@ async fn tools_beyond_a_servers_cap_are_held_back_and_shown() {
     assert_eq!(many["tools_held_back"], offered - 120, "{ready}");
     cp.wait_log("the rest are held back").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_cannot_speak_in_the_control_planes_name() {
+    let upstream = test_upstream(0).await;
+    let servers = format!(
+        "  svc:\n    http: {{url: \"{}\"}}\n    drop_meta: [\"internal/\"]\n",
+        upstream.url
+    );
+    let cp = ControlPlane::start(&catalog(&servers, "  posing: {server: svc}\n", &["posing"]));
+    cp.wait_all_ready().await;
+    let (status, body) = cp.call(TESTER_TOKEN, "posing", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let meta = &body["result"]["_meta"];
+    assert_eq!(meta, &json!({"kept": 1}), "{body}");
+}

@@ -23,6 +23,7 @@ mod result_size;
 mod results;
 mod split;
 mod task_ids;
+mod upstream_meta;
 
 use crate::audit::AuditLog;
 
@@ -44,13 +45,14 @@ pub struct Stages {
 ///
 /// ```text
 /// request: record -> admit -> resolve -> split -> pins -> deadline -> detect -> authorize -> limit -> results -> dispatch
-/// leg:     arguments -> circuit -> concurrency -> request_state -> task_ids -> credential -> cache_hints -> result_size -> call
+/// leg:     arguments -> circuit -> concurrency -> request_state -> task_ids -> credential -> cache_hints -> result_size -> upstream_meta -> call
 /// ```
 ///
 /// `dispatch` runs the leg stages once, again for a retry, or once per
 /// server of a fan-out. `results` acts only on the way back, first of the
 /// request's stages: on the answer as it will leave (a fan-out's merged). `cache_hints` acts only on the way back, on what
-/// the upstream answered, as does `result_size`; `request_state` and
+/// the upstream answered, as do `result_size` and `upstream_meta` (first:
+/// the `_meta` keys a server may not set go before anything reads them); `request_state` and
 /// `task_ids` on both ways, on a multi round-trip request's state and on
 /// task ids.
 pub fn standard(audit: AuditLog) -> Stages {
@@ -76,6 +78,7 @@ pub fn standard(audit: AuditLog) -> Stages {
             Box::new(credential::Credential),
             Box::new(cache_hints::CacheHints),
             Box::new(result_size::ResultSize),
+            Box::new(upstream_meta::UpstreamMeta),
         ],
     }
 }

@@ -30,7 +30,7 @@ use super::conformance::ConformanceFixture;
 /// Tools of the test server, one per `tools/list` page so the control plane
 /// has to follow cursors.
 pub const TOOLS: &[&str] = &[
-    "ask", "chatty", "echo", "fail", "flaky", "grow", "hang", "progress", "touch",
+    "ask", "chatty", "echo", "fail", "flaky", "grow", "hang", "posing", "progress", "touch",
 ];
 
 /// The test server's one resource.
@@ -236,6 +236,19 @@ impl ServerHandler for TestUpstream {
                 result
             }
             "fail" => CallToolResult::error(vec![ContentBlock::text("the backend said no")]),
+            // A result whose `_meta` poses as the control plane's own.
+            "posing" => {
+                let mut result = CallToolResult::success(vec![ContentBlock::text("posed")]);
+                let meta = json!({
+                    "mcp-control-plane/server": "trusted-server",
+                    "mcp-control-plane/legs": [],
+                    "internal/debug": "stack",
+                    "internal/trace": "span",
+                    "kept": 1,
+                });
+                result.meta = Some(meta.as_object().unwrap().clone().into());
+                result
+            }
             "flaky" if self.flaky.fetch_add(1, Ordering::SeqCst) > 0 => {
                 CallToolResult::success(vec![ContentBlock::text(arguments.to_string())])
             }
