@@ -195,7 +195,8 @@ async fn refuse_malformed_heads(
     } else {
         FrontDoor::Rest
     };
-    let ctx = request_context(headers, front_door);
+    let mut ctx = request_context(headers, front_door);
+    ctx.client = client_of(request.extensions());
     let error = (app.pipeline)
         .reject(
             &ctx,
@@ -299,6 +300,25 @@ fn request_context(headers: &HeaderMap, front_door: FrontDoor) -> CallContext {
     let mut ctx = CallContext::new(front_door, traceparent, tracestate);
     ctx.requested_timeout = requested_timeout(headers);
     ctx
+}
+
+/// The address a request came from, as the listener saw it.
+fn client_of(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    (extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()).map(|c| c.0.ip())
+}
+
+/// The address a request came from, as a handler's argument.
+struct ClientAddr(Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(client_of(&parts.extensions)))
+    }
 }
 
 /// What the caller's `X-Request-Timeout` header asks, if it sent one.

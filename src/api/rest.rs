@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::App;
+use super::ClientAddr;
 use super::error::ApiError;
 use crate::discovery;
 use crate::identity::Presented;
@@ -68,34 +69,51 @@ pub struct ToolsQuery {
 /// catalog (through endpoint `E`).
 pub async fn tools(
     State(app): State<Arc<App>>,
+    ClientAddr(client): ClientAddr,
     query: Result<Query<ToolsQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    list_tools(app, None, query, headers, body).await
+    let asked = Asked {
+        endpoint: None,
+        client,
+    };
+    list_tools(app, asked, query, headers, body).await
 }
 
 /// `GET|POST /endpoints/<endpoint>/tools[?detail=true]`: the caller's view
 /// through a virtual endpoint.
 pub async fn endpoint_tools(
     State(app): State<Arc<App>>,
+    ClientAddr(client): ClientAddr,
     Path(endpoint): Path<String>,
     query: Result<Query<ToolsQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    list_tools(app, Some(endpoint), query, headers, body).await
+    let asked = Asked {
+        endpoint: Some(endpoint),
+        client,
+    };
+    list_tools(app, asked, query, headers, body).await
+}
+
+/// Where a listing was asked: through which endpoint, from which address.
+struct Asked {
+    endpoint: Option<String>,
+    client: Option<std::net::IpAddr>,
 }
 
 async fn list_tools(
     app: Arc<App>,
-    endpoint: Option<String>,
+    asked: Asked,
     query: Result<Query<ToolsQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let pipeline = &app.pipeline;
     let mut ctx = super::request_context(&headers, FrontDoor::Rest);
+    ctx.client = asked.client;
     let who = Presented::Bearer(super::bearer(&headers));
     let parsed = query
         .map_err(|e| PipelineError::InvalidRequest(e.body_text()))
@@ -121,7 +139,7 @@ async fn list_tools(
             );
         }
     };
-    ctx.endpoint = endpoint.or(query.endpoint).map(Arc::from);
+    ctx.endpoint = asked.endpoint.or(query.endpoint).map(Arc::from);
     let listed = pipeline
         .discover(&ctx, who, body.assertions(), |view| {
             let mut body = json!({ "tools": discovery::visible_tools(view) });
@@ -141,11 +159,13 @@ async fn list_tools(
 /// `POST /invoke`: call one tool.
 pub async fn invoke(
     State(app): State<Arc<App>>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let pipeline = &app.pipeline;
-    let ctx = super::request_context(&headers, FrontDoor::Rest);
+    let mut ctx = super::request_context(&headers, FrontDoor::Rest);
+    ctx.client = client;
     let who = Presented::Bearer(super::bearer(&headers));
     let parsed = read_json::<RestBody>(&app, &headers, body, true).and_then(|body| {
         let mut body = body.unwrap_or_default();

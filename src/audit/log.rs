@@ -18,6 +18,7 @@ use super::AuditRecord;
 use super::query::Store;
 use super::record::{LegRecord, StoredRecord};
 use super::spool::Spooled;
+use super::tally::Tally;
 use crate::config::FailureMode;
 use crate::vocabulary::Outcome;
 
@@ -88,6 +89,8 @@ struct Shared {
     store: Option<Store>,
     /// Who hears of each finished record.
     observers: Vec<Arc<dyn Observer>>,
+    /// Unauthenticated refusals counted per address.
+    tally: Tally,
 }
 
 /// A handle on the audit log; cheap to clone.
@@ -124,6 +127,7 @@ impl AuditLog {
             closed: tokio::sync::Mutex::new(None),
             store,
             observers,
+            tally: Tally::default(),
         });
         let writer = tokio::spawn(write_loop(rx, sinks, shared.clone()));
         if let Ok(mut slot) = shared.closed.try_lock() {
@@ -139,6 +143,9 @@ impl AuditLog {
         record: AuditRecord,
         deadline: Option<Instant>,
     ) -> Result<(), AuditError> {
+        if self.shared.tally.absorb(&record) {
+            return Ok(());
+        }
         let (ack, done) = oneshot::channel();
         self.send(record, Some(ack));
         let answered = match deadline {
@@ -151,7 +158,9 @@ impl AuditLog {
 
     /// Hand `record` over without waiting (an abandoned request).
     pub fn submit(&self, record: AuditRecord) {
-        self.send(record, None);
+        if !self.shared.tally.absorb(&record) {
+            self.send(record, None);
+        }
     }
 
     fn send(&self, record: AuditRecord, ack: Option<oneshot::Sender<Result<(), AuditError>>>) {
@@ -220,6 +229,11 @@ async fn write_loop(
             _ = shared.close.cancelled() => None,
             _ = tick.tick() => {
                 ticks += 1;
+                let summaries = shared.tally.due(Instant::now(), false);
+                if !summaries.is_empty() {
+                    let batch = summaries.into_iter().map(|record| summary(&shared, record)).collect();
+                    write_batch(&mut sinks, &shared, batch).await;
+                }
                 if !shared.healthy.load(Ordering::Relaxed) {
                     let mut durable = true;
                     for sink in sinks.iter_mut() {
@@ -245,6 +259,13 @@ async fn write_loop(
     }
     // Shutting down: whatever is still queued is written before the end.
     rx.close();
+    let summaries = shared.tally.due(Instant::now(), true);
+    let batch: Vec<Entry> = (summaries.into_iter())
+        .map(|record| summary(&shared, record))
+        .collect();
+    if !batch.is_empty() {
+        write_batch(&mut sinks, &shared, batch).await;
+    }
     loop {
         let batch = more(&mut rx, Vec::new());
         if batch.is_empty() {
@@ -252,6 +273,13 @@ async fn write_loop(
         }
         write_batch(&mut sinks, &shared, batch).await;
     }
+}
+
+/// A summary of counted refusals, to be written like any record.
+fn summary(shared: &Shared, record: AuditRecord) -> Entry {
+    log_event(&record);
+    shared.metrics.queued.fetch_add(1, Ordering::Relaxed);
+    Entry { record, ack: None }
 }
 
 /// `batch` plus whatever else is waiting, up to [`MAX_BATCH`].
@@ -344,6 +372,8 @@ fn log_event(record: &AuditRecord) {
         via = record.via.unwrap_or(""),
         findings = %Json(&record.findings),
         redactions = %Json(&record.redactions),
+        client = record.client.map(|c| c.to_string()).unwrap_or_default(),
+        aggregated = record.aggregated,
         "audit"
     );
 }

@@ -18,6 +18,7 @@ pub mod query;
 pub mod record;
 pub mod spool;
 pub mod sqlite;
+mod tally;
 
 pub use guard::AuditGuard;
 pub use log::{AuditError, AuditLog, Observer};

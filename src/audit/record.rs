@@ -63,6 +63,10 @@ pub struct AuditRecord {
     pub findings: Vec<Finding>,
     /// What the result policy had replaced in the result (paths and kinds).
     pub redactions: Vec<Redaction>,
+    /// The address the request came from.
+    pub client: Option<std::net::IpAddr>,
+    /// For a summary of refusals from one address: how many it stands for.
+    pub aggregated: Option<u64>,
 }
 
 /// One request to an upstream on behalf of a request: how it went.
@@ -142,6 +146,8 @@ impl AuditRecord {
             legs: Vec::new(),
             endpoint: None,
             via: None,
+            client: None,
+            aggregated: None,
             findings: Vec::new(),
             redactions: Vec::new(),
         }
@@ -212,6 +218,12 @@ impl AuditRecord {
         }
         if !self.redactions.is_empty() {
             record["redactions"] = json!(self.redactions);
+        }
+        if let Some(client) = self.client {
+            record["client"] = json!(client.to_string());
+        }
+        if let Some(count) = self.aggregated {
+            record["aggregated"] = json!(count);
         }
         record
     }

@@ -40,6 +40,8 @@ pub struct CallContext {
     pub endpoint: Option<Arc<str>>,
     /// The built-in tool a call came through (`call_tool`), if any.
     pub via: Option<&'static str>,
+    /// The address the request came from, where the front door knows it.
+    pub client: Option<std::net::IpAddr>,
 }
 
 /// The header a caller shortens its request's deadline with.
@@ -92,6 +94,7 @@ impl CallContext {
             requested_timeout: None,
             endpoint: None,
             via: None,
+            client: None,
         }
     }
 }

@@ -309,3 +309,38 @@ async fn an_agent_opens_no_more_streams_than_its_cap() {
         .await;
     assert_eq!(records.len(), 1);
 }
+
+#[tokio::test]
+async fn a_flood_of_unauthenticated_requests_is_recorded_in_aggregate() {
+    let upstream = test_upstream(0).await;
+    let cp = ControlPlane::start(&crate::common::echo_catalog(&upstream.url));
+    cp.wait_all_ready().await;
+    let refused = |r: &serde_json::Value| r["outcome"] == "unauthenticated";
+    for i in 0..60 {
+        let token = format!("guess-{i}");
+        let (status, _) = cp.call(&token, "echo", json!({})).await;
+        assert_eq!(status, 401);
+    }
+    // The first 20 one by one; the other 40 in one summary at the end of
+    // the window (10 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let summary = loop {
+        let records: Vec<_> = cp.audit_records().into_iter().filter(refused).collect();
+        if let Some(summary) = records.iter().find(|r| !r["aggregated"].is_null()) {
+            assert_eq!(records.len(), 21, "{records:?}");
+            break summary.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no summary: {records:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(summary["aggregated"], 40, "{summary}");
+    assert_eq!(summary["client"], "127.0.0.1", "{summary}");
+    assert!(summary["reasons"].as_str().unwrap().starts_with("40 more"));
+    // A caller with a valid token is recorded as ever.
+    let (status, body) = cp.call(TESTER_TOKEN, "echo", json!({})).await;
+    assert_eq!(status, 200);
+    cp.audit_record(body["trace_id"].as_str().unwrap()).await;
+}

@@ -472,6 +472,7 @@ impl Checked<'_> {
 pub async fn guard(State(guard): State<Arc<Guard>>, mut request: Request, next: Next) -> Response {
     let pipeline = &guard.app.pipeline;
     let mut ctx = crate::api::request_context(request.headers(), FrontDoor::Mcp);
+    ctx.client = crate::api::client_of(request.extensions());
     ctx.endpoint = super::endpoint_of(request.uri().path());
     let token = crate::api::bearer(request.headers()).map(str::to_owned);
     let caller = match pipeline.admit_connection(&ctx, token.as_deref()).await {

@@ -96,6 +96,7 @@ pub fn open(log: &AuditLog, ctx: &CallContext, snapshot: &Snapshot, action: Acti
     record.catalog_version = Some(snapshot.version.clone());
     record.endpoint = ctx.endpoint.clone();
     record.via = ctx.via;
+    record.client = ctx.client;
     audit
 }
 
