@@ -172,6 +172,17 @@ fn covering_nothing(catalog: &CatalogFile, at: &str, role: &RoleConfig) -> Vec<(
         let names = kind.names(catalog);
         for (i, grant) in kind.grants(role).iter().enumerate() {
             if !is_glob(grant) {
+                // A name no entry gives, that only an `expose` rule could:
+                // a typo passes until the server offers no such tool.
+                let exposable = kind != Kind::Resources && expose::could_expose(catalog, grant);
+                if !kind.exists(catalog, grant) && exposable {
+                    let path = format!("{at}.{}[{i}]", kind.section());
+                    let text = format!(
+                        "no catalog entry gives the {} `{grant}`: only an `expose` rule could, if its server offers it",
+                        kind.singular()
+                    );
+                    warnings.push((path, text));
+                }
                 continue;
             }
             let Ok(matcher) = glob(grant) else {

@@ -648,3 +648,16 @@ fn a_bad_value_names_its_path_once_and_never_its_content() {
     assert!(text.contains("expected a duration"), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
 }
+
+#[test]
+fn a_grant_only_an_expose_rule_could_give_is_warned_about() {
+    let yaml = "environment: t\npolicy: allow-all\n\
+                servers:\n  gh: {stdio: {command: x}, expose: {prefix: \"gh_\"}}\n\
+                roles:\n  r: [gh_isue_open]\n";
+    let (ok, text, _) = run_check("catalog.yaml", yaml);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("roles.r.tools[0]: no catalog entry gives the tool `gh_isue_open`"),
+        "{text}"
+    );
+}
