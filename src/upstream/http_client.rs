@@ -25,6 +25,7 @@ use sse_stream::Sse;
 
 use arc_swap::ArcSwap;
 
+use super::own_answer;
 use crate::credentials::sigv4::AwsCredentials;
 use crate::credentials::{META_KEY, ServerCredentials};
 
@@ -191,9 +192,11 @@ impl StreamableHttpClient for CredentialedClient {
         mut custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<StreamableHttpPostResponse> {
         let bearer = (self.prepare_post(&uri, &mut message, &mut custom_headers)).await?;
-        self.inner
+        let id = own_answer::request_id(&message);
+        let answered = (self.inner)
             .post_message(uri, message, session_id, bearer, custom_headers)
-            .await
+            .await;
+        own_answer::judged(id, answered)
     }
 
     async fn post_message_with_response_limits(
@@ -206,7 +209,8 @@ impl StreamableHttpClient for CredentialedClient {
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse> {
         let bearer = (self.prepare_post(&uri, &mut message, &mut custom_headers)).await?;
-        self.inner
+        let id = own_answer::request_id(&message);
+        let answered = (self.inner)
             .post_message_with_response_limits(
                 uri,
                 message,
@@ -215,7 +219,8 @@ impl StreamableHttpClient for CredentialedClient {
                 custom_headers,
                 limits,
             )
-            .await
+            .await;
+        own_answer::judged(id, answered)
     }
 
     async fn delete_session(

@@ -378,3 +378,35 @@ async fn a_server_cannot_speak_in_the_control_planes_name() {
     let meta = &body["result"]["_meta"];
     assert_eq!(meta, &json!({"kept": 1}), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_answer_fails_its_own_call_only() {
+    let upstream = test_upstream(0).await;
+    let proxy = crate::common::hostile::garbling_proxy(upstream.url.clone()).await;
+    let servers = format!("  svc:\n    http: {{url: \"{proxy}\"}}\n    timeout: 10s\n");
+    let tools = "  echo: {server: svc}\n  progress: {server: svc}\n";
+    let cp = ControlPlane::start(&catalog(&servers, tools, &["echo", "progress"]));
+    cp.wait_all_ready().await;
+    let connections = upstream.connections();
+    for how in ["truncated", "huge", "deep", "another"] {
+        // A call in flight on the same server while the bad answer comes.
+        let in_flight = cp.call(TESTER_TOKEN, "progress", json!({}));
+        let bad = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            cp.call(TESTER_TOKEN, "echo", json!({"garble": how})).await
+        };
+        let ((status, body), (bad_status, bad_body)) = tokio::join!(in_flight, bad);
+        assert_eq!(status, StatusCode::OK, "{how}: the call in flight: {body}");
+        assert_eq!(bad_status, StatusCode::BAD_GATEWAY, "{how}: {bad_body}");
+        assert_eq!(
+            bad_body["error"]["code"], "upstream_rejected",
+            "{how}: {bad_body}"
+        );
+        // The session goes on: the next call is answered at once.
+        let (status, body) = cp.call(TESTER_TOKEN, "echo", json!({"after": how})).await;
+        assert_eq!(status, StatusCode::OK, "{how}: after: {body}");
+    }
+    let ready = cp.readyz().await;
+    assert_eq!(ready["servers"][0]["state"], "ready", "{ready}");
+    assert_eq!(upstream.connections(), connections, "no reconnect");
+}

@@ -75,3 +75,67 @@ pub async fn endless_pages(per_page: usize) -> Endless {
     let url = super::upstream::serve(handler, 0, stop.clone(), accepted).await;
     Endless { url, pages, stop }
 }
+
+/// A proxy in front of an MCP server at `target` that passes everything
+/// through, but answers a POST whose body holds `"garble":"<how>"` itself,
+/// badly: `truncated` JSON, a `huge` body (20 MiB), JSON nested `deep`er
+/// than any parser takes, or an answer to `another` id. Its URL.
+pub async fn garbling_proxy(target: String) -> String {
+    use axum::body::{Body, Bytes};
+    use axum::http::{HeaderMap, Method, StatusCode};
+    use axum::response::{IntoResponse, Response};
+
+    super::install_crypto();
+    let client = reqwest::Client::new();
+    let forward = move |method: Method, headers: HeaderMap, body: Bytes| {
+        let (client, target) = (client.clone(), target.clone());
+        async move {
+            let text = String::from_utf8_lossy(&body);
+            let json =
+                |body: String| ([("content-type", "application/json")], body).into_response();
+            if text.contains(r#""garble":"truncated""#) {
+                return json(r#"{"jsonrpc":"2.0","id":"#.to_owned());
+            }
+            if text.contains(r#""garble":"huge""#) {
+                let huge = format!(
+                    r#"{{"jsonrpc":"2.0","id":0,"result":{{"x":"{}"}}}}"#,
+                    "x".repeat(20 << 20)
+                );
+                return json(huge);
+            }
+            if text.contains(r#""garble":"deep""#) {
+                let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+                return json(format!(r#"{{"jsonrpc":"2.0","id":0,"result":{deep}}}"#));
+            }
+            if text.contains(r#""garble":"another""#) {
+                return json(r#"{"jsonrpc":"2.0","id":987654,"result":{"content":[]}}"#.into());
+            }
+            let mut request = client.request(method, &target).body(body);
+            for (name, value) in &headers {
+                if name != "host" && name != "content-length" {
+                    request = request.header(name, value);
+                }
+            }
+            let Ok(answer) = request.send().await else {
+                return StatusCode::BAD_GATEWAY.into_response();
+            };
+            let mut response = Response::builder().status(answer.status().as_u16());
+            for (name, value) in answer.headers() {
+                if name != "content-length" && name != "transfer-encoding" {
+                    response = response.header(name.as_str(), value.as_bytes());
+                }
+            }
+            response
+                .body(Body::from_stream(answer.bytes_stream()))
+                .unwrap()
+        }
+    };
+    let router = axum::Router::new().route(
+        "/mcp",
+        axum::routing::any(move |method, headers, body| forward(method, headers, body)),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{addr}/mcp")
+}
