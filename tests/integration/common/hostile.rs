@@ -130,10 +130,7 @@ pub async fn garbling_proxy(target: String) -> String {
                 .unwrap()
         }
     };
-    let router = axum::Router::new().route(
-        "/mcp",
-        axum::routing::any(move |method, headers, body| forward(method, headers, body)),
-    );
+    let router = axum::Router::new().route("/mcp", axum::routing::any(forward));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await });
