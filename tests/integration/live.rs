@@ -120,13 +120,20 @@ async fn a_valid_change_while_calls_are_in_flight_fails_none_and_each_record_nam
     assert_eq!(listings(), listed);
 }
 
-#[tokio::test]
-async fn an_invalid_catalog_never_replaces_the_version_in_force() {
+/// A control plane serving the test upstream's `echo`, ready; the
+/// catalog it serves.
+async fn serving_echo() -> (crate::common::upstream::HttpUpstream, ControlPlane, String) {
     let upstream = test_upstream(0).await;
     let servers = servers(&[("testsrv", &upstream.url)]);
     let good = catalog(&servers, "  echo: {server: testsrv}\n", &["echo"]);
     let cp = ControlPlane::start(&good);
     cp.wait_all_ready().await;
+    (upstream, cp, good)
+}
+
+#[tokio::test]
+async fn an_invalid_catalog_never_replaces_the_version_in_force() {
+    let (_upstream, cp, good) = serving_echo().await;
     let first = version(&cp).await;
     let reload_error = async || cp.readyz().await["catalog"]["reload_error"].clone();
 
@@ -293,11 +300,7 @@ fn link_over(path: &Path, target: &Path) {
 
 #[tokio::test]
 async fn a_catalog_pointed_at_another_file_never_shows_what_it_holds() {
-    let upstream = test_upstream(0).await;
-    let servers = servers(&[("testsrv", &upstream.url)]);
-    let good = catalog(&servers, "  echo: {server: testsrv}\n", &["echo"]);
-    let cp = ControlPlane::start(&good);
-    cp.wait_all_ready().await;
+    let (_upstream, cp, good) = serving_echo().await;
     let first = version(&cp).await;
     let dir = cp.config.parent().unwrap().to_path_buf();
     // The control plane's own signing key, a line of which must never show.
