@@ -244,6 +244,7 @@ async fn a_call_that_reached_its_upstream_gets_its_answer_even_if_the_outcome_ca
 /// `settings` (YAML lines under `audit:`).
 async fn hung_postgres(
     settings: &str,
+    deadline: &str,
 ) -> (
     ControlPlane,
     crate::common::relay::Relay,
@@ -263,7 +264,10 @@ async fn hung_postgres(
         "audit:\n{settings}  sinks:\n    - postgres: {{url: {{file: \"{}\"}}}}\n",
         url_file.display()
     );
-    let cp = ControlPlane::start(&audit_catalog(&upstream.url, &sinks));
+    // The call's deadline, against the sink's time limit.
+    let catalog = audit_catalog(&upstream.url, &sinks);
+    let catalog = catalog.replace("timeout: 1s", &format!("timeout: {deadline}"));
+    let cp = ControlPlane::start(&catalog);
     cp.wait_all_ready().await;
     (cp, relay, upstream, secrets)
 }
@@ -279,7 +283,7 @@ fn patient() -> reqwest::Client {
 
 #[tokio::test]
 async fn a_database_that_stops_answering_is_a_failing_sink_not_a_stall() {
-    let (cp, relay, upstream, _secrets) = hung_postgres("  timeout: 300ms\n").await;
+    let (cp, relay, upstream, _secrets) = hung_postgres("  timeout: 300ms\n", "10s").await;
     let echo = json!({"action": "echo", "payload": {}});
     let (status, _) = call(&cp, Some(TESTER_TOKEN), echo.clone()).await;
     assert_eq!(status, 200);
@@ -348,7 +352,7 @@ async fn a_database_that_stops_answering_is_a_failing_sink_not_a_stall() {
 async fn the_wait_for_the_intent_record_ends_with_the_requests_deadline() {
     // The sink's own limit is far beyond the call's deadline (the server's
     // timeout of 1 s): the deadline decides, and the refusal says why.
-    let (cp, relay, upstream, _secrets) = hung_postgres("  timeout: 30s\n").await;
+    let (cp, relay, upstream, _secrets) = hung_postgres("  timeout: 30s\n", "1s").await;
     relay.go_silent();
     let response = (patient().post(cp.url("/invoke")))
         .bearer_auth(TESTER_TOKEN)
