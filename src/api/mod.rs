@@ -243,7 +243,10 @@ fn ambiguous_authority(request: &Request) -> Option<&'static str> {
 
 /// Serve both listeners until `shutdown` resolves, then finish in-flight
 /// requests. Each has its own connection cap, so a crowd on the agents'
-/// address never keeps operators (probes, Prometheus, the console) out.
+/// address never keeps operators (probes, Prometheus, the console) out;
+/// and the operators' listener runs on a thread of its own, so agents'
+/// work that keeps the runtime's workers busy (huge listings) never keeps
+/// `/healthz`, `/readyz` or `/metrics` waiting.
 pub async fn serve(
     listeners: Listeners,
     app: Arc<App>,
@@ -270,11 +273,33 @@ pub async fn serve(
         let stopped = stopped.clone();
         async move { stopped.cancelled().await }
     });
-    let serve_admin = server::serve(listeners.admin, admin, &admin_http, async move {
-        stopped.cancelled().await
-    });
-    let ((), agents, admin) = tokio::join!(watch, serve_agents, serve_admin);
-    agents.and(admin)
+    let admin = on_own_thread(listeners.admin, admin, admin_http, stopped)?;
+    let ((), agents) = tokio::join!(watch, serve_agents);
+    let admin = tokio::task::spawn_blocking(move || admin.join()).await;
+    let admin = admin.map_err(std::io::Error::other)?;
+    agents.and(admin.unwrap_or_else(|_| Err(std::io::Error::other("the admin listener panicked"))))
+}
+
+/// Serve `routes` on `listener` on a thread with a runtime of its own,
+/// until `stop` is cancelled.
+fn on_own_thread(
+    listener: TcpListener,
+    routes: Router,
+    http: HttpSettings,
+    stop: CancellationToken,
+) -> std::io::Result<std::thread::JoinHandle<std::io::Result<()>>> {
+    let listener = listener.into_std()?;
+    std::thread::Builder::new()
+        .name("admin-listener".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let listener = TcpListener::from_std(listener)?;
+                server::serve(listener, routes, &http, stop.cancelled_owned()).await
+            })
+        })
 }
 
 async fn not_found(headers: HeaderMap) -> Response {
