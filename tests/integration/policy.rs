@@ -383,3 +383,22 @@ fn check_compiles_the_policy_and_warns_about_allow_all_and_no_policy() {
     assert!(ok, "{text}");
     assert!(text.contains("every call will be denied"), "{text}");
 }
+
+/// Issue 31: deny by default at serve time. A catalog without `policy:`
+/// serves, lists what roles grant, and denies every call (cause
+/// `no_policy`) without contacting the server.
+#[tokio::test]
+async fn without_a_policy_every_call_is_denied() {
+    let upstream = crate::common::upstream::test_upstream(0).await;
+    let catalog = crate::common::echo_catalog(&upstream.url).replace("policy: allow-all\n", "");
+    assert!(!catalog.contains("policy:"), "{catalog}");
+    let cp = ControlPlane::start(&catalog);
+    cp.wait_all_ready().await;
+    let (status, body) = cp.call(TESTER_TOKEN, "echo", json!({})).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "policy_denied", "{body}");
+    let record = cp.audit_record(body["trace_id"].as_str().unwrap()).await;
+    assert_eq!(record["outcome"], "denied_policy");
+    assert_eq!(record["policy"], "no_policy");
+    assert_eq!(upstream.calls(), 0);
+}

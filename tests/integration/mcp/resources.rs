@@ -397,3 +397,32 @@ async fn stateless_clients_hear_resource_updates_on_their_listen_stream() {
     let ended = cp.audit_matching(1, |r| r["action"] == "unsubscribe").await;
     assert_eq!(ended[0]["tool"], crate::common::upstream::DOC_URI);
 }
+
+/// Issue 31: a URI that would tell the agent where something lives is
+/// refused at the role check, even inside a granted set, and the server is
+/// never asked.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_uri_that_reveals_an_address_is_refused_inside_a_granted_set() {
+    let upstream = test_upstream(0).await;
+    let cp = ControlPlane::start(&docs_catalog(&upstream.url, "echo"));
+    cp.wait_all_ready().await;
+    let (tester, _) = connect(&cp, TESTER_TOKEN).await;
+    // The granted set's own URI is read: the positive control.
+    assert!(read(&tester, "test://doc").await.is_ok());
+    let asked = upstream.seen().len();
+    for uri in [
+        "test://10.0.0.7/doc",
+        "test://[fd00::1]/doc",
+        "test://doc.internal:8443/doc",
+        "test://admin@doc/doc",
+    ] {
+        let error = mcp_error(read(&tester, uri).await);
+        assert_eq!(error.code, ErrorCode::INVALID_PARAMS, "{uri}");
+        let records = cp
+            .audit_matching(1, |r| r["action"] == "read_resource" && r["tool"] == uri)
+            .await;
+        assert_eq!(records.len(), 1, "{uri}");
+        assert_eq!(records[0]["outcome"], "denied_role", "{uri}");
+    }
+    assert_eq!(upstream.seen().len(), asked, "the server was asked");
+}
