@@ -75,6 +75,15 @@ async fn resources_prompts_and_completions_follow_each_roles_grants() {
         assert_eq!(error.code, ErrorCode::INVALID_PARAMS);
         assert_eq!(error.message, restricted.message);
     }
+    // Byte for byte but the trace id and the URI asked for (SEP-2164).
+    let alike = |error: &rmcp::ErrorData| {
+        let mut data = error.data.clone().unwrap_or_default();
+        data["trace_id"].take();
+        data["uri"].take();
+        (error.code, error.message.clone(), data)
+    };
+    assert_eq!(alike(&unknown), alike(&restricted));
+    assert_eq!(alike(&address), alike(&restricted));
     let limits = read(&trader, "research://restricted/limits").await.unwrap();
     assert!(serde_json::to_string(&limits).unwrap().contains("Limits:"));
 
@@ -103,6 +112,14 @@ async fn resources_prompts_and_completions_follow_each_roles_grants() {
             .await,
     );
     assert_eq!(refused.code, ErrorCode::INVALID_PARAMS);
+    // An unknown prompt gets exactly the forbidden one's answer.
+    let unknown = mcp_error(
+        trader
+            .get_prompt(rmcp::model::GetPromptRequestParams::new("no_such_prompt"))
+            .await,
+    );
+    assert_eq!(alike(&unknown), alike(&refused));
+    assert!(refused.message.contains("prompt"), "{}", refused.message);
 
     let desks = analyst
         .complete_prompt_simple("desk_briefing", "desk", "e")
