@@ -414,3 +414,55 @@ async fn a_bad_answer_fails_its_own_call_only() {
         assert!(!log.contains(lost), "{lost}");
     }
 }
+
+/// Issue 31: a server's static headers reach the server and nothing else:
+/// not an answer, readiness, the metrics or any audit record (the store
+/// searched, not only the log).
+#[tokio::test(flavor = "multi_thread")]
+async fn static_upstream_headers_never_leave_for_anyone_else() {
+    const SECRET: &str = "static-secret-4f2a9c";
+    let upstream = test_upstream(0).await;
+    let servers = format!(
+        "  svc:\n    http:\n      url: \"{}\"\n      headers: {{X-Api-Key: {SECRET}}}\n",
+        upstream.url
+    );
+    let tools = "  echo: {server: svc}\n  fail: {server: svc}\n  touch: {server: svc}\n";
+    let cp = ControlPlane::start(&catalog(&servers, tools, &["echo", "fail"]));
+    cp.wait_all_ready().await;
+    let mut answers = Vec::new();
+    for (token, tool) in [
+        (TESTER_TOKEN, "echo"),
+        (TESTER_TOKEN, "fail"),
+        (TESTER_TOKEN, "touch"),
+        ("nobody", "echo"),
+    ] {
+        let (_, body) = cp.call(token, tool, json!({})).await;
+        answers.push(body.to_string());
+    }
+    // The positive control: the server got it.
+    assert!(
+        (upstream.seen().iter()).any(|seen| seen.api_key.as_deref() == Some(SECRET)),
+        "the header never reached the server"
+    );
+    answers.push(cp.readyz().await.to_string());
+    answers.push(cp.metrics().await);
+    answers.push(cp.stderr_text());
+    for text in &answers {
+        assert!(!text.contains(SECRET), "{text}");
+    }
+    // The durable store, read as bytes.
+    let store = cp
+        .config
+        .parent()
+        .unwrap()
+        .join(".mcp-control-plane/audit.db");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !store.exists() {
+        assert!(Instant::now() < deadline, "no store");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let bytes = std::fs::read(&store).unwrap();
+    assert!(bytes.len() > 1000);
+    let found = bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes());
+    assert!(!found, "the secret is in the audit store");
+}
