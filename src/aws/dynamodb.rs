@@ -260,10 +260,24 @@ mod tests {
         assert_eq!(url.region, "eu-west-1");
         assert_eq!(url.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
         assert_eq!(url.poll, Duration::from_secs(2));
-        assert!(TableUrl::parse("dynamodb://x?region=r").is_err());
-        assert!(TableUrl::parse("dynamodb://table?region=r&colour=blue").is_err());
-        assert!(TableUrl::parse("dynamodb://table?region=r&poll=0s").is_err());
-        assert!(TableUrl::parse("s3://table?region=r").is_err());
+        for (text, why) in [
+            ("dynamodb://x?region=r", "the table name must be 3 to 255"),
+            (
+                "dynamodb://table?region=r&colour=blue",
+                "unknown parameter `colour`",
+            ),
+            (
+                "dynamodb://table?region=r&poll=0s",
+                "poll must be a duration",
+            ),
+            ("s3://table?region=r", "the scheme is not dynamodb"),
+        ] {
+            let refused = TableUrl::parse(text).err().map(|e| e.to_string());
+            assert!(
+                refused.as_deref().is_some_and(|e| e.contains(why)),
+                "{text}: {refused:?}"
+            );
+        }
         assert!(TableUrl::is_table("dynamodb://t"));
         assert!(!TableUrl::is_table("catalog.yaml"));
     }

@@ -203,7 +203,14 @@ mod tests {
             escape.to_string().contains("beneath the catalog"),
             "{escape}"
         );
-        assert!(unpack(&items(&[("widgets/a", "{}")])).is_err());
-        assert!(unpack(&items(&[])).is_err());
+        let widgets = unpack(&items(&[("widgets/a", "{}")])).err().unwrap();
+        assert!(
+            widgets
+                .to_string()
+                .contains("item `widgets/a`: not an entity"),
+            "{widgets}"
+        );
+        let empty = unpack(&items(&[])).err().unwrap();
+        assert!(empty.to_string().contains("holds no catalog"), "{empty}");
     }
 }

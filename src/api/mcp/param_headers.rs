@@ -188,39 +188,39 @@ mod tests {
             Ok(())
         );
         // A value without the whole wrapper is literal.
-        assert!(
-            ok(&[
-                ("mcp-param-region", "=?base64?ZXUgd2VzdA=="),
-                ("mcp-param-count", "3")
-            ])
-            .is_err()
+        let refused = |sent: &[(&'static str, &str)], why: &str| {
+            let answer = ok(sent);
+            assert!(
+                answer.as_ref().is_err_and(|e| e.contains(why)),
+                "{sent:?}: {answer:?}"
+            );
+        };
+        let count = ("mcp-param-count", "3");
+        let literal = ("mcp-param-region", "=?base64?ZXUgd2VzdA==");
+        refused(&[literal, count], "does not match the arguments");
+        refused(&[count], "missing Mcp-Param-");
+        refused(
+            &[("mcp-param-region", "us"), count],
+            "does not match the arguments",
         );
-        for bad in [
-            vec![("mcp-param-count", "3")],
-            vec![("mcp-param-region", "us"), ("mcp-param-count", "3")],
-            vec![
-                ("mcp-param-region", "=?base64?ZXUgd2VzdA?="),
-                ("mcp-param-count", "3"),
-            ],
-            vec![
-                ("mcp-param-region", "=?base64?ZX!!d2VzdA==?="),
-                ("mcp-param-count", "3"),
-            ],
-            vec![
-                ("mcp-param-region", "eu west"),
-                ("mcp-param-region", "eu west"),
-                ("mcp-param-count", "3"),
-            ],
-        ] {
-            assert!(ok(&bad).is_err(), "{bad:?}");
-        }
+        let unpadded = ("mcp-param-region", "=?base64?ZXUgd2VzdA?=");
+        refused(&[unpadded, count], "is not valid Base64");
+        let garbled = ("mcp-param-region", "=?base64?ZX!!d2VzdA==?=");
+        refused(&[garbled, count], "is not valid Base64");
+        let region = ("mcp-param-region", "eu west");
+        refused(&[region, region, count], "more than one Mcp-Param-");
         // A header without its argument.
         let absent = check(
             &headers(&[("mcp-param-region", "eu")]),
             &schema(),
             &json!({}),
         );
-        assert!(absent.is_err());
+        assert!(
+            absent
+                .as_ref()
+                .is_err_and(|e| e.contains("without its argument")),
+            "{absent:?}"
+        );
         assert_eq!(check(&headers(&[]), &schema(), &json!({})), Ok(()));
     }
 }
