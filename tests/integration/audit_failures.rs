@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::audit::{audit_catalog, call};
 use crate::common::upstream::test_upstream;
-use crate::common::{ControlPlane, TESTER_TOKEN, catalog};
+use crate::common::{ControlPlane, TESTER_TOKEN, catalog, metric};
 
 fn store_dir(cp: &ControlPlane) -> PathBuf {
     cp.config.parent().unwrap().join(".mcp-control-plane")
@@ -22,13 +22,6 @@ async fn readyz(cp: &ControlPlane) -> (u16, Value) {
     let response = cp.http.get(cp.admin_url("/readyz")).send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
-}
-
-fn metric(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
 }
 
 /// The outcomes SQLite holds for `trace`.

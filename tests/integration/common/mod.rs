@@ -537,6 +537,16 @@ impl Drop for Background {
     }
 }
 
+/// The value of the series `name` (with its labels, as printed) in a
+/// Prometheus text: a test of a count fails when the series is missing or
+/// renamed, not only when it holds another value.
+pub fn metric(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+}
+
 /// A free loopback port (bound, then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
