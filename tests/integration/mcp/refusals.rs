@@ -187,13 +187,22 @@ async fn transport_refusals_are_recorded() {
     let before = connect_records(&cp);
     // A protocol version nobody speaks, a foreign Origin, a missing session id.
     let refused = [
-        raw_post(&cp, Some(TESTER_TOKEN), ping).header("mcp-protocol-version", "1999-01-01"),
-        raw_post(&cp, Some(TESTER_TOKEN), ping).header("origin", "https://evil.example"),
-        raw_post(&cp, Some(TESTER_TOKEN), ping).header("mcp-protocol-version", "2025-06-18"),
+        (
+            raw_post(&cp, Some(TESTER_TOKEN), ping).header("mcp-protocol-version", "1999-01-01"),
+            400,
+        ),
+        (
+            raw_post(&cp, Some(TESTER_TOKEN), ping).header("origin", "https://evil.example"),
+            403,
+        ),
+        (
+            raw_post(&cp, Some(TESTER_TOKEN), ping).header("mcp-protocol-version", "2025-06-18"),
+            400,
+        ),
     ];
-    for request in refused {
+    for (request, expected) in refused {
         let status = request.send().await.unwrap().status();
-        assert!(status.is_client_error(), "{status}");
+        assert_eq!(status, expected);
     }
     let records = cp
         .audit_matching(before + 3, |r| {
