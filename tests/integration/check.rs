@@ -397,20 +397,31 @@ fn revocation_and_expiry_are_checked_as_configuration() {
     assert!(text.contains("agents.a1.expires"), "{text}");
 }
 
+/// Each verb's help, and options it must explain (the ones operators
+/// reach for: where it listens, what it reads, what it writes).
 #[test]
 fn every_verb_has_help() {
-    for verb in [
-        &["--help"][..],
-        &["serve", "--help"],
-        &["check", "--help"],
-        &["example-server", "--help"],
-        &["connect", "--help"],
-        &["token", "new", "--help"],
-        &["keys", "rotate", "--help"],
-        &["policy", "test", "--help"],
-        &["policy", "eval", "--help"],
-        &["catalog", "push", "--help"],
-        &["catalog", "pull", "--help"],
+    for (verb, explains) in [
+        (
+            &["--help"][..],
+            &["serve", "check", "--follow-symlinks", "--log-level"][..],
+        ),
+        (
+            &["serve", "--help"],
+            &["--listen", "--admin-listen", "--catalog", "--key-file"],
+        ),
+        (&["check", "--help"], &["--config"]),
+        (&["example-server", "--help"], &["--listen", "--jwks"]),
+        (
+            &["connect", "--help"],
+            &["--url", "--token-env", "--listen"],
+        ),
+        (&["token", "new", "--help"], &["--agent", "--admin"]),
+        (&["keys", "rotate", "--help"], &["--config", "--key-file"]),
+        (&["policy", "test", "--help"], &["DIR"]),
+        (&["policy", "eval", "--help"], &["--config", "--input"]),
+        (&["catalog", "push", "--help"], &["--config", "--to"]),
+        (&["catalog", "pull", "--help"], &["--from", "--out"]),
     ] {
         let output = std::process::Command::new(binary())
             .args(verb)
@@ -419,6 +430,12 @@ fn every_verb_has_help() {
         assert!(output.status.success(), "{verb:?}");
         let text = String::from_utf8_lossy(&output.stdout);
         assert!(text.contains("Usage:"), "{verb:?}: {text}");
+        for option in explains {
+            assert!(
+                text.contains(option),
+                "{verb:?} does not explain {option}: {text}"
+            );
+        }
     }
 }
 
