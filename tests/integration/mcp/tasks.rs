@@ -131,6 +131,8 @@ async fn a_task_lives_under_an_id_of_the_control_plane_that_only_its_agent_can_u
     let followed = cp
         .audit_matching(3, |r| r["action"] == "task" && r["outcome"] == "ok")
         .await;
+    // At least the three follow-ups made above, each named after its tool.
+    assert!(followed.len() >= 3, "{followed:?}");
     assert!(
         followed.iter().all(|r| r["tool"] == "slow_compute"),
         "{followed:?}"
