@@ -262,18 +262,19 @@ pub async fn serve(
         ..app.http.clone()
     };
     let stop = CancellationToken::new();
-    let stopped = stop.clone();
+    let admin = on_own_thread(listeners.admin, admin, admin_http, stop.clone())?;
+    let serve_agents = server::serve(
+        listeners.agents,
+        agents,
+        &agents_http,
+        stop.clone().cancelled_owned(),
+    );
     let watch = async move {
         shutdown.await;
         // Open MCP streams would otherwise keep the server waiting.
         sessions.cancel();
         stop.cancel();
     };
-    let serve_agents = server::serve(listeners.agents, agents, &agents_http, {
-        let stopped = stopped.clone();
-        async move { stopped.cancelled().await }
-    });
-    let admin = on_own_thread(listeners.admin, admin, admin_http, stopped)?;
     let ((), agents) = tokio::join!(watch, serve_agents);
     let admin = tokio::task::spawn_blocking(move || admin.join()).await;
     let admin = admin.map_err(std::io::Error::other)?;

@@ -229,11 +229,7 @@ async fn write_loop(
             _ = shared.close.cancelled() => None,
             _ = tick.tick() => {
                 ticks += 1;
-                let summaries = shared.tally.due(Instant::now(), false);
-                if !summaries.is_empty() {
-                    let batch = summaries.into_iter().map(|record| summary(&shared, record)).collect();
-                    write_batch(&mut sinks, &shared, batch).await;
-                }
+                write_summaries(&mut sinks, &shared, false).await;
                 if !shared.healthy.load(Ordering::Relaxed) {
                     let mut durable = true;
                     for sink in sinks.iter_mut() {
@@ -259,13 +255,7 @@ async fn write_loop(
     }
     // Shutting down: whatever is still queued is written before the end.
     rx.close();
-    let summaries = shared.tally.due(Instant::now(), true);
-    let batch: Vec<Entry> = (summaries.into_iter())
-        .map(|record| summary(&shared, record))
-        .collect();
-    if !batch.is_empty() {
-        write_batch(&mut sinks, &shared, batch).await;
-    }
+    write_summaries(&mut sinks, &shared, true).await;
     loop {
         let batch = more(&mut rx, Vec::new());
         if batch.is_empty() {
@@ -275,11 +265,19 @@ async fn write_loop(
     }
 }
 
-/// A summary of counted refusals, to be written like any record.
-fn summary(shared: &Shared, record: AuditRecord) -> Entry {
-    log_event(&record);
-    shared.metrics.queued.fetch_add(1, Ordering::Relaxed);
-    Entry { record, ack: None }
+/// Write the summaries of counted refusals whose window ended (all of them
+/// when `closing`), like any record.
+async fn write_summaries(sinks: &mut [Spooled], shared: &Shared, closing: bool) {
+    let batch: Vec<Entry> = (shared.tally.due(Instant::now(), closing).into_iter())
+        .map(|record| {
+            log_event(&record);
+            shared.metrics.queued.fetch_add(1, Ordering::Relaxed);
+            Entry { record, ack: None }
+        })
+        .collect();
+    if !batch.is_empty() {
+        write_batch(sinks, shared, batch).await;
+    }
 }
 
 /// `batch` plus whatever else is waiting, up to [`MAX_BATCH`].

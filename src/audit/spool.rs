@@ -62,17 +62,22 @@ impl Spooled {
         }
     }
 
-    /// Write `batch` to the sink, within the time limit: a sink that does
-    /// not answer in time has failed (and is reset).
+    /// Write `batch` to the sink, within the time limit.
     async fn write_in_time(&mut self, batch: &[StoredRecord]) -> Result<(), String> {
-        let timeout = self.timeout;
-        match tokio::time::timeout(timeout, self.sink.write(batch)).await {
-            Ok(written) => written,
-            Err(_) => {
-                self.sink.reset();
-                Err(format!("the sink did not answer within {timeout:?}"))
-            }
-        }
+        let written = tokio::time::timeout(self.timeout, self.sink.write(batch)).await;
+        self.in_time(written)
+    }
+
+    /// What a sink operation bounded by `self.timeout` gave: a sink that
+    /// did not answer in time has failed, and is reset.
+    fn in_time<T>(
+        &mut self,
+        answered: Result<Result<T, String>, tokio::time::error::Elapsed>,
+    ) -> Result<T, String> {
+        answered.unwrap_or_else(|_| {
+            self.sink.reset();
+            Err(format!("the sink did not answer within {:?}", self.timeout))
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -154,13 +159,8 @@ impl Spooled {
     }
 
     pub async fn enforce_retention(&mut self) {
-        let timeout = self.timeout;
-        let applied = tokio::time::timeout(timeout, self.sink.enforce_retention()).await;
-        let applied = applied.unwrap_or_else(|_| {
-            self.sink.reset();
-            Err(format!("the sink did not answer within {timeout:?}"))
-        });
-        match applied {
+        let applied = tokio::time::timeout(self.timeout, self.sink.enforce_retention()).await;
+        match self.in_time(applied) {
             Ok(0) => {}
             Ok(deleted) => {
                 tracing::info!(sink = self.sink.name(), deleted, "audit retention applied")

@@ -34,7 +34,7 @@ pub fn read_within(path: &Path, dir: &Path) -> io::Result<String> {
 
 /// Refuse `path` if it is inside `dir` as written but a symbolic link
 /// takes it outside.
-pub fn check_within(path: &Path, dir: &Path) -> io::Result<()> {
+fn check_within(path: &Path, dir: &Path) -> io::Result<()> {
     if FOLLOW_SYMLINKS.load(Ordering::Relaxed) {
         return Ok(());
     }

@@ -395,9 +395,10 @@ impl Checked<'_> {
             let answer = (StatusCode::BAD_REQUEST, HEADER_MISMATCH, text.as_str(), id);
             return self.refuse(Action::Call, named, error, answer).await;
         }
+        let method = message.get("method").and_then(Value::as_str);
         let opens = self.session.is_none()
             && self.guard.app.http.mcp_sessions
-            && message.get("method").and_then(Value::as_str) == Some("initialize");
+            && method == Some("initialize");
         let reservation = if opens {
             match self.guard.reserve(&self.caller.agent_id).await {
                 Ok(reservation) => Some(reservation),
@@ -428,9 +429,7 @@ impl Checked<'_> {
         }
         let declared_json = is_json(&parts.headers);
         // A listen stream holds its place among the agent's until it ends.
-        let listening =
-            message.get("method").and_then(Value::as_str) == Some("subscriptions/listen");
-        let place = match listening {
+        let place = match method == Some("subscriptions/listen") {
             true => match self.stream_place(&self.guard.listens) {
                 Some(place) => Some(place),
                 None => return self.too_many_streams(id).await,

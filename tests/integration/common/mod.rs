@@ -574,10 +574,16 @@ pub fn run_check(name: &str, catalog: &str) -> (bool, String, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(name);
     std::fs::write(&path, catalog).unwrap();
+    let (ok, text) = check_file(&path);
+    (ok, text, path)
+}
+
+/// `check --config path`: whether it passed, and what it printed.
+pub fn check_file(path: &Path) -> (bool, String) {
     let output = Command::new(binary())
         .arg("check")
         .arg("--config")
-        .arg(&path)
+        .arg(path)
         .output()
         .unwrap();
     let text = format!(
@@ -585,5 +591,5 @@ pub fn run_check(name: &str, catalog: &str) -> (bool, String, PathBuf) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    (output.status.success(), text, path)
+    (output.status.success(), text)
 }
