@@ -15,7 +15,8 @@ use rmcp::model::{
     SubscribeRequestParams, Tool,
 };
 use rmcp::model::{
-    InputRequiredResult, ResourceUpdatedNotification, ServerNotification, SubscriptionFilter,
+    InputRequiredResult, Request, ResourceUpdatedNotification, ServerNotification, ServerRequest,
+    SubscriptionFilter,
 };
 use rmcp::service::{Peer, RequestContext, SubscriptionContext, SubscriptionSink};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -41,8 +42,9 @@ pub const DOC_URI: &str = "test://doc";
 /// the cancellations it receives), `progress` reports progress twice,
 /// `flaky` hangs on its first call (until cancelled) and echoes on every
 /// later one, `touch` tells the subscribers of [`DOC_URI`] it changed, `ask` asks the
-/// calling client to sample a message and returns its answer, `chatty`
-/// logs one debug and one info message while it works, `grow` adds the
+/// calling client to sample a message (or, with `message: "elicit"`, to
+/// fill in a form) and returns its answer, `chatty` logs one debug and one
+/// info message (`working`, or `working for MESSAGE`) while it works, `grow` adds the
 /// tool `grown` to the listing and tells only the calling session its
 /// tools changed (as a server with per-connection state may).
 #[derive(Clone)]
@@ -260,14 +262,22 @@ impl ServerHandler for TestUpstream {
             // On 2026-07-28 the question comes back as `input_required`.
             "ask" if is_2026(&context) => return Ok(ask_in_result(&request, &context)),
             "ask" => {
-                let question = CreateMessageRequestParams::new(
-                    vec![SamplingMessage::user_text("What is 6 x 7?")],
-                    20,
-                );
-                match context.peer.create_message(question).await {
+                let asked = if wants_elicitation(&request) {
+                    let question = serde_json::from_value(elicitation()).unwrap();
+                    let question = ServerRequest::ElicitRequest(Request::new(question));
+                    let answer = context.peer.send_request(question).await;
+                    answer.map(|answer| serde_json::to_string(&answer).unwrap())
+                } else {
+                    let question = CreateMessageRequestParams::new(
+                        vec![SamplingMessage::user_text("What is 6 x 7?")],
+                        20,
+                    );
+                    let answer = context.peer.create_message(question).await;
+                    answer.map(|answer| serde_json::to_string(&answer).unwrap())
+                };
+                match asked {
                     Ok(answer) => CallToolResult::success(vec![ContentBlock::text(format!(
-                        "client answered: {}",
-                        serde_json::to_string(&answer).unwrap()
+                        "client answered: {answer}"
                     ))]),
                     Err(rmcp::service::ServiceError::McpError(error)) => {
                         CallToolResult::error(vec![ContentBlock::text(format!(
@@ -281,9 +291,13 @@ impl ServerHandler for TestUpstream {
                 }
             }
             "chatty" => {
+                let working = match arguments.get("message") {
+                    Some(tag) => format!("working for {}", tag.as_str().unwrap()),
+                    None => "working".into(),
+                };
                 for (level, text) in [
-                    (LoggingLevel::Debug, "details"),
-                    (LoggingLevel::Info, "working"),
+                    (LoggingLevel::Debug, "details".into()),
+                    (LoggingLevel::Info, working),
                 ] {
                     let message = LoggingMessageNotificationParam::new(level, json!(text));
                     context.peer.notify_logging_message(message).await.unwrap();
@@ -351,15 +365,36 @@ fn ask_in_result(
         return CallToolResult::success(vec![ContentBlock::text(text)]).into();
     }
     let declared = context.client_capabilities().unwrap_or_default();
-    if declared.sampling.is_none() {
+    let elicits = wants_elicitation(request);
+    let able = match elicits {
+        true => declared.elicitation.is_some(),
+        false => declared.sampling.is_some(),
+    };
+    if !able {
         let refused = format!("client refused: {}", ErrorCode::METHOD_NOT_FOUND.0);
         return CallToolResult::error(vec![ContentBlock::text(refused)]).into();
     }
-    let question = json!({ "question": { "method": "sampling/createMessage", "params": {
-        "messages": [{ "role": "user", "content": { "type": "text", "text": "What is 6 x 7?" } }],
-        "maxTokens": 20 } } });
+    let question = match elicits {
+        true => json!({ "question": { "method": "elicitation/create", "params": elicitation() } }),
+        false => json!({ "question": { "method": "sampling/createMessage", "params": {
+            "messages": [{ "role": "user", "content": { "type": "text", "text": "What is 6 x 7?" } }],
+            "maxTokens": 20 } } }),
+    };
     let question = serde_json::from_value(question).unwrap();
     InputRequiredResult::new(Some(question), None).into()
+}
+
+/// `ask` with `message: "elicit"` asks for input by elicitation rather
+/// than sampling.
+fn wants_elicitation(request: &CallToolRequestParams) -> bool {
+    let message = request.arguments.as_ref().and_then(|a| a.get("message"));
+    message.is_some_and(|message| message == "elicit")
+}
+
+/// The form `ask` elicits: one yes-or-no question.
+fn elicitation() -> serde_json::Value {
+    json!({ "mode": "form", "message": "Go ahead?", "requestedSchema": {
+        "type": "object", "properties": { "go": { "type": "boolean" } } } })
 }
 
 /// A running HTTP upstream; stopped on drop.

@@ -33,19 +33,30 @@ use crate::common::upstream::test_upstream;
 use crate::common::{ANALYST_TOKEN, ControlPlane, TESTER_TOKEN, TRADER_TOKEN, catalog};
 
 /// A client that reports the progress and list-changed notifications it
-/// receives and answers sampling requests when `samples` is set.
+/// receives and, when `answers` names it, answers sampling and elicitation
+/// requests in its own name (reporting each request to `changed`).
 #[derive(Clone)]
 struct Client {
     progress: mpsc::UnboundedSender<ProgressNotificationParam>,
     changed: Option<mpsc::UnboundedSender<String>>,
-    samples: bool,
+    answers: Option<&'static str>,
+}
+
+impl Client {
+    fn report(&self, event: String) {
+        if let Some(changed) = &self.changed {
+            let _ = changed.send(event);
+        }
+    }
 }
 
 impl ClientHandler for Client {
     fn get_info(&self) -> ClientConfig {
         // The newest initialize-based revision: sessions, server notifications.
-        let capabilities = if self.samples {
-            ClientCapabilities::builder().enable_sampling().build()
+        let capabilities = if self.answers.is_some() {
+            (ClientCapabilities::builder().enable_sampling())
+                .enable_elicitation()
+                .build()
         } else {
             ClientCapabilities::default()
         };
@@ -68,10 +79,25 @@ impl ClientHandler for Client {
         _: rmcp::service::RequestContext<RoleClient>,
     ) -> Result<rmcp::model::CreateMessageResult, rmcp::ErrorData> {
         assert_eq!(params.messages.len(), 1);
+        let name = self.answers.expect("sampling only where declared");
+        self.report("sampling".into());
         Ok(rmcp::model::CreateMessageResult::new(
-            rmcp::model::SamplingMessage::assistant_text("42, sampled by the agent"),
+            rmcp::model::SamplingMessage::assistant_text(format!("42, sampled by {name}")),
             "test-model".into(),
         ))
+    }
+
+    async fn create_elicitation(
+        &self,
+        _: rmcp::model::ElicitRequestParams,
+        _: rmcp::service::RequestContext<RoleClient>,
+    ) -> Result<rmcp::model::ElicitResult, rmcp::ErrorData> {
+        let name = self.answers.expect("elicitation only where declared");
+        self.report("elicitation".into());
+        Ok(
+            rmcp::model::ElicitResult::new(rmcp::model::ElicitationAction::Accept)
+                .with_content(json!({ "by": name })),
+        )
     }
 
     async fn on_logging_message(
@@ -79,15 +105,11 @@ impl ClientHandler for Client {
         params: rmcp::model::LoggingMessageNotificationParam,
         _: NotificationContext<RoleClient>,
     ) {
-        if let Some(changed) = &self.changed {
-            let _ = changed.send(format!("log {:?} {}", params.level, params.data));
-        }
+        self.report(format!("log {:?} {}", params.level, params.data));
     }
 
     async fn on_tool_list_changed(&self, _: NotificationContext<RoleClient>) {
-        if let Some(changed) = &self.changed {
-            let _ = changed.send("tools".into());
-        }
+        self.report("tools".into());
     }
 
     async fn on_resource_updated(
@@ -95,9 +117,7 @@ impl ClientHandler for Client {
         params: rmcp::model::ResourceUpdatedNotificationParam,
         _: NotificationContext<RoleClient>,
     ) {
-        if let Some(changed) = &self.changed {
-            let _ = changed.send(format!("updated {}", params.uri));
-        }
+        self.report(format!("updated {}", params.uri));
     }
 }
 
@@ -117,7 +137,7 @@ async fn connect(
     let session = Client {
         progress,
         changed: None,
-        samples: false,
+        answers: None,
     }
     .serve(transport(cp, token))
     .await
@@ -134,7 +154,7 @@ async fn connect_stateless(cp: &ControlPlane, token: &str) -> Session {
     Client {
         progress,
         changed: None,
-        samples: false,
+        answers: None,
     }
     .serve_with_lifecycle(transport(cp, token), lifecycle)
     .await
@@ -224,7 +244,7 @@ async fn watching(cp: &ControlPlane, token: &str) -> (Session, mpsc::UnboundedRe
     let session = Client {
         progress,
         changed: Some(changed),
-        samples: false,
+        answers: None,
     }
     .serve(transport(cp, token))
     .await

@@ -29,7 +29,7 @@ async fn an_initialize_era_client_is_asked_on_its_session_and_the_control_plane_
     let sampler = Client {
         progress,
         changed: None,
-        samples: true,
+        answers: Some("the agent"),
     }
     .serve(transport(&cp, TESTER_TOKEN))
     .await

@@ -243,48 +243,177 @@ async fn an_upstream_timeout_is_a_clean_json_rpc_error() {
         .unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_upstreams_sampling_request_reaches_only_the_calling_client() {
-    let upstream = test_upstream(0).await;
-    let servers = format!("  svc:\n    http: {{url: {}}}\n", upstream.url);
-    let cp = ControlPlane::start(&catalog(&servers, "  ask: {server: svc}\n", &["ask"]));
-    cp.wait_all_ready().await;
-    let connect_as = |samples: bool| {
-        let cp = &cp;
-        async move {
-            let (progress, _) = mpsc::unbounded_channel();
-            Client {
-                progress,
-                changed: None,
-                samples,
-            }
-            .serve(transport(cp, TESTER_TOKEN))
-            .await
-            .unwrap()
-        }
-    };
-    let sampler = connect_as(true).await;
-    let _bystander = connect_as(true).await;
-    let plain = connect_as(false).await;
+/// A client that answers in its own name, with the channels of what it receives.
+struct Answering {
+    session: Session,
+    events: mpsc::UnboundedReceiver<String>,
+    progress: mpsc::UnboundedReceiver<ProgressNotificationParam>,
+}
 
-    let answer = sampler.call_tool(call("ask", json!({}))).await.unwrap();
-    let text = &answer.content[0].as_text().unwrap().text;
-    assert_eq!(answer.is_error, Some(false), "{text}");
-    assert!(text.contains("42, sampled by the agent"), "{text}");
+impl Answering {
+    async fn connect(cp: &ControlPlane, name: &'static str) -> Self {
+        let (progress, progress_rx) = mpsc::unbounded_channel();
+        let (changed, events) = mpsc::unbounded_channel();
+        let client = Client {
+            progress,
+            changed: Some(changed),
+            answers: Some(name),
+        };
+        let session = client.serve(transport(cp, TESTER_TOKEN)).await.unwrap();
+        let level = rmcp::model::SetLevelRequestParams::new(rmcp::model::LoggingLevel::Info);
+        session.set_level(level).await.unwrap();
+        Self {
+            session,
+            events,
+            progress: progress_rx,
+        }
+    }
+
+    /// The text of a successful call.
+    async fn text(&self, tool: &str, arguments: Value) -> String {
+        let answer = self.session.call_tool(call(tool, arguments)).await.unwrap();
+        let text = answer.content[0].as_text().unwrap().text.clone();
+        assert_eq!(answer.is_error, Some(false), "{text}");
+        text
+    }
+
+    /// Call `progress` under a progress token of its own; the token.
+    async fn progress_call(&self) -> rmcp::model::ProgressToken {
+        let request = ClientRequest::CallToolRequest(Request::new(call("progress", json!({}))));
+        let options = PeerRequestOptions::no_options();
+        let handle = self
+            .session
+            .peer()
+            .send_request_with_option(request, options);
+        let handle = handle.await.unwrap();
+        let token = handle.progress_token.clone();
+        handle.await_response().await.unwrap();
+        token
+    }
+
+    /// Wait for `count` progress notifications; every one must carry `token`.
+    async fn expect_progress(&mut self, count: usize, token: &rmcp::model::ProgressToken) {
+        for _ in 0..count {
+            let next = tokio::time::timeout(Duration::from_secs(30), self.progress.recv());
+            let seen = next.await.expect("progress notification").unwrap();
+            assert_eq!(&seen.progress_token, token, "{seen:?}");
+        }
+    }
+
+    /// Every event up to and including `last`.
+    async fn events_until(&mut self, last: &str) -> Vec<String> {
+        let mut events = Vec::new();
+        while events.last().map(String::as_str) != Some(last) {
+            let next = tokio::time::timeout(Duration::from_secs(30), self.events.recv());
+            events.push(
+                next.await
+                    .unwrap_or_else(|_| panic!("{last}: {events:?}"))
+                    .unwrap(),
+            );
+        }
+        events
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstreams_requests_and_notifications_reach_only_the_calling_client() {
+    // `auto` speaks 2026-07-28 to this server, which asks for input in its
+    // result; the control plane asks the calling client on its session.
+    only_the_caller_hears("auto").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_initialize_era_upstreams_requests_reach_only_the_calling_client() {
+    // On 2025-11-25 the server sends its own requests on the call's stream,
+    // and the control plane relays them by the call they name.
+    only_the_caller_hears("2025-11-25").await;
+}
+
+async fn only_the_caller_hears(protocol: &str) {
+    let upstream = test_upstream(0).await;
+    let servers = format!(
+        "  svc:\n    http: {{url: {}}}\n    protocol: \"{protocol}\"\n    forward_logs: true\n",
+        upstream.url
+    );
+    let tools = "  ask: {server: svc}\n  chatty: {server: svc}\n  progress: {server: svc}\n  hang: {server: svc}\n";
+    let cp = ControlPlane::start(&catalog(
+        &servers,
+        tools,
+        &["ask", "chatty", "progress", "hang"],
+    ));
+    cp.wait_all_ready().await;
+    // Two clients of one agent answering differently, sharing the control
+    // plane's connection to the upstream: a message relayed to the wrong
+    // client shows as the wrong answer, or as an event the bystander saw
+    // before its own.
+    let mut caller = Answering::connect(&cp, "the caller").await;
+    let mut bystander = Answering::connect(&cp, "the bystander").await;
+
+    // Logs, one call at a time: this upstream sends them on its standalone
+    // stream, which names no call, so they are relayed only while a single
+    // call is in flight (`upstream/relay.rs`).
+    caller
+        .text("chatty", json!({ "message": "the caller" }))
+        .await;
+    let caller_log = "log Info \"working for the caller\"";
+    assert_eq!(caller.events_until(caller_log).await, [caller_log]);
+    (bystander.text("chatty", json!({ "message": "the bystander" }))).await;
+    let own_log = "log Info \"working for the bystander\"";
+    assert_eq!(bystander.events_until(own_log).await, [own_log]);
+
+    // Requests and progress while the bystander has a call in flight too.
+    let holds: Vec<_> = (0..2)
+        .map(|_| {
+            let held = bystander.session.peer().clone();
+            tokio::spawn(async move { held.call_tool(call("hang", json!({}))).await })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while upstream.calls() < 4 {
+        assert!(Instant::now() < deadline, "the held calls never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Rounds: a relay that picks one of the calls in flight by the order
+    // of a hash map would pick the right one every time only rarely.
+    for _ in 0..5 {
+        let sampled = caller.text("ask", json!({})).await;
+        assert!(sampled.contains("42, sampled by the caller"), "{sampled}");
+        let elicited = caller.text("ask", json!({ "message": "elicit" })).await;
+        assert!(elicited.contains(r#""by":"the caller""#), "{elicited}");
+        assert_eq!(
+            caller.events_until("elicitation").await,
+            ["sampling", "elicitation"]
+        );
+    }
+    let token = caller.progress_call().await;
+    caller.expect_progress(2, &token).await;
+    // The bystander's own progress comes after all of the caller's: any
+    // of the caller's that reached it would be in its channel first.
+    let own = bystander.progress_call().await;
+    bystander.expect_progress(2, &own).await;
+    assert!(bystander.progress.try_recv().is_err());
+    assert!(bystander.events.try_recv().is_err());
+    assert!(caller.events.try_recv().is_err());
+    holds.iter().for_each(|hold| hold.abort());
 
     // A client without the capability: the upstream gets the spec's error at once.
-    let answer = tokio::time::timeout(
-        Duration::from_secs(10),
-        plain.call_tool(call("ask", json!({}))),
-    )
-    .await
-    .expect("no hang")
-    .unwrap();
-    assert_eq!(answer.is_error, Some(true));
-    assert_eq!(
-        answer.content[0].as_text().unwrap().text,
-        "client refused: -32601"
-    );
+    let (progress, _) = mpsc::unbounded_channel();
+    let plain = Client {
+        progress,
+        changed: None,
+        answers: None,
+    };
+    let plain = plain.serve(transport(&cp, TESTER_TOKEN)).await.unwrap();
+    for arguments in [json!({}), json!({ "message": "elicit" })] {
+        let answer = plain.call_tool(call("ask", arguments));
+        let answer = tokio::time::timeout(Duration::from_secs(10), answer);
+        let answer = answer.await.expect("no hang").unwrap();
+        assert_eq!(answer.is_error, Some(true));
+        assert_eq!(
+            answer.content[0].as_text().unwrap().text,
+            "client refused: -32601"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -140,7 +140,7 @@ async fn the_stdio_bridge_relays_a_local_client_to_the_control_plane() {
     let session = Client {
         progress,
         changed: None,
-        samples: false,
+        answers: None,
     }
     .serve(TokioChildProcess::new(command).unwrap())
     .await
