@@ -119,11 +119,17 @@ fn tls() -> Result<MakeRustlsConnect, rustls::Error> {
     Ok(MakeRustlsConnect::new(config))
 }
 
+/// What went wrong, without the connection string: the server's own message,
+/// or the kind of failure and its cause (a refused connection, a
+/// certificate that did not verify). tokio-postgres puts neither the
+/// connection string nor the password in either.
 fn without_details(error: &tokio_postgres::Error) -> String {
-    error.as_db_error().map_or_else(
-        || "connection failed".to_string(),
-        |db| db.message().to_string(),
-    )
+    use std::error::Error as _;
+    match (error.as_db_error(), error.source()) {
+        (Some(db), _) => db.message().to_string(),
+        (None, Some(cause)) => format!("{error}: {cause}"),
+        (None, None) => error.to_string(),
+    }
 }
 
 async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {

@@ -4,14 +4,14 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::audit::{ADMIN_TOKEN, admin_query, audit_catalog, call, echo_calls};
-use crate::common::upstream::test_upstream;
+use crate::common::upstream::{HttpUpstream, test_upstream};
 use crate::common::{ControlPlane, TESTER_TOKEN};
 
 /// A TCP proxy to `target` that can be switched off (dropping every
@@ -304,39 +304,146 @@ async fn kafka_records_are_consumed_back_keyed_by_trace_id() {
     }
 }
 
-#[tokio::test]
-async fn a_postgres_certificate_that_does_not_verify_is_refused_not_bypassed() {
-    // The local PostgreSQL offers TLS with a self-signed certificate: with
-    // `sslmode=require` the connection must fail verification (records
-    // wait in the spool), never fall back to plain text.
+/// The local PostgreSQL behind TLS that the test controls: it answers a
+/// client's SSLRequest with `S`, completes the handshake with its own
+/// certificate, then relays to the server in plain text. A client that
+/// starts without asking for TLS is counted and cut off.
+struct PostgresTls {
+    port: u16,
+    /// SSLRequests answered, handshakes completed, plain-text starts.
+    offered: Arc<AtomicUsize>,
+    handshakes: Arc<AtomicUsize>,
+    plain: Arc<AtomicUsize>,
+}
+
+impl PostgresTls {
+    /// The SSLRequest message: length 8, code 80877103.
+    const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+
+    async fn start(config: rustls::ServerConfig) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let counts: [Arc<AtomicUsize>; 3] = Default::default();
+        let [offered, handshakes, plain] = counts.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let (acceptor, offered, handshakes, plain) = (
+                    acceptor.clone(),
+                    offered.clone(),
+                    handshakes.clone(),
+                    plain.clone(),
+                );
+                tokio::spawn(async move {
+                    let mut first = [0u8; 8];
+                    if client.read_exact(&mut first).await.is_err() {
+                        return;
+                    }
+                    if first != Self::SSL_REQUEST {
+                        plain.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    }
+                    offered.fetch_add(1, Ordering::SeqCst);
+                    client.write_all(b"S").await.unwrap();
+                    let Ok(mut tls) = acceptor.accept(client).await else {
+                        return;
+                    };
+                    handshakes.fetch_add(1, Ordering::SeqCst);
+                    let mut server = TcpStream::connect("127.0.0.1:5432").await.unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut server).await;
+                });
+            }
+        });
+        let [offered, handshakes, plain] = counts;
+        Self {
+            port,
+            offered,
+            handshakes,
+            plain,
+        }
+    }
+
+    fn counts(&self) -> [usize; 3] {
+        [&self.offered, &self.handshakes, &self.plain].map(|c| c.load(Ordering::SeqCst))
+    }
+}
+
+/// The control plane auditing to `tls` with `sslmode=require`, trusting
+/// the CAs in `trusted` (a PEM file) as its platform's roots.
+async fn audit_over_tls(
+    tls: &PostgresTls,
+    trusted: &std::path::Path,
+) -> (ControlPlane, HttpUpstream, String) {
     let upstream = test_upstream(0).await;
     let secrets = tempfile::tempdir().unwrap();
     let url = secrets.path().join("pg-url");
+    let address = format!("127.0.0.1:{}", tls.port);
     std::fs::write(
         &url,
-        "postgres://postgres@127.0.0.1:5432/test?sslmode=require",
+        format!("postgres://postgres@{address}/test?sslmode=require"),
     )
     .unwrap();
     let sinks = format!(
         "audit:\n  sinks:\n    - postgres: {{url: {{file: \"{}\"}}}}\n",
         url.display()
     );
-    let cp = ControlPlane::start(&audit_catalog(&upstream.url, &sinks));
+    let env = [("SSL_CERT_FILE", trusted.to_str().unwrap())];
+    let cp = ControlPlane::start_with_env(&audit_catalog(&upstream.url, &sinks), &env);
     cp.wait_all_ready().await;
-    let (status, trace) = call(
-        &cp,
-        Some(TESTER_TOKEN),
-        json!({"action": "echo", "payload": {}}),
-    )
-    .await;
-    assert_eq!(status, 200, "the record waits in the spool");
-    let metrics = cp.metrics().await;
+    let payload = json!({"action": "echo", "payload": {}});
+    let (status, trace) = call(&cp, Some(TESTER_TOKEN), payload).await;
+    assert_eq!(status, 200, "the record is spooled or written");
+    (cp, upstream, trace)
+}
+
+#[tokio::test]
+async fn a_postgres_certificate_that_does_not_verify_is_refused_not_bypassed() {
+    let (config, _) = crate::common::tls::certified();
+    let tls = PostgresTls::start(config).await;
+    // Trusted: some other CA, not the one that signed the server's.
+    let (_, other_ca) = crate::common::tls::certified();
+    let dir = tempfile::tempdir().unwrap();
+    let trusted = dir.path().join("ca.pem");
+    std::fs::write(&trusted, other_ca).unwrap();
+    let (cp, _upstream, trace) = audit_over_tls(&tls, &trusted).await;
+
+    // Records wait in the spool; the reason is the certificate.
+    let reason =
+        "cannot connect to PostgreSQL: error performing TLS handshake: invalid peer certificate";
+    cp.wait_log(reason).await;
+    let spooled = "mcp_cp_audit_spool_records{sink=\"postgres\"}";
+    assert_eq!(crate::common::metric(&cp.metrics().await, spooled), 2.0);
+    let [offered, handshakes, plain] = tls.counts();
+    assert!(offered >= 1, "TLS was offered and asked for");
+    assert_eq!((handshakes, plain), (0, 0), "no bypass, no plain text");
     assert!(
-        metrics.contains("mcp_cp_audit_spool_records{sink=\"postgres\"} 2"),
-        "{metrics}"
+        postgres_count(std::slice::from_ref(&trace))
+            .await
+            .is_empty()
     );
-    assert!(
-        postgres_count(&[trace]).await.is_empty(),
-        "never written in plain text"
-    );
+}
+
+#[tokio::test]
+async fn a_postgres_certificate_from_a_trusted_authority_is_accepted() {
+    // The positive control of the test above: the same server, its own CA
+    // trusted, and the records arrive over TLS.
+    let (config, ca) = crate::common::tls::certified();
+    let tls = PostgresTls::start(config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let trusted = dir.path().join("ca.pem");
+    std::fs::write(&trusted, ca).unwrap();
+    let (_cp, _upstream, trace) = audit_over_tls(&tls, &trusted).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while postgres_count(std::slice::from_ref(&trace))
+        .await
+        .get(&trace)
+        != Some(&1)
+    {
+        assert!(Instant::now() < deadline, "never written over TLS");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let [_, handshakes, plain] = tls.counts();
+    assert!(handshakes >= 1, "over TLS");
+    assert_eq!(plain, 0);
 }

@@ -49,22 +49,30 @@ impl Drop for TlsServer {
     }
 }
 
-/// Serve `router` over TLS on a free loopback port until `stop`.
-pub async fn serve(router: axum::Router, stop: CancellationToken) -> TlsServer {
+/// A server certificate for `localhost` and `127.0.0.1` from a CA of its
+/// own, as a rustls server configuration and the CA's certificate.
+pub fn certified() -> (rustls::ServerConfig, String) {
     super::install_crypto();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
     let key = KeyPair::generate().unwrap();
-    let certificate = CertificateParams::new(vec!["localhost".to_string()])
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let certificate = CertificateParams::new(names)
         .unwrap()
         .signed_by(&key, &ca)
         .unwrap();
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    let mut config = rustls::ServerConfig::builder()
+    let config = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(vec![certificate.der().clone()], key)
         .unwrap();
+    (config, ca.pem())
+}
+
+/// Serve `router` over TLS on a free loopback port until `stop`.
+pub async fn serve(router: axum::Router, stop: CancellationToken) -> TlsServer {
+    let (mut config, ca_pem) = certified();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
 
@@ -109,7 +117,7 @@ pub async fn serve(router: axum::Router, stop: CancellationToken) -> TlsServer {
     });
     TlsServer {
         url: format!("https://localhost:{port}/mcp"),
-        ca_pem: ca.pem(),
+        ca_pem,
         connections,
         http2,
         http1,
