@@ -27,20 +27,58 @@ pub struct Caller {
     pub claims: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
 }
 
-/// Why a caller could not be authenticated. Deliberately coarse: the agent
-/// learns only that its credential was not accepted.
+/// Why a caller could not be authenticated. Deliberately coarse for the
+/// agent, which learns only that its credential was not accepted; the
+/// precise [`Refusal`] of an invalid one is for the audit record and log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
     #[error("missing bearer credential")]
     Missing,
     #[error("invalid bearer credential")]
-    Invalid,
+    Invalid(Refusal),
     #[error("the bearer credential has been revoked")]
     Revoked,
     #[error("the bearer credential has expired")]
     Expired,
     #[error("more than one Authorization header; send exactly one")]
     Ambiguous,
+}
+
+/// Why an invalid credential was refused: recorded in the audit record's
+/// `reasons` and logged, never told to the agent. Names no secret and no
+/// claim value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("no agent has this token")]
+    UnknownToken,
+    #[error("not a well-formed JWT")]
+    Malformed,
+    #[error("the token's issuer is not configured")]
+    UnknownIssuer,
+    #[error("the issuer's key set is unavailable")]
+    KeySetUnavailable,
+    #[error("the signing algorithm is not accepted")]
+    Algorithm,
+    #[error("the issuer publishes no key with this kid")]
+    UnknownKey,
+    #[error("the signature does not verify")]
+    Signature,
+    #[error("the token names another issuer")]
+    Issuer,
+    #[error("the token is for another audience")]
+    Audience,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("a required claim is missing or malformed")]
+    Claims,
+    #[error("the token has no agent claim")]
+    NoAgent,
+    #[error("no role claim value names a role")]
+    NoRole,
+    #[error("the role claim names more than one role")]
+    TwoRoles,
+    #[error("the role claim names a role the catalog does not have")]
+    UnknownRole,
 }
 
 /// Extract the token from an `Authorization` header value (`Bearer <token>`,
@@ -103,14 +141,15 @@ impl Authenticator {
         let token = token.ok_or(IdentityError::Missing)?;
         // Service tokens never contain two dots; JWTs always do.
         if !self.issuers.is_empty() && token.bytes().filter(|b| *b == b'.').count() == 2 {
-            let claimed = oidc::claimed_issuer(token).ok_or(IdentityError::Invalid)?;
+            let claimed =
+                oidc::claimed_issuer(token).ok_or(IdentityError::Invalid(Refusal::Malformed))?;
             let issuer = self
                 .issuers
                 .iter()
                 .find(|issuer| issuer.issuer() == claimed)
                 .ok_or_else(|| {
                     tracing::info!("JWT from an issuer that is not configured refused");
-                    IdentityError::Invalid
+                    IdentityError::Invalid(Refusal::UnknownIssuer)
                 })?;
             return issuer.authenticate(catalog, token).await;
         }
@@ -126,7 +165,7 @@ pub fn authenticate_service_token(
     let token = token.ok_or(IdentityError::Missing)?;
     let agent = catalog
         .agent_by_token_sha256(&digest(token))
-        .ok_or(IdentityError::Invalid)?;
+        .ok_or(IdentityError::Invalid(Refusal::UnknownToken))?;
     if agent.revoked {
         return Err(IdentityError::Revoked);
     }
@@ -153,7 +192,7 @@ pub fn authenticate_admin(
     catalog
         .admin_by_token_sha256(&digest(token))
         .cloned()
-        .ok_or(IdentityError::Invalid)
+        .ok_or(IdentityError::Invalid(Refusal::UnknownToken))
 }
 
 /// The SHA-256 of a token: what the catalog stores and looks agents up by.
@@ -202,7 +241,7 @@ mod tests {
         assert_eq!(&*caller.role, "analyst");
         assert_eq!(
             authenticate_service_token(&catalog, Some("secret-2")),
-            Err(IdentityError::Invalid)
+            Err(IdentityError::Invalid(Refusal::UnknownToken))
         );
         assert_eq!(
             authenticate_service_token(&catalog, None),

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
 use super::jwks::{RemoteJwks, VerifyError};
-use super::{Caller, IdentityError};
+use super::{Caller, IdentityError, Refusal};
 use crate::catalog::Catalog;
 use crate::config::{IssuerConfig, JwtAlgorithm};
 
@@ -82,35 +82,36 @@ impl Issuer {
         catalog: &Catalog,
         token: &str,
     ) -> Result<Caller, IdentityError> {
-        let refuse = |why: &dyn std::fmt::Display| {
+        // The detail (a discovery error, the role a claim named) is logged
+        // for the operator; the record gets the refusal's kind.
+        let refuse = |refusal: Refusal, why: &dyn std::fmt::Display| {
             tracing::info!(issuer = %self.name, reason = %why, "JWT refused");
-            IdentityError::Invalid
+            IdentityError::Invalid(refusal)
         };
         let jwks = self
             .jwks
             .get_or_try_init(|| self.locate_jwks())
             .await
-            .map_err(|problem| refuse(&problem))?;
+            .map_err(|problem| refuse(Refusal::KeySetUnavailable, &problem))?;
         let claims: Map<String, Value> = jwks
             .verify(token, &self.accepted, &self.validation)
             .await
-            .map_err(|error| match &error {
-                VerifyError::Invalid(e)
-                    if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) =>
-                {
-                    IdentityError::Expired
-                }
-                _ => refuse(&error),
+            .map_err(|error| match refusal(&error) {
+                None => IdentityError::Expired,
+                Some(refusal) => refuse(refusal, &error),
             })?;
         let agent: Arc<str> = claims
             .get(&self.config.agent_claim)
             .and_then(Value::as_str)
             .filter(|id| !id.is_empty())
-            .ok_or_else(|| refuse(&format!("no `{}` claim", self.config.agent_claim)))?
+            .ok_or_else(|| {
+                let why = format!("no `{}` claim", self.config.agent_claim);
+                refuse(Refusal::NoAgent, &why)
+            })?
             .into();
         let role = self
             .role(catalog, claims.get(&self.config.role.claim))
-            .map_err(|why| refuse(&why))?;
+            .map_err(|(refusal, why)| refuse(refusal, &why))?;
         Ok(Caller {
             agent_id: agent,
             role,
@@ -119,11 +120,18 @@ impl Issuer {
     }
 
     /// The role the role claim gives: directly, or through the map.
-    fn role(&self, catalog: &Catalog, claim: Option<&Value>) -> Result<Arc<str>, String> {
+    fn role(
+        &self,
+        catalog: &Catalog,
+        claim: Option<&Value>,
+    ) -> Result<Arc<str>, (Refusal, String)> {
         let values: Vec<&str> = match claim {
             Some(Value::String(value)) => vec![value],
             Some(Value::Array(values)) => values.iter().filter_map(Value::as_str).collect(),
-            _ => return Err(format!("no `{}` claim", self.config.role.claim)),
+            _ => {
+                let why = format!("no `{}` claim", self.config.role.claim);
+                return Err((Refusal::NoRole, why));
+            }
         };
         let map = &self.config.role.map;
         let mut roles = values.into_iter().filter_map(|value| {
@@ -133,13 +141,13 @@ impl Issuer {
                 map.get(value).map(String::as_str)
             }
         });
-        let role = roles.next().ok_or("no claim value names a role")?;
+        let role = (roles.next()).ok_or((Refusal::NoRole, Refusal::NoRole.to_string()))?;
         if roles.any(|other| other != role) {
-            return Err("the claim names more than one role".into());
+            return Err((Refusal::TwoRoles, Refusal::TwoRoles.to_string()));
         }
         catalog
             .role_name(role)
-            .ok_or_else(|| format!("unknown role `{role}`"))
+            .ok_or_else(|| (Refusal::UnknownRole, format!("unknown role `{role}`")))
     }
 
     /// The configured JWKS URL, or the one the discovery document names.
@@ -172,6 +180,30 @@ impl Issuer {
             .ok_or("the discovery document has no jwks_uri")?;
         Ok(RemoteJwks::new(jwks_uri.to_string(), self.http.clone()))
     }
+}
+
+/// The refusal a verification failure is; `None` for an expired token,
+/// which the agent is told about (it can fetch a new one).
+fn refusal(error: &VerifyError) -> Option<Refusal> {
+    use jsonwebtoken::errors::ErrorKind;
+    Some(match error {
+        VerifyError::Malformed => Refusal::Malformed,
+        VerifyError::Algorithm(_) => Refusal::Algorithm,
+        VerifyError::UnknownKey => Refusal::UnknownKey,
+        VerifyError::KeySetUnavailable(_) => Refusal::KeySetUnavailable,
+        VerifyError::Invalid(e) => match e.kind() {
+            ErrorKind::ExpiredSignature => return None,
+            ErrorKind::InvalidSignature => Refusal::Signature,
+            ErrorKind::InvalidIssuer => Refusal::Issuer,
+            ErrorKind::InvalidAudience => Refusal::Audience,
+            ErrorKind::ImmatureSignature => Refusal::NotYetValid,
+            ErrorKind::InvalidAlgorithm => Refusal::Algorithm,
+            ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Json(_) => {
+                Refusal::Malformed
+            }
+            _ => Refusal::Claims,
+        },
+    })
 }
 
 fn algorithm(algorithm: JwtAlgorithm) -> Algorithm {

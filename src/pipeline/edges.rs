@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::stages::record::{open, settle};
+use super::stages::record::{explain, open, settle};
 use super::{CallContext, Pipeline, PipelineError};
 use crate::audit::AuditError;
 use crate::audit::query::{Filter, Page};
@@ -45,6 +45,7 @@ impl Pipeline {
                 Err(unauthenticated) => unauthenticated.into(),
             },
         };
+        explain(&mut audit, &error);
         match audit.finish(error.outcome()).await {
             Ok(()) => error,
             Err(failed) => PipelineError::AuditUnavailable(failed),

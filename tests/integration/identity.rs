@@ -2,7 +2,7 @@
 //! loopback (discovery document and JWKS) signs real tokens with RSA, P-256
 //! and Ed25519 keys; the control plane must accept exactly the right ones.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -212,70 +212,76 @@ async fn forged_misdirected_expired_and_unmapped_tokens_are_refused() {
         token = format!("{header}.{rest}");
         token
     };
+    // Each case, and the reason its record gives (the agent is told only
+    // "invalid bearer credential", or that its token expired).
     let cases: Vec<(&str, String, &str)> = vec![
         (
             "wrong issuer",
             idp.rs256(&with(&|c| c["iss"] = json!("https://evil.test"))),
-            "invalid",
+            "the token's issuer is not configured",
         ),
         (
             "wrong audience",
             idp.rs256(&with(&|c| c["aud"] = json!("https://other.service/mcp"))),
-            "invalid",
+            "the token is for another audience",
         ),
         (
             "expired",
             idp.rs256(&with(&|c| c["exp"] = json!(now() - 60))),
-            "expired",
+            "",
         ),
         (
             "not yet valid",
             idp.rs256(&with(&|c| c["nbf"] = json!(now() + 600))),
-            "invalid",
+            "the token is not valid yet",
         ),
-        ("forged signature", forged, "invalid"),
-        ("alg none", none_token, "invalid"),
+        ("forged signature", forged, "the signature does not verify"),
+        ("alg none", none_token, "not a well-formed JWT"),
         (
             "HS256 with the public key as secret",
             jsonwebtoken::encode(&hs_header, &good, &EncodingKey::from_secret(&public_pem))
                 .unwrap(),
-            "invalid",
+            "the signing algorithm is not accepted",
         ),
         (
             "unknown kid",
             stranger.sign_jwt(good.to_string().as_bytes()),
-            "invalid",
+            "the issuer publishes no key with this kid",
         ),
         (
             "no mapped group",
             idp.rs256(&with(&|c| c["groups"] = json!(["staff"]))),
-            "invalid",
+            "no role claim value names a role",
         ),
         (
             "groups naming two roles",
             idp.rs256(&with(&|c| {
                 c["groups"] = json!(["desk-analysts", "interns"])
             })),
-            "invalid",
+            "the role claim names more than one role",
         ),
         (
             "no subject",
             idp.rs256(&with(&|c| {
                 c.as_object_mut().unwrap().remove("sub");
             })),
-            "invalid",
+            "the token has no agent claim",
         ),
     ];
     for (case, token, reason) in &cases {
         let (status, body) = tools_status(&cp, token).await;
         assert_eq!(status, 401, "{case}: {body}");
-        assert!(
-            body["error"]["message"].as_str().unwrap().contains(reason),
-            "{case}: {body}"
-        );
+        let told = match *reason {
+            "" => "authentication required: the bearer credential has expired",
+            _ => "authentication required: invalid bearer credential",
+        };
+        assert_eq!(body["error"]["message"], told, "{case}: {body}");
         let record = cp.audit_record(body["trace_id"].as_str().unwrap()).await;
         assert_eq!(record["outcome"], "unauthenticated", "{case}");
+        assert_eq!(record["reasons"], *reason, "{case}");
     }
+    // The operator's log has the detail of the verification failure.
+    cp.wait_log("InvalidAudience").await;
     // The positive control: the same claims, properly signed.
     assert_eq!(tools_status(&cp, &idp.rs256(&good)).await.0, 200);
     let logs = cp.stderr_text();
@@ -312,23 +318,62 @@ async fn new_issuer_keys_are_fetched_at_once_and_unknown_kids_cannot_flood_the_i
     assert_eq!(idp.jwks_fetches.load(Ordering::SeqCst), 3);
 }
 
+/// `idp`'s key set on a port of its own that closes every connection at
+/// once until `open` is set: an issuer whose keys cannot be reached.
+async fn gated_jwks(idp: &Idp, open: Arc<AtomicBool>) -> String {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::service::TowerToHyperService;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+    let state = IdpState {
+        issuer: idp.issuer.clone(),
+        keys: idp.keys.clone(),
+        jwks_fetches: Arc::default(),
+    };
+    let router = axum::Router::new()
+        .route("/jwks", axum::routing::get(jwks))
+        .with_state(state);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            if !open.load(Ordering::SeqCst) {
+                continue;
+            }
+            let service = TowerToHyperService::new(router.clone());
+            tokio::spawn(async move {
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+            });
+        }
+    });
+    url
+}
+
 #[tokio::test]
 async fn an_unreachable_key_set_fails_closed() {
     let idp = Idp::start().await;
-    // A second issuer whose keys live on a port nobody listens on.
-    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let dead = format!("http://{}/jwks", closed.local_addr().unwrap());
-    drop(closed);
+    // A second issuer whose keys cannot be reached, until they can.
+    let open = Arc::new(AtomicBool::new(false));
+    let gated = gated_jwks(&idp, open.clone()).await;
     let extra = format!(
-        "    partner:\n      issuer: https://partner.test\n      jwks_url: \"{dead}\"\n      \
+        "    partner:\n      issuer: https://partner.test\n      jwks_url: \"{gated}\"\n      \
          role: {{claim: mcp_role}}\n"
     );
     let cp = ControlPlane::start(&idp_catalog(&idp, &extra));
     let mut claims = idp.claims("carol", &[]);
     claims["iss"] = json!("https://partner.test");
     claims["mcp_role"] = json!("tester");
-    let (status, body) = tools_status(&cp, &idp.rs256(&claims)).await;
+    let token = idp.rs256(&claims);
+    let (status, body) = tools_status(&cp, &token).await;
     assert_eq!(status, 401, "{body}");
+    let record = cp.audit_record(body["trace_id"].as_str().unwrap()).await;
+    assert_eq!(record["reasons"], "the issuer's key set is unavailable");
+    cp.wait_log("cannot fetch the key set; refusing tokens that need it")
+        .await;
+
+    // The same token, once the keys can be fetched.
+    open.store(true, Ordering::SeqCst);
+    let (status, body) = tools_status(&cp, &token).await;
+    assert_eq!(status, 200, "{body}");
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use rmcp::model::ServerResult;
 
 use crate::audit::record::excerpt;
 use crate::audit::{AuditError, AuditGuard, AuditLog};
+use crate::identity::IdentityError;
 use crate::live::Snapshot;
 use crate::pipeline::exchange::Recording;
 use crate::pipeline::stage::{Answer, Stage};
@@ -120,13 +121,24 @@ impl Classify for ServerResult {
 /// cannot be made durable (fail-closed), the request fails with 503 instead
 /// of `result`: no answer leaves without its record.
 pub async fn settle<T>(
-    audit: AuditGuard,
+    mut audit: AuditGuard,
     outcome: Outcome,
     result: Result<T, PipelineError>,
 ) -> Result<T, PipelineError> {
+    if let Err(error) = &result {
+        explain(&mut audit, error);
+    }
     match audit.finish(outcome).await {
         Ok(()) => result,
         Err(failed) => Err(PipelineError::AuditUnavailable(failed)),
+    }
+}
+
+/// Put in the record why a credential was refused (the agent is told only
+/// that it was not accepted).
+pub fn explain(audit: &mut AuditGuard, error: &PipelineError) {
+    if let PipelineError::Unauthenticated(IdentityError::Invalid(refusal)) = error {
+        audit.record_mut().reasons = vec![refusal.to_string()];
     }
 }
 
