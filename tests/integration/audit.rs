@@ -3,7 +3,7 @@
 //! `kill -9` or a SIGTERM; metrics. Sinks under stress: `audit_sinks.rs`.
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -314,32 +314,39 @@ async fn sigterm_finishes_in_flight_calls_and_writes_every_record() {
     let upstream = test_upstream(0).await;
     let mut cp = ControlPlane::start(&audit_catalog(&upstream.url, ""));
     cp.wait_all_ready().await;
-    // Requests that reach a closing listener fail: only answers count.
-    let calls = (0..20).map(|i| {
-        cp.http
-            .post(cp.url("/invoke"))
-            .bearer_auth(TESTER_TOKEN)
-            .json(&json!({"action": "echo", "payload": {"n": i}}))
-            .send()
-    });
-    let stop = async {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        cp.terminate();
-    };
-    let (responses, ()) = tokio::join!(futures::future::join_all(calls), stop);
-    let mut answered = Vec::new();
-    for response in responses.into_iter().flatten() {
-        if response.status() == 200 {
-            answered.push(trace_of(response).await.1);
-        }
+    // Calls held at the upstream, in flight for as long as the test says.
+    upstream.hold();
+    let calls: Vec<_> = (0..5)
+        .map(|i| {
+            let request = (cp.http.post(cp.url("/invoke")))
+                .bearer_auth(TESTER_TOKEN)
+                .json(&json!({"action": "echo", "payload": {"n": i}}));
+            tokio::spawn(request.send())
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while upstream.calls() < calls.len() {
+        assert!(Instant::now() < deadline, "the calls never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(
-        !answered.is_empty(),
-        "no call was answered before the SIGTERM"
-    );
+    cp.terminate();
+    cp.wait_log("shutdown requested; finishing in-flight requests")
+        .await;
+    // Shutting down: no new connection is taken while the calls still run.
+    while tokio::net::TcpStream::connect(cp.addr).await.is_ok() {
+        assert!(Instant::now() < deadline, "still accepting connections");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    upstream.release();
+    let mut answered = Vec::new();
+    for call in calls {
+        let response = call.await.unwrap().expect("answered, not cut off");
+        assert_eq!(response.status(), 200);
+        answered.push(trace_of(response).await.1);
+    }
     // The process ends by itself; then read the store it closed.
     assert!(
-        cp.wait_exit(Duration::from_secs(15)).await,
+        cp.wait_exit(Duration::from_secs(30)).await,
         "no exit after SIGTERM"
     );
     assert_recorded_once(&cp, &answered);

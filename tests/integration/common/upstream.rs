@@ -59,6 +59,8 @@ pub struct TestUpstream {
     seen: Arc<Mutex<Vec<Seen>>>,
     /// Whether `grow` was called: `grown` is listed.
     grown: Arc<std::sync::atomic::AtomicBool>,
+    /// While set, `echo` calls wait (see [`HttpUpstream::hold`]).
+    held: Arc<tokio::sync::watch::Sender<bool>>,
     /// Refuse the `initialize` handshake, as a server that speaks only the
     /// 2026-07-28 revision does.
     modern_only: bool,
@@ -232,6 +234,8 @@ impl ServerHandler for TestUpstream {
         let arguments = serde_json::Value::Object(request.arguments.clone().unwrap_or_default());
         let result = match &*request.name {
             "echo" => {
+                let mut held = self.held.subscribe();
+                let _ = held.wait_for(|held| !held).await;
                 let mut result =
                     CallToolResult::success(vec![ContentBlock::text(arguments.to_string())]);
                 result.structured_content = Some(json!({ "echo": arguments }));
@@ -415,6 +419,16 @@ impl HttpUpstream {
         self.connections.load(Ordering::SeqCst)
     }
 
+    /// Hold every `echo` call until [`Self::release`]: calls in flight for
+    /// as long as a test needs.
+    pub fn hold(&self) {
+        self.handler.held.send_replace(true);
+    }
+
+    pub fn release(&self) {
+        self.handler.held.send_replace(false);
+    }
+
     pub fn cancellations(&self) -> usize {
         self.handler.cancelled.load(Ordering::SeqCst)
     }
@@ -464,6 +478,7 @@ impl TestUpstream {
             listeners: Arc::default(),
             seen: Arc::default(),
             grown: Arc::default(),
+            held: Arc::new(tokio::sync::watch::channel(false).0),
             modern_only,
         }
     }
