@@ -30,11 +30,15 @@ use crate::live::Live;
 use crate::upstream::Continuation;
 use crate::vocabulary::{Action, FrontDoor};
 
-/// An MCP server whose tools answer from a table (tool name -> text).
+/// An MCP server whose tools answer from a table (tool name -> text), and
+/// that notes, as each call arrives, the outcomes the audit sink already
+/// holds.
 #[derive(Clone)]
 struct Table {
     answers: Arc<BTreeMap<&'static str, &'static str>>,
     calls: Arc<AtomicUsize>,
+    memory: Memory,
+    durable_at_call: Arc<Mutex<Vec<Vec<String>>>>,
 }
 
 impl ServerHandler for Table {
@@ -61,6 +65,9 @@ impl ServerHandler for Table {
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        let records = self.memory.records();
+        let outcomes = records.iter().map(|r| r["outcome"].to_string());
+        (self.durable_at_call.lock().unwrap()).push(outcomes.collect());
         if request.name == "ask" {
             return Ok(ask(request));
         }
@@ -119,10 +126,16 @@ impl Sink for Memory {
         "memory"
     }
 
+    /// Slow, as a remote store is: a record is in memory only after a
+    /// while, so a call that went out before its intent was durable would
+    /// find the sink still empty.
     fn write<'a>(&'a mut self, batch: &'a [StoredRecord]) -> BoxFuture<'a, Result<(), String>> {
-        let mut held = self.0.lock().unwrap();
-        held.extend(batch.iter().map(|r| serde_json::from_str(&r.json).unwrap()));
-        Box::pin(std::future::ready(Ok(())))
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let mut held = self.0.lock().unwrap();
+            held.extend(batch.iter().map(|r| serde_json::from_str(&r.json).unwrap()));
+            Ok(())
+        })
     }
 }
 
@@ -137,6 +150,7 @@ struct Fixture {
     pipeline: Pipeline,
     memory: Memory,
     calls: Arc<AtomicUsize>,
+    durable_at_call: Arc<Mutex<Vec<Vec<String>>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -149,8 +163,11 @@ async fn fixture() -> Fixture {
             ("ask", ""),
         ])),
         calls: Arc::default(),
+        memory: Memory::default(),
+        durable_at_call: Arc::default(),
     };
-    let calls = table.calls.clone();
+    let (calls, memory) = (table.calls.clone(), table.memory.clone());
+    let durable_at_call = table.durable_at_call.clone();
     let url = serve(table).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -171,7 +188,6 @@ async fn fixture() -> Fixture {
     let path = dir.path().join("catalog.yaml");
     std::fs::write(&path, catalog).unwrap();
     let live = Live::start(&path, None, "http://127.0.0.1:1/jwks".into()).unwrap();
-    let memory = Memory::default();
     let sink = Spooled::new(
         Box::new(memory.clone()),
         dir.path().join("spool.jsonl"),
@@ -189,6 +205,7 @@ async fn fixture() -> Fixture {
         pipeline: Pipeline::new(live, audit),
         memory,
         calls,
+        durable_at_call,
         _dir: dir,
     }
 }
@@ -224,6 +241,9 @@ async fn an_allowed_call_reaches_the_upstream_after_its_intent_is_recorded() {
     let result = call(&fixture, "quote", "XYZ").await.unwrap();
     assert_eq!(result.content[0].as_text().unwrap().text, "42.0");
     assert_eq!(fixture.calls.load(Ordering::SeqCst), 1);
+    // When the call arrived, its intent was already in the sink.
+    let durable = fixture.durable_at_call.lock().unwrap().clone();
+    assert_eq!(durable, [["\"unfinished\""]]);
     let records = fixture.memory.records();
     let outcomes: Vec<&str> = records
         .iter()
