@@ -59,6 +59,11 @@ pub struct ServeArgs {
     /// `credentials.key_file` (generated if missing).
     #[arg(long, env = "MCP_CP_KEY_FILE")]
     pub key_file: Option<PathBuf>,
+    /// Reload only on SIGHUP: do not watch the catalog's files for changes
+    /// (for deployments that change several files and then say when).
+    /// Not with a DynamoDB table, whose changes arrive as file changes.
+    #[arg(long, env = "MCP_CP_NO_WATCH")]
+    pub no_watch: bool,
 }
 
 /// The catalog file to serve, and the mirror of a table that keeps it in
@@ -86,10 +91,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     // Relative to the working directory, like every command-line path.
     let (config, _mirror) = catalog_file(&args).await?;
+    if args.no_watch && _mirror.is_some() {
+        anyhow::bail!(
+            "--no-watch cannot serve a DynamoDB table: its changes arrive as file changes"
+        );
+    }
     let key_file = args.key_file.map(std::path::absolute).transpose()?;
     let live = Live::start(&config, key_file, jwks_url(addr))?;
     let _key_watch = live.signer().minter.watch(KEY_RELOAD_INTERVAL);
-    let _catalog_watch = live::watch(&live);
+    let _catalog_watch = live::watch(&live, !args.no_watch);
     let started = live.started();
     // The audit writer hands every finished record to its observers.
     let metrics = Arc::new(Metrics::default());

@@ -5,6 +5,7 @@
 //! and `kubectl` replace a file by renaming another over it, which only
 //! the directory sees. Changes are gathered for a moment, then one reload
 //! runs. Where no watcher can be set up, the files are polled instead.
+//! With `--no-watch` only SIGHUP reloads.
 //! After every reload the watched set follows the files the version in
 //! force names.
 
@@ -24,27 +25,17 @@ const SETTLE: Duration = Duration::from_millis(150);
 /// How often the files are read again where no watcher could be set up.
 const POLL: Duration = Duration::from_secs(2);
 
-/// Reload on file changes and on SIGHUP until `live` is dropped.
-pub fn watch(live: &Arc<Live>) -> tokio::task::JoinHandle<()> {
+/// Reload on SIGHUP and, where `files` is set, on file changes, until
+/// `live` is dropped.
+pub fn watch(live: &Arc<Live>, files: bool) -> tokio::task::JoinHandle<()> {
     let live = Arc::downgrade(live);
     tokio::spawn(async move {
         let (tx, mut changed) = mpsc::channel::<()>(1);
-        // The files that count; other files in their directories (an
-        // audit database next to the catalog) do not.
+        // The files the version in force names.
         let relevant = Arc::new(RwLock::new(Vec::<PathBuf>::new()));
-        let matches = relevant.clone();
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            let Ok(event) = event else { return };
-            let files = matches.read().unwrap_or_else(|p| p.into_inner());
-            let counts = |path: &PathBuf| files.iter().any(|file| path.starts_with(file));
-            if !event.kind.is_access() && event.paths.iter().any(counts) {
-                let _ = tx.try_send(());
-            }
-        })
-        .inspect_err(|error| {
-            tracing::warn!(%error, every = ?POLL, "cannot watch the catalog's files; polling them instead");
-        })
-        .ok();
+        let watcher = files.then(|| file_watcher(relevant.clone(), tx));
+        let polling = matches!(watcher, Some(Err(_)));
+        let mut watcher = watcher.and_then(Result::ok);
         let mut watched = BTreeSet::new();
         let mut hangup = hangup_signal();
         let mut poll = tokio::time::interval(POLL);
@@ -61,13 +52,33 @@ pub fn watch(live: &Arc<Live>) -> tokio::task::JoinHandle<()> {
                     while changed.try_recv().is_ok() {}
                 }
                 Some(()) = hangup.recv() => tracing::info!("SIGHUP: reloading the catalog"),
-                _ = poll.tick(), if watcher.is_none() => {}
+                _ = poll.tick(), if polling => {}
             }
             let Some(live) = live.upgrade() else {
                 return;
             };
             let _ = live.reload().await;
         }
+    })
+}
+
+/// A watcher that wakes `tx` when one of the `relevant` files changes
+/// (others in the same directories, such as an audit database next to the
+/// catalog, do not count).
+fn file_watcher(
+    relevant: Arc<RwLock<Vec<PathBuf>>>,
+    tx: mpsc::Sender<()>,
+) -> notify::Result<RecommendedWatcher> {
+    notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        let files = relevant.read().unwrap_or_else(|p| p.into_inner());
+        let counts = |path: &PathBuf| files.iter().any(|file| path.starts_with(file));
+        if !event.kind.is_access() && event.paths.iter().any(counts) {
+            let _ = tx.try_send(());
+        }
+    })
+    .inspect_err(|error| {
+        tracing::warn!(%error, every = ?POLL, "cannot watch the catalog's files; polling them instead");
     })
 }
 

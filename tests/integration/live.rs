@@ -256,7 +256,7 @@ async fn servers_added_and_tools_removed_at_runtime_take_effect_at_once() {
 }
 
 #[tokio::test]
-async fn an_agent_revoked_in_the_file_is_refused_on_its_next_request_and_sighup_reloads() {
+async fn an_agent_revoked_in_the_file_is_refused_on_its_next_request() {
     let upstream = test_upstream(0).await;
     let servers = servers(&[("testsrv", &upstream.url)]);
     let text = catalog(&servers, "  echo: {server: testsrv}\n", &["echo"]);
@@ -264,28 +264,53 @@ async fn an_agent_revoked_in_the_file_is_refused_on_its_next_request_and_sighup_
     cp.wait_all_ready().await;
     assert_eq!(invoke(&cp, TESTER_TOKEN, "echo").await.0, 200);
 
-    let revoked = text.replace(
-        "tester-1: {role: tester,",
-        "tester-1: {role: tester, revoked: true,",
-    );
-    assert_ne!(revoked, text);
-    replace_file(&cp.config, &revoked);
+    replace_file(&cp.config, &revoked(&text));
     wait_for("the revocation", async || {
         invoke(&cp, TESTER_TOKEN, "echo").await.0 == 401
     })
     .await;
     let (_, body) = invoke(&cp, TESTER_TOKEN, "echo").await;
     assert_eq!(body["error"]["code"], "unauthenticated");
+}
 
-    // SIGHUP reloads at once (nothing changed: the version stays).
+/// `text` with the tester agent revoked.
+fn revoked(text: &str) -> String {
+    let revoked = text.replace(
+        "tester-1: {role: tester,",
+        "tester-1: {role: tester, revoked: true,",
+    );
+    assert_ne!(revoked, text);
+    revoked
+}
+
+#[tokio::test]
+async fn with_no_watch_only_sighup_reloads() {
+    let upstream = test_upstream(0).await;
+    let servers = servers(&[("testsrv", &upstream.url)]);
+    let text = catalog(&servers, "  echo: {server: testsrv}\n", &["echo"]);
+    let cp = ControlPlane::start_with_env(&text, &[("MCP_CP_NO_WATCH", "true")]);
+    cp.wait_all_ready().await;
     let before = version(&cp).await;
+
+    // The file changes; nothing watches it, so the version in force stays
+    // (a watcher reloads within 150 ms of a change).
+    replace_file(&cp.config, &revoked(&text));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(invoke(&cp, TESTER_TOKEN, "echo").await.0, 200);
+    assert_eq!(version(&cp).await, before);
+
+    // SIGHUP, and only it, reloads.
     let sent = Command::new("kill")
         .args(["-HUP", &cp.pid().to_string()])
         .status()
         .unwrap();
     assert!(sent.success());
     cp.wait_log("SIGHUP: reloading the catalog").await;
-    assert_eq!(version(&cp).await, before);
+    wait_for("the revocation", async || {
+        invoke(&cp, TESTER_TOKEN, "echo").await.0 == 401
+    })
+    .await;
+    assert_ne!(version(&cp).await, before);
 }
 
 /// Put a symbolic link to `target` in place of `path`, atomically.
