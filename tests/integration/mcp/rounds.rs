@@ -76,7 +76,16 @@ async fn a_2026_07_28_client_gets_input_required_with_a_sealed_state_and_a_forge
     let record = cp
         .audit_matching(1, |r| r["outcome"] == "bad_request")
         .await;
-    // Never contacted: no upstream span.
-    let span = record[0]["upstream_span_id"].as_str().unwrap_or_default();
-    assert!(span.is_empty(), "{}", record[0]);
+    // Never contacted: the forged round's leg never left (no `started`, no
+    // span), and of every round of the tool only the first one's did.
+    let left = |record: &serde_json::Value| -> usize {
+        let legs: Vec<serde_json::Value> =
+            serde_json::from_str(record["legs"].as_str().expect("legs")).unwrap();
+        assert!(!legs.is_empty(), "{record}");
+        legs.iter().filter(|leg| !leg["started"].is_null()).count()
+    };
+    assert_eq!(left(&record[0]), 0, "{}", record[0]);
+    let rounds = cp.audit_matching(2, |r| r["tool"] == "capital").await;
+    assert_eq!(rounds.len(), 2, "{rounds:?}");
+    assert_eq!(rounds.iter().map(left).sum::<usize>(), 1, "{rounds:?}");
 }
