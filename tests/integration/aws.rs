@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::common::aws::{Moto, StsRecorder};
 use crate::common::sigv4::Verifier;
 use crate::common::upstream::{aws_headers_upstream, sigv4_upstream};
-use crate::common::{ANALYST_TOKEN, ControlPlane, TESTER_TOKEN, sha256_hex};
+use crate::common::{ANALYST_TOKEN, ControlPlane, TESTER_TOKEN, denying, sha256_hex};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/mcp-marketdata";
 
@@ -82,7 +82,11 @@ async fn each_call_gets_scoped_sts_credentials_and_every_request_is_signed_with_
     let upstream = sigv4_upstream(verifier.clone()).await;
     let direct_gate = Verifier::new(sts.clone());
     let direct = aws_headers_upstream(direct_gate.clone()).await;
-    let text = catalog(&upstream.url, &direct.url, &sts.url);
+    let policies = tempfile::tempdir().unwrap();
+    let text = denying(
+        &catalog(&upstream.url, &direct.url, &sts.url),
+        policies.path(),
+    );
     let cp = ControlPlane::start_with_env(&text, AWS_ENV);
     cp.wait_all_ready().await;
 
@@ -94,6 +98,13 @@ async fn each_call_gets_scoped_sts_credentials_and_every_request_is_signed_with_
         own.iter()
             .all(|r| r.params["RoleSessionName"] == "mcp-control-plane")
     );
+
+    // A call the policy denies assumes no role and reaches no server.
+    let (status, body) = cp.call(TESTER_TOKEN, "echo", json!({"deny": true})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "policy_denied");
+    assert_eq!(sts.assume_roles().len(), 2);
+    assert_eq!(upstream.calls(), 0);
 
     // The first call of an agent and tool: one AssumeRole, scoped to it.
     let (status, body) = cp.call(TESTER_TOKEN, "echo", json!({"n": 1})).await;

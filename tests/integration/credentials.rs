@@ -20,7 +20,9 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::common::upstream::test_upstream;
-use crate::common::{ANALYST_TOKEN, ControlPlane, TESTER_TOKEN, binary, catalog, echo_catalog};
+use crate::common::{
+    ANALYST_TOKEN, ControlPlane, TESTER_TOKEN, binary, catalog, denying, echo_catalog,
+};
 
 pub fn bearer(header: &Option<String>) -> String {
     header
@@ -401,8 +403,15 @@ async fn token_exchange_gives_the_upstream_the_exchanged_token_cached_per_agent_
     );
     let tools =
         "  echo: {server: testsrv}\n  broken_echo: {server: brokensrv, upstream_name: echo}\n";
-    let cp = ControlPlane::start(&catalog(&servers, tools, &["echo", "broken_echo"]));
+    let text = catalog(&servers, tools, &["echo", "broken_echo"]);
+    let cp = ControlPlane::start(&denying(&text, secrets.path()));
     cp.wait_all_ready().await;
+    // A call the policy denies: nothing minted is exchanged, the server
+    // never hears of it.
+    let denied = json!({"action": "echo", "payload": {"deny": true}});
+    let response = cp.invoke(Some(TESTER_TOKEN), denied).await;
+    assert_eq!(response.status(), 403);
+    assert_eq!((requests.load(Ordering::SeqCst), upstream.calls()), (0, 0));
     for _ in 0..2 {
         let response = cp
             .invoke(Some(TESTER_TOKEN), json!({"action": "echo", "payload": {}}))

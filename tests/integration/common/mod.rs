@@ -62,6 +62,19 @@ pub fn catalog(servers: &str, tools: &str, role_tools: &[&str]) -> String {
     )
 }
 
+/// `catalog` (with `policy: allow-all`) under a Rego policy, written to
+/// `dir`, that allows every call except one whose arguments say
+/// `deny: true`.
+pub fn denying(catalog: &str, dir: &Path) -> String {
+    let file = dir.join("deny.rego");
+    let rego = "package mcp.authz\n\nallow if not input.arguments.deny\n\n\
+                reasons contains \"told to deny\" if input.arguments.deny\n";
+    std::fs::write(&file, rego).unwrap();
+    let policy = format!("policy: {{files: [\"{}\"]}}\n", file.display());
+    assert!(catalog.contains("policy: allow-all\n"));
+    catalog.replace("policy: allow-all\n", &policy)
+}
+
 /// HTTP clients here (reqwest, rmcp's) need rustls' crypto provider, which
 /// the binary installs itself at start-up.
 /// A catalog routing the HTTP test upstream at `url` as server `testsrv`,
