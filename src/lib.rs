@@ -24,6 +24,7 @@ pub mod discovery;
 pub mod guardrails;
 pub mod identity;
 pub mod live;
+pub mod outbound;
 pub mod pipeline;
 pub mod policy;
 pub mod router;

@@ -46,7 +46,7 @@ pub async fn run(listen: SocketAddr, url: &str, token: &str) -> anyhow::Result<(
         .context("the token is not a valid header value")?;
     authorization.set_sensitive(true);
     let proxy = Arc::new(Proxy {
-        client: reqwest::Client::builder().build()?,
+        client: crate::outbound::client().build()?,
         url,
         authorization,
     });

@@ -54,7 +54,7 @@ impl TokenExchange {
             client_id: config.client_id.clone(),
             client_secret,
             audience: config.audience.clone(),
-            http: reqwest::Client::builder()
+            http: crate::outbound::client()
                 .timeout(TIMEOUT)
                 .build()
                 .map_err(|e| e.to_string())?,

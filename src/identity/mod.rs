@@ -109,7 +109,7 @@ impl Authenticator {
     /// The issuers `identity` configures. Those of `previous` configured
     /// the same way are kept, with the keys they fetched.
     pub fn new(identity: &IdentitySettings, previous: Option<&Authenticator>) -> Self {
-        let http = reqwest::Client::new();
+        let http = crate::outbound::client().build().unwrap_or_default();
         let resource = identity.resource.as_deref();
         let issuers = identity
             .issuers

@@ -48,13 +48,11 @@ impl CredentialedClient {
         // pools none, against a delayed-ACK stall that `TCP_NODELAY`
         // prevents). HTTP/2 where a TLS server offers it by ALPN (plain
         // `http` stays on HTTP/1.1: prior-knowledge h2c would fail every
-        // HTTP/1-only server). No redirects at all, so a credential is
-        // only ever sent to the configured URL.
-        let inner = reqwest::Client::builder()
+        // HTTP/1-only server). No redirects (`outbound`).
+        let inner = crate::outbound::client()
             .pool_max_idle_per_host(MAX_IDLE_PER_SERVER)
             .pool_idle_timeout(IDLE_TIMEOUT)
             .tcp_nodelay(true)
-            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
         Self { inner, credentials }

@@ -87,11 +87,8 @@ pub async fn connect(
 ) -> Result<SseTransport, SseError> {
     // Pooled, unlike rmcp's Streamable HTTP client: every answer here is
     // read to its end, so a kept-alive connection is always clean. No
-    // redirects, so a credential only goes where the catalog says.
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .tcp_nodelay(true)
-        .build()?;
+    // redirects (`outbound`).
+    let client = crate::outbound::client().tcp_nodelay(true).build()?;
     let base = Url::parse(url)?;
     let mut request_headers = headers.clone();
     let bearer = http.connection_header(&mut request_headers);

@@ -19,6 +19,7 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+use crate::common::hostile::Redirector;
 use crate::common::upstream::test_upstream;
 use crate::common::{
     ANALYST_TOKEN, ControlPlane, TESTER_TOKEN, binary, catalog, denying, echo_catalog,
@@ -329,8 +330,9 @@ async fn static_and_none_providers_send_the_configured_secret_or_nothing() {
     );
 }
 
-/// An RFC 8693 token endpoint: checks the client and the request, and
-/// answers `exchanged-<n>` (or 400 for the audience `broken`).
+/// An RFC 8693 token endpoint: counts every request in `requests`, checks
+/// the client and the request, and answers `exchanged-<n>` (or 400 for the
+/// audience `broken`).
 async fn token_endpoint(
     requests: Arc<AtomicUsize>,
     subjects: Arc<std::sync::Mutex<Vec<String>>>,
@@ -340,6 +342,7 @@ async fn token_endpoint(
         let requests = requests.clone();
         let subjects = subjects.clone();
         async move {
+            let n = requests.fetch_add(1, Ordering::SeqCst) + 1;
             let form: std::collections::HashMap<String, String> =
                 url::form_urlencoded::parse(body.as_bytes())
                     .into_owned()
@@ -359,7 +362,6 @@ async fn token_endpoint(
                 );
             }
             subjects.lock().unwrap().push(form["subject_token"].clone());
-            let n = requests.fetch_add(1, Ordering::SeqCst) + 1;
             let answer = json!({
                 "access_token": format!("exchanged-{}-{n}", form["scope"]),
                 "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
@@ -460,6 +462,35 @@ async fn token_exchange_gives_the_upstream_the_exchanged_token_cached_per_agent_
     ] {
         assert!(!logs.contains(secret), "{secret} reached a log line");
     }
+}
+
+#[tokio::test]
+async fn a_token_endpoint_that_redirects_is_not_followed() {
+    // The token endpoint answers 307 to a working one: followed, the
+    // client secret and the minted subject token would go there too.
+    let upstream = test_upstream(0).await;
+    let requests = Arc::new(AtomicUsize::new(0));
+    let endpoint = token_endpoint(requests.clone(), Arc::default()).await;
+    let redirector = Redirector::start(endpoint.trim_end_matches("/token")).await;
+    let secrets = tempfile::tempdir().unwrap();
+    let secret_file = secrets.path().join("client.secret");
+    std::fs::write(&secret_file, "client-secret-77").unwrap();
+    let servers = format!(
+        "  testsrv:\n    http: {{url: \"{}\"}}\n    credential: {{provider: oauth-token-exchange, \
+         token_endpoint: \"{}/token\", client_id: client-1, client_secret: {{file: \"{}\"}}, \
+         audience: testsrv}}\n",
+        upstream.url,
+        redirector.url,
+        secret_file.display()
+    );
+    let cp = ControlPlane::start(&catalog(&servers, "  echo: {server: testsrv}\n", &["echo"]));
+    cp.wait_all_ready().await;
+    let response = (cp.invoke(Some(TESTER_TOKEN), json!({"action": "echo", "payload": {}}))).await;
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "credential_unavailable");
+    assert_eq!(redirector.hits(), 1);
+    assert_eq!((requests.load(Ordering::SeqCst), upstream.calls()), (0, 0));
 }
 
 #[test]

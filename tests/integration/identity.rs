@@ -14,6 +14,7 @@ use mcp_control_plane::credentials::keys::SigningKey;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+use crate::common::hostile::Redirector;
 use crate::common::{ControlPlane, TESTER_TOKEN, catalog};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
@@ -374,6 +375,29 @@ async fn an_unreachable_key_set_fails_closed() {
     open.store(true, Ordering::SeqCst);
     let (status, body) = tools_status(&cp, &token).await;
     assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_key_set_that_redirects_is_not_followed() {
+    // The key set's URL answers 307 to the issuer's real one: followed, a
+    // token would verify with keys from wherever the redirect points.
+    let idp = Idp::start().await;
+    let redirector = Redirector::start(&idp.issuer).await;
+    let extra = format!(
+        "    partner:\n      issuer: https://partner.test\n      jwks_url: \"{}/jwks\"\n      \
+         role: {{claim: mcp_role}}\n",
+        redirector.url
+    );
+    let cp = ControlPlane::start(&idp_catalog(&idp, &extra));
+    let mut claims = idp.claims("carol", &[]);
+    claims["iss"] = json!("https://partner.test");
+    claims["mcp_role"] = json!("tester");
+    let (status, body) = tools_status(&cp, &idp.rs256(&claims)).await;
+    assert_eq!(status, 401, "{body}");
+    let record = cp.audit_record(body["trace_id"].as_str().unwrap()).await;
+    assert_eq!(record["reasons"], "the issuer's key set is unavailable");
+    assert!(redirector.hits() >= 1);
+    assert_eq!(idp.jwks_fetches.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use mcp_example_servers::ExampleServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::common::hostile::Redirector;
 use crate::common::upstream::{example_upstream, test_upstream, tls_test_upstream};
 use crate::common::{ANALYST_TOKEN, ControlPlane, TESTER_TOKEN, catalog, free_port};
 
@@ -465,4 +466,20 @@ async fn static_upstream_headers_never_leave_for_anyone_else() {
     assert!(bytes.len() > 1000);
     let found = bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes());
     assert!(!found, "the secret is in the audit store");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstreams_redirect_is_never_followed() {
+    // The catalog's URL answers 307 to a real server: followed, the
+    // handshake (and a credential with it) would reach that server.
+    let upstream = test_upstream(0).await;
+    let redirector = Redirector::start(upstream.url.trim_end_matches("/mcp")).await;
+    let servers = format!("  moved:\n    http: {{url: \"{}/mcp\"}}\n", redirector.url);
+    let cp = ControlPlane::start(&catalog(&servers, "  echo: {server: moved}\n", &["echo"]));
+    cp.wait_log("upstream connection failed").await;
+    assert!(redirector.hits() >= 1);
+    let (status, body) = cp.call(TESTER_TOKEN, "echo", json!({})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["code"], "upstream_unavailable");
+    assert_eq!((upstream.connections(), upstream.calls()), (0, 0));
 }

@@ -1,9 +1,11 @@
-//! A hostile upstream: its `tools/list` never ends (every page has a
-//! `nextCursor`), each page holding `per_page` tools of about 4 KB.
+//! Hostile servers: an upstream whose `tools/list` never ends (every page
+//! has a `nextCursor`, each holding `per_page` tools of about 4 KB), a
+//! proxy that garbles answers, and a server that redirects everything.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use axum::response::IntoResponse;
 use rmcp::model::{
     ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
@@ -135,4 +137,40 @@ pub async fn garbling_proxy(target: String) -> String {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await });
     format!("http://{addr}/mcp")
+}
+
+/// A server that answers every request with `307 Temporary Redirect` to
+/// `target` (the same path under it), counting the requests: where a
+/// client follows it, a credential sent here would go on to `target`.
+pub struct Redirector {
+    pub url: String,
+    hits: Arc<AtomicUsize>,
+}
+
+impl Redirector {
+    pub async fn start(target: &str) -> Self {
+        let target = target.trim_end_matches('/').to_string();
+        let hits = Arc::<AtomicUsize>::default();
+        let counted = hits.clone();
+        let redirect = move |uri: axum::http::Uri| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let location = format!("{target}{}", uri.path());
+            let location = axum::http::HeaderValue::from_str(&location).unwrap();
+            async move {
+                let mut answer = axum::http::StatusCode::TEMPORARY_REDIRECT.into_response();
+                answer.headers_mut().insert("location", location);
+                answer
+            }
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let router = axum::Router::new().fallback(redirect);
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self { url, hits }
+    }
+
+    /// Requests that reached this server.
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
 }
