@@ -483,3 +483,83 @@ async fn an_upstreams_redirect_is_never_followed() {
     assert_eq!(body["error"]["code"], "upstream_unavailable");
     assert_eq!((upstream.connections(), upstream.calls()), (0, 0));
 }
+
+/// A stdio MCP server in Python whose one tool, `env`, answers with the
+/// names of the environment variables it was started with.
+const ENV_SERVER: &str = r#"
+import json, os, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    method, id = message.get("method"), message.get("id")
+    if id is None:
+        continue
+    if method == "initialize":
+        result = {"protocolVersion": message["params"]["protocolVersion"],
+                  "capabilities": {"tools": {}}, "serverInfo": {"name": "env", "version": "1"}}
+    elif method == "tools/list":
+        result = {"tools": [{"name": "env", "inputSchema": {"type": "object"}}]}
+    elif method == "tools/call":
+        names = sorted(os.environ)
+        result = {"content": [{"type": "text", "text": json.dumps(names)}]}
+    else:
+        answer = {"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "no"}}
+        print(json.dumps(answer), flush=True)
+        continue
+    print(json.dumps({"jsonrpc": "2.0", "id": id, "result": result}), flush=True)
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stdio_server_gets_only_the_environment_the_catalog_gives_it() {
+    use mcp_control_plane::credentials::{ISSUER_ENV, JWKS_URL_ENV};
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("env_server.py");
+    std::fs::write(&script, ENV_SERVER).unwrap();
+    // The interpreter itself, not a launcher (pyenv's shim sets variables
+    // of its own).
+    let python = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .unwrap();
+    let python = String::from_utf8(python.stdout).unwrap();
+    let servers = format!(
+        "  envsrv:\n    stdio: {{command: \"{}\", args: [\"{}\"], env: {{GIVEN: given}}}}\n",
+        python.trim(),
+        script.display()
+    );
+    let text = catalog(&servers, "  env: {server: envsrv}\n", &["env"]);
+    // The control plane's own environment holds secrets of its own.
+    let own = [
+        ("CP_DATABASE_PASSWORD", "never-for-a-server"),
+        ("AWS_SECRET_ACCESS_KEY", "never-either"),
+    ];
+    let cp = ControlPlane::start_with_env(&text, &own);
+    cp.wait_all_ready().await;
+    let (status, body) = cp.call(TESTER_TOKEN, "env", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let text = body["result"]["content"][0]["text"].as_str().unwrap();
+    let names: Vec<String> = serde_json::from_str(text).unwrap();
+    // What the catalog gives, what a program needs to run, and where the
+    // control plane's keys are; Python itself adds `LC_CTYPE` (PEP 538).
+    let allowed = [
+        "GIVEN",
+        "PATH",
+        "HOME",
+        "LANG",
+        "LC_ALL",
+        "TMPDIR",
+        "TZ",
+        "LC_CTYPE",
+        JWKS_URL_ENV,
+        ISSUER_ENV,
+    ];
+    let extra: Vec<&String> = (names.iter())
+        .filter(|name| !allowed.contains(&name.as_str()))
+        .collect();
+    assert!(extra.is_empty(), "the server got {extra:?}");
+    for needed in ["GIVEN", "PATH", JWKS_URL_ENV, ISSUER_ENV] {
+        assert!(
+            names.iter().any(|name| name == needed),
+            "{needed}: {names:?}"
+        );
+    }
+}
