@@ -182,6 +182,40 @@ async fn tokens_signed_by_the_issuer_for_this_audience_are_accepted_with_their_m
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_jwt_agents_own_token_never_reaches_an_upstream() {
+    let idp = Idp::start().await;
+    let upstream = crate::common::upstream::test_upstream(0).await;
+    let servers = format!("  testsrv:\n    http: {{url: \"{}\"}}\n", upstream.url);
+    let text = idp_catalog(&idp, "").replacen(
+        &catalog("", "", &[]),
+        &catalog(&servers, "  echo: {server: testsrv}\n", &["echo"]),
+        1,
+    );
+    let cp = ControlPlane::start(&text);
+    cp.wait_all_ready().await;
+    let token = idp.rs256(&idp.claims("alice@corp", &["desk-analysts"]));
+    let (status, body) = cp.call(&token, "echo", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let calls: Vec<_> = (upstream.seen().into_iter())
+        .filter(|seen| seen.method == "tools/call")
+        .collect();
+    assert_eq!(calls.len(), 1);
+    // The server got a token minted for it, naming the person's identity.
+    let sent = calls[0].authorization.clone().expect("a credential");
+    let minted = sent.strip_prefix("Bearer ").unwrap();
+    assert_ne!(minted, token);
+    let claims = crate::credentials::verify(&cp, minted, "testsrv").await;
+    assert_eq!(claims["sub"], "alice@corp");
+    for seen in upstream.seen() {
+        let headers = [&seen.authorization, &seen.api_key, &seen.tracestate_header];
+        assert!(
+            headers.iter().all(|h| !h.as_deref().unwrap_or("").contains(&token)),
+            "{seen:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn forged_misdirected_expired_and_unmapped_tokens_are_refused() {
     let idp = Idp::start().await;
