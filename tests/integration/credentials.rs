@@ -324,10 +324,20 @@ async fn static_and_none_providers_send_the_configured_secret_or_nothing() {
         open.iter()
             .all(|s| s.authorization.is_none() && !s.credential_in_meta)
     );
-    assert!(
-        !cp.stderr_text().contains(secret),
-        "the secret reached a log line"
-    );
+    // Nor in an answer, the audit store or a log line, a failed call's
+    // included.
+    let (status, body) = cp.call(TESTER_TOKEN, "echo", json!({"fail": "?"})).await;
+    assert_eq!(status, 200, "{body}");
+    let refused = cp.call(TESTER_TOKEN, "not_granted", json!({})).await;
+    assert_eq!(refused.0, 403);
+    let answers = format!("{body} {}", refused.1);
+    for (place, text) in [
+        ("an answer", answers),
+        ("the store", cp.stored()),
+        ("a log line", cp.stderr_text()),
+    ] {
+        assert!(!text.contains(secret), "the secret reached {place}");
+    }
 }
 
 /// An RFC 8693 token endpoint: counts every request in `requests`, checks
@@ -453,7 +463,8 @@ async fn token_exchange_gives_the_upstream_the_exchanged_token_cached_per_agent_
     assert_eq!(broken.calls(), 0);
     let record = cp.audit_record(body["trace_id"].as_str().unwrap()).await;
     assert_eq!(record["outcome"], "credential_unavailable");
-    let logs = cp.stderr_text();
+    let (logs, stored) = (cp.stderr_text(), cp.stored());
+    let answer = body.to_string();
     for secret in [
         "exchanged-echo-1",
         "client-secret-77",
@@ -461,6 +472,8 @@ async fn token_exchange_gives_the_upstream_the_exchanged_token_cached_per_agent_
         TESTER_TOKEN,
     ] {
         assert!(!logs.contains(secret), "{secret} reached a log line");
+        assert!(!stored.contains(secret), "{secret} reached the store");
+        assert!(!answer.contains(secret), "{secret} reached an answer");
     }
 }
 

@@ -176,9 +176,10 @@ async fn tokens_signed_by_the_issuer_for_this_audience_are_accepted_with_their_m
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let logs = cp.stderr_text();
+    let (logs, stored) = (cp.stderr_text(), cp.stored());
     for token in &tokens {
         assert!(!logs.contains(token.as_str()), "a JWT reached a log line");
+        assert!(!stored.contains(token.as_str()), "a JWT reached the store");
     }
 }
 
@@ -210,7 +211,9 @@ async fn a_jwt_agents_own_token_never_reaches_an_upstream() {
     for seen in upstream.seen() {
         let headers = [&seen.authorization, &seen.api_key, &seen.tracestate_header];
         assert!(
-            headers.iter().all(|h| !h.as_deref().unwrap_or("").contains(&token)),
+            headers
+                .iter()
+                .all(|h| !h.as_deref().unwrap_or("").contains(&token)),
             "{seen:?}"
         );
     }

@@ -443,6 +443,29 @@ impl ControlPlane {
         }
     }
 
+    /// Everything the control plane stored beside its catalog (the audit
+    /// database, spools, keys), as text: to search for what must never be
+    /// stored.
+    pub fn stored(&self) -> String {
+        fn read(dir: &Path, into: &mut String) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    read(&path, into);
+                } else if let Ok(bytes) = std::fs::read(&path) {
+                    into.push_str(&String::from_utf8_lossy(&bytes));
+                }
+            }
+        }
+        let mut stored = String::new();
+        read(
+            &self.config.parent().unwrap().join(".mcp-control-plane"),
+            &mut stored,
+        );
+        assert!(!stored.is_empty(), "nothing stored");
+        stored
+    }
+
     pub fn stderr_text(&self) -> String {
         self.stderr.lock().unwrap().join("\n")
     }
