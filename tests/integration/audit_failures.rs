@@ -1,7 +1,8 @@
 //! A failing audit store: no call reaches its upstream before its record
 //! (the intent) is durable; a store that cannot be written makes the
-//! replica unready, and it never crashes the process; a store removed
-//! underneath is noticed; a crash mid-call leaves the intent.
+//! replica unready, and it never crashes the process; a store removed or
+//! replaced underneath is noticed, a disk that fills is spooled around; a
+//! crash mid-call leaves the intent.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -382,4 +383,120 @@ fn a_store_on_a_nearly_full_disk_is_refused_at_start_and_says_so() {
         "{stderr}"
     );
     assert!(!String::from_utf8_lossy(&output.stdout).contains("listening on"));
+}
+
+#[tokio::test]
+async fn a_database_replaced_while_running_is_never_written_and_gets_the_records_at_restart() {
+    let upstream = test_upstream(0).await;
+    let cp = ControlPlane::start(&audit_catalog(&upstream.url, ""));
+    cp.wait_all_ready().await;
+    // Another database renamed over the store, as a restore from backup
+    // would: its own table, one row of its own.
+    let dir = store_dir(&cp);
+    let other = dir.join("restored.db");
+    let restored = rusqlite::Connection::open(&other).unwrap();
+    restored
+        .execute_batch("CREATE TABLE kept (x TEXT); INSERT INTO kept VALUES ('mine');")
+        .unwrap();
+    drop(restored);
+    std::fs::rename(&other, dir.join("audit.db")).unwrap();
+    let traces = crate::audit::echo_calls(&cp, 3).await;
+    let metrics = cp.metrics().await;
+    assert_eq!(metric(&metrics, "mcp_cp_audit_records_lost_total"), 0.0);
+    let spool = std::fs::read_to_string(dir.join("spool/sink-0.jsonl")).unwrap();
+    for trace in &traces {
+        assert!(spool.contains(trace.as_str()), "{trace} spooled");
+    }
+    let tables = |db: &Path| -> Vec<String> {
+        let connection = rusqlite::Connection::open(db).unwrap();
+        let mut statement =
+            (connection.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")).unwrap();
+        let names = statement.query_map([], |row| row.get(0)).unwrap();
+        names.map(Result::unwrap).collect()
+    };
+    assert_eq!(
+        tables(&dir.join("audit.db")),
+        ["kept"],
+        "not written while serving"
+    );
+    // The next start takes the new file as the store, and the spool's
+    // records go into it.
+    let cp = cp.restart();
+    cp.wait_all_ready().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while traces.iter().any(|t| sqlite_outcomes(&cp, t) != ["ok"]) {
+        assert!(Instant::now() < deadline, "spool replayed after restart");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A small tmpfs mounted on a fresh directory; unmounted on drop.
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    fn mount(size: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "mount a tmpfs (needs root)");
+        Self(dir)
+    }
+
+    /// Write a file until the disk is full; its path.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.0.path().join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while file.write_all(&chunk).is_ok() {}
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_disk_that_fills_while_serving_is_spooled_around_and_the_records_arrive_later() {
+    let disk = SmallDisk::mount("8m");
+    let upstream = test_upstream(0).await;
+    let db = disk.0.path().join("audit.db");
+    let sinks = format!(
+        "audit:\n  min_free_bytes: 1048576\n  sinks:\n    - sqlite: {{path: \"{}\"}}\n",
+        db.display()
+    );
+    let cp = ControlPlane::start(&audit_catalog(&upstream.url, &sinks));
+    cp.wait_all_ready().await;
+    let filler = disk.fill();
+    // Calls go on; their records wait in the spool (on another disk).
+    let traces = crate::audit::echo_calls(&cp, 5).await;
+    let metrics = cp.metrics().await;
+    assert_eq!(metric(&metrics, "mcp_cp_audit_records_lost_total"), 0.0);
+    let spool = std::fs::read_to_string(store_dir(&cp).join("spool/sink-0.jsonl")).unwrap();
+    for trace in &traces {
+        assert!(spool.contains(trace.as_str()), "{trace} spooled");
+    }
+    cp.wait_log("audit sink failed; spooling its records until it recovers")
+        .await;
+    // Space again: the records reach the database without a restart.
+    std::fs::remove_file(filler).unwrap();
+    let connection = rusqlite::Connection::open(&db).unwrap();
+    let count = |trace: &String| -> i64 {
+        let query = "SELECT count(*) FROM audit_records WHERE trace_id = ?1";
+        connection.query_row(query, [trace], |r| r.get(0)).unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while traces.iter().any(|trace| count(trace) != 1) {
+        assert!(Instant::now() < deadline, "the spool never drained");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
