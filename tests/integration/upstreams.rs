@@ -174,7 +174,7 @@ async fn a_hung_upstream_times_out_without_holding_up_another() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_stdio_child_fails_its_call_cleanly_and_is_restarted() {
-    let servers = "  marketdata:\n    stdio:\n      command: $SELF\n      args: [example-server, marketdata, --latency-ms, \"1500\"]\n";
+    let servers = "  marketdata:\n    stdio:\n      command: $SELF\n      args: [example-server, marketdata, --latency-ms, \"5000\"]\n";
     let cp = std::sync::Arc::new(ControlPlane::start(&catalog(
         servers,
         "  read_positions: {server: marketdata}\n",
@@ -197,7 +197,11 @@ async fn a_killed_stdio_child_fails_its_call_cleanly_and_is_restarted() {
             .await
         }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Kill the child while the call is at it (it answers after 5 s).
+    crate::live::wait_for("the call at the child", async || {
+        (cp.metrics().await).contains("mcp_cp_upstream_in_flight{server=\"marketdata\"} 1")
+    })
+    .await;
     let killed = std::process::Command::new("kill")
         .args(["-9", &first.to_string()])
         .status()
