@@ -238,8 +238,14 @@ mod tests {
             failure_rate,
             window: Duration::from_secs(60),
             min_calls: 4,
-            cooldown: Duration::from_millis(30),
+            cooldown: Duration::from_secs(600),
         }
+    }
+
+    /// End the cool-down now, as if it had run its course: no test waits
+    /// for a clock, and none races one.
+    fn cool_down(breaker: &Breaker) {
+        breaker.lock().retry_at = Instant::now();
     }
 
     fn call(breaker: &Arc<Breaker>, finished: Finished) -> bool {
@@ -266,7 +272,7 @@ mod tests {
         }
         assert_eq!(breaker.state(), CircuitState::Open);
         assert!(breaker.admit().is_none(), "open: refused");
-        std::thread::sleep(Duration::from_millis(40));
+        cool_down(&breaker);
         assert_eq!(breaker.state(), CircuitState::HalfOpen);
         let probe = breaker.admit().expect("one probe");
         assert!(breaker.admit().is_none(), "only one probe at a time");
@@ -279,7 +285,7 @@ mod tests {
     fn a_failed_probe_opens_it_again_and_an_abandoned_one_frees_the_slot() {
         let breaker = Arc::new(Breaker::new(settings(1, None)));
         assert!(call(&breaker, Finished::Failed));
-        std::thread::sleep(Duration::from_millis(40));
+        cool_down(&breaker);
         // The caller went away with the probe.
         drop(breaker.admit().unwrap());
         let probe = breaker.admit().expect("another probe may go");
