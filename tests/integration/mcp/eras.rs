@@ -86,12 +86,17 @@ async fn a_2026_07_28_servers_list_changes_are_heard_on_the_listen_stream_the_co
     let cp = ControlPlane::start(&catalog(&servers, tools, &["change"]));
     cp.wait_all_ready().await;
     let (watcher, mut changes) = super::watching(&cp, TESTER_TOKEN).await;
-    // Let the control plane's listen stream to the server open.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    watcher.call_tool(call("change", json!({}))).await.unwrap();
-    let change = tokio::time::timeout(std::time::Duration::from_secs(10), changes.recv())
-        .await
-        .expect("tools/list_changed")
-        .unwrap();
+    // The control plane's listen stream to the server opens on its own
+    // time: a change made before it is open goes unheard, so change again
+    // until one is heard.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let change = loop {
+        assert!(std::time::Instant::now() < deadline, "no tools/list_changed");
+        watcher.call_tool(call("change", json!({}))).await.unwrap();
+        let heard = tokio::time::timeout(std::time::Duration::from_secs(2), changes.recv());
+        if let Ok(change) = heard.await {
+            break change.unwrap();
+        }
+    };
     assert_eq!(change, "tools");
 }
