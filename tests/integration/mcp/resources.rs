@@ -358,11 +358,13 @@ async fn subscriptions_are_renewed_when_the_upstream_comes_back() {
     .await;
 
     // The session hears of updates from the new session, without asking again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let touched = loop {
         match session.call_tool(call("touch", json!({}))).await {
             Ok(result) if result.is_error != Some(true) => break result,
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => assert!(std::time::Instant::now() < deadline, "{other:?}"),
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_ne!(touched.is_error, Some(true));
     assert_eq!(
