@@ -71,6 +71,25 @@ async fn silent_slow_and_idle_connections_are_closed() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
+/// A connection that has had one answer and is kept alive: the server
+/// has taken it (and counts it) by then.
+async fn kept_alive(cp: &ControlPlane) -> TcpStream {
+    let mut stream = open(cp).await;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    while !String::from_utf8_lossy(&answer).contains(r#"{"status":"ok"}"#) {
+        let mut chunk = [0u8; 1024];
+        let read = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut chunk));
+        let n = read.await.expect("answered").unwrap();
+        assert!(n > 0, "kept alive");
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    stream
+}
+
 #[tokio::test]
 async fn connections_beyond_the_cap_wait_until_one_closes() {
     let upstream = test_upstream(0).await;
@@ -81,20 +100,7 @@ async fn connections_beyond_the_cap_wait_until_one_closes() {
     cp.http = reqwest::Client::new();
     let mut held = Vec::new();
     for _ in 0..3 {
-        let mut stream = open(&cp).await;
-        stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            .await
-            .unwrap();
-        let mut answer = Vec::new();
-        while !String::from_utf8_lossy(&answer).contains(r#"{"status":"ok"}"#) {
-            let mut chunk = [0u8; 1024];
-            let read = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut chunk));
-            let n = read.await.expect("answered").unwrap();
-            assert!(n > 0, "kept alive");
-            answer.extend_from_slice(&chunk[..n]);
-        }
-        held.push(stream);
+        held.push(kept_alive(&cp).await);
     }
     let health = cp.http.get(cp.url("/healthz")).send();
     tokio::pin!(health);
@@ -240,12 +246,11 @@ async fn one_client_cannot_take_every_connection() {
     let mut cp = ControlPlane::start(&bounded_catalog(&upstream.url, http));
     cp.wait_all_ready().await;
     cp.http = reqwest::Client::new();
-    // Three silent connections hold the client's places...
+    // Three connections the server has served hold the client's places...
     let mut held = Vec::new();
     for _ in 0..3 {
-        held.push(open(&cp).await);
+        held.push(kept_alive(&cp).await);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
     // ...and a fourth is closed at once, not left waiting.
     let mut fourth = open(&cp).await;
     let _ = fourth

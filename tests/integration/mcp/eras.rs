@@ -91,7 +91,10 @@ async fn a_2026_07_28_servers_list_changes_are_heard_on_the_listen_stream_the_co
     // until one is heard.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let change = loop {
-        assert!(std::time::Instant::now() < deadline, "no tools/list_changed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no tools/list_changed"
+        );
         watcher.call_tool(call("change", json!({}))).await.unwrap();
         let heard = tokio::time::timeout(std::time::Duration::from_secs(2), changes.recv());
         if let Ok(change) = heard.await {
