@@ -267,7 +267,8 @@ async fn a_catalog_pushed_to_dynamodb_serves_the_example_and_follows_edits_to_th
     let cp = ControlPlane::start_table(&url, AWS_ENV);
     let ready = cp.wait_all_ready().await;
     assert_eq!(ready["servers"].as_array().unwrap().len(), 4, "{ready}");
-    assert_eq!(ready["policy"]["tests_passed"], 13, "{ready}");
+    let tests = crate::common::example_policy_tests();
+    assert_eq!(ready["policy"]["tests_passed"], tests, "{ready}");
     let listed: Value = cp.get_tools(ANALYST_TOKEN, "").await.json().await.unwrap();
     assert_eq!(listed["tools"], json!(["read_positions", "run_report"]));
     let (status, body) = cp

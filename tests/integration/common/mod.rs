@@ -62,6 +62,19 @@ pub fn catalog(servers: &str, tools: &str, role_tools: &[&str]) -> String {
     )
 }
 
+/// How many tests the shipped example's policy has (rules named `test_*`),
+/// counted from its files so that adding one breaks no test.
+pub fn example_policy_tests() -> usize {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/trading/policies");
+    let rego = std::fs::read_dir(dir).unwrap().map(|entry| entry.unwrap().path());
+    let rego = rego.filter(|path| path.extension().is_some_and(|e| e == "rego"));
+    let texts = rego.map(|path| std::fs::read_to_string(path).unwrap());
+    let lines = texts.flat_map(|text| text.lines().map(str::to_owned).collect::<Vec<_>>());
+    let count = lines.filter(|line| line.starts_with("test_")).count();
+    assert!(count > 0, "the example's policy has tests");
+    count
+}
+
 /// `catalog` (with `policy: allow-all`) under a Rego policy, written to
 /// `dir`, that allows every call except one whose arguments say
 /// `deny: true`.
