@@ -36,6 +36,25 @@ fn session_cookie(response: &reqwest::Response) -> String {
     set.split(';').next().unwrap().to_owned()
 }
 
+/// The text of every cell (`th`, `td`) or item under the elements of
+/// `page` that `selector` picks, in order; an element without cells
+/// counts as one. What the page shows, not how it is marked up.
+fn cells(page: &str, selector: &str) -> Vec<String> {
+    let html = scraper::Html::parse_document(page);
+    let picked = scraper::Selector::parse(selector).unwrap();
+    let cell = scraper::Selector::parse("th, td").unwrap();
+    let text = |element: scraper::ElementRef| element.text().collect::<String>().trim().to_owned();
+    let mut found = Vec::new();
+    for element in html.select(&picked) {
+        let inner: Vec<String> = element.select(&cell).map(text).collect();
+        match inner.is_empty() {
+            true => found.push(text(element)),
+            false => found.extend(inner),
+        }
+    }
+    found
+}
+
 async fn get(cp: &ControlPlane, path: &str, cookie: Option<&str>) -> (StatusCode, String) {
     let mut request = client().get(cp.admin_url(path));
     if let Some(cookie) = cookie {
@@ -117,22 +136,24 @@ async fn only_an_admin_token_signs_in_and_the_session_is_guarded() {
         "{page}"
     );
     for server in ["marketdata", "execution", "research"] {
-        assert!(page.contains(&format!("<tr data-server=\"{server}\"><th scope=\"row\">{server}</th><td class=\"state-ready\">ready</td>")), "{server}: {page}");
+        let row = cells(&page, &format!("tr[data-server={server}]"));
+        assert_eq!(row[..2], [server, "ready"], "{row:?}");
     }
+    let rows = cells(&page, "tr[data-server]");
     assert!(
-        page.contains("<td>2025-11-25</td>") || page.contains("<td>2026-07-28</td>"),
-        "the protocol revision: {page}"
+        rows.iter()
+            .any(|cell| cell == "2025-11-25" || cell == "2026-07-28"),
+        "the protocol revision: {rows:?}"
     );
     assert!(!page.contains(ADMIN_TOKEN) && !page.contains(ANALYST_TOKEN));
 
     // Who can see what: exactly what the agent's own /tools returns.
     let (_, page) = get(&cp, "/ui/access?agent=agent-42", Some(&cookie)).await;
     let listed: Value = cp.get_tools(ANALYST_TOKEN, "").await.json().await.unwrap();
-    let listed: Vec<String> = (listed["tools"].as_array().unwrap().iter())
-        .map(|t| format!("<li>{}</li>", t.as_str().unwrap()))
+    let listed: Vec<&str> = (listed["tools"].as_array().unwrap().iter())
+        .map(|t| t.as_str().unwrap())
         .collect();
-    let shown = between(&page, "<ul id=\"tools\">", "</ul>");
-    assert_eq!(shown, listed.concat(), "{page}");
+    assert_eq!(cells(&page, "ul#tools li"), listed, "{page}");
 
     // Charts of the last hour, from the audit store: three calls made now.
     for _ in 0..3 {
@@ -147,33 +168,30 @@ async fn only_an_admin_token_signs_in_and_the_session_is_guarded() {
         cp.audit_record(trace["trace_id"].as_str().unwrap()).await;
     }
     let (_, page) = get(&cp, "/ui/charts", Some(&cookie)).await;
-    assert!(page.contains("<svg id=\"calls-per-minute\""), "{page}");
-    let legend = page.split_once("<li data-outcome=\"ok\">").unwrap().1;
-    let ok: u32 = between(legend, "ok: ", "<").parse().unwrap();
-    assert!(ok >= 3, "{legend}");
-    assert!(
-        page.contains("<g data-tool=\"read_positions\" data-p50="),
-        "{page}"
-    );
+    assert_eq!(cells(&page, "svg#calls-per-minute").len(), 1, "{page}");
+    let legend = cells(&page, "li[data-outcome=ok]");
+    let ok: u32 = legend[0].strip_prefix("ok: ").unwrap().parse().unwrap();
+    assert!(ok >= 3, "{legend:?}");
+    let p50 = "g[data-tool=read_positions][data-p50]";
+    assert_eq!(cells(&page, p50).len(), 1, "{page}");
 
     // The overview now has marketdata's recent latency (it served them).
     let (_, page) = get(&cp, "/ui/", Some(&cookie)).await;
-    let row = between(&page, "<tr data-server=\"marketdata\">", "</tr>");
-    assert!(row.ends_with(" ms</td>"), "{row}");
-    let idle = between(&page, "<tr data-server=\"execution\">", "</tr>");
-    assert!(idle.ends_with("none yet</td>"), "{idle}");
+    let row = cells(&page, "tr[data-server=marketdata]");
+    assert!(row.last().unwrap().ends_with(" ms"), "{row:?}");
+    let idle = cells(&page, "tr[data-server=execution]");
+    assert_eq!(idle.last().unwrap(), "none yet", "{idle:?}");
 
     // For one tool: whose role grants it and whose listing shows it.
     let (_, page) = get(&cp, "/ui/access?tool=execute_trade", Some(&cookie)).await;
-    let reach = page.split("<table id=\"reach\">").nth(1).unwrap();
-    assert!(
-        reach.contains("<th scope=\"row\">agent-7</th><td>trader</td><td>yes</td><td>yes</td>"),
-        "{reach}"
-    );
-    assert!(
-        reach.contains("<th scope=\"row\">agent-42</th><td>analyst</td><td>no</td><td>no</td>"),
-        "{reach}"
-    );
+    let reach = cells(&page, "table#reach tr");
+    for agent in [
+        ["agent-7", "trader", "yes", "yes"],
+        ["agent-42", "analyst", "no", "no"],
+    ] {
+        let found = reach.windows(4).any(|row| row == agent);
+        assert!(found, "{agent:?} in {reach:?}");
+    }
 
     // Signing out needs the session's CSRF token.
     let csrf = between(&page, "name=\"csrf\" value=\"", "\"").to_owned();

@@ -66,7 +66,9 @@ pub fn catalog(servers: &str, tools: &str, role_tools: &[&str]) -> String {
 /// counted from its files so that adding one breaks no test.
 pub fn example_policy_tests() -> usize {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/trading/policies");
-    let rego = std::fs::read_dir(dir).unwrap().map(|entry| entry.unwrap().path());
+    let rego = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path());
     let rego = rego.filter(|path| path.extension().is_some_and(|e| e == "rego"));
     let texts = rego.map(|path| std::fs::read_to_string(path).unwrap());
     let lines = texts.flat_map(|text| text.lines().map(str::to_owned).collect::<Vec<_>>());
