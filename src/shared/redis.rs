@@ -212,9 +212,20 @@ mod tests {
     #[tokio::test]
     async fn tls_urls_are_taken_and_malformed_ones_refused() {
         let (events, _) = broadcast::channel(1);
-        // Connecting is lazy: nothing listens there, and nothing has to.
-        assert!(Shared::new(&config("rediss://127.0.0.1:1/0"), events.clone()).is_ok());
-        assert!(Shared::new(&config("redis://127.0.0.1:1/0"), events.clone()).is_ok());
+        // Built without TLS support, a `rediss://` URL would be refused
+        // here. Connecting is lazy: nothing listens there; the first
+        // command says so, and the client is then down, not broken.
+        let tls = Shared::new(&config("rediss://127.0.0.1:1/0"), events.clone()).unwrap();
+        assert!(tls.get("k").await.is_err(), "nothing listens there");
+        assert!(!tls.is_up());
+        // The machine's Redis (database 14, a key of this test's own).
+        let plain = Shared::new(&config("redis://127.0.0.1:6379/14"), events.clone()).unwrap();
+        let ttl = Duration::from_secs(30);
+        plain.set("tls-test", "answered", ttl).await.unwrap();
+        let answered = plain.get("tls-test").await.unwrap();
+        assert_eq!(answered.as_deref(), Some("answered"));
+        plain.delete("tls-test").await.unwrap();
+        assert!(plain.is_up());
         let error = Shared::new(&config("http://127.0.0.1:1/0"), events)
             .err()
             .expect("not a redis url");
