@@ -1,17 +1,24 @@
-//! upstream_meta: on the way back from each leg, first of all, a tool
-//! result loses the `_meta` keys a server may not set: the control plane's
-//! own namespace (`mcp-control-plane/...`, which agents and policies read
-//! as ours: the server a fan-out leg came from, the legs' outcomes), and
-//! those the catalog names for the server (`servers.<name>.drop_meta`).
+//! upstream_meta: on the way back from each leg, first of all, a result
+//! (of a tool, a prompt, a resource read, a completion, a task, a request
+//! for input) loses the `_meta` keys a server may not pass on: the control
+//! plane's own namespace (`mcp-control-plane/...`, which agents and
+//! policies read as ours: the server a fan-out leg came from, the legs'
+//! outcomes); what identifies the server (the specification's
+//! `io.modelcontextprotocol/serverInfo`, which 2026-07-28 servers put in
+//! every result: agents never learn which servers exist); and those the
+//! catalog names for the server (`servers.<name>.drop_meta`).
 
 use futures::future::BoxFuture;
-use rmcp::model::ServerResult;
+use rmcp::model::{MetaObject, ServerResult};
 
 use crate::pipeline::Exchange;
 use crate::pipeline::stage::{Answer, Stage};
 
 /// The control plane's own `_meta` namespace.
 const OURS: &str = "mcp-control-plane/";
+
+/// Where a server names itself (name, version) in a result's `_meta`.
+const SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
 
 pub struct UpstreamMeta;
 
@@ -31,19 +38,37 @@ impl Stage for UpstreamMeta {
 }
 
 fn strip(exchange: &Exchange<'_>, answer: &mut Answer) {
-    let (Ok(ServerResult::CallToolResult(result)), Some(to)) = (answer, &exchange.authorized)
-    else {
+    let (Ok(result), Some(to)) = (answer, &exchange.authorized) else {
+        return;
+    };
+    let Some(meta) = meta_of(result) else {
         return;
     };
     let named = &exchange.snapshot.catalog.server(to.server).drop_meta;
     let dropped = |key: &str| {
         key.starts_with(OURS)
+            || key == SERVER_INFO
             || (named.iter()).any(|n| n == key || (n.ends_with('/') && key.starts_with(&**n)))
     };
-    if let Some(meta) = &mut result.meta {
-        meta.retain(|key, _| !dropped(key));
-        if meta.is_empty() {
-            result.meta = None;
+    if let Some(kept) = meta {
+        kept.retain(|key, _| !dropped(key));
+        if kept.is_empty() {
+            *meta = None;
         }
+    }
+}
+
+/// The `_meta` of a result a server sends for a request (listings are the
+/// control plane's own, built without the servers' `_meta`).
+fn meta_of(result: &mut ServerResult) -> Option<&mut Option<MetaObject>> {
+    match result {
+        ServerResult::CallToolResult(result) => Some(&mut result.meta),
+        ServerResult::GetPromptResult(result) => Some(&mut result.meta),
+        ServerResult::ReadResourceResult(result) => Some(&mut result.meta),
+        ServerResult::CompleteResult(result) => Some(&mut result.meta),
+        ServerResult::InputRequiredResult(result) => Some(&mut result.meta),
+        ServerResult::CreateTaskResult(result) => Some(&mut result.meta),
+        ServerResult::GetTaskResult(result) => Some(&mut result.meta),
+        _ => None,
     }
 }

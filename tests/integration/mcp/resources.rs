@@ -326,6 +326,10 @@ async fn a_forwarded_resource_is_never_public_to_caches_and_keeps_its_freshness(
         .unwrap();
     assert_eq!(result.cache_scope, Some(rmcp::model::CacheScope::Private));
     assert_eq!(result.ttl_ms, Some(60_000));
+    // The server named itself in the result's `_meta`: the agent never
+    // learns which server answered.
+    let text = serde_json::to_string(&result).unwrap();
+    assert!(!text.contains("secret-upstream"), "{text}");
 }
 
 // `resources/subscribe` belongs to the initialize-based revisions tested here.
