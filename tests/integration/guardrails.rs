@@ -42,7 +42,8 @@ async fn arguments_that_do_not_fit_the_schema_never_reach_the_upstream() {
     assert_eq!(record["outcome"], "invalid_arguments", "{record}");
     assert_eq!(checked.calls(), 0, "the upstream was never contacted");
 
-    // Over MCP: invalid params, naming the path.
+    // Over MCP: a tool execution error the model can read and correct
+    // (not a protocol error that ends an agent's run), naming the path.
     let config =
         rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
             cp.url("/mcp"),
@@ -54,21 +55,28 @@ async fn arguments_that_do_not_fit_the_schema_never_reach_the_upstream() {
         ))
         .await
         .unwrap();
-    let arguments = json!({"message": ["not", "a", "string"]})
+    let arguments = json!({"message": ["value-7f3c"]})
         .as_object()
         .cloned()
         .unwrap();
     let call = rmcp::model::CallToolRequestParams::new("echo").with_arguments(arguments);
-    let error = client.call_tool(call).await.unwrap_err();
-    let rmcp::ServiceError::McpError(error) = error else {
-        panic!("{error:?}");
-    };
-    assert_eq!(error.code, rmcp::model::ErrorCode::INVALID_PARAMS);
-    let data = error.data.unwrap();
+    let result = client.call_tool(call).await.unwrap();
+    assert_eq!(result.is_error, Some(true));
+    let text = &result.content[0].as_text().unwrap().text;
+    assert!(text.contains("input schema at `/message`"), "{text}");
+    assert!(!text.contains("value-7f3c"), "never the value: {text}");
+    let meta = result.meta.unwrap();
     assert_eq!(
-        (&data["code"], &data["path"]),
-        (&json!("invalid_arguments"), &json!("/message"))
+        meta["mcp-control-plane/error"],
+        json!({"code": "invalid_arguments", "path": "/message"})
     );
+    let trace = meta["traceparent"]
+        .as_str()
+        .unwrap()
+        .split('-')
+        .nth(1)
+        .unwrap();
+    assert_eq!(cp.audit_record(trace).await["outcome"], "invalid_arguments");
     assert_eq!(checked.calls(), 0);
 
     // Arguments that fit go through; a server whose schemas are not

@@ -3,7 +3,7 @@
 //! commands or credentials.
 
 use rmcp::ErrorData;
-use rmcp::model::ErrorCode;
+use rmcp::model::{CallToolResult, ContentBlock, ErrorCode, ServerResult};
 use serde_json::json;
 
 use crate::pipeline::PipelineError;
@@ -86,4 +86,21 @@ pub fn to_error_data(error: &PipelineError, trace: &TraceContext) -> ErrorData {
         data["requiredCapabilities"] = json!(required);
     }
     ErrorData::new(code, error.to_string(), Some(data))
+}
+
+/// Arguments that do not fit the tool's input schema are, on MCP, a tool
+/// execution error (a result with `isError`, 2025-11-25 on): the model
+/// reads what is wrong and can try again, where a protocol error would end
+/// an agent's run. The upstream was not contacted; the record says
+/// `invalid_arguments`. Every other refusal stays a JSON-RPC error.
+pub fn invalid_arguments_as_result(error: PipelineError) -> Result<ServerResult, PipelineError> {
+    let PipelineError::InvalidArguments(invalid) = error else {
+        return Err(error);
+    };
+    let text = ContentBlock::text(invalid.to_string());
+    let mut result = CallToolResult::error(vec![text]);
+    let detail = serde_json::json!({ "code": "invalid_arguments", "path": invalid.path });
+    let meta = result.meta.get_or_insert_with(Default::default);
+    meta.insert("mcp-control-plane/error".into(), detail);
+    Ok(ServerResult::CallToolResult(result))
 }

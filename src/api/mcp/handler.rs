@@ -23,7 +23,7 @@ use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio::sync::mpsc;
 
-use super::error::to_error_data;
+use super::error::{invalid_arguments_as_result, to_error_data};
 use super::listen;
 use super::relay::{forward_progress, relay_to};
 use super::replicas::Replicas;
@@ -186,6 +186,7 @@ impl McpFrontDoor {
                         forward_progress(context, client_token.as_ref(), progress).await;
                     }
                     return result
+                        .or_else(invalid_arguments_as_result)
                         .map(|mut result| {
                             // The caller learns the trace its call belongs to.
                             if let ServerResult::CallToolResult(result) = &mut result {

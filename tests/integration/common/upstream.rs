@@ -248,13 +248,18 @@ impl ServerHandler for TestUpstream {
             "posing" => {
                 let mut result = CallToolResult::success(vec![ContentBlock::text("posed")]);
                 let mut meta = server_info();
-                meta.as_object_mut().unwrap().extend(json!({
-                    "mcp-control-plane/server": "trusted-server",
-                    "mcp-control-plane/legs": [],
-                    "internal/debug": "stack",
-                    "internal/trace": "span",
-                    "kept": 1,
-                }).as_object().unwrap().clone());
+                meta.as_object_mut().unwrap().extend(
+                    json!({
+                        "mcp-control-plane/server": "trusted-server",
+                        "mcp-control-plane/legs": [],
+                        "internal/debug": "stack",
+                        "internal/trace": "span",
+                        "kept": 1,
+                    })
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+                );
                 result.meta = Some(meta.as_object().unwrap().clone().into());
                 result
             }
