@@ -72,6 +72,11 @@ pub struct HttpSettings {
     /// `subscriptions/listen` streams, each.
     #[serde(default = "default_max_sessions_per_agent")]
     pub mcp_max_streams_per_agent: usize,
+    /// Items per page of an MCP `*/list` answer. Large by default: some
+    /// clients ignore `nextCursor` and would silently lose every item past
+    /// the first page.
+    #[serde(default = "default_mcp_page_size")]
+    pub mcp_page_size: usize,
     /// How long a shutdown (SIGTERM) waits for requests in flight before
     /// the remaining connections are closed.
     #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
@@ -127,6 +132,13 @@ fn default_max_sessions_per_agent() -> usize {
     100
 }
 
+/// The most items one `*/list` page may hold (`http.mcp_page_size`).
+pub const MAX_MCP_PAGE_SIZE: usize = 10_000;
+
+fn default_mcp_page_size() -> usize {
+    1000
+}
+
 fn default_session_idle() -> Duration {
     Duration::from_secs(300)
 }
@@ -160,6 +172,7 @@ impl Default for HttpSettings {
             max_connections_per_client: default_max_connections_per_client(),
             max_streams_per_connection: default_max_streams_per_connection(),
             mcp_max_streams_per_agent: default_max_sessions_per_agent(),
+            mcp_page_size: default_mcp_page_size(),
             shutdown_grace: default_shutdown_grace(),
             mcp_max_sessions: default_max_sessions(),
             mcp_max_sessions_per_agent: default_max_sessions_per_agent(),

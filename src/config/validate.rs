@@ -189,11 +189,16 @@ pub fn validate(catalog: &CatalogFile, file: &Path) -> Vec<ConfigError> {
             http.mcp_max_streams_per_agent,
         ),
         ("http.mcp_max_sessions", http.mcp_max_sessions),
+        ("http.mcp_page_size", http.mcp_page_size),
         (
             "http.mcp_max_sessions_per_agent",
             http.mcp_max_sessions_per_agent,
         ),
     ];
+    if http.mcp_page_size > super::http::MAX_MCP_PAGE_SIZE {
+        let most = super::http::MAX_MCP_PAGE_SIZE;
+        c.error("http.mcp_page_size", format!("must be at most {most}"));
+    }
     for (path, count) in counts {
         if count == 0 {
             c.error(path, "must be greater than 0");

@@ -218,3 +218,39 @@ fn check_refuses_a_catalog_name_a_rule_could_give_another_tool() {
         "{output}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_fits_one_page_by_default_and_pages_at_the_configured_size() {
+    // A client that ignores `nextCursor` sees the first page only: by
+    // default it holds every tool of a large server; the bound stays,
+    // settable per deployment.
+    let github = many_tools_upstream(generated_names()).await;
+    let servers = format!(
+        "  github:\n    http: {{url: \"{}\"}}\n    expose: {{}}\n",
+        github.url
+    );
+    let granted = catalog(&servers, "", &[]).replace("tester: []", "tester: {servers: [github]}");
+    for http in ["", "http: {mcp_page_size: 40}\n"] {
+        let cp = ControlPlane::start(&format!("{granted}{http}"));
+        cp.wait_all_ready().await;
+        let arrived = |names: &[String]| names.iter().any(|name| name == "repo_49");
+        cp.wait_tools(TESTER_TOKEN, "the server's tools", arrived)
+            .await;
+        let listed = cp.tool_names(TESTER_TOKEN).await.len();
+        assert!(listed > 150, "{listed}");
+        let config =
+            rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
+                cp.url("/mcp"),
+            )
+            .auth_header(TESTER_TOKEN);
+        let transport = rmcp::transport::StreamableHttpClientTransport::from_config(config);
+        let session = ().serve(transport).await.unwrap();
+        let page = session.list_tools(None).await.unwrap();
+        let first_page = if http.is_empty() { listed } else { 40 };
+        assert_eq!(page.tools.len(), first_page, "{http}");
+        assert_eq!(page.next_cursor.is_some(), !http.is_empty(), "{http}");
+        // Every page together is the whole listing either way.
+        let all = session.list_all_tools().await.unwrap().len();
+        assert_eq!(all, listed, "{http}");
+    }
+}

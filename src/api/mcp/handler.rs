@@ -37,9 +37,6 @@ use crate::pipeline::{
 use crate::upstream::{CallSinks, Continuation, LogSink, Subscriber, UpstreamError};
 use crate::vocabulary::{Action, FrontDoor};
 
-/// Items per page of a `*/list` answer.
-const PAGE_SIZE: usize = 100;
-
 /// One instance per MCP session (or per request, statelessly); all share the pipeline.
 #[derive(Clone)]
 pub struct McpFrontDoor {
@@ -53,10 +50,17 @@ pub struct McpFrontDoor {
     /// The least severe log level this session asked for (`logging/setLevel`),
     /// as its rank; `u8::MAX` until it asks.
     log_level: Arc<AtomicU8>,
+    /// Items per page of a `*/list` answer (`http.mcp_page_size`).
+    page_size: usize,
 }
 
 impl McpFrontDoor {
-    pub fn new(pipeline: Arc<Pipeline>, live: Sessions, replicas: Arc<Replicas>) -> Self {
+    pub fn new(
+        pipeline: Arc<Pipeline>,
+        live: Sessions,
+        replicas: Arc<Replicas>,
+        page_size: usize,
+    ) -> Self {
         Self {
             pipeline,
             live,
@@ -64,6 +68,7 @@ impl McpFrontDoor {
             sessions: Arc::default(),
             session: 0,
             log_level: Arc::new(AtomicU8::new(u8::MAX)),
+            page_size,
         }
     }
 
@@ -76,6 +81,7 @@ impl McpFrontDoor {
             sessions: self.sessions.clone(),
             session: self.sessions.fetch_add(1, Ordering::Relaxed) + 1,
             log_level: Arc::new(AtomicU8::new(u8::MAX)),
+            page_size: self.page_size,
         }
     }
 
@@ -219,7 +225,7 @@ impl McpFrontDoor {
             .discover(&ctx, who, Assertions::default(), list)
             .await
             .map_err(|e| to_error_data(&e, &ctx.trace))?;
-        paginate(items, request.and_then(|r| r.cursor))
+        paginate(items, request.and_then(|r| r.cursor), self.page_size)
     }
 }
 
@@ -278,6 +284,7 @@ fn verified(extensions: &rmcp::model::Extensions) -> Option<&Caller> {
 fn paginate<T: Clone>(
     items: Vec<T>,
     cursor: Option<String>,
+    page_size: usize,
 ) -> Result<(Vec<T>, Option<String>), ErrorData> {
     let start = match cursor {
         None => 0,
@@ -287,7 +294,7 @@ fn paginate<T: Clone>(
             .filter(|&start| start <= items.len())
             .ok_or_else(|| ErrorData::invalid_params("invalid cursor", None))?,
     };
-    let end = (start + PAGE_SIZE).min(items.len());
+    let end = (start + page_size).min(items.len());
     let next = (end < items.len()).then(|| end.to_string());
     Ok((items[start..end].to_vec(), next))
 }

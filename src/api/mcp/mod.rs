@@ -74,7 +74,8 @@ pub fn router(app: Arc<App>, shutdown: CancellationToken, open_sessions: OpenSes
         records,
     ));
     tokio::spawn((replicas.clone()).follow(app.live.clone(), shutdown.clone()));
-    let front_door = McpFrontDoor::new(app.pipeline.clone(), live, replicas.clone());
+    let page_size = app.http.mcp_page_size;
+    let front_door = McpFrontDoor::new(app.pipeline.clone(), live, replicas.clone(), page_size);
     let service: StreamableHttpService<McpFrontDoor, LocalSessionManager> =
         StreamableHttpService::new(
             move || Ok(front_door.for_new_session()),
