@@ -35,6 +35,9 @@ pub struct ServerSpec {
     pub protocol: UpstreamProtocol,
     /// How often the connection is pinged (`None`: never).
     pub ping_interval: Option<Duration>,
+    /// How often the server's lists are fetched again unasked (`None`:
+    /// only when it says they changed).
+    pub refresh: Option<Duration>,
     /// Most tools taken from the server.
     pub max_tools: usize,
     /// `_meta` keys (or prefixes ending in `/`) its tool results lose.
@@ -253,6 +256,7 @@ impl Catalog {
                     forward_logs: config.forward_logs,
                     protocol: config.protocol,
                     ping_interval: Some(config.ping_interval).filter(|i| !i.is_zero()),
+                    refresh: Some(config.refresh).filter(|i| !i.is_zero()),
                     credential: config.credential.clone(),
                     max_tools: config.max_tools,
                     drop_meta: config.drop_meta.clone(),

@@ -165,6 +165,13 @@ pub struct ServerConfig {
     /// answer within its `timeout` is reconnected. `0s` turns it off.
     #[serde(default = "default_ping_interval", with = "humantime_serde")]
     pub ping_interval: Duration,
+    /// How often the server's lists (tools, prompts, resources) are
+    /// fetched again whatever it announces, so a change it makes silently
+    /// (a new tool, a pinned definition altered) is caught within one
+    /// interval. `0s` lists again only when the server says its lists
+    /// changed.
+    #[serde(default = "default_refresh", with = "humantime_serde")]
+    pub refresh: Duration,
     /// Publish the server's tools and prompts without listing each one:
     /// `{prefix: "gh_", include: ["issue_*"], exclude: ["*_delete"]}`.
     pub expose: Option<ExposeConfig>,
@@ -219,6 +226,14 @@ pub enum UpstreamProtocol {
 fn default_ping_interval() -> Duration {
     Duration::from_secs(30)
 }
+
+fn default_refresh() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// The shortest `servers.<name>.refresh` other than `0s`: a listing is
+/// several requests, and a server is not to be polled hard.
+pub const MIN_REFRESH: Duration = Duration::from_secs(1);
 
 fn default_timeout() -> Duration {
     DEFAULT_SERVER_TIMEOUT

@@ -396,6 +396,12 @@ fn check_server(c: &mut Collector<'_>, name: &str, server: &ServerConfig) {
     if server.ping_interval > super::MAX_PING_INTERVAL {
         c.error(format!("{path}.ping_interval"), "must be at most 24h");
     }
+    if !server.refresh.is_zero() && server.refresh < super::MIN_REFRESH {
+        c.error(
+            format!("{path}.refresh"),
+            "must be 0s (never) or at least 1s",
+        );
+    }
     for (field, problem) in server.concurrency.problems() {
         c.error(format!("{path}.concurrency.{field}"), problem);
     }

@@ -1,7 +1,8 @@
 //! One supervisor task per upstream server: connect, publish the connection,
 //! watch it (an MCP `ping` every `ping_interval`, so a server that hangs
-//! is noticed before a call finds out), and reconnect with exponential
-//! backoff when it is lost.
+//! is noticed before a call finds out), list its offering again when it
+//! says it changed and every `refresh` whatever it says, and reconnect with
+//! exponential backoff when it is lost.
 //!
 //! A server that is down at start-up does not stop the control plane, and a
 //! stdio child that dies is simply started again.
@@ -108,6 +109,10 @@ async fn watch_connection(
     let every = (upstream.spec.ping_interval).unwrap_or(crate::config::MAX_PING_INTERVAL);
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Lists fetched again unasked, to catch what a server changes silently.
+    let every = (upstream.spec.refresh).unwrap_or(crate::config::MAX_PING_INTERVAL);
+    let mut refresh = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = &mut listening => {}
@@ -138,6 +143,9 @@ async fn watch_connection(
             _ = upstream.heard.notified() => {
                 relist(upstream, &peer, &publish, Heard::FromReplica).await;
             }
+            _ = refresh.tick(), if upstream.spec.refresh.is_some() => {
+                relist(upstream, &peer, &publish, Heard::Nobody).await;
+            }
             _ = shutdown.cancelled() => return Exit::Shutdown,
         }
     }
@@ -150,11 +158,14 @@ enum Heard {
     FromServer,
     /// Another replica, which heard it on its own session.
     FromReplica,
+    /// Nobody: the refresh interval came round.
+    Nobody,
 }
 
 /// List what the server offers again and publish it: always when the
 /// server said it changed, only if it differs when another replica did
-/// (this replica's session may have said so already). Whether it listed.
+/// (this replica's session may have said so already) or on a refresh.
+/// Whether it listed.
 async fn relist(
     upstream: &Upstream,
     peer: &Peer<RoleClient>,

@@ -132,7 +132,10 @@ impl ServerHandler for ManyTools {
                 }
                 None => self.names.lock().unwrap().push(added),
             }
-            context.peer.notify_tool_list_changed().await.unwrap();
+            // A server may change its tools without saying so.
+            if arguments.get("silent").is_none() {
+                context.peer.notify_tool_list_changed().await.unwrap();
+            }
         }
         Ok(CallToolResult::success(vec![ContentBlock::text(format!("called {name}"))]).into())
     }
