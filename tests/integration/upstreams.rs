@@ -567,3 +567,21 @@ async fn a_stdio_server_gets_only_the_environment_the_catalog_gives_it() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tools_error_names_it_by_its_public_name() {
+    // The server writes its own tool name into its error text; the agent
+    // knows the tool by the catalog's name only.
+    let upstream = test_upstream(0).await;
+    let servers = format!("  svc:\n    http: {{url: \"{}\"}}\n", upstream.url);
+    let tools = "  refuse_order: {server: svc, upstream_name: fail}\n";
+    let cp = ControlPlane::start(&catalog(&servers, tools, &["refuse_order"]));
+    cp.wait_all_ready().await;
+    let (status, body) = cp.call(TESTER_TOKEN, "refuse_order", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"]["isError"], true);
+    assert_eq!(
+        body["result"]["content"][0]["text"],
+        "tool refuse_order: the backend said no"
+    );
+}

@@ -16,6 +16,7 @@ mod detect;
 pub mod dispatch;
 mod limit;
 mod pins;
+mod public_names;
 pub mod record;
 mod request_state;
 mod resolve;
@@ -45,13 +46,14 @@ pub struct Stages {
 ///
 /// ```text
 /// request: record -> admit -> resolve -> split -> pins -> deadline -> detect -> authorize -> limit -> results -> dispatch
-/// leg:     arguments -> circuit -> concurrency -> request_state -> task_ids -> credential -> cache_hints -> result_size -> upstream_meta -> call
+/// leg:     arguments -> circuit -> concurrency -> request_state -> task_ids -> credential -> cache_hints -> result_size -> public_names -> upstream_meta -> call
 /// ```
 ///
 /// `dispatch` runs the leg stages once, again for a retry, or once per
 /// server of a fan-out. `results` acts only on the way back, first of the
 /// request's stages: on the answer as it will leave (a fan-out's merged). `cache_hints` acts only on the way back, on what
-/// the upstream answered, as do `result_size` and `upstream_meta` (first:
+/// the upstream answered, as do `result_size`, `public_names` (a tool's
+/// error text names it by its public name) and `upstream_meta` (first:
 /// the `_meta` keys a server may not set go before anything reads them); `request_state` and
 /// `task_ids` on both ways, on a multi round-trip request's state and on
 /// task ids.
@@ -78,6 +80,7 @@ pub fn standard(audit: AuditLog) -> Stages {
             Box::new(credential::Credential),
             Box::new(cache_hints::CacheHints),
             Box::new(result_size::ResultSize),
+            Box::new(public_names::PublicNames),
             Box::new(upstream_meta::UpstreamMeta),
         ],
     }

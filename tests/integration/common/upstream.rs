@@ -243,7 +243,9 @@ impl ServerHandler for TestUpstream {
                 result.structured_content = Some(json!({ "echo": arguments }));
                 result
             }
-            "fail" => CallToolResult::error(vec![ContentBlock::text("the backend said no")]),
+            "fail" => {
+                CallToolResult::error(vec![ContentBlock::text("tool fail: the backend said no")])
+            }
             // A result whose `_meta` poses as the control plane's own.
             "posing" => {
                 let mut result = CallToolResult::success(vec![ContentBlock::text("posed")]);
