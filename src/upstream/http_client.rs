@@ -16,7 +16,9 @@ use std::sync::Arc;
 
 use axum::http::{HeaderName, HeaderValue};
 use futures::stream::BoxStream;
-use rmcp::model::{ClientJsonRpcMessage, GetMeta, JsonRpcMessage};
+use rmcp::model::{
+    ClientJsonRpcMessage, ClientRequest, GetExtensions, GetMeta, JsonRpcMessage, RequestMetaObject,
+};
 use rmcp::transport::streamable_http_client::{
     SseError, StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
     StreamableHttpResponseLimits,
@@ -75,7 +77,7 @@ impl CredentialedClient {
         let JsonRpcMessage::Request(request) = message else {
             return self.connection_header(headers);
         };
-        let meta = request.request.get_meta_mut();
+        let meta = request.request.get_meta();
         let trace_headers = [
             ("traceparent", meta.get_traceparent()),
             ("tracestate", meta.get_tracestate()),
@@ -85,11 +87,11 @@ impl CredentialedClient {
                 headers.insert(HeaderName::from_static(name), value);
             }
         }
-        let credential = match meta.remove(META_KEY) {
-            Some(serde_json::Value::String(credential)) => Some(credential),
-            _ => self.connection_bearer(),
+        let credential = match meta.contains_key(META_KEY) {
+            true => take_credential(&mut request.request),
+            false => None,
         };
-        self.in_header(credential, headers)
+        self.in_header(credential.or_else(|| self.connection_bearer()), headers)
     }
 
     /// A credential for a server that takes it in another header (a static
@@ -272,4 +274,20 @@ impl StreamableHttpClient for CredentialedClient {
             )
             .await
     }
+}
+
+/// The call's credential, out of the request's `_meta`; a `_meta` left
+/// empty goes too. (An empty `_meta` on `initialize` tells a server that
+/// speaks both eras the request is of the 2026-07-28 revision, which then
+/// wants its header: the reference server refused every handshake so.)
+fn take_credential(request: &mut ClientRequest) -> Option<String> {
+    let meta = request.get_meta_mut();
+    let credential = match meta.remove(META_KEY) {
+        Some(serde_json::Value::String(credential)) => Some(credential),
+        _ => None,
+    };
+    if meta.is_empty() {
+        request.extensions_mut().remove::<RequestMetaObject>();
+    }
+    credential
 }

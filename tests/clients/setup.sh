@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the official MCP SDK clients the integration tests drive: the
-# Python SDK in a venv and the TypeScript SDK in node_modules, both in a cache
+# Installs the official MCP SDK clients the integration tests drive (the
+# Python SDK in a venv and the TypeScript SDK in node_modules) and the
+# specification's reference server (from ../shared), all in a cache
 # outside the clone (MCP_CP_CLIENTS_DIR, default ~/.cache/mcp-control-plane/clients),
 # reinstalled only when the pinned versions here change. Prints the directory.
 set -euo pipefail
@@ -16,5 +17,14 @@ fi
 if ! cmp -s "$here/package-lock.json" "$dir/package-lock.json" || [ ! -d "$dir/node_modules/@modelcontextprotocol/sdk" ]; then
   cp "$here/package.json" "$here/package-lock.json" "$dir/"
   (cd "$dir" && npm ci --no-audit --no-fund --silent >&2)
+fi
+# The specification's reference server (the conformance project's
+# everything-server), as shipped in ../shared beside the clone: copied, then
+# installed from its own lock.
+reference="$here/../../../shared/conformance-server"
+if [ -d "$reference" ] && { ! cmp -s "$reference/package-lock.json" "$dir/reference-server/package-lock.json" || [ ! -x "$dir/reference-server/node_modules/.bin/tsx" ]; }; then
+  rm -rf "$dir/reference-server"
+  cp -r "$reference" "$dir/reference-server"
+  (cd "$dir/reference-server" && npm ci --no-audit --no-fund --silent >&2)
 fi
 echo "$dir"

@@ -23,6 +23,7 @@ mod live;
 mod mcp;
 mod pins;
 mod policy;
+mod reference;
 mod replicas;
 mod rest_api;
 mod router;
