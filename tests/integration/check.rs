@@ -185,6 +185,24 @@ fn each_kind_of_mistake_is_reported_precisely() {
     );
     assert_invalid(
         "timeout: 5s",
+        "timeout: 5s\n    refresh: 100ms",
+        "servers.ex.refresh",
+        "must be 0s (never) or at least 1s",
+    );
+    assert_invalid(
+        "roles:",
+        "http: {mcp_page_size: 20000}\nroles:",
+        "http.mcp_page_size",
+        "must be at most 10000",
+    );
+    assert_invalid(
+        "roles:",
+        "http: {mcp_page_size: 0}\nroles:",
+        "http.mcp_page_size",
+        "must be greater than 0",
+    );
+    assert_invalid(
+        "timeout: 5s",
         "timeout: 5s\n    concurrency: {max: 0}",
         "servers.ex.concurrency.max",
         "from 1 to",
