@@ -38,6 +38,8 @@ pub struct ServerSpec {
     /// How often the server's lists are fetched again unasked (`None`:
     /// only when it says they changed).
     pub refresh: Option<Duration>,
+    /// What the server is told when it asks for roots outside a call.
+    pub roots: Arc<[crate::config::RootConfig]>,
     /// Most tools taken from the server.
     pub max_tools: usize,
     /// `_meta` keys (or prefixes ending in `/`) its tool results lose.
@@ -257,6 +259,7 @@ impl Catalog {
                     protocol: config.protocol,
                     ping_interval: Some(config.ping_interval).filter(|i| !i.is_zero()),
                     refresh: Some(config.refresh).filter(|i| !i.is_zero()),
+                    roots: config.roots.iter().cloned().collect(),
                     credential: config.credential.clone(),
                     max_tools: config.max_tools,
                     drop_meta: config.drop_meta.clone(),

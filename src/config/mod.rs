@@ -146,6 +146,11 @@ pub struct ServerConfig {
     /// calling client. Off by default: server logs may say more than its tools.
     #[serde(default)]
     pub forward_logs: bool,
+    /// What the control plane answers when the server asks for roots
+    /// (`roots/list`) outside any call: no client's roots, only these.
+    /// During a call the calling client answers. Default: none.
+    #[serde(default)]
+    pub roots: Vec<RootConfig>,
     /// What this server gets with each call instead of the agent's
     /// credential (default: a JWT minted by the control plane).
     #[serde(default)]
@@ -221,6 +226,15 @@ pub enum UpstreamProtocol {
     V2025_03_26,
     #[serde(rename = "2024-11-05")]
     V2024_11_05,
+}
+
+/// One root a server is told of outside a call.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootConfig {
+    /// A `file://` URI.
+    pub uri: String,
+    pub name: Option<String>,
 }
 
 fn default_ping_interval() -> Duration {

@@ -396,6 +396,11 @@ fn check_server(c: &mut Collector<'_>, name: &str, server: &ServerConfig) {
     if server.ping_interval > super::MAX_PING_INTERVAL {
         c.error(format!("{path}.ping_interval"), "must be at most 24h");
     }
+    for (i, root) in server.roots.iter().enumerate() {
+        if !root.uri.starts_with("file://") {
+            c.error(format!("{path}.roots[{i}].uri"), "must be a file:// URI");
+        }
+    }
     if !server.refresh.is_zero() && server.refresh < super::MIN_REFRESH {
         c.error(
             format!("{path}.refresh"),

@@ -35,6 +35,8 @@ pub struct UpstreamClient {
     /// The revision an `initialize` handshake claims: always one of the
     /// initialize era, never 2026-07-28 (the two eras never mix).
     pub initialize_version: ProtocolVersion,
+    /// The catalog's answer to `roots/list` outside a call.
+    pub roots: Arc<[crate::config::RootConfig]>,
 }
 
 impl Default for UpstreamClient {
@@ -46,6 +48,7 @@ impl Default for UpstreamClient {
             relays: Arc::default(),
             forward_logs: false,
             initialize_version: ProtocolVersion::LATEST_WITH_INITIALIZE,
+            roots: Arc::new([]),
         }
     }
 }
@@ -130,10 +133,22 @@ impl ClientHandler for UpstreamClient {
         }
     }
 
+    /// During a call the calling client answers; outside one (a server
+    /// asking when it starts, or on its own time) the catalog's
+    /// `servers.<name>.roots` do, so no client's roots are ever guessed.
     async fn list_roots(
         &self,
         context: RequestContext<RoleClient>,
     ) -> Result<ListRootsResult, ErrorData> {
+        let origin = context.extensions.get::<InboundStreamOrigin>();
+        if relay::find(&self.relays, origin).is_none() {
+            let roots = (self.roots.iter()).map(|root| {
+                let mut listed = rmcp::model::Root::new(root.uri.clone());
+                listed.name = root.name.clone();
+                listed
+            });
+            return Ok(ListRootsResult::new(roots.collect()));
+        }
         let request = ServerRequest::ListRootsRequest(Default::default());
         match self.relay(&context, request).await? {
             ClientResult::ListRootsResult(result) => Ok(result),

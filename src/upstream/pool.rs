@@ -89,6 +89,7 @@ impl UpstreamPool {
                     first_attempt_done: AtomicBool::new(false),
                     client: UpstreamClient {
                         forward_logs: spec.forward_logs,
+                        roots: spec.roots.clone(),
                         initialize_version: connect::initialize_version(spec.protocol),
                         subscriptions,
                         ..UpstreamClient::default()

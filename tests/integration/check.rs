@@ -185,6 +185,12 @@ fn each_kind_of_mistake_is_reported_precisely() {
     );
     assert_invalid(
         "timeout: 5s",
+        "timeout: 5s\n    roots: [{uri: \"/srv/repo\"}]",
+        "servers.ex.roots[0].uri",
+        "must be a file:// URI",
+    );
+    assert_invalid(
+        "timeout: 5s",
         "timeout: 5s\n    refresh: 100ms",
         "servers.ex.refresh",
         "must be 0s (never) or at least 1s",

@@ -585,3 +585,25 @@ async fn a_tools_error_names_it_by_its_public_name() {
         "tool refuse_order: the backend said no"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_asking_for_roots_outside_a_call_gets_the_catalogs() {
+    // The server asks as soon as it is initialized, when no call is in
+    // flight: no client can answer, and none is guessed; the catalog's
+    // roots are the answer (none, where it names none).
+    let (named, unnamed) = (test_upstream(0).await, test_upstream(0).await);
+    let servers = format!(
+        "  named:\n    http: {{url: \"{}\"}}\n    protocol: \"2025-11-25\"\n    \
+         roots: [{{uri: \"file:///srv/repo\", name: repo}}]\n  \
+         unnamed:\n    http: {{url: \"{}\"}}\n    protocol: \"2025-11-25\"\n",
+        named.url, unnamed.url
+    );
+    let cp = ControlPlane::start(&catalog(&servers, "", &[]));
+    cp.wait_all_ready().await;
+    crate::live::wait_for("both servers' roots answered", async || {
+        named.roots().is_some() && unnamed.roots().is_some()
+    })
+    .await;
+    assert_eq!(named.roots().unwrap(), ["file:///srv/repo"]);
+    assert_eq!(unnamed.roots().unwrap(), Vec::<String>::new());
+}

@@ -61,6 +61,9 @@ pub struct TestUpstream {
     grown: Arc<std::sync::atomic::AtomicBool>,
     /// While set, `echo` calls wait (see [`HttpUpstream::hold`]).
     held: Arc<tokio::sync::watch::Sender<bool>>,
+    /// The roots the client gave when asked, outside any call, right after
+    /// an `initialize` handshake (`None`: not asked yet, or refused).
+    roots: Arc<Mutex<Option<Vec<String>>>>,
     /// Refuse the `initialize` handshake, as a server that speaks only the
     /// 2026-07-28 revision does.
     modern_only: bool,
@@ -129,6 +132,19 @@ impl ServerHandler for TestUpstream {
         }
         context.peer.set_peer_info(request.clone());
         self.negotiate_initialize(&request)
+    }
+
+    /// Ask the client for its roots, outside any call, as a filesystem
+    /// server does when it starts.
+    #[allow(deprecated)]
+    async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
+        let (peer, roots) = (context.peer.clone(), self.roots.clone());
+        tokio::spawn(async move {
+            if let Ok(listed) = peer.list_roots().await {
+                let uris = listed.roots.into_iter().map(|root| root.uri).collect();
+                *roots.lock().unwrap() = Some(uris);
+            }
+        });
     }
 
     fn get_info(&self) -> ServerConfig {
@@ -444,6 +460,11 @@ impl HttpUpstream {
         self.handler.held.send_replace(false);
     }
 
+    /// The roots the client answered with outside a call, once asked.
+    pub fn roots(&self) -> Option<Vec<String>> {
+        self.handler.roots.lock().unwrap().clone()
+    }
+
     pub fn cancellations(&self) -> usize {
         self.handler.cancelled.load(Ordering::SeqCst)
     }
@@ -492,6 +513,7 @@ impl TestUpstream {
             subscribers: Arc::default(),
             listeners: Arc::default(),
             seen: Arc::default(),
+            roots: Arc::default(),
             grown: Arc::default(),
             held: Arc::new(tokio::sync::watch::channel(false).0),
             modern_only,
