@@ -178,28 +178,17 @@ fn conformance_catalog(fixture_url: &str) -> String {
     )
 }
 
-pub(crate) const CONFORMANCE_TOKEN: &str = "conformance-suite-token";
+const CONFORMANCE_TOKEN: &str = "conformance-suite-token";
 
 /// Run the conformance suite installed as `package` (under the clients'
 /// `node_modules`) once per selection, through the control plane in front
 /// of the conformance fixture, against the `baseline` of expected failures
 /// (under `tests/clients`).
 async fn conformance_through_the_gateway(package: &str, runs: &[&[&str]], baseline: &str) {
+    let dir = clients_dir();
     let fixture = crate::common::upstream::conformance_upstream().await;
     let cp = ControlPlane::start(&conformance_catalog(&fixture));
     cp.wait_all_ready().await;
-    conformance_through(&cp, package, runs, baseline);
-}
-
-/// Run the conformance suite as [`conformance_through_the_gateway`] does,
-/// through `cp` (whose agent `suite` has [`CONFORMANCE_TOKEN`]).
-pub(crate) fn conformance_through(
-    cp: &ControlPlane,
-    package: &str,
-    runs: &[&[&str]],
-    baseline: &str,
-) {
-    let dir = clients_dir();
     // The suite cannot send a token; `connect --listen` adds it, as it would
     // for any HTTP client that cannot.
     let proxy = crate::common::Listening::spawn(
