@@ -332,7 +332,10 @@ impl ServerHandler for TestUpstream {
                     let message = LoggingMessageNotificationParam::new(level, json!(text));
                     context.peer.notify_logging_message(message).await.unwrap();
                 }
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                // This server sends its logs on its standalone stream,
+                // which names no call: they reach the caller only while the
+                // call is in flight, so it stays in flight a while.
+                tokio::time::sleep(Duration::from_secs(1)).await;
                 CallToolResult::success(vec![ContentBlock::text("done")])
             }
             "grow" => {
