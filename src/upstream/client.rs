@@ -54,18 +54,20 @@ impl Default for UpstreamClient {
 }
 
 impl UpstreamClient {
+    /// The way to the client whose call an upstream request belongs to,
+    /// if one takes relayed requests.
+    fn relay_for(&self, context: &RequestContext<RoleClient>) -> Option<relay::Relay> {
+        let origin = context.extensions.get::<InboundStreamOrigin>();
+        relay::find(&self.relays, origin).and_then(|caller| caller.relay)
+    }
+
     /// Hand an upstream's request to the client whose call it serves.
     async fn relay(
         &self,
         context: &RequestContext<RoleClient>,
         request: ServerRequest,
     ) -> Result<ClientResult, ErrorData> {
-        let relay = relay::find(
-            &self.relays,
-            context.extensions.get::<InboundStreamOrigin>(),
-        )
-        .and_then(|caller| caller.relay)
-        .ok_or_else(|| {
+        let relay = self.relay_for(context).ok_or_else(|| {
             ErrorData::invalid_request("no call in flight that this request belongs to", None)
         })?;
         relay(request).await
@@ -140,17 +142,15 @@ impl ClientHandler for UpstreamClient {
         &self,
         context: RequestContext<RoleClient>,
     ) -> Result<ListRootsResult, ErrorData> {
-        let origin = context.extensions.get::<InboundStreamOrigin>();
-        if relay::find(&self.relays, origin).is_none() {
+        let Some(relay) = self.relay_for(&context) else {
             let roots = (self.roots.iter()).map(|root| {
                 let mut listed = rmcp::model::Root::new(root.uri.clone());
                 listed.name = root.name.clone();
                 listed
             });
             return Ok(ListRootsResult::new(roots.collect()));
-        }
-        let request = ServerRequest::ListRootsRequest(Default::default());
-        match self.relay(&context, request).await? {
+        };
+        match relay(ServerRequest::ListRootsRequest(Default::default())).await? {
             ClientResult::ListRootsResult(result) => Ok(result),
             _ => Err(unexpected()),
         }
