@@ -18,10 +18,6 @@ use super::listen::per_request_metadata;
 use super::relay::Caller;
 use super::{CallSinks, Connection, Continuation, Outbound, Upstream, UpstreamError};
 
-/// How often a call with a progress sink yields after its answer, so
-/// notifications sent before the answer are still routed.
-const PROGRESS_GRACE_YIELDS: usize = 8;
-
 pub(super) async fn call_tool(
     upstream: &Upstream,
     tool: &str,
@@ -99,13 +95,11 @@ pub(super) async fn send(
         };
         let response = (&mut handle.rx).await;
         abandoned.request = None;
-        if _progress.is_some() {
-            // rmcp hands each notification to a task of its own, so progress
-            // the server sent just before its answer may still be on its
-            // way: let those tasks run before the route is removed.
-            for _ in 0..PROGRESS_GRACE_YIELDS {
-                tokio::task::yield_now().await;
-            }
+        if _progress.is_some() || _caller.is_some() {
+            // Progress and logs the server sent before its answer may still
+            // be on their way (see `ordered`): route them before the routes
+            // are removed.
+            client.delivered.settle().await;
         }
         response.unwrap_or(Err(ServiceError::TransportClosed))
     };

@@ -19,6 +19,7 @@ use rmcp::model::{
 use rmcp::service::{InboundStreamOrigin, NotificationContext, RequestContext, RoleClient};
 use tokio::sync::Notify;
 
+use super::ordered::{Counted, Delivered};
 use super::progress::{self, ProgressRouter};
 use super::relay::{self, Relays};
 use super::subscriptions::Subscriptions;
@@ -30,6 +31,9 @@ pub struct UpstreamClient {
     /// Woken when the server says its tools, prompts or resources changed.
     pub relist: Arc<Notify>,
     pub relays: Arc<Relays>,
+    /// The progress and log notifications read and routed, so a call can
+    /// wait for those sent before its answer.
+    pub delivered: Arc<Delivered>,
     /// Whether the catalog lets this server's call logs reach the caller.
     pub forward_logs: bool,
     /// The revision an `initialize` handshake claims: always one of the
@@ -46,6 +50,7 @@ impl Default for UpstreamClient {
             subscriptions: Arc::default(),
             relist: Arc::default(),
             relays: Arc::default(),
+            delivered: Arc::default(),
             forward_logs: false,
             initialize_version: ProtocolVersion::LATEST_WITH_INITIALIZE,
             roots: Arc::new([]),
@@ -98,9 +103,10 @@ impl ClientHandler for UpstreamClient {
     async fn on_progress(
         &self,
         params: ProgressNotificationParam,
-        _context: NotificationContext<RoleClient>,
+        context: NotificationContext<RoleClient>,
     ) {
         progress::forward(&self.progress, params);
+        self.delivered.routed(counted(&context));
     }
 
     async fn on_resource_updated(
@@ -161,16 +167,16 @@ impl ClientHandler for UpstreamClient {
         params: LoggingMessageNotificationParam,
         context: NotificationContext<RoleClient>,
     ) {
-        if !self.forward_logs {
-            return;
+        if self.forward_logs {
+            let caller = relay::find(
+                &self.relays,
+                context.extensions.get::<InboundStreamOrigin>(),
+            );
+            if let Some(log) = caller.and_then(|caller| caller.log) {
+                log(params);
+            }
         }
-        let caller = relay::find(
-            &self.relays,
-            context.extensions.get::<InboundStreamOrigin>(),
-        );
-        if let Some(log) = caller.and_then(|caller| caller.log) {
-            log(params);
-        }
+        self.delivered.routed(counted(&context));
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
@@ -184,4 +190,9 @@ impl ClientHandler for UpstreamClient {
     async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
         self.relist.notify_one();
     }
+}
+
+/// Whether the session's transport counted this notification.
+fn counted(context: &NotificationContext<RoleClient>) -> bool {
+    context.extensions.get::<Counted>().is_some()
 }

@@ -11,13 +11,14 @@ use rmcp::model::ProtocolVersion;
 use rmcp::service::ClientLifecycleMode;
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess, Transport};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::client::UpstreamClient;
 use super::http_client::CredentialedClient;
 use super::legacy_sse;
 use super::offered::{self, Offered};
+use super::ordered::Ordered;
 use crate::catalog::{ServerSpec, TransportSpec};
 use crate::config::UpstreamProtocol;
 
@@ -127,8 +128,6 @@ async fn open_session(
     http: CredentialedClient,
     era: Era,
 ) -> Result<Session, ConnectError> {
-    let handshake =
-        |e: rmcp::service::ClientInitializeError| ConnectError::Handshake(e.to_string());
     match &spec.transport {
         TransportSpec::Stdio {
             command,
@@ -158,21 +157,32 @@ async fn open_session(
             if let Some(stderr) = stderr {
                 tokio::spawn(forward_stderr(spec.name.clone(), stderr));
             }
-            (client.serve_with_lifecycle(transport, era.mode()).await).map_err(handshake)
+            serve(client, transport, era).await
         }
         TransportSpec::Http { url, headers } => {
             let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
                 .custom_headers(static_headers(headers)?);
             let transport = StreamableHttpClientTransport::with_client(http, config);
-            (client.serve_with_lifecycle(transport, era.mode()).await).map_err(handshake)
+            serve(client, transport, era).await
         }
         TransportSpec::Sse { url, headers } => {
             let transport = legacy_sse::connect(url, static_headers(headers)?, http)
                 .await
                 .map_err(ConnectError::Sse)?;
-            (client.serve_with_lifecycle(transport, era.mode()).await).map_err(handshake)
+            serve(client, transport, era).await
         }
     }
+}
+
+/// Run `client`'s session over `transport`, opened in `era`, with the
+/// transport counting what calls wait for (see [`Ordered`]).
+async fn serve<T>(client: UpstreamClient, transport: T, era: Era) -> Result<Session, ConnectError>
+where
+    T: Transport<RoleClient> + 'static,
+{
+    let transport = Ordered::new(transport, client.delivered.clone());
+    (client.serve_with_lifecycle(transport, era.mode()).await)
+        .map_err(|e| ConnectError::Handshake(e.to_string()))
 }
 
 /// The catalog's static headers for an HTTP server.

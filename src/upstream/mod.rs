@@ -15,6 +15,7 @@ mod in_flight;
 mod legacy_sse;
 mod listen;
 mod offered;
+mod ordered;
 mod own_answer;
 mod pool;
 mod progress;

@@ -13,7 +13,7 @@ use crate::clients::clients_dir;
 use crate::common::{Background, ControlPlane, TESTER_TOKEN, catalog, free_port};
 
 /// The reference server on a free loopback port.
-fn reference_server() -> (Background, u16) {
+pub fn reference_server() -> (Background, u16) {
     let dir = clients_dir();
     let server = dir.join("reference-server");
     assert!(

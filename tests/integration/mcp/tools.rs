@@ -451,3 +451,55 @@ async fn call_logs_reach_the_caller_only_where_the_catalog_allows() {
     // Only the allowed server's message at or above the chosen level.
     assert_eq!(logs, ["log Info \"working\""]);
 }
+
+/// The reference server on 2026-07-28 writes a call's log messages and
+/// progress and then its answer in one go: every one reaches the caller,
+/// although the control plane reads the answer right after them and hands
+/// each notification to a task of its own (rmcp does; see
+/// `upstream/ordered.rs`).
+#[tokio::test(flavor = "multi_thread")]
+async fn notifications_sent_just_before_the_answer_all_reach_the_caller() {
+    const ROUNDS: usize = 12;
+    let (_server, port) = crate::reference::reference_server();
+    let servers = format!(
+        "  reference:\n    http: {{url: \"http://127.0.0.1:{port}/mcp\"}}\n    forward_logs: true\n"
+    );
+    let tools = "  logging: {server: reference, upstream_name: test_tool_with_logging}\n\
+                 \x20 progress: {server: reference, upstream_name: test_tool_with_progress}\n";
+    let cp = ControlPlane::start(&catalog(&servers, tools, &["logging", "progress"]));
+    let ready = cp.wait_all_ready().await;
+    assert_eq!(ready["servers"][0]["protocol"], "2026-07-28", "{ready}");
+    let (progress, mut progressed) = mpsc::unbounded_channel();
+    let (changed, mut events) = mpsc::unbounded_channel();
+    let client = Client {
+        progress,
+        changed: Some(changed),
+        answers: None,
+    };
+    let session = client.serve(transport(&cp, TESTER_TOKEN)).await.unwrap();
+    let level = rmcp::model::SetLevelRequestParams::new(rmcp::model::LoggingLevel::Info);
+    session.set_level(level).await.unwrap();
+    // The client's own rmcp hands notifications to tasks too, so they may
+    // come after the answer here; none may be lost.
+    let wait = Duration::from_secs(10);
+    for round in 0..ROUNDS {
+        session.call_tool(call("logging", json!({}))).await.unwrap();
+        for _ in 0..3 {
+            let event = tokio::time::timeout(wait, events.recv()).await;
+            let event = event.unwrap_or_else(|_| panic!("round {round}: a log message lost"));
+            assert!(event.unwrap().starts_with("log Info"));
+        }
+        let request = ClientRequest::CallToolRequest(Request::new(call("progress", json!({}))));
+        let handle = session
+            .peer()
+            .send_request_with_option(request, PeerRequestOptions::no_options());
+        let handle = handle.await.unwrap();
+        let token = handle.progress_token.clone();
+        handle.await_response().await.unwrap();
+        for _ in 0..3 {
+            let step = tokio::time::timeout(wait, progressed.recv()).await;
+            let step = step.unwrap_or_else(|_| panic!("round {round}: a progress report lost"));
+            assert_eq!(step.unwrap().progress_token, token);
+        }
+    }
+}
