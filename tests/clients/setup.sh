@@ -27,4 +27,15 @@ if [ -d "$reference" ] && { ! cmp -s "$reference/package-lock.json" "$dir/refere
   cp -r "$reference" "$dir/reference-server"
   (cd "$dir/reference-server" && npm ci --no-audit --no-fund --silent >&2)
 fi
+# OPA's own engine (the OPA Go library as a C shared library with a ctypes
+# wrapper) for the policy differential test: its wheel is tagged for Python
+# 3.14 but the library loads from 3.11, so it is unpacked, not installed.
+opa_wheel="opa-golib-python-bindings==0.4.4"
+if [ ! -f "$dir/opa/$opa_wheel" ]; then
+  rm -rf "$dir/opa" && mkdir -p "$dir/opa"
+  "$dir/venv/bin/pip" download --quiet --disable-pip-version-check --no-deps \
+    --python-version 3.14 --only-binary=:all: "$opa_wheel" -d "$dir/opa" >&2
+  "$dir/venv/bin/python" -m zipfile -e "$dir/opa"/opa_golib_python_bindings-*.whl "$dir/opa/lib"
+  touch "$dir/opa/$opa_wheel"
+fi
 echo "$dir"

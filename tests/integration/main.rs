@@ -21,6 +21,7 @@ mod identity;
 mod limits;
 mod live;
 mod mcp;
+mod opa;
 mod pins;
 mod policy;
 mod reference;

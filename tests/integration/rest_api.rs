@@ -177,7 +177,7 @@ async fn a_tool_error_is_a_result_not_a_failure() {
     let response = cp
         .invoke(
             Some(TRADER_TOKEN),
-            json!({ "action": "execute_trade", "payload": { "account": "ACC-001", "symbol": "AAPL", "side": "buy", "quantity": 0 } }),
+            json!({ "action": "read_positions", "payload": { "account": "ACC-404" } }),
         )
         .await;
     let (status, _, body) = read(response).await;

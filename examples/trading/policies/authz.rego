@@ -36,22 +36,36 @@ reasons := violations
 # No argument rule applies to read_positions.
 
 # An order's notional: its quantity times the price it is valued at.
-notional := input.arguments.quantity * price if input.tool.name == "execute_trade"
+notional := quantity * price if input.tool.name == "execute_trade"
+
+# Numbers only: anything else leaves these undefined, and the rules below
+# then refuse the order.
+quantity := input.arguments.quantity if is_number(input.arguments.quantity)
 
 limit_price := input.arguments.limit_price if is_number(input.arguments.limit_price)
+
+# Conditions that a `not` negates are named rules, never a comparison of a
+# value that may be undefined (`not limit_price > 0`): OPA and the control
+# plane's engine disagree on those (README, "Policy": "Differences from
+# OPA"), and a named rule means the same in both.
+positive_quantity if quantity > 0
+
+positive_limit_price if limit_price > 0
+
+own_desk if input.arguments.desk in object.get(data.trading.desks, input.agent.id, [])
 
 reference := data.trading.reference_prices[input.arguments.symbol]
 
 # A buy with a limit pays at most its limit price.
 price := limit_price if {
 	input.arguments.side == "buy"
-	limit_price > 0
+	positive_limit_price
 }
 
 # A sell fills at its limit or above, at the market: the higher of the two.
 price := max([limit_price, reference]) if {
 	input.arguments.side == "sell"
-	limit_price > 0
+	positive_limit_price
 }
 
 # A market order fills at the market.
@@ -62,10 +76,16 @@ violations contains msg if {
 	msg := sprintf("order notional %v exceeds the desk limit of %v", [notional, data.trading.max_notional])
 }
 
+# A negative quantity would make a negative notional, under any limit.
+violations contains "quantity must be a number greater than 0" if {
+	input.tool.name == "execute_trade"
+	not positive_quantity
+}
+
 violations contains "limit_price must be a number greater than 0" if {
 	input.tool.name == "execute_trade"
 	"limit_price" in object.keys(input.arguments)
-	not limit_price > 0
+	not positive_limit_price
 }
 
 violations contains msg if {
@@ -78,7 +98,7 @@ violations contains msg if {
 # Reports only for the agent's own desks.
 violations contains msg if {
 	input.tool.name == "run_report"
-	not input.arguments.desk in object.get(data.trading.desks, input.agent.id, [])
+	not own_desk
 	msg := sprintf("%v may only run reports for its own desks", [input.agent.id])
 }
 

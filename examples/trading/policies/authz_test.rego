@@ -69,3 +69,17 @@ test_reports_only_for_the_agents_own_desks if {
 	other := object.union(call("run_report", {"desk": "rates", "report": "pnl"}, "staging"), {"agent": {"id": "agent-42", "role": "analyst", "claims": {}}})
 	not authz.allow with input as other
 }
+
+test_an_order_needs_a_positive_numeric_quantity if {
+	negative := call("execute_trade", {"account": "ACC-001", "symbol": "NVDA", "side": "buy", "quantity": -5000, "limit_price": 100}, "staging")
+	authz.reasons == {"quantity must be a number greater than 0"} with input as negative
+	text := call("execute_trade", {"account": "ACC-001", "symbol": "NVDA", "side": "buy", "quantity": "12", "limit_price": 100}, "staging")
+	authz.reasons == {"quantity must be a number greater than 0"} with input as text
+	missing := call("execute_trade", {"account": "ACC-001", "symbol": "NVDA", "side": "buy"}, "staging")
+	not authz.allow with input as missing
+}
+
+test_a_report_without_a_desk_is_refused if {
+	no_desk := object.union(call("run_report", {"report": "pnl"}, "staging"), {"agent": {"id": "agent-42", "role": "analyst", "claims": {}}})
+	not authz.allow with input as no_desk
+}

@@ -124,11 +124,9 @@ async fn forbidden_and_unknown_tools_get_the_same_error_and_tool_errors_are_resu
     assert_eq!(cp.audit_record(&trace_id).await["outcome"], "denied_role");
 
     let (trader, _) = connect(&cp, TRADER_TOKEN).await;
+    // The server's own refusal (an account it does not know) is a result.
     let result = trader
-        .call_tool(call(
-            "execute_trade",
-            json!({ "account": "A", "symbol": "AAPL", "side": "buy", "quantity": 0 }),
-        ))
+        .call_tool(call("read_positions", json!({ "account": "ACC-404" })))
         .await
         .unwrap();
     assert_eq!(result.is_error, Some(true));
