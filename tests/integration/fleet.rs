@@ -17,14 +17,14 @@ use crate::clients::{clients_dir, summary};
 use crate::common::upstream::{HttpUpstream, modern_only_upstream};
 use crate::common::{Background, ControlPlane, TESTER_TOKEN, catalog, free_port};
 
-fn script(name: &str) -> PathBuf {
+pub fn script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/clients")
         .join(name)
 }
 
 /// The reference everything server in `mode`, on a free loopback port.
-fn everything(mode: &str) -> (Background, u16) {
+pub fn everything(mode: &str) -> (Background, u16) {
     let dir = clients_dir();
     let port = free_port();
     let server = Background::spawn(

@@ -30,5 +30,6 @@ mod rest_api;
 mod router;
 mod routes;
 mod surfaces;
+mod third_party;
 mod tracing;
 mod upstreams;

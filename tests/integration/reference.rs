@@ -40,15 +40,8 @@ pub fn reference_server() -> (Background, u16) {
             .current_dir(&server)
             .env("PORT", port.to_string()),
     );
-    // It compiles its TypeScript first: wait until it takes connections.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the reference server never listened"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    // It compiles its TypeScript first.
+    crate::common::wait_listening(port);
     (running, port)
 }
 

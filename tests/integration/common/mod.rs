@@ -644,3 +644,13 @@ pub fn check_file(path: &Path) -> (bool, String) {
     );
     (output.status.success(), text)
 }
+
+/// Wait until something takes connections on loopback `port` (a server
+/// started as a process, which may compile or load first), at most 60 s.
+pub fn wait_listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listened on port {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
