@@ -9,12 +9,14 @@
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CancelledNotificationParam, ClientCapabilities, ClientRequest,
-    JsonObject, LoggingLevel, Request, RequestMetaObject, ResultType, ServerResult,
+    CallToolRequestParams, ClientCapabilities, ClientRequest, JsonObject, LoggingLevel, Request,
+    RequestMetaObject, ResultType, ServerResult,
 };
-use rmcp::service::{Peer, PeerRequestOptions, RoleClient, ServiceError};
+use rmcp::service::{PeerRequestOptions, ServiceError};
 
+use super::cancel::CancelOnDrop;
 use super::listen::per_request_metadata;
+use super::parked::{self, Next, Routes, Waiting};
 use super::relay::Caller;
 use super::{CallSinks, Connection, Continuation, Outbound, Upstream, UpstreamError};
 
@@ -29,6 +31,11 @@ pub(super) async fn call_tool(
     let connection = upstream.state.load_full();
     if connection.peer.is_some() && !connection.offered.tools.contains_key(tool) {
         return Err(UpstreamError::ToolUnavailable);
+    }
+    if let Some(id) = parked::named(continuation.request_state.as_deref()) {
+        let timeout = outbound.time_limit(upstream.spec.timeout);
+        let responses = continuation.input_responses;
+        return resume(upstream, id, responses, sinks, timeout).await;
     }
     let mut params = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments);
     params.input_responses = continuation.input_responses;
@@ -64,8 +71,8 @@ pub(super) async fn send(
     let mut options = PeerRequestOptions::no_options();
     if per_request_metadata(peer) {
         let mut meta = RequestMetaObject::default();
-        if let Some(capabilities) = capabilities {
-            meta.set_client_capabilities(ClientCapabilities::clone(&capabilities));
+        if let Some(capabilities) = &capabilities {
+            meta.set_client_capabilities(ClientCapabilities::clone(capabilities));
         }
         // The caller's own level filters what it gets (see `LogSink`).
         if sinks.log.is_some() {
@@ -73,11 +80,28 @@ pub(super) async fn send(
         }
         options.meta = Some(meta);
     }
+    let client = &upstream.client;
+    let parks = sinks.parks && !per_request_metadata(peer);
     let exchange = async {
         let mut handle = peer.send_request_with_option(request, options).await?;
+        if parks {
+            let (asks_tx, asks) = tokio::sync::mpsc::channel(1);
+            let id = handle.id.clone();
+            let token = handle.progress_token.clone();
+            let mut routes = Routes::new(id.clone(), token, asks_tx, capabilities);
+            routes.follow(client, &sinks);
+            let waiting = Waiting {
+                answer: Box::pin(async move {
+                    (handle.rx.await).unwrap_or(Err(ServiceError::TransportClosed))
+                }),
+                asks,
+                routes,
+                cancel: CancelOnDrop::new(peer, id),
+            };
+            return Ok(client.parked.next(waiting, upstream.spec.timeout).await);
+        }
         // The session stamps its own progress token on every request; route
         // notifications carrying it to this call while it runs.
-        let client = &upstream.client;
         let _progress = sinks.progress.map(|sink| {
             client
                 .progress
@@ -89,27 +113,69 @@ pub(super) async fn send(
         };
         let _caller = (caller.relay.is_some() || caller.log.is_some())
             .then(|| client.relays.register(handle.id.clone(), caller));
-        let mut abandoned = CancelOnDrop {
-            peer,
-            request: Some(handle.id.clone()),
-        };
+        let mut abandoned = CancelOnDrop::new(peer, handle.id.clone());
         let response = (&mut handle.rx).await;
-        abandoned.request = None;
+        abandoned.disarm();
         if _progress.is_some() || _caller.is_some() {
             // Progress and logs the server sent before its answer may still
             // be on their way (see `ordered`): route them before the routes
             // are removed.
             client.delivered.settle().await;
         }
-        response.unwrap_or(Err(ServiceError::TransportClosed))
+        Ok(Next::Answer(
+            response.unwrap_or(Err(ServiceError::TransportClosed)),
+        ))
     };
     match tokio::time::timeout(timeout, exchange).await {
         Err(_elapsed) => Err(UpstreamError::Timeout),
-        Ok(Ok(mut result)) => {
+        Ok(Err(error)) => judge(upstream, connection, Err(error)),
+        Ok(Ok(Next::Asked(asked))) => Ok(ServerResult::InputRequiredResult(asked)),
+        Ok(Ok(Next::Answer(answer))) => judge(upstream, connection, answer),
+    }
+}
+
+/// A retry of a call parked for its client's input: answer the server's
+/// waiting request with the client's `responses`, and wait on the call again.
+pub(super) async fn resume(
+    upstream: &Upstream,
+    parked: &str,
+    responses: Option<rmcp::model::InputResponses>,
+    sinks: CallSinks,
+    timeout: std::time::Duration,
+) -> Result<ServerResult, UpstreamError> {
+    let client = &upstream.client;
+    let mut waiting = (client.parked.resume(parked, responses)).map_err(|problem| {
+        // As a server refuses a request state it cannot use.
+        tracing::debug!(server = %upstream.spec.name, %problem, "a retry of a parked call refused");
+        UpstreamError::Rejected {
+            code: rmcp::model::ErrorCode::INVALID_PARAMS.0,
+            required: None,
+        }
+    })?;
+    waiting.routes.follow(client, &sinks);
+    let next = client.parked.next(waiting, upstream.spec.timeout);
+    match tokio::time::timeout(timeout, next).await {
+        Err(_elapsed) => Err(UpstreamError::Timeout),
+        Ok(Next::Asked(asked)) => Ok(ServerResult::InputRequiredResult(asked)),
+        Ok(Next::Answer(answer)) => {
+            client.delivered.settle().await;
+            judge(upstream, &upstream.state.load_full(), answer)
+        }
+    }
+}
+
+/// What the server's answer (or its failure) means for the caller.
+fn judge(
+    upstream: &Upstream,
+    connection: &Connection,
+    answer: Result<ServerResult, ServiceError>,
+) -> Result<ServerResult, UpstreamError> {
+    match answer {
+        Ok(mut result) => {
             mark_complete(&mut result);
             Ok(result)
         }
-        Ok(Err(ServiceError::McpError(error))) => {
+        Err(ServiceError::McpError(error)) => {
             let required = (error.data.as_ref())
                 .and_then(|data| data.get("requiredCapabilities"))
                 .and_then(|required| serde_json::from_value(required.clone()).ok())
@@ -119,7 +185,7 @@ pub(super) async fn send(
                 required,
             })
         }
-        Ok(Err(error)) => {
+        Err(error) => {
             tracing::warn!(server = %upstream.spec.name, %error, "upstream request failed");
             connection.lost.cancel();
             Err(UpstreamError::Unavailable)
@@ -140,27 +206,4 @@ fn mark_complete(result: &mut ServerResult) {
         _ => return,
     };
     result_type.get_or_insert(ResultType::COMPLETE);
-}
-
-/// Tells the upstream to stop a request whose caller went away (timeout,
-/// client cancellation or disconnect), as `notifications/cancelled`.
-struct CancelOnDrop<'a> {
-    peer: &'a Peer<RoleClient>,
-    request: Option<rmcp::model::RequestId>,
-}
-
-impl Drop for CancelOnDrop<'_> {
-    fn drop(&mut self) {
-        let Some(request_id) = self.request.take() else {
-            return;
-        };
-        let peer = self.peer.clone();
-        tokio::spawn(async move {
-            let params = CancelledNotificationParam::new(
-                Some(request_id),
-                Some("the caller abandoned the request".into()),
-            );
-            let _ = peer.notify_cancelled(params).await;
-        });
-    }
 }

@@ -20,6 +20,7 @@ use rmcp::service::{InboundStreamOrigin, NotificationContext, RequestContext, Ro
 use tokio::sync::Notify;
 
 use super::ordered::{Counted, Delivered};
+use super::parked::ParkedCalls;
 use super::progress::{self, ProgressRouter};
 use super::relay::{self, Relays};
 use super::subscriptions::Subscriptions;
@@ -34,6 +35,8 @@ pub struct UpstreamClient {
     /// The progress and log notifications read and routed, so a call can
     /// wait for those sent before its answer.
     pub delivered: Arc<Delivered>,
+    /// Calls waiting for their client's answer to the server's request.
+    pub parked: Arc<ParkedCalls>,
     /// Whether the catalog lets this server's call logs reach the caller.
     pub forward_logs: bool,
     /// The revision an `initialize` handshake claims: always one of the
@@ -51,6 +54,7 @@ impl Default for UpstreamClient {
             relist: Arc::default(),
             relays: Arc::default(),
             delivered: Arc::default(),
+            parked: Arc::default(),
             forward_logs: false,
             initialize_version: ProtocolVersion::LATEST_WITH_INITIALIZE,
             roots: Arc::new([]),

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The lock is held for one map operation at a time.
 pub struct InFlight<K, V> {
@@ -26,6 +26,16 @@ impl<K: Eq + Hash + Clone, V> InFlight<K, V> {
         Registration { map: self, key }
     }
 
+    /// Hold `value` under `key` until the returned guard is dropped, a
+    /// guard that may outlive the request (a parked call keeps its routes).
+    pub fn register_owned(self: &Arc<Self>, key: K, value: V) -> Owned<K, V> {
+        self.lock().insert(key.clone(), value);
+        Owned {
+            map: self.clone(),
+            key,
+        }
+    }
+
     /// Look at the registered entries.
     pub fn with<R>(&self, f: impl FnOnce(&HashMap<K, V>) -> R) -> R {
         f(&self.lock())
@@ -45,6 +55,18 @@ pub struct Registration<'a, K: Eq + Hash + Clone, V> {
 }
 
 impl<K: Eq + Hash + Clone, V> Drop for Registration<'_, K, V> {
+    fn drop(&mut self) {
+        self.map.lock().remove(&self.key);
+    }
+}
+
+/// Ends a registration that may outlive the request when it is dropped.
+pub struct Owned<K: Eq + Hash + Clone, V> {
+    map: Arc<InFlight<K, V>>,
+    key: K,
+}
+
+impl<K: Eq + Hash + Clone, V> Drop for Owned<K, V> {
     fn drop(&mut self) {
         self.map.lock().remove(&self.key);
     }

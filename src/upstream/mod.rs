@@ -7,6 +7,7 @@
 //! by its own timeout.
 
 mod call;
+mod cancel;
 mod client;
 mod connect;
 mod definitions;
@@ -17,6 +18,7 @@ mod listen;
 mod offered;
 mod ordered;
 mod own_answer;
+mod parked;
 mod pool;
 mod progress;
 mod relay;
@@ -46,7 +48,7 @@ pub use connect::SELF_COMMAND;
 pub use offered::Offered;
 pub use pool::UpstreamPool;
 pub use progress::ProgressSink;
-pub use relay::{LogSink, Relay};
+pub use relay::{LogSink, Relay, can_answer};
 pub use subscriptions::{Subscriber, UpdateSink};
 
 /// Why an upstream call failed, already free of any URL, command or message
@@ -162,6 +164,10 @@ pub struct CallSinks {
     pub relay: Option<Relay>,
     /// Its log messages sent while serving the call (if the catalog allows).
     pub log: Option<LogSink>,
+    /// The caller takes `input_required` results: a request an
+    /// initialize-era server makes during the call parks the call and
+    /// becomes one (see `parked`), in place of `relay`.
+    pub parks: bool,
 }
 
 /// A retry of a request the server answered `input_required` (SEP-2322

@@ -17,7 +17,9 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use rmcp::ErrorData;
-use rmcp::model::{ClientResult, LoggingMessageNotificationParam, RequestId, ServerRequest};
+use rmcp::model::{
+    ClientCapabilities, ClientResult, LoggingMessageNotificationParam, RequestId, ServerRequest,
+};
 use rmcp::service::InboundStreamOrigin;
 
 use super::in_flight::InFlight;
@@ -48,4 +50,15 @@ pub fn find(relays: &Relays, origin: Option<&InboundStreamOrigin>) -> Option<Cal
         None if callers.len() == 1 => callers.values().next().cloned(),
         None => None,
     })
+}
+
+/// Whether a client with `capabilities` can be asked `request` (sampling,
+/// elicitation and roots each need the client to have declared them).
+pub fn can_answer(capabilities: &ClientCapabilities, request: &ServerRequest) -> bool {
+    match request {
+        ServerRequest::CreateMessageRequest(_) => capabilities.sampling.is_some(),
+        ServerRequest::ElicitRequest(_) => capabilities.elicitation.is_some(),
+        ServerRequest::ListRootsRequest(_) => capabilities.roots.is_some(),
+        _ => false,
+    }
 }

@@ -176,6 +176,7 @@ impl McpFrontDoor {
             progress: client_token.is_some().then_some(progress_tx),
             relay: Some(relay_to(context)),
             log: self.log_sink(context),
+            parks: super::rounds::takes_input_required(context),
         };
         let call = self.pipeline.call(&ctx, who, Assertions::default(), call);
         tokio::pin!(call);

@@ -14,7 +14,7 @@ use rmcp::model::{
 use rmcp::service::{OriginatingRequestId, RequestContext, ServiceError};
 use rmcp::{ErrorData, RoleServer};
 
-use crate::upstream::Relay;
+use crate::upstream::{Relay, can_answer};
 
 /// Send an upstream's progress to the caller, under the caller's token.
 pub(super) async fn forward_progress(
@@ -37,12 +37,7 @@ pub(super) fn relay_to(context: &RequestContext<RoleServer>) -> Relay {
     let call = context.id.clone();
     Arc::new(move |mut request: ServerRequest| {
         let peer = peer.clone();
-        let supported = match &request {
-            ServerRequest::CreateMessageRequest(_) => capabilities.sampling.is_some(),
-            ServerRequest::ElicitRequest(_) => capabilities.elicitation.is_some(),
-            ServerRequest::ListRootsRequest(_) => capabilities.roots.is_some(),
-            _ => false,
-        };
+        let supported = can_answer(&capabilities, &request);
         // Deliver it on the stream of the call it belongs to (SEP-2260).
         request
             .extensions_mut()

@@ -89,3 +89,136 @@ async fn a_2026_07_28_client_gets_input_required_with_a_sealed_state_and_a_forge
     assert_eq!(rounds.len(), 2, "{rounds:?}");
     assert_eq!(rounds.iter().map(left).sum::<usize>(), 1, "{rounds:?}");
 }
+
+/// The test upstream pinned to the initialize era: its `ask` asks the
+/// client during the call, on the call's stream.
+async fn initialize_era_asker() -> (crate::common::upstream::HttpUpstream, ControlPlane) {
+    let upstream = crate::common::upstream::test_upstream(0).await;
+    let servers = format!(
+        "  old:\n    http: {{url: {}}}\n    protocol: \"2025-11-25\"\n    timeout: 5s\n",
+        upstream.url
+    );
+    let tools = "  ask: {server: old}\n  other: {server: old, upstream_name: echo}\n";
+    let cp = ControlPlane::start(&catalog(&servers, tools, &["ask", "other"]));
+    cp.wait_all_ready().await;
+    (upstream, cp)
+}
+
+/// A 2026-07-28 client that answers sampling and elicitation itself.
+async fn modern_answering(
+    cp: &ControlPlane,
+) -> rmcp::service::RunningService<rmcp::RoleClient, Client> {
+    let (progress, _) = mpsc::unbounded_channel();
+    let lifecycle = rmcp::ClientLifecycleMode::Discover {
+        preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+    };
+    let client = Client {
+        progress,
+        changed: None,
+        answers: Some("the modern agent"),
+    };
+    use rmcp::ClientServiceExt;
+    (client.serve_with_lifecycle(transport(cp, TESTER_TOKEN), lifecycle))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_initialize_era_servers_request_reaches_a_2026_07_28_client_as_input_required() {
+    let (_upstream, cp) = initialize_era_asker().await;
+    let session = modern_answering(&cp).await;
+    // The client's own rmcp drives the rounds: it takes `input_required`,
+    // answers with its handler, and retries; the server's request, waiting
+    // all along, gets that answer.
+    for (message, expected) in [
+        ("sample", "sampled by the modern agent"),
+        ("elicit", "\"by\":\"the modern agent\""),
+    ] {
+        let answer = session
+            .call_tool(call("ask", json!({ "message": message })))
+            .await
+            .unwrap();
+        let text = &answer.content[0].as_text().unwrap().text;
+        assert!(text.starts_with("client answered: "), "{text}");
+        assert!(text.contains(expected), "{message}: {text}");
+    }
+    // Each round is a request of its own through the pipeline.
+    let rounds = cp
+        .audit_matching(4, |r| r["tool"] == "ask" && r["outcome"] == "ok")
+        .await;
+    assert_eq!(rounds.len(), 4);
+
+    // By hand: the first round is `input_required` under a sealed state;
+    // that state is good once, for that tool only.
+    let raw = connect_stateless(&cp, TESTER_TOKEN).await;
+    let first = raw
+        .peer()
+        .send_request(ClientRequest::CallToolRequest(Request::new(call(
+            "ask",
+            json!({ "message": "sample" }),
+        ))))
+        .await;
+    // This client declared no sampling: the server is refused at once.
+    let Ok(ServerResult::CallToolResult(refused)) = first else {
+        panic!("{first:?}");
+    };
+    assert_eq!(
+        refused.content[0].as_text().unwrap().text,
+        format!("client refused: {}", ErrorCode::METHOD_NOT_FOUND.0)
+    );
+    let retry = |tool: &str, state: &str| {
+        let mut params = call(tool, json!({ "message": "sample" }));
+        let answer = json!({"role": "assistant", "model": "m",
+            "content": {"type": "text", "text": "42"}});
+        params.input_responses = Some([("upstream".to_string(), answer)].into());
+        params.request_state = Some(state.to_string());
+        session
+            .peer()
+            .send_request(ClientRequest::CallToolRequest(Request::new(params)))
+    };
+    let asked = session
+        .peer()
+        .send_request(ClientRequest::CallToolRequest(Request::new(call(
+            "ask",
+            json!({ "message": "sample" }),
+        ))))
+        .await;
+    let Ok(ServerResult::InputRequiredResult(asked)) = asked else {
+        panic!("{asked:?}");
+    };
+    assert!(asked.input_requests.unwrap().contains_key("upstream"));
+    let state = asked
+        .request_state
+        .expect("a state naming the waiting call");
+    assert!(
+        state.starts_with("mcpcp1."),
+        "sealed on its way out: {state}"
+    );
+    let elsewhere = mcp_error(retry("other", &state).await);
+    assert_eq!(elsewhere.code, ErrorCode::INVALID_PARAMS);
+    let Ok(ServerResult::CallToolResult(done)) = retry("ask", &state).await else {
+        panic!("the retry completes the call");
+    };
+    assert!(done.content[0].as_text().unwrap().text.contains("42"));
+    let again = mcp_error(retry("ask", &state).await);
+    assert_eq!(
+        again.code,
+        ErrorCode::INVALID_PARAMS,
+        "a state is good once"
+    );
+    // A call parked longer than its server's timeout (5 s here) is gone:
+    // its request refused, the call cancelled upstream, the retry refused.
+    let asked = session
+        .peer()
+        .send_request(ClientRequest::CallToolRequest(Request::new(call(
+            "ask",
+            json!({ "message": "sample" }),
+        ))))
+        .await;
+    let Ok(ServerResult::InputRequiredResult(asked)) = asked else {
+        panic!("{asked:?}");
+    };
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let late = mcp_error(retry("ask", &asked.request_state.unwrap()).await);
+    assert_eq!(late.code, ErrorCode::INVALID_PARAMS, "parked too long");
+}
