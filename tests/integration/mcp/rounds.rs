@@ -6,7 +6,7 @@ use rmcp::model::{ClientRequest, ErrorCode, Request, ServerResult};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::{Client, call, connect_stateless, mcp_error, transport};
+use super::{Client, Session, call, connect_stateless, mcp_error, transport};
 use crate::common::upstream::conformance_upstream;
 use crate::common::{ControlPlane, TESTER_TOKEN, catalog};
 use rmcp::ServiceExt;
@@ -104,6 +104,14 @@ async fn initialize_era_asker() -> (crate::common::upstream::HttpUpstream, Contr
     (upstream, cp)
 }
 
+/// The first round of `ask`, asking for sampling, sent by hand.
+async fn sample(on: &Session) -> Result<ServerResult, rmcp::service::ServiceError> {
+    let request = call("ask", json!({ "message": "sample" }));
+    on.peer()
+        .send_request(ClientRequest::CallToolRequest(Request::new(request)))
+        .await
+}
+
 /// A 2026-07-28 client that answers sampling and elicitation itself.
 async fn modern_answering(
     cp: &ControlPlane,
@@ -151,13 +159,7 @@ async fn an_initialize_era_servers_request_reaches_a_2026_07_28_client_as_input_
     // By hand: the first round is `input_required` under a sealed state;
     // that state is good once, for that tool only.
     let raw = connect_stateless(&cp, TESTER_TOKEN).await;
-    let first = raw
-        .peer()
-        .send_request(ClientRequest::CallToolRequest(Request::new(call(
-            "ask",
-            json!({ "message": "sample" }),
-        ))))
-        .await;
+    let first = sample(&raw).await;
     // This client declared no sampling: the server is refused at once.
     let Ok(ServerResult::CallToolResult(refused)) = first else {
         panic!("{first:?}");
@@ -176,13 +178,7 @@ async fn an_initialize_era_servers_request_reaches_a_2026_07_28_client_as_input_
             .peer()
             .send_request(ClientRequest::CallToolRequest(Request::new(params)))
     };
-    let asked = session
-        .peer()
-        .send_request(ClientRequest::CallToolRequest(Request::new(call(
-            "ask",
-            json!({ "message": "sample" }),
-        ))))
-        .await;
+    let asked = sample(&session).await;
     let Ok(ServerResult::InputRequiredResult(asked)) = asked else {
         panic!("{asked:?}");
     };
@@ -208,15 +204,8 @@ async fn an_initialize_era_servers_request_reaches_a_2026_07_28_client_as_input_
     );
     // A call parked longer than its server's timeout (5 s here) is gone:
     // its request refused, the call cancelled upstream, the retry refused.
-    let asked = session
-        .peer()
-        .send_request(ClientRequest::CallToolRequest(Request::new(call(
-            "ask",
-            json!({ "message": "sample" }),
-        ))))
-        .await;
-    let Ok(ServerResult::InputRequiredResult(asked)) = asked else {
-        panic!("{asked:?}");
+    let Ok(ServerResult::InputRequiredResult(asked)) = sample(&session).await else {
+        panic!("input_required");
     };
     tokio::time::sleep(std::time::Duration::from_secs(6)).await;
     let late = mcp_error(retry("ask", &asked.request_state.unwrap()).await);
