@@ -29,6 +29,10 @@ pub struct Offered {
     /// Tools the server offers beyond its `max_tools`: not served.
     #[serde(default)]
     pub tools_held_back: usize,
+    /// How long the server said its lists stay fresh (the least `ttlMs`
+    /// of them, 2026-07-28): they are listed again then.
+    #[serde(skip)]
+    pub fresh_for: Option<std::time::Duration>,
 }
 
 /// The pinned digest of each tool and prompt a server offers
@@ -91,12 +95,19 @@ pub async fn list(peer: &Peer<RoleClient>, max_tools: usize) -> Result<Offered, 
     let capabilities = peer.peer_info().map(|info| info.capabilities.clone());
     let mut offered = Offered::default();
     let page = |cursor| Some(PaginatedRequestParams::default().with_cursor(cursor));
+    // The least `ttlMs` any page of any list gave. `0` ("do not cache",
+    // what rmcp servers say by default) is no hint to list again at once:
+    // `refresh` decides then.
+    let mut ttl: Option<u64> = None;
+    let mut fresh = |ttl_ms: Option<u64>| {
+        ttl = ttl.into_iter().chain(ttl_ms.filter(|&ms| ms > 0)).min();
+    };
     // Tools are the one thing a server without declared capabilities is
     // still asked for.
     if capabilities.as_ref().is_none_or(|c| c.tools.is_some()) {
-        let mut tools = bounded("tools", |cursor| {
+        let mut tools = bounded("tools", &mut fresh, |cursor| {
             let listed = peer.list_tools(page(cursor));
-            listed.map(|listed| listed.map(|l| (l.tools, l.next_cursor)))
+            listed.map(|listed| listed.map(|l| (l.tools, l.next_cursor, l.ttl_ms)))
         })
         .await?;
         tools.sort_by(|a, b| a.name.cmp(&b.name));
@@ -110,9 +121,9 @@ pub async fn list(peer: &Peer<RoleClient>, max_tools: usize) -> Result<Offered, 
             .collect();
     }
     if capabilities.as_ref().is_some_and(|c| c.prompts.is_some()) {
-        let prompts = bounded("prompts", |cursor| {
+        let prompts = bounded("prompts", &mut fresh, |cursor| {
             let listed = peer.list_prompts(page(cursor));
-            listed.map(|listed| listed.map(|l| (l.prompts, l.next_cursor)))
+            listed.map(|listed| listed.map(|l| (l.prompts, l.next_cursor, l.ttl_ms)))
         })
         .await?;
         offered.prompts = (prompts.into_iter())
@@ -124,14 +135,14 @@ pub async fn list(peer: &Peer<RoleClient>, max_tools: usize) -> Result<Offered, 
             .collect();
     }
     if capabilities.as_ref().is_some_and(|c| c.resources.is_some()) {
-        offered.resources = bounded("resources", |cursor| {
+        offered.resources = bounded("resources", &mut fresh, |cursor| {
             let listed = peer.list_resources(page(cursor));
-            listed.map(|listed| listed.map(|l| (l.resources, l.next_cursor)))
+            listed.map(|listed| listed.map(|l| (l.resources, l.next_cursor, l.ttl_ms)))
         })
         .await?;
-        offered.templates = bounded("resource templates", |cursor| {
+        offered.templates = bounded("resource templates", &mut fresh, |cursor| {
             let listed = peer.list_resource_templates(page(cursor));
-            listed.map(|listed| listed.map(|l| (l.resource_templates, l.next_cursor)))
+            listed.map(|listed| listed.map(|l| (l.resource_templates, l.next_cursor, l.ttl_ms)))
         })
         .await?;
         for resource in &mut offered.resources {
@@ -143,25 +154,29 @@ pub async fn list(peer: &Peer<RoleClient>, max_tools: usize) -> Result<Offered, 
             template.meta = None;
         }
     }
+    offered.fresh_for = ttl.map(std::time::Duration::from_millis);
     Ok(offered.compiled())
 }
 
 /// Every page of one list, within [`MAX_PAGES`], [`MAX_ITEMS`],
-/// [`MAX_DEFINITION_BYTES`] and [`MAX_LIST_BYTES`].
+/// [`MAX_DEFINITION_BYTES`] and [`MAX_LIST_BYTES`]; each page's `ttlMs`
+/// goes to `fresh`.
 async fn bounded<T, F>(
     what: &str,
+    fresh: &mut impl FnMut(Option<u64>),
     mut list_page: impl FnMut(Option<String>) -> F,
 ) -> Result<Vec<T>, ListError>
 where
     T: serde::Serialize,
-    F: std::future::Future<Output = Result<(Vec<T>, Option<String>), ServiceError>>,
+    F: std::future::Future<Output = Result<(Vec<T>, Option<String>, Option<u64>), ServiceError>>,
 {
     let too_large = |problem: String| Err(ListError::TooLarge(format!("{what} {problem}")));
     let mut items = Vec::new();
     let mut bytes = 0;
     let mut cursor = None;
     for _ in 0..MAX_PAGES {
-        let (page, next) = list_page(cursor.take()).await?;
+        let (page, next, ttl_ms) = list_page(cursor.take()).await?;
+        fresh(ttl_ms);
         for item in page {
             let size = json_size(&item);
             if size > MAX_DEFINITION_BYTES {

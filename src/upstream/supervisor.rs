@@ -88,6 +88,7 @@ async fn watch_connection(
             lost: lost.clone(),
         });
     };
+    let fresh_for = offered.fresh_for;
     publish(offered);
     upstream.first_attempt_done.store(true, Ordering::Release);
     tracing::info!(server = %name, "upstream connected");
@@ -110,9 +111,9 @@ async fn watch_connection(
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Lists fetched again unasked, to catch what a server changes silently.
-    let every = (upstream.spec.refresh).unwrap_or(crate::config::MAX_PING_INTERVAL);
-    let mut refresh = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut refresh_in = refresh_interval(upstream, fresh_for);
+    let refresh = tokio::time::sleep(refresh_in.unwrap_or(crate::config::MAX_PING_INTERVAL));
+    tokio::pin!(refresh);
     loop {
         tokio::select! {
             _ = &mut listening => {}
@@ -134,17 +135,19 @@ async fn watch_connection(
                 return Exit::Lost;
             }
             _ = upstream.client.relist.notified() => {
-                if relist(upstream, &peer, &publish, Heard::FromServer).await
-                    && let Some(shared) = upstream.shared.load_full()
-                {
+                let listed = relist(upstream, &peer, &publish, Heard::FromServer).await;
+                if listed.is_some() && let Some(shared) = upstream.shared.load_full() {
                     shared.publish(Event::ListChanged { server: name.clone() });
                 }
             }
             _ = upstream.heard.notified() => {
                 relist(upstream, &peer, &publish, Heard::FromReplica).await;
             }
-            _ = refresh.tick(), if upstream.spec.refresh.is_some() => {
-                relist(upstream, &peer, &publish, Heard::Nobody).await;
+            () = &mut refresh, if refresh_in.is_some() => {
+                let fresh_for = relist(upstream, &peer, &publish, Heard::Nobody).await;
+                refresh_in = refresh_interval(upstream, fresh_for.flatten());
+                let next = refresh_in.unwrap_or(crate::config::MAX_PING_INTERVAL);
+                refresh.as_mut().reset(tokio::time::Instant::now() + next);
             }
             _ = shutdown.cancelled() => return Exit::Shutdown,
         }
@@ -165,27 +168,38 @@ enum Heard {
 /// List what the server offers again and publish it: always when the
 /// server said it changed, only if it differs when another replica did
 /// (this replica's session may have said so already) or on a refresh.
-/// Whether it listed.
+/// `None` when it could not list; else how long the server said the lists
+/// stay fresh.
 async fn relist(
     upstream: &Upstream,
     peer: &Peer<RoleClient>,
     publish: &impl Fn(Offered),
     heard: Heard,
-) -> bool {
+) -> Option<Option<Duration>> {
     let name = &upstream.spec.name;
     match offered::list(peer, upstream.spec.max_tools).await {
         Ok(offered) => {
+            let fresh_for = offered.fresh_for;
             if heard == Heard::FromServer || *upstream.state.load().offered != offered {
                 tracing::info!(server = %name, "upstream offering changed");
                 publish(offered);
             }
-            true
+            Some(fresh_for)
         }
         Err(error) => {
             tracing::warn!(server = %name, %error, "cannot list the changed offering");
-            false
+            None
         }
     }
+}
+
+/// When to list again unasked: every `refresh`, or sooner where the server
+/// said its lists stay fresh for less (`ttlMs`, never under a second).
+/// `None` (a `refresh` of `0s`): never.
+fn refresh_interval(upstream: &Upstream, fresh_for: Option<Duration>) -> Option<Duration> {
+    let fresh_for = fresh_for.map(|ttl| ttl.max(crate::config::MIN_REFRESH));
+    let every = upstream.spec.refresh?;
+    Some(fresh_for.map_or(every, |ttl| every.min(ttl)))
 }
 
 /// Whether the server answers a `ping` within `timeout`. An error answer

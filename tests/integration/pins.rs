@@ -8,7 +8,7 @@ use std::process::Command;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::many::many_tools_upstream;
+use crate::common::many::{many_tools_upstream, many_tools_upstream_fresh_for};
 use crate::common::{ControlPlane, TESTER_TOKEN, binary, catalog};
 
 /// Run `pins VERB --config CATALOG ARGS`: its success and output.
@@ -310,8 +310,17 @@ async fn a_silent_change_is_caught_by_the_refresh_interval() {
     // The server changes its tools and says nothing: with `refresh` the
     // control plane lists again anyway, so a silent rug pull is
     // quarantined and a silently added tool appears; with `0s` neither.
-    for (refresh, caught) in [("1s", true), ("0s", false)] {
-        let upstream = many_tools_upstream(vec!["read".into()]).await;
+    // A server whose lists say they stay fresh for a second (`ttlMs`) is
+    // listed again then, whatever the (default, 5 min) refresh; `ttlMs: 0`
+    // ("do not cache", rmcp's default) is no reason to list again.
+    let cases = [
+        ("1s", None, true),
+        ("0s", None, false),
+        ("5m", Some(1000), true),
+        ("5m", Some(0), false),
+    ];
+    for (refresh, ttl_ms, caught) in cases {
+        let upstream = many_tools_upstream_fresh_for(vec!["read".into()], ttl_ms).await;
         let servers = format!(
             "  svc:\n    http: {{url: \"{}\"}}\n    refresh: {refresh}\n    \
              expose: {{prefix: x_, include: [\"fresh*\"]}}\n",

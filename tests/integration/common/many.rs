@@ -49,6 +49,8 @@ pub struct ManyTools {
     descriptions: Arc<Mutex<std::collections::HashMap<String, String>>>,
     /// The names of the tools called, in order.
     called: Arc<Mutex<Vec<String>>>,
+    /// The `ttlMs` its tool lists carry, if any.
+    ttl_ms: Option<u64>,
 }
 
 impl ManyTools {
@@ -64,6 +66,7 @@ impl ManyTools {
             prompt,
             descriptions: Arc::default(),
             called: Arc::default(),
+            ttl_ms: None,
         }
     }
 
@@ -105,6 +108,7 @@ impl ServerHandler for ManyTools {
             .collect();
         let mut result = ListToolsResult::with_all_items(tools);
         result.next_cursor = (start + PAGE < names.len()).then(|| (start + PAGE).to_string());
+        result.ttl_ms = self.ttl_ms;
         Ok(result)
     }
 
@@ -170,7 +174,17 @@ impl Drop for ManyUpstream {
 
 /// Serve [`ManyTools`] offering `names` (and `admin_add`).
 pub async fn many_tools_upstream(names: Vec<String>) -> ManyUpstream {
-    let handler = ManyTools::new(names);
+    many_tools_upstream_fresh_for(names, None).await
+}
+
+/// [`many_tools_upstream`], its tool lists saying they stay fresh for
+/// `ttl_ms` (2026-07-28's `ttlMs`).
+pub async fn many_tools_upstream_fresh_for(
+    names: Vec<String>,
+    ttl_ms: Option<u64>,
+) -> ManyUpstream {
+    let mut handler = ManyTools::new(names);
+    handler.ttl_ms = ttl_ms;
     let stop = CancellationToken::new();
     let accepted = Arc::new(AtomicUsize::new(0));
     let url = super::upstream::serve(handler.clone(), 0, stop.clone(), accepted).await;
