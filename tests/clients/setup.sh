@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the official MCP SDK clients the integration tests drive (the
-# Python SDK in a venv and the TypeScript SDK in node_modules) and the
+# Installs the MCP clients the integration tests drive (the official Python
+# SDK, fastmcp and the OpenAI Agents SDK in a venv, LangChain's adapter in
+# another, and the TypeScript SDK in node_modules) and the
 # specification's reference server (from ../shared), all in a cache
 # outside the clone (MCP_CP_CLIENTS_DIR, default ~/.cache/mcp-control-plane/clients),
 # reinstalled only when the pinned versions here change. Prints the directory.
@@ -13,6 +14,13 @@ if ! cmp -s "$here/requirements.txt" "$dir/requirements.txt" || ! "$dir/venv/bin
   python3 -m venv "$dir/venv"
   "$dir/venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt" >&2
   cp "$here/requirements.txt" "$dir/requirements.txt"
+fi
+# LangChain's MCP adapter needs the 1.x Python SDK: a venv of its own.
+if ! cmp -s "$here/requirements-langchain.txt" "$dir/requirements-langchain.txt" || ! "$dir/venv-langchain/bin/python" -c 'import langchain_mcp_adapters' 2>/dev/null; then
+  rm -rf "$dir/venv-langchain"
+  python3 -m venv "$dir/venv-langchain"
+  "$dir/venv-langchain/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements-langchain.txt" >&2
+  cp "$here/requirements-langchain.txt" "$dir/requirements-langchain.txt"
 fi
 if ! cmp -s "$here/package-lock.json" "$dir/package-lock.json" || [ ! -d "$dir/node_modules/@modelcontextprotocol/sdk" ]; then
   cp "$here/package.json" "$here/package-lock.json" "$dir/"

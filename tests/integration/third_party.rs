@@ -1,7 +1,8 @@
 //! MCP clients nobody here wrote, connected once directly to a server and
 //! once through the control plane, must see the same: listing, a call, an
 //! argument error (a tool result the model can correct, not a protocol
-//! error that ends the run) and progress. `fastmcp` 4.x against the
+//! error that ends the run) and progress. `fastmcp` 4.x, LangChain's
+//! `langchain-mcp-adapters` and the OpenAI Agents SDK, against the
 //! reference everything server over Streamable HTTP.
 
 use std::collections::BTreeSet;
@@ -11,7 +12,7 @@ use serde_json::Value;
 
 use crate::clients::{clients_dir, summary};
 use crate::common::{ControlPlane, TESTER_TOKEN, catalog, wait_listening};
-use crate::fleet::{everything, script};
+use crate::fleet::everything;
 
 /// The tools server-everything lists only to a client that declares the
 /// capability they use (roots, elicitation, sampling). The control plane
@@ -24,22 +25,25 @@ const CAPABILITY_GATED: [&str; 3] = [
     "trigger-sampling-request",
 ];
 
-/// Run the `fastmcp` client script against `url` (with `token`, if any).
-async fn fastmcp(url: String, token: &'static str) -> Value {
-    let python = clients_dir().join("venv/bin/python");
-    tokio::task::spawn_blocking(move || {
-        summary(
-            Command::new(python)
-                .arg(script("fastmcp_client.py"))
-                .args([&url, token]),
-        )
-    })
-    .await
-    .unwrap()
+/// Run `script` (under `tests/clients`, with `args` before the URL) in the
+/// clients' `venv` against `url` (with `token`, if any): its summary.
+async fn client(venv: &str, script: &str, args: &[&str], url: String, token: &str) -> Value {
+    let python = clients_dir().join(venv).join("bin/python");
+    let mut command = Command::new(python);
+    command
+        .arg(crate::fleet::script(script))
+        .args(args)
+        .args([&url, token]);
+    tokio::task::spawn_blocking(move || summary(&mut command))
+        .await
+        .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_fastmcp_client_sees_through_the_gateway_what_it_sees_directly() {
+/// A client's run directly against server-everything and through the
+/// control plane publishing it whole: the two summaries must agree (the
+/// listing but for [`CAPABILITY_GATED`]). The summary through the control
+/// plane.
+async fn compared(venv: &str, script: &str, args: &[&str]) -> Value {
     let (_server, port) = everything("streamableHttp");
     wait_listening(port);
     let direct_url = format!("http://127.0.0.1:{port}/mcp");
@@ -50,8 +54,8 @@ async fn the_fastmcp_client_sees_through_the_gateway_what_it_sees_directly() {
     let exposed = |names: &[String]| names.iter().any(|n| n == "echo");
     cp.wait_tools(TESTER_TOKEN, "the exposed tools", exposed)
         .await;
-    let mut direct = fastmcp(direct_url, "").await;
-    let mut through = fastmcp(cp.url("/mcp"), TESTER_TOKEN).await;
+    let mut direct = client(venv, script, args, direct_url, "").await;
+    let mut through = client(venv, script, args, cp.url("/mcp"), TESTER_TOKEN).await;
     let names = |summary: &mut Value| -> BTreeSet<String> {
         serde_json::from_value(summary["tools"].take()).unwrap()
     };
@@ -66,10 +70,37 @@ async fn the_fastmcp_client_sees_through_the_gateway_what_it_sees_directly() {
     // The call, the argument error as a tool result, and every progress
     // notification: the same, field by field.
     assert_eq!(through, direct);
+    through
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fastmcp_client_sees_through_the_gateway_what_it_sees_directly() {
+    let through = compared("venv", "fastmcp_client.py", &[]).await;
     assert_eq!(through["wrong_argument"]["is_error"], true, "{through}");
     assert_eq!(
         through["progress"].as_array().unwrap().len(),
         4,
         "{through}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn langchains_adapter_sees_through_the_gateway_what_it_sees_directly() {
+    let through = compared("venv-langchain", "agent_frameworks.py", &["langchain"]).await;
+    // A tool error the model reads, not an exception that ends the run.
+    let wrong = &through["wrong_argument"];
+    assert_eq!(wrong["returned"], true, "{through}");
+    assert_eq!(wrong["names_the_argument"], true, "{through}");
+    assert_eq!(
+        through["progress"].as_array().unwrap().len(),
+        4,
+        "{through}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openai_agents_sdk_sees_through_the_gateway_what_it_sees_directly() {
+    let through = compared("venv", "agent_frameworks.py", &["openai-agents"]).await;
+    assert_eq!(through["wrong_argument"]["is_error"], true, "{through}");
+    assert_eq!(through["echo"], "Echo: hi", "{through}");
 }
