@@ -58,10 +58,13 @@ pub fn run(args: &CheckArgs) -> ExitCode {
         Some(PolicyConfig::AllowAll) => eprintln!(
             "warning: {config}: policy: allow-all lets the role check alone decide (for development only)"
         ),
-        Some(PolicyConfig::Rego(_)) => println!(
-            "{config}: policy compiles, {} tests pass",
-            compiled.policies.status().tests_passed
-        ),
+        Some(PolicyConfig::Rego(_)) => {
+            println!(
+                "{config}: policy compiles, {} tests pass",
+                compiled.policies.status().tests_passed
+            );
+            warn_of_opa_differences(file, &args.config);
+        }
     }
     println!(
         "{config}: valid ({} servers, {} tools, {} roles, {} agents)",
@@ -71,6 +74,29 @@ pub fn run(args: &CheckArgs) -> ExitCode {
         file.agents.len()
     );
     ExitCode::SUCCESS
+}
+
+/// Point at each line of the policy that OPA may decide differently (see
+/// `policy::lint`).
+fn warn_of_opa_differences(file: &CatalogFile, config: &std::path::Path) {
+    let base_dir = config.parent().unwrap_or(std::path::Path::new("."));
+    let files = crate::policy::policy_files(file.policy.as_ref(), base_dir);
+    for rego in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "rego"))
+    {
+        let Ok(source) = std::fs::read_to_string(rego) else {
+            continue;
+        };
+        for line in crate::policy::lint::negated_comparisons(&source) {
+            eprintln!(
+                "warning: {}:{line}: `not` over a comparison, membership test or call: \
+                 where an operand can be undefined, OPA and the control plane decide \
+                 differently (README, \"Differences from OPA\"); negate a named rule instead",
+                rego.display()
+            );
+        }
+    }
 }
 
 /// Where the lock and the catalog disagree about which tools and prompts

@@ -14,6 +14,7 @@
 //! pass it, withhold it, or have parts of it redacted.
 
 pub mod input;
+pub mod lint;
 pub mod rego;
 pub mod result;
 mod role;

@@ -367,6 +367,23 @@ fn path(p: &Path) -> &str {
 }
 
 #[test]
+fn check_points_at_each_negation_opa_may_decide_differently() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = "package mcp.authz\n\nimport rego.v1\n\n\
+                  lp := input.arguments.lp if is_number(input.arguments.lp)\n\n\
+                  positive if lp > 0\n\n\
+                  allow if not lp > 0\n\n\
+                  allow if not positive\n";
+    std::fs::write(dir.path().join("authz.rego"), policy).unwrap();
+    let catalog = policy_catalog("http://127.0.0.1:9/mcp", dir.path());
+    let (ok, text, _) = crate::common::run_check("catalog.yaml", &catalog);
+    assert!(ok, "a warning, not an error: {text}");
+    let warnings: Vec<_> = text.lines().filter(|l| l.contains("`not` over")).collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(warnings[0].contains("authz.rego:9:"), "{text}");
+}
+
+#[test]
 fn check_compiles_the_policy_and_warns_about_allow_all_and_no_policy() {
     let (ok, text) = run(&[
         "check",
@@ -377,6 +394,8 @@ fn check_compiles_the_policy_and_warns_about_allow_all_and_no_policy() {
     let tests = crate::common::example_policy_tests();
     let compiled = format!("policy compiles, {tests} tests pass");
     assert!(text.contains(&compiled), "{text}");
+    // The example negates only named rules: nothing OPA decides otherwise.
+    assert!(!text.contains("`not` over"), "{text}");
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

@@ -69,7 +69,9 @@ price := max([limit_price, reference]) if {
 }
 
 # A market order fills at the market.
-price := reference if not "limit_price" in object.keys(input.arguments)
+price := reference if not has_limit_price
+
+has_limit_price if "limit_price" in object.keys(input.arguments)
 
 violations contains msg if {
 	notional > data.trading.max_notional
@@ -84,7 +86,7 @@ violations contains "quantity must be a number greater than 0" if {
 
 violations contains "limit_price must be a number greater than 0" if {
 	input.tool.name == "execute_trade"
-	"limit_price" in object.keys(input.arguments)
+	has_limit_price
 	not positive_limit_price
 }
 
