@@ -90,6 +90,13 @@ pub async fn metrics(
             i64::try_from(quarantined.len()).unwrap_or(i64::MAX),
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP mcp_cp_vault_revocations_failed_total Per-call Vault tokens whose revocation failed every attempt (they expire with their TTL).\n\
+         # TYPE mcp_cp_vault_revocations_failed_total counter\n\
+         mcp_cp_vault_revocations_failed_total {}",
+        crate::credentials::REVOCATIONS_FAILED.load(Ordering::Relaxed)
+    );
     let (ok, failed) = app.live.reload_counts();
     let _ = writeln!(
         out,

@@ -204,6 +204,8 @@ pub struct Catalog {
     pub credentials: CredentialSettings,
     /// The `identity` section, as configured.
     pub identity: IdentitySettings,
+    /// The `vault` section, as configured.
+    pub vault: Option<crate::config::vault::VaultConfig>,
     servers: Vec<ServerSpec>,
     /// Indexed by [`ServerId`], as `servers`.
     guards: Vec<ServerGuards>,
@@ -377,6 +379,7 @@ impl Catalog {
             http: file.http.clone(),
             credentials: file.credentials.clone(),
             identity: file.identity.clone(),
+            vault: file.vault.clone(),
             servers,
             guards,
             tools,

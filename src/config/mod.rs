@@ -21,6 +21,7 @@ mod role;
 mod routes;
 mod unique_map;
 mod validate;
+pub mod vault;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -110,6 +111,9 @@ pub struct CatalogFile {
     pub limits: UniqueMap<String>,
     /// What the replicas share through Redis (their rate limits).
     pub redis: Option<RedisConfig>,
+    /// HashiCorp Vault / OpenBao, for servers whose credential provider is
+    /// `vault`.
+    pub vault: Option<vault::VaultConfig>,
     /// How the lock file of pinned definitions beside the catalog
     /// (`<catalog>.pins.yaml`) is enforced, when there is one: `enforce`
     /// (default), `warn` or `off`.
@@ -468,6 +472,9 @@ pub enum CredentialConfig {
     OauthTokenExchange(TokenExchangeConfig),
     /// Temporary AWS credentials from STS `AssumeRole`, per agent and tool.
     AwsSts(aws::AwsStsConfig),
+    /// A credential from HashiCorp Vault / OpenBao per call (top-level
+    /// `vault:` says where Vault is).
+    Vault(vault::VaultCredential),
     /// No credential.
     None,
 }

@@ -70,6 +70,7 @@ pub fn validate(catalog: &CatalogFile, file: &Path) -> Vec<ConfigError> {
         c.check_name("servers", name);
         check_server(&mut c, name, server);
     }
+    check_vault(&mut c, catalog);
     check_limits(&mut c, catalog);
     if let Some(redis) = &catalog.redis {
         check_redis(&mut c, redis);
@@ -379,7 +380,57 @@ fn check_credential(c: &mut Collector<'_>, path: &str, credential: &CredentialCo
                 c.error(format!("{path}.credential{field}"), problem);
             }
         }
+        CredentialConfig::Vault(vault) => {
+            let path = format!("{path}.credential");
+            if vault.role.is_some() && !vault.policies.is_empty() {
+                c.error(
+                    &path,
+                    "set `policies` or `role`, not both (a token role sets its own policies)",
+                );
+            }
+            if vault.role.is_none() && vault.policies.is_empty() {
+                c.error(
+                    &path,
+                    "name the Vault `policies` the token carries, or a token `role`",
+                );
+            }
+            if vault.ttl < Duration::from_secs(1) || vault.ttl > super::vault::MAX_TTL {
+                c.error(format!("{path}.ttl"), "must be between 1s and 1h");
+            }
+            if let Some(header) = &vault.header
+                && HeaderName::try_from(header.as_str()).is_err()
+            {
+                c.error(format!("{path}.header"), "must be a valid header name");
+            }
+        }
         CredentialConfig::Jwt | CredentialConfig::None => {}
+    }
+}
+
+/// The top-level `vault:` settings, and that every server using Vault has them.
+fn check_vault(c: &mut Collector<'_>, catalog: &CatalogFile) {
+    if let Some(vault) = &catalog.vault {
+        if !is_http_url(&vault.address) {
+            c.error(
+                "vault.address",
+                "must be an http:// or https:// URL with a host",
+            );
+        }
+        let source = vault.auth.source();
+        if source.env.is_some() == source.file.is_some() {
+            c.error(
+                "vault.auth",
+                "set exactly one of `token_env` and `token_file`",
+            );
+        }
+    }
+    for (name, server) in catalog.servers.iter() {
+        if matches!(server.credential, CredentialConfig::Vault(_)) && catalog.vault.is_none() {
+            c.error(
+                format!("servers.{name}.credential"),
+                "the `vault` provider needs the top-level `vault:` settings (address, auth)",
+            );
+        }
     }
 }
 

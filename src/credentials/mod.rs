@@ -12,6 +12,8 @@
 //!   server's own access token ([`token_exchange`]);
 //! - `aws-sts`: temporary AWS credentials from `AssumeRole`, per agent and
 //!   tool ([`aws_sts`]), with which HTTP requests are signed ([`sigv4`]);
+//! - `vault`: a Vault / OpenBao token per call, revoked when the call ends
+//!   ([`vault`]);
 //! - `none`: nothing.
 //!
 //! The agent's credential is never forwarded. Upstream transports deliver the
@@ -23,6 +25,7 @@ pub mod mint;
 mod provider;
 pub mod sigv4;
 mod token_exchange;
+mod vault;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -37,6 +40,7 @@ use aws_sts::AwsSts;
 use mint::{Grant, KeySource, Minter};
 use provider::Provider;
 use token_exchange::TokenExchange;
+pub use vault::{Lease, REVOCATIONS_FAILED};
 
 pub use keys::KeyError;
 
@@ -44,12 +48,24 @@ pub use keys::KeyError;
 pub const META_KEY: &str = "mcp-control-plane/credential";
 
 /// A credential for one upstream request. Its `Debug` never shows it.
+/// One leased from Vault holds its [`Lease`]: the token is revoked when
+/// the last holder (the call's exchange) lets go.
 #[derive(Clone)]
-pub struct Credential(Arc<str>);
+pub struct Credential(Arc<str>, Option<Arc<Lease>>);
 
 impl Credential {
     pub fn new(secret: impl Into<Arc<str>>) -> Self {
-        Self(secret.into())
+        Self(secret.into(), None)
+    }
+
+    /// A credential that is taken back when its lease is dropped.
+    pub fn leased(secret: impl Into<Arc<str>>, lease: Arc<Lease>) -> Self {
+        Self(secret.into(), Some(lease))
+    }
+
+    /// What must live as long as the call, if anything.
+    pub fn lease(&self) -> Option<Arc<Lease>> {
+        self.1.clone()
     }
 
     /// The secret, to put on the wire and nowhere else.
@@ -72,6 +88,8 @@ pub enum CredentialError {
     Exchange(String),
     #[error("{0}")]
     Sts(String),
+    #[error("{0}")]
+    Vault(String),
 }
 
 /// Why the credential providers could not be set up at start.
@@ -228,6 +246,8 @@ impl Credentials {
             let secret = match &spec.credential {
                 CredentialConfig::Static(config) => Some(config.source()),
                 CredentialConfig::OauthTokenExchange(config) => Some(config.client_secret.clone()),
+                // The control plane's own Vault token.
+                CredentialConfig::Vault(_) => (catalog.vault.as_ref()).map(|v| v.auth.source()),
                 CredentialConfig::Jwt | CredentialConfig::None | CredentialConfig::AwsSts(_) => {
                     None
                 }
@@ -257,6 +277,13 @@ impl Credentials {
                     aws = Some(sts.clone());
                     Box::new(sts)
                 }
+                (CredentialConfig::Vault(config), Some(token)) => {
+                    let vault = catalog.vault.as_ref().ok_or_else(|| {
+                        secret_error("the `vault` provider needs the top-level `vault:`".into())
+                    })?;
+                    let provider = vault::VaultToken::new(vault, config, token, spec.timeout);
+                    Box::new(provider.map_err(secret_error)?)
+                }
                 (CredentialConfig::None, _) => Box::new(provider::Nothing),
                 _ => Box::new(provider::Jwt),
             };
@@ -265,6 +292,10 @@ impl Credentials {
                     .header
                     .as_deref()
                     .and_then(|h| HeaderName::try_from(h).ok()),
+                CredentialConfig::Vault(vault) => {
+                    let header = vault.header.as_deref().unwrap_or("x-vault-token");
+                    HeaderName::try_from(header).ok()
+                }
                 _ => None,
             };
             servers.push(Arc::new(ServerCredentials {

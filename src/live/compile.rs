@@ -136,8 +136,16 @@ fn secret_files(file: &CatalogFile, base_dir: &Path) -> Vec<PathBuf> {
         .filter_map(|(_, server)| match &server.credential {
             CredentialConfig::Static(secret) => secret.file.clone(),
             CredentialConfig::OauthTokenExchange(exchange) => exchange.client_secret.file.clone(),
-            CredentialConfig::Jwt | CredentialConfig::None | CredentialConfig::AwsSts(_) => None,
+            CredentialConfig::Jwt
+            | CredentialConfig::None
+            | CredentialConfig::AwsSts(_)
+            | CredentialConfig::Vault(_) => None,
         })
+        .chain(
+            file.vault
+                .as_ref()
+                .and_then(|vault| vault.auth.source().file),
+        )
         .map(|secret| base_dir.join(secret))
         .collect()
 }

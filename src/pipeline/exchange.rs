@@ -160,6 +160,9 @@ pub struct Exchange<'a> {
     pub authorized: Option<Authorized>,
     /// Set by credential: the credential and trace context for the upstream.
     pub outbound: Option<Outbound>,
+    /// Set by credential: what keeps a leased credential (a Vault token)
+    /// alive until the exchange ends, which revokes it.
+    pub lease: Option<std::sync::Arc<crate::credentials::Lease>>,
     /// The span id of the request to the upstream.
     pub upstream_span: [u8; 8],
     /// Set by deadline: when the request's time is up, for every attempt
@@ -222,6 +225,7 @@ impl<'a> Exchange<'a> {
             caller: None,
             authorized: None,
             outbound: None,
+            lease: None,
             upstream_span: TraceContext::child_span_id(),
             deadline: None,
             contacted: false,

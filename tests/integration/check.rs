@@ -228,6 +228,40 @@ fn each_kind_of_mistake_is_reported_precisely() {
 }
 
 #[test]
+fn vault_mistakes_are_reported_precisely() {
+    let vault = "    timeout: 5s\n    credential: {provider: vault, kind: token, policies: [p]}\n";
+    assert_invalid(
+        "    timeout: 5s\n",
+        vault,
+        "servers.ex.credential",
+        "needs the top-level `vault:`",
+    );
+    let both =
+        "    timeout: 5s\n    credential: {provider: vault, kind: token, policies: [p], role: r}\n";
+    assert_invalid(
+        "    timeout: 5s\n",
+        both,
+        "servers.ex.credential",
+        "not both",
+    );
+    let unbuilt =
+        "    timeout: 5s\n    credential: {provider: vault, kind: secret, policies: [p]}\n";
+    assert_invalid(
+        "    timeout: 5s\n",
+        unbuilt,
+        "servers.ex.credential",
+        "unknown variant `secret`",
+    );
+    let auth = "environment: production\nvault: {address: \"http://127.0.0.1:8200\", auth: {}}\n";
+    assert_invalid(
+        "environment: production\n",
+        auth,
+        "vault.auth",
+        "exactly one of",
+    );
+}
+
+#[test]
 fn route_mistakes_are_reported_precisely() {
     let trade = "trade: {server: ex, upstream_name: execute_trade}";
     let cases = [

@@ -33,3 +33,4 @@ mod surfaces;
 mod third_party;
 mod tracing;
 mod upstreams;
+mod vault;

@@ -52,6 +52,7 @@ impl Stage for Credential {
                     return Err(PipelineError::CredentialUnavailable);
                 }
             };
+            exchange.lease = credential.as_ref().and_then(|c| c.lease());
             exchange.outbound = Some(Outbound {
                 credential,
                 traceparent: Some(ctx.trace.traceparent_for(exchange.upstream_span)),

@@ -14,6 +14,7 @@ pub mod haproxy;
 pub mod hostile;
 pub mod installs;
 pub mod many;
+pub mod openbao;
 pub mod relay;
 pub mod sigv4;
 pub mod tls;

@@ -85,6 +85,8 @@ pub struct Seen {
     pub tracestate_header: Option<String>,
     /// The `X-Api-Key` header.
     pub api_key: Option<String>,
+    /// The `X-Vault-Token` header.
+    pub vault_token: Option<String>,
     /// The `MCP-Protocol-Version` header.
     pub protocol_header: Option<String>,
 }
@@ -102,6 +104,7 @@ impl TestUpstream {
         let traceparent_header = header("traceparent");
         let tracestate_header = header("tracestate");
         let api_key = header("x-api-key");
+        let vault_token = header("x-vault-token");
         let protocol_header = header("mcp-protocol-version");
         let traceparent_meta = context.meta.get_traceparent().map(str::to_owned);
         let credential_in_meta = context
@@ -115,6 +118,7 @@ impl TestUpstream {
             traceparent_meta,
             tracestate_header,
             api_key,
+            vault_token,
             protocol_header,
         });
     }
