@@ -42,6 +42,8 @@ pub(super) async fn call_tool(
     params.request_state = continuation.request_state;
     let mut request = ClientRequest::CallToolRequest(Request::new(params));
     let timeout = outbound.time_limit(upstream.spec.timeout);
+    let mut sinks = sinks;
+    sinks.lease = (outbound.credential.as_ref()).and_then(|credential| credential.lease());
     let capabilities = outbound.stamp(&mut request);
     match send(upstream, &connection, request, capabilities, sinks, timeout).await? {
         result @ (ServerResult::CallToolResult(_)
@@ -97,6 +99,7 @@ pub(super) async fn send(
                 asks,
                 routes,
                 cancel: CancelOnDrop::new(peer, id),
+                _lease: sinks.lease,
             };
             return Ok(client.parked.next(waiting, upstream.spec.timeout).await);
         }

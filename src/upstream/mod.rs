@@ -168,6 +168,9 @@ pub struct CallSinks {
     /// initialize-era server makes during the call parks the call and
     /// becomes one (see `parked`), in place of `relay`.
     pub parks: bool,
+    /// The call's leased credential (a Vault token), which a parked call
+    /// keeps alive until it ends, beyond the round that obtained it.
+    pub lease: Option<Arc<crate::credentials::Lease>>,
 }
 
 /// A retry of a request the server answered `input_required` (SEP-2322

@@ -65,6 +65,9 @@ pub struct Waiting {
     pub asks: mpsc::Receiver<Ask>,
     pub routes: Routes,
     pub cancel: CancelOnDrop,
+    /// The first round's leased credential, held (never read) so the
+    /// server may use it until the call ends, whichever round that is.
+    pub _lease: Option<Arc<crate::credentials::Lease>>,
 }
 
 /// Where what a parked call's server sends goes: its requests to the

@@ -177,6 +177,8 @@ impl McpFrontDoor {
             relay: Some(relay_to(context)),
             log: self.log_sink(context),
             parks: super::rounds::takes_input_required(context),
+            // Set on the way out, from the call's credential.
+            lease: None,
         };
         let call = self.pipeline.call(&ctx, who, Assertions::default(), call);
         tokio::pin!(call);

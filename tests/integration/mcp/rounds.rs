@@ -211,3 +211,68 @@ async fn an_initialize_era_servers_request_reaches_a_2026_07_28_client_as_input_
     let late = mcp_error(retry("ask", &asked.request_state.unwrap()).await);
     assert_eq!(late.code, ErrorCode::INVALID_PARAMS, "parked too long");
 }
+
+/// A parked call keeps the Vault token its first round obtained until the
+/// call ends: the server may use it while the client answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_parked_call_keeps_its_vault_token_until_it_ends() {
+    use crate::common::openbao::{OpenBao, ROOT_TOKEN};
+    let vault = OpenBao::start().await;
+    let policy = json!({"policy": "path \"secret/*\" { capabilities = [\"read\"] }"});
+    assert_eq!(vault.post("sys/policies/acl/reader", policy).await, 204);
+    let upstream = crate::common::upstream::test_upstream(0).await;
+    let servers = format!(
+        "  old:\n    http: {{url: {}}}\n    protocol: \"2025-11-25\"\n    timeout: 5s\n    \
+         credential: {{provider: vault, kind: token, policies: [reader]}}\n",
+        upstream.url
+    );
+    let text = catalog(&servers, "  ask: {server: old}\n", &["ask"])
+        + &format!(
+            "vault:\n  address: \"{}\"\n  auth: {{token_env: CP_VAULT_TOKEN}}\n",
+            vault.address
+        );
+    let cp = ControlPlane::start_with_env(&text, &[("CP_VAULT_TOKEN", ROOT_TOKEN)]);
+    cp.wait_all_ready().await;
+    let session = modern_answering(&cp).await;
+    let Ok(ServerResult::InputRequiredResult(asked)) = sample(&session).await else {
+        panic!("input_required");
+    };
+    let calls = upstream.seen();
+    let call = calls
+        .iter()
+        .rev()
+        .find(|s| s.method == "tools/call")
+        .unwrap();
+    let token = call.vault_token.clone().expect("a Vault token");
+    // The first round has ended; its token lives on with the parked call.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(vault.lookup(&token).await.0, 200, "revoked while parked");
+    let mut params = call_params_with_answer(asked.request_state.unwrap());
+    params.arguments = Some(json!({ "message": "sample" }).as_object().unwrap().clone());
+    let done = session
+        .peer()
+        .send_request(ClientRequest::CallToolRequest(Request::new(params)))
+        .await;
+    assert!(
+        matches!(done, Ok(ServerResult::CallToolResult(_))),
+        "{done:?}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while vault.lookup(&token).await.0 != 403 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the token outlived its call"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A retry of `ask` answering its sampling request, under `state`.
+fn call_params_with_answer(state: String) -> rmcp::model::CallToolRequestParams {
+    let mut params = call("ask", json!({}));
+    let answer = json!({"role": "assistant", "model": "m",
+        "content": {"type": "text", "text": "42"}});
+    params.input_responses = Some([("upstream".to_string(), answer)].into());
+    params.request_state = Some(state);
+    params
+}
