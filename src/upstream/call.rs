@@ -32,8 +32,8 @@ pub(super) async fn call_tool(
     if connection.peer.is_some() && !connection.offered.tools.contains_key(tool) {
         return Err(UpstreamError::ToolUnavailable);
     }
+    let timeout = outbound.time_limit(upstream.spec.timeout);
     if let Some(id) = parked::named(continuation.request_state.as_deref()) {
-        let timeout = outbound.time_limit(upstream.spec.timeout);
         let responses = continuation.input_responses;
         return resume(upstream, id, responses, sinks, timeout).await;
     }
@@ -41,7 +41,6 @@ pub(super) async fn call_tool(
     params.input_responses = continuation.input_responses;
     params.request_state = continuation.request_state;
     let mut request = ClientRequest::CallToolRequest(Request::new(params));
-    let timeout = outbound.time_limit(upstream.spec.timeout);
     let mut sinks = sinks;
     sinks.lease = (outbound.credential.as_ref()).and_then(|credential| credential.lease());
     let capabilities = outbound.stamp(&mut request);
@@ -71,7 +70,8 @@ pub(super) async fn send(
 ) -> Result<ServerResult, UpstreamError> {
     let peer = connection.peer.as_ref().ok_or(UpstreamError::Unavailable)?;
     let mut options = PeerRequestOptions::no_options();
-    if per_request_metadata(peer) {
+    let modern = per_request_metadata(peer);
+    if modern {
         let mut meta = RequestMetaObject::default();
         if let Some(capabilities) = &capabilities {
             meta.set_client_capabilities(ClientCapabilities::clone(capabilities));
@@ -83,7 +83,7 @@ pub(super) async fn send(
         options.meta = Some(meta);
     }
     let client = &upstream.client;
-    let parks = sinks.parks && !per_request_metadata(peer);
+    let parks = sinks.parks && !modern;
     let exchange = async {
         let mut handle = peer.send_request_with_option(request, options).await?;
         if parks {
@@ -101,7 +101,7 @@ pub(super) async fn send(
                 cancel: CancelOnDrop::new(peer, id),
                 _lease: sinks.lease,
             };
-            return Ok(client.parked.next(waiting, upstream.spec.timeout).await);
+            return Ok(next_of_parked(upstream, waiting).await);
         }
         // The session stamps its own progress token on every request; route
         // notifications carrying it to this call while it runs.
@@ -156,15 +156,23 @@ pub(super) async fn resume(
         }
     })?;
     waiting.routes.follow(client, &sinks);
-    let next = client.parked.next(waiting, upstream.spec.timeout);
-    match tokio::time::timeout(timeout, next).await {
+    match tokio::time::timeout(timeout, next_of_parked(upstream, waiting)).await {
         Err(_elapsed) => Err(UpstreamError::Timeout),
         Ok(Next::Asked(asked)) => Ok(ServerResult::InputRequiredResult(asked)),
-        Ok(Next::Answer(answer)) => {
-            client.delivered.settle().await;
-            judge(upstream, &upstream.state.load_full(), answer)
-        }
+        Ok(Next::Answer(answer)) => judge(upstream, &upstream.state.load_full(), answer),
     }
+}
+
+/// The next step of a call that may park: on its answer, the progress and
+/// logs the server sent before it are routed first (see `ordered`), as for
+/// any call; a request parks it for at most the server's timeout.
+async fn next_of_parked(upstream: &Upstream, waiting: Waiting) -> Next {
+    let client = &upstream.client;
+    let next = client.parked.next(waiting, upstream.spec.timeout).await;
+    if matches!(next, Next::Answer(_)) {
+        client.delivered.settle().await;
+    }
+    next
 }
 
 /// What the server's answer (or its failure) means for the caller.

